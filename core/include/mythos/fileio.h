@@ -1,0 +1,37 @@
+#pragma once
+// Whole-file reads with a size cap, and atomic writes (temp file in the same folder, then
+// rename), so that nothing the user saved is ever half-written.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace mythos {
+
+// Reads a whole file; FileError naming the file when it cannot be read or is larger
+// than maxBytes.
+std::string readTextFile(const std::filesystem::path& path, uint64_t maxBytes = 64ull << 20);
+
+// Writes `bytes` to `path` atomically: a temporary file next to it is written, flushed
+// and renamed over `path`. On failure the temporary file is removed, `path` is untouched
+// and a FileError naming `path` is thrown.
+void writeFileAtomic(const std::filesystem::path& path, std::string_view bytes);
+
+// Same, for a writer callback that streams into the temporary file's path.
+class AtomicFile {
+public:
+    explicit AtomicFile(std::filesystem::path target);
+    ~AtomicFile(); // removes the temporary file unless commit() succeeded
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+    const std::filesystem::path& tempPath() const { return m_temp; }
+    const std::filesystem::path& target() const { return m_target; }
+    void commit(); // fsync + rename; FileError on failure
+
+private:
+    std::filesystem::path m_target;
+    std::filesystem::path m_temp;
+    bool m_committed = false;
+};
+
+} // namespace mythos

@@ -1,0 +1,109 @@
+#pragma once
+// The OpenMythos model: Prelude -> Recurrent Block looped n_loops times (LTI injection,
+// depth LoRA, ACT halting) -> Coda -> tied head, matching the PyTorch reference in fp32.
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mythos/config.h"
+#include "mythos/kvcache.h"
+#include "mythos/trace.h"
+#include "mythos/weights.h"
+
+namespace mythos {
+
+namespace detail {
+struct MoeRecord;
+}
+
+// Options that differ from the reference are opt-in: the defaults reproduce it.
+struct EngineOptions {
+    // Graves (2016): on the last loop every still-running position takes the remainder
+    // 1 - cum_p as its weight, so every position's weights sum to 1. The reference does
+    // not do this (never-halting positions sum to cum_p < threshold).
+    bool actFinalRemainder = false;
+    KvLayout kvLayout = KvLayout::Reference;
+    int threads = 0; // 0 = all cores
+};
+
+struct ForwardOptions {
+    int64_t nLoops = 0;        // 0 = max_loop_iters, like the reference's `n_loops or ...`
+    KvCache* cache = nullptr;  // with a cache every loop runs (no early exit)
+    int64_t startPos = 0;      // RoPE position of the first token
+    Trace* trace = nullptr;    // filled when non-null; no cost when null
+    const std::atomic<bool>* cancel = nullptr; // checked between layers and loops
+};
+
+// The state of a recurrent loop run once to depth K without a cache: any k <= K is one
+// coda pass away (DESIGN.md, "one deep run serves every loop count").
+struct DeepRun {
+    int64_t batch = 0, seqLen = 0, depth = 0;
+    std::vector<int32_t> ids;
+    std::vector<float> e;                // prelude output [N][D]
+    std::vector<std::vector<float>> h;   // h_t after loop t, [N][D] each
+    std::vector<std::vector<float>> p;   // halting probability per loop, [N]
+    std::vector<std::vector<float>> cum; // cumulative p after loop t, [N]
+    std::vector<std::vector<float>> weight; // reference ACT weight per loop, [N]
+    Trace trace;                          // per-loop records to depth K (no logits)
+};
+
+class Model {
+public:
+    Model(Config cfg, Weights weights, EngineOptions options = {});
+    ~Model();
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+
+    // A checkpoint folder, or "preset:NAME[:seed]" for random weights.
+    static std::unique_ptr<Model> open(const std::string& spec, EngineOptions options = {},
+                                       const ProgressFn& progress = {});
+
+    const Config& config() const { return m_cfg; }
+    const EngineOptions& options() const { return m_opts; }
+    const Weights& weights() const { return m_weights; }
+    const std::string& name() const { return m_name; }
+    void setName(std::string n) { m_name = std::move(n); }
+    const std::string& weightsHash() const;
+
+    // Logits [B][T][V] for ids [B][T]. Throws ArgumentError for ids outside the
+    // vocabulary or positions past max_seq_len, Cancelled when cancelled.
+    std::vector<float> forward(const std::vector<int32_t>& ids, int64_t batch, int64_t seqLen,
+                               const ForwardOptions& fo = {});
+
+    KvCache newCache(int64_t batch) const { return KvCache(m_cfg, batch, m_opts.kvLayout); }
+
+    // Deep run: the recurrent loop to depth K (no cache, no early exit).
+    DeepRun deepRun(const std::vector<int32_t>& ids, int64_t batch, int64_t seqLen, int64_t depth,
+                    const std::atomic<bool>* cancel = nullptr);
+    void extendDeepRun(DeepRun& run, int64_t depth, const std::atomic<bool>* cancel = nullptr);
+    // Logits at loop count k <= depth, identical to forward(ids, n_loops = k); fills `trace`
+    // (the first min(k, loops executed) loops) when non-null.
+    std::vector<float> logitsAt(const DeepRun& run, int64_t k, Trace* trace = nullptr);
+
+    // Injection A = exp(-exp(clamp(log_dt + log_A, -20, 20))), its spectral radius.
+    std::vector<float> injectionA() const;
+    // Replaces the weights (e.g. after rescaling A); shapes must match.
+    void setWeight(const std::string& name, const Tensor& t);
+
+private:
+    struct Impl;
+    // One loop iteration t: h <- A*h + B*e + (block + LoRA)(RMSNorm(h + LIE(t) + e));
+    // p <- the halting probability of the new h.
+    void recurrentStep(int64_t t, const std::vector<float>& e, std::vector<float>& h, int64_t B, int64_t T,
+                       int64_t startPos, KvCache* cache, detail::MoeRecord* rec, std::vector<float>& p);
+    // Coda blocks, final norm and the tied head.
+    std::vector<float> finish(std::vector<float> x, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
+                              const std::atomic<bool>* cancel);
+    Config m_cfg;
+    EngineOptions m_opts;
+    Weights m_weights;
+    std::string m_name;
+    mutable std::string m_hash;
+    std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace mythos

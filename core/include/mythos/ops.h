@@ -1,0 +1,63 @@
+#pragma once
+// Numerical building blocks. Every Linear goes through oneDNN matmul (primitives created
+// once per shape and reused); the small element-wise work is plain loops.
+#include <cstdint>
+#include <memory>
+
+namespace mythos {
+
+
+// y[M,N] = x[M,K] * W^T (+ y when accumulate), W stored row-major as [N,K] like
+// nn.Linear.weight. One instance per thread of use; not thread-safe.
+class MatmulEngine {
+public:
+    MatmulEngine();
+    ~MatmulEngine();
+    MatmulEngine(const MatmulEngine&) = delete;
+    MatmulEngine& operator=(const MatmulEngine&) = delete;
+
+    void linear(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
+                bool accumulate = false);
+    // Same, with x rows ldx floats apart and y rows ldy floats apart.
+    void linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, const float* w, int64_t N,
+                       float* y, int64_t ldy, bool accumulate = false);
+
+    // y[M,N] = x[M,K] * W (+ y), W stored row-major as [K,N] (used untransposed, like the
+    // reference's `down @ lora.B`).
+    void matmulKN(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
+                  bool accumulate = false);
+
+    std::size_t primitiveCount() const; // cached primitives (for tests)
+
+private:
+    struct Impl;
+    struct Primitive;
+    void run(Primitive& p, const float* x, const float* w, float* y);
+    std::unique_ptr<Impl> m_impl;
+};
+
+// Plain reference path for tests: y = x W^T (+ y).
+void linearReference(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
+                     bool accumulate = false);
+
+// y = x * (mean(x^2) + eps)^(-1/2) * w over rows of width n.
+void rmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps = 1e-6f);
+
+// a[i] = silu(a[i]) * b[i]
+void siluMul(float* a, const float* b, int64_t n);
+
+// In-place softmax over n values (max-subtracted); -inf entries become 0.
+void softmaxInPlace(float* x, int64_t n);
+
+
+// Rotates interleaved pairs (x[2i], x[2i+1]) of a width-d vector at position pos by the
+// angle pos * freqs[i] (the reference's complex multiply).
+void applyRope(float* x, int64_t d, int64_t pos, const float* freqs);
+// freqs[i] = 1 / (theta ^ (2i / d)) computed in fp32.
+void ropeFrequencies(int64_t d, double theta, float* freqs);
+
+// Number of threads used by oneDNN and the engine's own loops (0 = all cores).
+void setNumThreads(int n);
+int numThreads();
+
+} // namespace mythos

@@ -1,0 +1,47 @@
+#pragma once
+// Tokenizers the engine can read. The bundled models use a character-level
+// tokenizer.json (docs/tokenizer.md):
+//   {"type": "char", "version": 1, "vocab": ["<pad>", "a", "b", ...], "unk": 0}
+// where every vocab entry is one Unicode character (or a special token in angle brackets
+// that is only produced by decoding). A model folder without tokenizer.json and a vocab
+// of at least 256 gets the byte tokenizer (id = byte value); otherwise prompts must be
+// given as ids.
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mythos {
+
+class Tokenizer {
+public:
+    enum class Kind { Char, Byte };
+
+    static Tokenizer fromJson(std::string_view text, const std::string& source, int64_t vocabSize);
+    static Tokenizer load(const std::filesystem::path& file, int64_t vocabSize);
+    static Tokenizer bytes();
+    // tokenizer.json in the folder, else bytes() when vocabSize >= 256, else nullopt.
+    static std::optional<Tokenizer> forModel(const std::filesystem::path& folder, int64_t vocabSize);
+
+    Kind kind() const { return m_kind; }
+    int64_t size() const { return m_kind == Kind::Byte ? 256 : int64_t(m_pieces.size()); }
+    // Throws ArgumentError naming the first character the vocabulary lacks (unless an
+    // unk id is defined, which then stands for it).
+    std::vector<int32_t> encode(std::string_view text) const;
+    std::string decode(const std::vector<int32_t>& ids) const;
+    // Text of one token for display (control characters made visible, e.g. "\n" -> "⏎").
+    std::string piece(int32_t id) const;
+    std::string displayPiece(int32_t id) const;
+
+private:
+    Kind m_kind = Kind::Byte;
+    std::vector<std::string> m_pieces;
+    std::map<std::string, int32_t> m_index;
+    std::optional<int32_t> m_unk;
+};
+
+} // namespace mythos

@@ -1,0 +1,68 @@
+#pragma once
+// Everything a view shows about one run, as an immutable value. Serialises to JSON with
+// a versioned schema (docs/trace-schema.md): "mythos-trace/1".
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mythos/config.h"
+#include "mythos/kvcache.h"
+
+namespace mythos {
+
+inline constexpr const char* kTraceSchema = "mythos-trace/1";
+
+struct Trace {
+    Config config;
+    std::string model;       // folder or preset name
+    std::string weightsHash; // hashWeights() of the model
+    nlohmann::json options = nlohmann::json::object(); // engine options used
+
+    int64_t batch = 0, seqLen = 0, startPos = 0;
+    int64_t nLoops = 0;        // requested
+    int64_t loopsExecuted = 0; // L
+    std::vector<int32_t> ids;        // [B][T]
+    std::vector<std::string> pieces; // [B][T] text of each token (may be empty)
+
+    // ACT, [L][B][T]
+    std::vector<float> actP, actCumP, actWeight;
+    std::vector<int32_t> haltLoop; // [B][T], 1-based, 0 = never halted
+    std::vector<float> weightSum;  // [B][T]
+    // |h_t| and |h_t - h_{t-1}| (h_{-1} = the prelude output), [L][B][T]
+    std::vector<float> hNorm, hDelta;
+
+    // Routing of the recurrent MoE, [L][B][T][k] and [L][B][T][E]
+    int64_t topK = 0, nExperts = 0;
+    std::vector<int32_t> topkIds;
+    std::vector<float> topkWeights;
+    std::vector<float> routerLogits;
+    std::vector<float> routerBias; // [E]
+
+    // Injection
+    std::vector<float> injA, injB; // [dim]
+    double rhoA = 0;
+
+    std::vector<float> logits; // [B][T][V], may be empty
+    int64_t vocab = 0;
+
+    bool hasKv = false;
+    KvLedger kv;
+
+    std::vector<std::pair<std::string, double>> timingsMs; // stage -> milliseconds
+
+    // Index helpers
+    std::size_t at(int64_t l, int64_t b, int64_t t) const { return std::size_t((l * batch + b) * seqLen + t); }
+};
+
+// Full trace JSON (schema mythos-trace/1). `includeLogits` controls the [B][T][V] array.
+nlohmann::json traceToJson(const Trace& tr, bool includeLogits = true);
+// Validates the schema string and every array's shape; FormatError naming `source`.
+Trace traceFromJson(const nlohmann::json& j, const std::string& source);
+void saveTrace(const std::filesystem::path& path, const Trace& tr, bool includeLogits = true); // atomic
+Trace loadTrace(const std::filesystem::path& path);
+
+} // namespace mythos

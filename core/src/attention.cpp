@@ -1,0 +1,203 @@
+// GQA and MLA attention with RoPE, causal masking and the KV cache.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "layers.h"
+#include "mythos/errors.h"
+
+namespace mythos::detail {
+
+namespace {
+
+float dot(const float* a, const float* b, int64_t n) {
+    float s = 0;
+    for (int64_t i = 0; i < n; ++i)
+        s += a[i] * b[i];
+    return s;
+}
+
+KvEntry& cacheEntry(KvCache& cache, const std::string& key, int64_t B, int64_t widthA, int64_t widthB) {
+    if (cache.batch() != B)
+        throw ArgumentError("KV cache holds " + std::to_string(cache.batch()) + " batch rows, the input has " +
+                            std::to_string(B));
+    KvEntry& e = cache.getOrCreate(key);
+    if (e.a.empty()) {
+        e.widthA = widthA;
+        e.widthB = widthB;
+        e.a.resize(std::size_t(B));
+        e.b.resize(std::size_t(B));
+    }
+    return e;
+}
+
+// Appends T rows of width w (rows `stride` floats apart) for batch row b.
+void appendRows(std::vector<float>& dst, const float* src, int64_t T, int64_t w, int64_t stride) {
+    const std::size_t old = dst.size();
+    dst.resize(old + std::size_t(T * w));
+    for (int64_t t = 0; t < T; ++t)
+        std::memcpy(dst.data() + old + t * w, src + t * stride, std::size_t(w) * sizeof(float));
+}
+
+// Query i of a chunk of T new tokens after `prev` cached ones sees keys 0..prev+i.
+// (For T == 1 that is every key, as in the reference's unmasked decode step.)
+inline int64_t lastVisibleKey(int64_t prev, int64_t i) { return prev + i; }
+
+void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
+                KvCache* cache, const std::string& key, float* x) {
+    const Config& c = ctx.cfg;
+    const int64_t D = c.dim, H = c.n_heads, Hkv = c.n_kv_heads, d = c.headDim(), N = B * T;
+    const int64_t groups = H / Hkv, kvw = Hkv * d;
+    std::vector<float> q(static_cast<std::size_t>(N * H * d)), k(static_cast<std::size_t>(N * kvw)), v(static_cast<std::size_t>(N * kvw));
+    ctx.mm.linear(xn, N, D, w.wq, H * d, q.data());
+    ctx.mm.linear(xn, N, D, w.wk, kvw, k.data());
+    ctx.mm.linear(xn, N, D, w.wv, kvw, v.data());
+    for (int64_t n = 0; n < N; ++n) {
+        const int64_t pos = startPos + n % T;
+        for (int64_t h = 0; h < H; ++h)
+            applyRope(q.data() + (n * H + h) * d, d, pos, ctx.ropeFreqs.data());
+        for (int64_t h = 0; h < Hkv; ++h)
+            applyRope(k.data() + (n * Hkv + h) * d, d, pos, ctx.ropeFreqs.data());
+    }
+
+    KvEntry* entry = nullptr;
+    if (cache) {
+        entry = &cacheEntry(*cache, key, B, kvw, kvw);
+        for (int64_t b = 0; b < B; ++b) {
+            appendRows(entry->a[std::size_t(b)], k.data() + b * T * kvw, T, kvw, kvw);
+            appendRows(entry->b[std::size_t(b)], v.data() + b * T * kvw, T, kvw, kvw);
+        }
+        entry->length += T;
+    }
+    const int64_t S = entry ? entry->length : T;
+    const int64_t prev = S - T;
+    const float scale = float(std::pow(double(d), -0.5));
+
+    std::vector<float> out(static_cast<std::size_t>(N * H * d));
+#pragma omp parallel for collapse(2) if (B * H * T * S > 4096)
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h) {
+            const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * T * kvw;
+            const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * T * kvw;
+            const int64_t kh = h / groups;
+            std::vector<float> p(static_cast<std::size_t>(S));
+            for (int64_t i = 0; i < T; ++i) {
+                const float* qi = q.data() + ((b * T + i) * H + h) * d;
+                const int64_t last = lastVisibleKey(prev, i);
+                for (int64_t j = 0; j <= last; ++j)
+                    p[std::size_t(j)] = dot(qi, K + j * kvw + kh * d, d) * scale;
+                softmaxInPlace(p.data(), last + 1);
+                float* o = out.data() + ((b * T + i) * H + h) * d;
+                std::fill(o, o + d, 0.0f);
+                for (int64_t j = 0; j <= last; ++j) {
+                    const float pj = p[std::size_t(j)];
+                    const float* vj = V + j * kvw + kh * d;
+                    for (int64_t e = 0; e < d; ++e)
+                        o[e] += pj * vj[e];
+                }
+            }
+        }
+    ctx.mm.linear(out.data(), N, H * d, w.wo, D, x, true);
+}
+
+void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
+                KvCache* cache, const std::string& key, float* x) {
+    const Config& c = ctx.cfg;
+    const int64_t D = c.dim, H = c.n_heads, N = B * T;
+    const int64_t qr = c.q_lora_rank, r = c.kv_lora_rank, nope = c.qk_nope_head_dim;
+    const int64_t rope = c.qk_rope_head_dim, vd = c.v_head_dim, kvUpW = H * (nope + vd);
+
+    std::vector<float> cq(static_cast<std::size_t>(N * qr));
+    ctx.mm.linear(xn, N, D, w.qDown, qr, cq.data());
+    rmsNorm(cq.data(), w.qNorm, cq.data(), N, qr);
+    std::vector<float> qn(static_cast<std::size_t>(N * H * nope)), qp(static_cast<std::size_t>(N * H * rope));
+    ctx.mm.linear(cq.data(), N, qr, w.qUpNope, H * nope, qn.data());
+    ctx.mm.linear(cq.data(), N, qr, w.qUpRope, H * rope, qp.data());
+
+    std::vector<float> kvRaw(static_cast<std::size_t>(N * (r + rope)));
+    ctx.mm.linear(xn, N, D, w.kvDown, r + rope, kvRaw.data());
+    std::vector<float> kr(static_cast<std::size_t>(N * rope));
+    for (int64_t n = 0; n < N; ++n) {
+        const int64_t pos = startPos + n % T;
+        for (int64_t h = 0; h < H; ++h)
+            applyRope(qp.data() + (n * H + h) * rope, rope, pos, ctx.ropeFreqs.data());
+        std::memcpy(kr.data() + n * rope, kvRaw.data() + n * (r + rope) + r, std::size_t(rope) * sizeof(float));
+        applyRope(kr.data() + n * rope, rope, pos, ctx.ropeFreqs.data());
+    }
+
+    // Latents and rope keys of every visible position, per batch row.
+    KvEntry* entry = nullptr;
+    int64_t copies = 1;
+    std::vector<float> localC, localR;
+    if (cache) {
+        copies = cache->ropeCopies();
+        entry = &cacheEntry(*cache, key, B, r, copies * rope);
+        for (int64_t b = 0; b < B; ++b) {
+            appendRows(entry->a[std::size_t(b)], kvRaw.data() + b * T * (r + rope), T, r, r + rope);
+            auto& dst = entry->b[std::size_t(b)];
+            for (int64_t t = 0; t < T; ++t)
+                for (int64_t cpy = 0; cpy < copies; ++cpy)
+                    dst.insert(dst.end(), kr.begin() + (b * T + t) * rope, kr.begin() + (b * T + t + 1) * rope);
+        }
+        entry->length += T;
+    } else {
+        localC.resize(std::size_t(N * r));
+        for (int64_t n = 0; n < N; ++n)
+            std::memcpy(localC.data() + n * r, kvRaw.data() + n * (r + rope), std::size_t(r) * sizeof(float));
+    }
+    const int64_t S = entry ? entry->length : T;
+    const int64_t prev = S - T;
+    const int64_t ropeStride = copies * rope;
+
+    // K_nope and V are rebuilt from the normalised latent of every visible position.
+    std::vector<float> latent(static_cast<std::size_t>(B * S * r));
+    for (int64_t b = 0; b < B; ++b) {
+        const float* src = entry ? entry->a[std::size_t(b)].data() : localC.data() + b * T * r;
+        rmsNorm(src, w.kvNorm, latent.data() + b * S * r, S, r);
+    }
+    std::vector<float> kv(static_cast<std::size_t>(B * S * kvUpW));
+    ctx.mm.linear(latent.data(), B * S, r, w.kvUp, kvUpW, kv.data());
+
+    const float scale = float(std::pow(double(nope + rope), -0.5));
+    std::vector<float> out(static_cast<std::size_t>(N * H * vd));
+#pragma omp parallel for collapse(2) if (B * H * T * S > 4096)
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h) {
+            const float* KV = kv.data() + b * S * kvUpW;
+            const float* R = entry ? entry->b[std::size_t(b)].data() : kr.data() + b * T * rope;
+            const int64_t ropeOff = copies > 1 ? h * rope : 0;
+            std::vector<float> p(static_cast<std::size_t>(S));
+            for (int64_t i = 0; i < T; ++i) {
+                const float* qni = qn.data() + ((b * T + i) * H + h) * nope;
+                const float* qpi = qp.data() + ((b * T + i) * H + h) * rope;
+                const int64_t last = lastVisibleKey(prev, i);
+                for (int64_t j = 0; j <= last; ++j) {
+                    const float* kj = KV + j * kvUpW + h * (nope + vd);
+                    const float s = dot(qni, kj, nope) + dot(qpi, R + j * ropeStride + ropeOff, rope);
+                    p[std::size_t(j)] = s * scale;
+                }
+                softmaxInPlace(p.data(), last + 1);
+                float* o = out.data() + ((b * T + i) * H + h) * vd;
+                std::fill(o, o + vd, 0.0f);
+                for (int64_t j = 0; j <= last; ++j) {
+                    const float pj = p[std::size_t(j)];
+                    const float* vj = KV + j * kvUpW + h * (nope + vd) + nope;
+                    for (int64_t e = 0; e < vd; ++e)
+                        o[e] += pj * vj[e];
+                }
+            }
+        }
+    ctx.mm.linear(out.data(), N, H * vd, w.wo, D, x, true);
+}
+
+} // namespace
+
+void attentionForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
+                      KvCache* cache, const std::string& key, float* x) {
+    if (ctx.cfg.isMla())
+        mlaForward(ctx, w, xn, B, T, startPos, cache, key, x);
+    else
+        gqaForward(ctx, w, xn, B, T, startPos, cache, key, x);
+}
+
+} // namespace mythos::detail

@@ -1,0 +1,83 @@
+#pragma once
+// Internal building blocks of the model (not part of the public API).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mythos/config.h"
+#include "mythos/kvcache.h"
+#include "mythos/ops.h"
+
+namespace mythos::detail {
+
+struct Ctx {
+    const Config& cfg;
+    MatmulEngine& mm;
+    const std::vector<float>& ropeFreqs; // width ropeDim()/2
+};
+
+struct AttnWeights {
+    // GQA
+    const float* wq = nullptr;
+    const float* wk = nullptr;
+    const float* wv = nullptr;
+    // MLA
+    const float* qDown = nullptr;
+    const float* qNorm = nullptr;
+    const float* qUpNope = nullptr;
+    const float* qUpRope = nullptr;
+    const float* kvDown = nullptr;
+    const float* kvNorm = nullptr;
+    const float* kvUp = nullptr;
+    // both
+    const float* wo = nullptr;
+};
+
+struct FfnWeights {
+    const float* gate = nullptr;
+    const float* up = nullptr;
+    const float* down = nullptr;
+    int64_t hidden = 0;
+};
+
+struct MoeWeights {
+    const float* router = nullptr;
+    const float* routerBias = nullptr;
+    std::vector<FfnWeights> routed;
+    std::vector<FfnWeights> shared;
+};
+
+struct BlockWeights {
+    const float* attnNorm = nullptr;
+    const float* ffnNorm = nullptr;
+    AttnWeights attn;
+    bool moe = false;
+    FfnWeights dense;
+    MoeWeights experts;
+};
+
+// Routing decisions of one MoE call, N tokens.
+struct MoeRecord {
+    std::vector<int32_t> ids;    // [N][k], by descending biased logit
+    std::vector<float> gates;    // [N][k], renormalised unbiased softmax scores
+    std::vector<float> logits;   // [N][E], unbiased
+};
+
+// x[N][D] += attention(xn) for a batch of B rows of T tokens at positions startPos...
+// With a cache, the new keys/values are appended to cache entry `key` first and the
+// queries attend to every cached position (causally within the new chunk).
+void attentionForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T,
+                      int64_t startPos, KvCache* cache, const std::string& key, float* x);
+
+// x[N][D] += down(silu(gate(xn)) * up(xn))
+void ffnForward(Ctx& ctx, const FfnWeights& w, const float* xn, int64_t N, float* x);
+
+// x[N][D] += MoE(xn): routed experts (top-k by biased logits, gates from unbiased
+// softmax renormalised over the chosen) plus the shared experts.
+void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float* x, MoeRecord* rec);
+
+// Pre-norm transformer block, in place on x[B*T][D].
+void blockForward(Ctx& ctx, const BlockWeights& w, float* x, int64_t B, int64_t T, int64_t startPos,
+                  KvCache* cache, const std::string& key, MoeRecord* rec);
+
+} // namespace mythos::detail

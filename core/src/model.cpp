@@ -1,0 +1,557 @@
+#include "mythos/model.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "layers.h"
+#include "mythos/errors.h"
+#include "mythos/ops.h"
+#include "mythos/safetensors.h"
+#include "mythos/stability.h"
+
+namespace mythos {
+
+using detail::BlockWeights;
+using detail::MoeRecord;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+void checkCancel(const std::atomic<bool>* cancel) {
+    if (cancel && cancel->load(std::memory_order_relaxed))
+        throw Cancelled();
+}
+
+// Loop-index embedding (the reference's loop_index_embedding, theta 10000): the first
+// m = dim/8 channels get [sin(t f_j), cos(t f_j)], f_j = 1 / 10000^(2j/m), in fp32.
+std::vector<float> loopIndexEmbedding(int64_t t, int64_t m) {
+    std::vector<float> emb(static_cast<std::size_t>(m), 0.0f);
+    const int64_t half = (m + 1) / 2;
+    for (int64_t j = 0; j < half; ++j) {
+        const float f = 1.0f / std::pow(10000.0f, float(2 * j) / float(m));
+        const float a = float(t) * f;
+        if (j < m)
+            emb[std::size_t(j)] = std::sin(a);
+        if (half + j < m)
+            emb[std::size_t(half + j)] = std::cos(a);
+    }
+    return emb;
+}
+
+float l2(const float* x, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i)
+        s += double(x[i]) * double(x[i]);
+    return float(std::sqrt(s));
+}
+
+float l2diff(const float* a, const float* b, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const double d = double(a[i]) - double(b[i]);
+        s += d * d;
+    }
+    return float(std::sqrt(s));
+}
+
+// Reference ACT update for one loop. weight: the reference's weight of h_t in h_out.
+void actUpdate(const std::vector<float>& p, std::vector<float>& cum, std::vector<float>& weight, float thr) {
+    const std::size_t n = p.size();
+    weight.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const bool running = !(cum[i] >= thr);
+        const float remainder = std::max(1.0f - cum[i], 0.0f);
+        float w = (cum[i] + p[i] >= thr) ? remainder : p[i];
+        weight[i] = running ? w : 0.0f;
+        if (running)
+            cum[i] = cum[i] + p[i];
+    }
+}
+
+bool allHalted(const std::vector<float>& cum, float thr) {
+    return std::all_of(cum.begin(), cum.end(), [thr](float c) { return c >= thr; });
+}
+
+} // namespace
+
+struct Model::Impl {
+    MatmulEngine mm;
+    std::vector<float> ropeFreqs;
+    std::vector<BlockWeights> prelude, coda;
+    BlockWeights rec;
+    const float* embed = nullptr;
+    const float* finalNorm = nullptr;
+    const float* recNorm = nullptr;
+    const float* loraDown = nullptr;
+    const float* loraB = nullptr;
+    const float* loraScale = nullptr;
+    const float* haltW = nullptr;
+    const float* haltB = nullptr;
+    const float* injB = nullptr;
+    std::vector<float> A;
+    std::vector<std::vector<float>> lie; // loop-index embeddings by loop
+
+    detail::Ctx ctx(const Config& cfg) { return detail::Ctx{cfg, mm, ropeFreqs}; }
+
+    const std::vector<float>& loopEmbedding(int64_t t, int64_t m) {
+        while (int64_t(lie.size()) <= t)
+            lie.push_back(loopIndexEmbedding(int64_t(lie.size()), m));
+        return lie[std::size_t(t)];
+    }
+};
+
+namespace {
+
+const float* ptr(const Weights& w, const std::string& name) {
+    auto it = w.find(name);
+    if (it == w.end())
+        throw ArgumentError("missing weight " + name);
+    return it->second.data.data();
+}
+
+BlockWeights bindBlock(const Weights& w, const Config& c, const std::string& p, bool moe) {
+    BlockWeights b;
+    b.attnNorm = ptr(w, p + "attn_norm.weight");
+    b.ffnNorm = ptr(w, p + "ffn_norm.weight");
+    const std::string a = p + "attn.";
+    if (c.isMla()) {
+        b.attn.qDown = ptr(w, a + "q_down.weight");
+        b.attn.qNorm = ptr(w, a + "q_norm.weight");
+        b.attn.qUpNope = ptr(w, a + "q_up_nope.weight");
+        b.attn.qUpRope = ptr(w, a + "q_up_rope.weight");
+        b.attn.kvDown = ptr(w, a + "kv_down.weight");
+        b.attn.kvNorm = ptr(w, a + "kv_norm.weight");
+        b.attn.kvUp = ptr(w, a + "kv_up.weight");
+    } else {
+        b.attn.wq = ptr(w, a + "wq.weight");
+        b.attn.wk = ptr(w, a + "wk.weight");
+        b.attn.wv = ptr(w, a + "wv.weight");
+    }
+    b.attn.wo = ptr(w, a + "wo.weight");
+    auto ffn = [&](const std::string& q, int64_t hidden) {
+        return detail::FfnWeights{ptr(w, q + "gate.weight"), ptr(w, q + "up.weight"), ptr(w, q + "down.weight"),
+                                  hidden};
+    };
+    b.moe = moe;
+    if (moe) {
+        b.experts.router = ptr(w, p + "ffn.router.weight");
+        b.experts.routerBias = ptr(w, p + "ffn.router_bias");
+        for (int64_t e = 0; e < c.n_experts; ++e)
+            b.experts.routed.push_back(ffn(p + "ffn.routed_experts." + std::to_string(e) + ".", c.expert_dim));
+        for (int64_t e = 0; e < c.n_shared_experts; ++e)
+            b.experts.shared.push_back(ffn(p + "ffn.shared_experts." + std::to_string(e) + ".", c.sharedHidden()));
+    } else {
+        b.dense = ffn(p + "ffn.", c.denseHidden());
+    }
+    return b;
+}
+
+} // namespace
+
+Model::Model(Config cfg, Weights weights, EngineOptions options)
+    : m_cfg(std::move(cfg)), m_opts(options), m_weights(std::move(weights)), m_impl(std::make_unique<Impl>()) {
+    validateOrThrow(m_cfg, "model config");
+    for (const auto& ex : expectedTensors(m_cfg)) {
+        auto it = m_weights.find(ex.name);
+        if (it == m_weights.end()) {
+            if (ex.optional)
+                continue;
+            throw ArgumentError("weight " + ex.name + " is missing");
+        }
+        if (it->second.shape != ex.shape)
+            throw ArgumentError("weight " + ex.name + " has shape " + shapeToString(it->second.shape) +
+                                ", the config needs " + shapeToString(ex.shape));
+    }
+    setNumThreads(m_opts.threads);
+    auto& im = *m_impl;
+    im.ropeFreqs.resize(std::size_t(m_cfg.ropeDim() / 2));
+    ropeFrequencies(m_cfg.ropeDim(), m_cfg.rope_theta, im.ropeFreqs.data());
+    for (int64_t i = 0; i < m_cfg.prelude_layers; ++i)
+        im.prelude.push_back(bindBlock(m_weights, m_cfg, "prelude." + std::to_string(i) + ".", false));
+    for (int64_t i = 0; i < m_cfg.coda_layers; ++i)
+        im.coda.push_back(bindBlock(m_weights, m_cfg, "coda." + std::to_string(i) + ".", false));
+    im.rec = bindBlock(m_weights, m_cfg, "recurrent.block.", true);
+    im.embed = ptr(m_weights, "embed.weight");
+    im.finalNorm = ptr(m_weights, "norm.weight");
+    im.recNorm = ptr(m_weights, "recurrent.norm.weight");
+    im.loraDown = ptr(m_weights, "recurrent.lora.down.weight");
+    im.loraB = ptr(m_weights, "recurrent.lora.B");
+    im.loraScale = ptr(m_weights, "recurrent.lora.scale.weight");
+    im.haltW = ptr(m_weights, "recurrent.act.halt.weight");
+    im.haltB = ptr(m_weights, "recurrent.act.halt.bias");
+    im.injB = ptr(m_weights, "recurrent.injection.B");
+    im.A = injectionA();
+}
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::open(const std::string& spec, EngineOptions options, const ProgressFn& progress) {
+    const std::string prefix = "preset:";
+    if (spec.rfind(prefix, 0) == 0) {
+        std::string rest = spec.substr(prefix.size());
+        uint64_t seed = 0;
+        if (auto colon = rest.find(':'); colon != std::string::npos) {
+            const std::string s = rest.substr(colon + 1);
+            rest = rest.substr(0, colon);
+            if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), ::isdigit))
+                throw ArgumentError("preset seed '" + s + "' is not a non-negative integer");
+            seed = std::stoull(s);
+        }
+        Config cfg = preset(rest);
+        auto m = std::make_unique<Model>(cfg, randomWeights(cfg, seed, progress), options);
+        m->setName(spec);
+        return m;
+    }
+    Checkpoint ck = loadCheckpoint(spec, progress);
+    auto m = std::make_unique<Model>(ck.config, std::move(ck.weights), options);
+    m->setName(spec);
+    m->m_hash = ck.weightsHash;
+    return m;
+}
+
+const std::string& Model::weightsHash() const {
+    if (m_hash.empty())
+        m_hash = hashWeights(m_weights);
+    return m_hash;
+}
+
+std::vector<float> Model::injectionA() const {
+    const auto& logA = m_weights.at("recurrent.injection.log_A").data;
+    const float logDt = m_weights.at("recurrent.injection.log_dt").data.at(0);
+    std::vector<float> A(logA.size());
+    for (std::size_t i = 0; i < A.size(); ++i)
+        A[i] = std::exp(-std::exp(std::clamp(logDt + logA[i], -20.0f, 20.0f)));
+    return A;
+}
+
+void Model::setWeight(const std::string& name, const Tensor& t) {
+    auto it = m_weights.find(name);
+    if (it == m_weights.end())
+        throw ArgumentError("no weight named " + name);
+    if (it->second.shape != t.shape)
+        throw ArgumentError("weight " + name + " has shape " + shapeToString(it->second.shape) + ", not " +
+                            shapeToString(t.shape));
+    // Copy in place: the bound pointers stay valid.
+    std::copy(t.data.begin(), t.data.end(), it->second.data.begin());
+    m_hash.clear();
+    m_impl->A = injectionA();
+}
+
+namespace {
+
+struct LoopRecorder {
+    // Appends the records of one loop to a trace.
+    static void add(Trace& tr, const std::vector<float>& p, const std::vector<float>& cum,
+                    const std::vector<float>& weight, const float* h, const float* hPrev, int64_t D,
+                    MoeRecord& rec) {
+        const std::size_t N = p.size();
+        tr.actP.insert(tr.actP.end(), p.begin(), p.end());
+        tr.actCumP.insert(tr.actCumP.end(), cum.begin(), cum.end());
+        tr.actWeight.insert(tr.actWeight.end(), weight.begin(), weight.end());
+        for (std::size_t n = 0; n < N; ++n) {
+            tr.hNorm.push_back(l2(h + n * D, D));
+            tr.hDelta.push_back(l2diff(h + n * D, hPrev + n * D, D));
+        }
+        tr.topkIds.insert(tr.topkIds.end(), rec.ids.begin(), rec.ids.end());
+        tr.topkWeights.insert(tr.topkWeights.end(), rec.gates.begin(), rec.gates.end());
+        tr.routerLogits.insert(tr.routerLogits.end(), rec.logits.begin(), rec.logits.end());
+    }
+};
+
+} // namespace
+
+// Shared by forward and the deep run: the static fields of a trace and the derived
+// per-position summaries over the first L loops.
+static void fillTraceHeader(Trace& tr, const Model& m, const std::vector<int32_t>& ids, int64_t B, int64_t T,
+                            int64_t startPos, int64_t nLoops, const std::vector<float>& A) {
+    const Config& c = m.config();
+    tr.config = c;
+    tr.model = m.name();
+    tr.weightsHash = m.weightsHash();
+    tr.options = {{"act_final_remainder", m.options().actFinalRemainder},
+                  {"kv_layout", kvLayoutName(m.options().kvLayout)}};
+    tr.batch = B;
+    tr.seqLen = T;
+    tr.startPos = startPos;
+    tr.nLoops = nLoops;
+    tr.ids = ids;
+    tr.topK = c.n_experts_per_tok;
+    tr.nExperts = c.n_experts;
+    tr.vocab = c.vocab_size;
+    const auto& bias = m.weights().at("recurrent.block.ffn.router_bias").data;
+    tr.routerBias = bias;
+    tr.injA = A;
+    tr.injB = m.weights().at("recurrent.injection.B").data;
+    tr.rhoA = spectralRadiusDiagonal(A);
+}
+
+static void finishTrace(Trace& tr, int64_t L, float thr) {
+    const int64_t N = tr.batch * tr.seqLen;
+    tr.loopsExecuted = L;
+    tr.haltLoop.assign(std::size_t(N), 0);
+    tr.weightSum.assign(std::size_t(N), 0.0f);
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t l = 0; l < L; ++l) {
+            tr.weightSum[std::size_t(n)] += tr.actWeight[std::size_t(l * N + n)];
+            if (tr.haltLoop[std::size_t(n)] == 0 && tr.actCumP[std::size_t(l * N + n)] >= thr)
+                tr.haltLoop[std::size_t(n)] = int32_t(l + 1);
+        }
+}
+
+std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const ForwardOptions& fo) {
+    const Config& c = m_cfg;
+    auto& im = *m_impl;
+    if (B < 1 || T < 1 || int64_t(ids.size()) != B * T)
+        throw ArgumentError("input ids must be a non-empty batch of equal-length rows (got " +
+                            std::to_string(ids.size()) + " ids for " + std::to_string(B) + " x " + std::to_string(T) +
+                            ")");
+    for (int32_t id : ids)
+        if (id < 0 || id >= c.vocab_size)
+            throw ArgumentError("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                std::to_string(c.vocab_size) + ")");
+    if (fo.startPos < 0 || fo.startPos + T > c.max_seq_len)
+        throw ArgumentError("positions " + std::to_string(fo.startPos) + ".." + std::to_string(fo.startPos + T - 1) +
+                            " exceed max_seq_len = " + std::to_string(c.max_seq_len));
+    if (fo.nLoops < 0)
+        throw ArgumentError("n_loops must be >= 0");
+    const int64_t nLoops = fo.nLoops > 0 ? fo.nLoops : c.max_loop_iters;
+    const int64_t D = c.dim, N = B * T, V = c.vocab_size;
+    const float thr = float(c.act_threshold);
+    auto ctx = im.ctx(c);
+    Trace* tr = fo.trace;
+
+    auto t0 = Clock::now();
+    std::vector<float> x(static_cast<std::size_t>(N * D));
+    for (int64_t n = 0; n < N; ++n)
+        std::memcpy(x.data() + n * D, im.embed + int64_t(ids[std::size_t(n)]) * D, std::size_t(D) * sizeof(float));
+    for (std::size_t i = 0; i < im.prelude.size(); ++i) {
+        checkCancel(fo.cancel);
+        detail::blockForward(ctx, im.prelude[i], x.data(), B, T, fo.startPos, fo.cache, "prelude_" + std::to_string(i),
+                             nullptr);
+    }
+    const double tPrelude = msSince(t0);
+
+    if (tr) {
+        *tr = Trace{};
+        fillTraceHeader(*tr, *this, ids, B, T, fo.startPos, nLoops, im.A);
+    }
+    auto t1 = Clock::now();
+    const std::vector<float> e = x;
+    std::vector<float> h = x, hPrev, hOut(static_cast<std::size_t>(N * D), 0.0f), cum(static_cast<std::size_t>(N), 0.0f), p, weight;
+    MoeRecord rec;
+    int64_t L = 0;
+    for (int64_t t = 0; t < nLoops; ++t) {
+        checkCancel(fo.cancel);
+        if (tr)
+            hPrev = h;
+        recurrentStep(t, e, h, B, T, fo.startPos, fo.cache, tr ? &rec : nullptr, p);
+        const std::vector<float> cumBefore = m_opts.actFinalRemainder ? cum : std::vector<float>{};
+        actUpdate(p, cum, weight, thr);
+        if (m_opts.actFinalRemainder && t == nLoops - 1)
+            for (int64_t n = 0; n < N; ++n)
+                if (!(cumBefore[std::size_t(n)] >= thr))
+                    weight[std::size_t(n)] = std::max(1.0f - cumBefore[std::size_t(n)], 0.0f);
+        for (int64_t n = 0; n < N; ++n) {
+            const float w = weight[std::size_t(n)];
+            float* o = hOut.data() + n * D;
+            const float* hn = h.data() + n * D;
+            for (int64_t i = 0; i < D; ++i)
+                o[i] = o[i] + w * hn[i];
+        }
+        if (tr)
+            LoopRecorder::add(*tr, p, cum, weight, h.data(), hPrev.data(), D, rec);
+        L = t + 1;
+        if (!fo.cache && allHalted(cum, thr))
+            break;
+    }
+    const double tLoop = msSince(t1);
+
+    auto t2 = Clock::now();
+    std::vector<float> logits = finish(std::move(hOut), B, T, fo.startPos, fo.cache, fo.cancel);
+    const double tCoda = msSince(t2);
+    if (tr) {
+        finishTrace(*tr, L, thr);
+        tr->logits = logits;
+        if (fo.cache) {
+            tr->hasKv = true;
+            tr->kv = fo.cache->ledger();
+        }
+        tr->timingsMs = {{"prelude", tPrelude}, {"recurrent", tLoop}, {"coda_head", tCoda}};
+    }
+    (void)V;
+    return logits;
+}
+
+void Model::recurrentStep(int64_t t, const std::vector<float>& e, std::vector<float>& h, int64_t B, int64_t T,
+                          int64_t startPos, KvCache* cache, MoeRecord* rec, std::vector<float>& p) {
+    const Config& c = m_cfg;
+    auto& im = *m_impl;
+    auto ctx = im.ctx(c);
+    const int64_t D = c.dim, N = B * T, R = c.lora_rank;
+    const auto& lie = im.loopEmbedding(t, c.loopDim());
+
+    // combined = RMSNorm((h + LIE(t)) + e)
+    std::vector<float> y(static_cast<std::size_t>(N * D));
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = 0; i < D; ++i) {
+            const std::size_t k = std::size_t(n * D + i);
+            const float hl = i < int64_t(lie.size()) ? h[k] + lie[std::size_t(i)] : h[k];
+            y[k] = hl + e[k];
+        }
+    rmsNorm(y.data(), im.recNorm, y.data(), N, D);
+    detail::blockForward(ctx, im.rec, y.data(), B, T, startPos, cache, "recurrent_loop_" + std::to_string(t), rec);
+
+    // Depth LoRA: y += (down(y) * scale[min(t, max_loop_iters - 1)]) @ lora.B
+    std::vector<float> down(static_cast<std::size_t>(N * R));
+    im.mm.linear(y.data(), N, D, im.loraDown, R, down.data());
+    const float* s = im.loraScale + std::min<int64_t>(t, c.max_loop_iters - 1) * R;
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t r = 0; r < R; ++r)
+            down[std::size_t(n * R + r)] *= s[r];
+    im.mm.matmulKN(down.data(), N, R, im.loraB, D, y.data(), true);
+
+    // LTI injection: h = A*h + B*e + y
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = 0; i < D; ++i) {
+            const std::size_t k = std::size_t(n * D + i);
+            h[k] = (im.A[std::size_t(i)] * h[k] + im.injB[i] * e[k]) + y[k];
+        }
+
+    // ACT halting probability p = sigmoid(h . w + b)
+    p.resize(std::size_t(N));
+    im.mm.linear(h.data(), N, D, im.haltW, 1, p.data());
+    for (int64_t n = 0; n < N; ++n)
+        p[std::size_t(n)] = 1.0f / (1.0f + std::exp(-(p[std::size_t(n)] + im.haltB[0])));
+}
+
+std::vector<float> Model::finish(std::vector<float> x, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
+                                 const std::atomic<bool>* cancel) {
+    const Config& c = m_cfg;
+    auto& im = *m_impl;
+    auto ctx = im.ctx(c);
+    const int64_t D = c.dim, N = B * T;
+    for (std::size_t i = 0; i < im.coda.size(); ++i) {
+        checkCancel(cancel);
+        detail::blockForward(ctx, im.coda[i], x.data(), B, T, startPos, cache, "coda_" + std::to_string(i), nullptr);
+    }
+    rmsNorm(x.data(), im.finalNorm, x.data(), N, D);
+    std::vector<float> logits(static_cast<std::size_t>(N * c.vocab_size));
+    im.mm.linear(x.data(), N, D, im.embed, c.vocab_size, logits.data());
+    return logits;
+}
+
+DeepRun Model::deepRun(const std::vector<int32_t>& ids, int64_t B, int64_t T, int64_t depth,
+                       const std::atomic<bool>* cancel) {
+    const Config& c = m_cfg;
+    auto& im = *m_impl;
+    if (B < 1 || T < 1 || int64_t(ids.size()) != B * T)
+        throw ArgumentError("input ids must be a non-empty batch of equal-length rows");
+    for (int32_t id : ids)
+        if (id < 0 || id >= c.vocab_size)
+            throw ArgumentError("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                std::to_string(c.vocab_size) + ")");
+    if (T > c.max_seq_len)
+        throw ArgumentError(std::to_string(T) + " tokens exceed max_seq_len = " + std::to_string(c.max_seq_len));
+    const int64_t D = c.dim, N = B * T;
+    auto ctx = im.ctx(c);
+    DeepRun run;
+    run.batch = B;
+    run.seqLen = T;
+    run.ids = ids;
+    std::vector<float> x(static_cast<std::size_t>(N * D));
+    for (int64_t n = 0; n < N; ++n)
+        std::memcpy(x.data() + n * D, im.embed + int64_t(ids[std::size_t(n)]) * D, std::size_t(D) * sizeof(float));
+    for (std::size_t i = 0; i < im.prelude.size(); ++i) {
+        checkCancel(cancel);
+        detail::blockForward(ctx, im.prelude[i], x.data(), B, T, 0, nullptr, "prelude_" + std::to_string(i), nullptr);
+    }
+    run.e = std::move(x);
+    fillTraceHeader(run.trace, *this, ids, B, T, 0, 0, im.A);
+    extendDeepRun(run, depth, cancel);
+    return run;
+}
+
+void Model::extendDeepRun(DeepRun& run, int64_t depth, const std::atomic<bool>* cancel) {
+    const Config& c = m_cfg;
+    const int64_t D = c.dim;
+    const float thr = float(c.act_threshold);
+    MoeRecord rec;
+    std::vector<float> h = run.h.empty() ? run.e : run.h.back();
+    std::vector<float> cum = run.cum.empty() ? std::vector<float>(run.e.size() / std::size_t(D), 0.0f) : run.cum.back();
+    std::vector<float> p, weight;
+    for (int64_t t = run.depth; t < depth; ++t) {
+        checkCancel(cancel);
+        const std::vector<float> hPrev = h;
+        recurrentStep(t, run.e, h, run.batch, run.seqLen, 0, nullptr, &rec, p);
+        actUpdate(p, cum, weight, thr);
+        LoopRecorder::add(run.trace, p, cum, weight, h.data(), hPrev.data(), D, rec);
+        run.h.push_back(h);
+        run.p.push_back(p);
+        run.cum.push_back(cum);
+        run.weight.push_back(weight);
+        run.depth = t + 1;
+    }
+}
+
+std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace) {
+    const Config& c = m_cfg;
+    if (k < 1 || k > run.depth)
+        throw ArgumentError("loop count " + std::to_string(k) + " is outside the deep run's 1.." +
+                            std::to_string(run.depth));
+    const int64_t D = c.dim, N = run.batch * run.seqLen;
+    const float thr = float(c.act_threshold);
+    // The reference stops once every position has halted; later weights are 0 anyway.
+    int64_t L = k;
+    for (int64_t t = 0; t < k; ++t)
+        if (allHalted(run.cum[std::size_t(t)], thr)) {
+            L = t + 1;
+            break;
+        }
+    std::vector<float> hOut(static_cast<std::size_t>(N * D), 0.0f);
+    std::vector<float> lastWeight;
+    for (int64_t t = 0; t < L; ++t) {
+        const float* hw = run.weight[std::size_t(t)].data();
+        if (m_opts.actFinalRemainder && t == k - 1) {
+            lastWeight = run.weight[std::size_t(t)];
+            for (int64_t n = 0; n < N; ++n) {
+                const float before = t > 0 ? run.cum[std::size_t(t - 1)][std::size_t(n)] : 0.0f;
+                if (!(before >= thr))
+                    lastWeight[std::size_t(n)] = std::max(1.0f - before, 0.0f);
+            }
+            hw = lastWeight.data();
+        }
+        const float* h = run.h[std::size_t(t)].data();
+        for (int64_t n = 0; n < N; ++n) {
+            const float w = hw[n];
+            float* o = hOut.data() + n * D;
+            for (int64_t i = 0; i < D; ++i)
+                o[i] = o[i] + w * h[n * D + i];
+        }
+    }
+    auto t0 = Clock::now();
+    std::vector<float> logits = finish(std::move(hOut), run.batch, run.seqLen, 0, nullptr, nullptr);
+    if (trace) {
+        *trace = run.trace;
+        const std::size_t keep = std::size_t(L * N);
+        trace->nLoops = k;
+        for (auto* v : {&trace->actP, &trace->actCumP, &trace->actWeight, &trace->hNorm, &trace->hDelta})
+            v->resize(keep);
+        if (!lastWeight.empty())
+            std::copy(lastWeight.begin(), lastWeight.end(), trace->actWeight.begin() + (L - 1) * N);
+        trace->topkIds.resize(keep * std::size_t(c.n_experts_per_tok));
+        trace->topkWeights.resize(keep * std::size_t(c.n_experts_per_tok));
+        trace->routerLogits.resize(keep * std::size_t(c.n_experts));
+        finishTrace(*trace, L, thr);
+        trace->logits = logits;
+        trace->timingsMs = {{"coda_head", msSince(t0)}};
+    }
+    return logits;
+}
+
+} // namespace mythos

@@ -1,0 +1,118 @@
+// Dense SwiGLU FFN, the mixture-of-experts FFN and the pre-norm transformer block.
+#include <algorithm>
+#include <numeric>
+
+#include "layers.h"
+
+namespace mythos::detail {
+
+namespace {
+
+// y[N][D] (= or +=) down(silu(gate(x)) * up(x)) for N rows of x.
+void swiglu(Ctx& ctx, const FfnWeights& w, const float* x, int64_t N, float* y, bool accumulate) {
+    const int64_t D = ctx.cfg.dim, Hd = w.hidden;
+    std::vector<float> g(static_cast<std::size_t>(N * Hd)), u(static_cast<std::size_t>(N * Hd));
+    ctx.mm.linear(x, N, D, w.gate, Hd, g.data());
+    ctx.mm.linear(x, N, D, w.up, Hd, u.data());
+    siluMul(g.data(), u.data(), N * Hd);
+    ctx.mm.linear(g.data(), N, Hd, w.down, D, y, accumulate);
+}
+
+} // namespace
+
+void ffnForward(Ctx& ctx, const FfnWeights& w, const float* xn, int64_t N, float* x) {
+    swiglu(ctx, w, xn, N, x, true);
+}
+
+void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float* x, MoeRecord* rec) {
+    const int64_t D = ctx.cfg.dim, E = ctx.cfg.n_experts, K = ctx.cfg.n_experts_per_tok;
+    std::vector<float> logits(static_cast<std::size_t>(N * E));
+    ctx.mm.linear(xn, N, D, w.router, E, logits.data());
+
+    // Selection uses logits + bias; the gates come from the unbiased softmax,
+    // renormalised over the selected experts (aux-loss-free balancing, DeepSeek-V3).
+    std::vector<int32_t> ids(static_cast<std::size_t>(N * K));
+    std::vector<float> gates(static_cast<std::size_t>(N * K));
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> byExpert(static_cast<std::size_t>(E)); // (token, slot)
+    {
+        std::vector<float> scores(static_cast<std::size_t>(E)), biased(static_cast<std::size_t>(E));
+        std::vector<int32_t> order(static_cast<std::size_t>(E));
+        for (int64_t n = 0; n < N; ++n) {
+            const float* l = logits.data() + n * E;
+            std::copy(l, l + E, scores.begin());
+            softmaxInPlace(scores.data(), E);
+            for (int64_t e = 0; e < E; ++e)
+                biased[std::size_t(e)] = l[e] + (w.routerBias ? w.routerBias[e] : 0.0f);
+            std::iota(order.begin(), order.end(), 0);
+            std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t b) {
+                return biased[std::size_t(a)] > biased[std::size_t(b)] ||
+                       (biased[std::size_t(a)] == biased[std::size_t(b)] && a < b);
+            });
+            float sum = 0;
+            for (int64_t s = 0; s < K; ++s)
+                sum += scores[std::size_t(order[std::size_t(s)])];
+            for (int64_t s = 0; s < K; ++s) {
+                const int32_t e = order[std::size_t(s)];
+                ids[std::size_t(n * K + s)] = e;
+                gates[std::size_t(n * K + s)] = scores[std::size_t(e)] / sum;
+                byExpert[std::size_t(e)].push_back({n, s});
+            }
+        }
+    }
+
+    // One matmul chain per expert over the tokens routed to it.
+    std::vector<float> slotOut(static_cast<std::size_t>(N * K * D));
+    std::vector<float> xe, ye;
+    for (int64_t e = 0; e < E; ++e) {
+        const auto& members = byExpert[std::size_t(e)];
+        if (members.empty())
+            continue;
+        const int64_t ne = int64_t(members.size());
+        xe.resize(std::size_t(ne * D));
+        ye.resize(std::size_t(ne * D));
+        for (int64_t i = 0; i < ne; ++i)
+            std::copy(xn + members[std::size_t(i)].first * D, xn + (members[std::size_t(i)].first + 1) * D,
+                      xe.begin() + i * D);
+        swiglu(ctx, w.routed[std::size_t(e)], xe.data(), ne, ye.data(), false);
+        for (int64_t i = 0; i < ne; ++i) {
+            const auto [n, s] = members[std::size_t(i)];
+            std::copy(ye.begin() + i * D, ye.begin() + (i + 1) * D, slotOut.begin() + (n * K + s) * D);
+        }
+    }
+
+    // Same accumulation order as the reference: slot by slot, then each shared expert.
+    std::vector<float> out(static_cast<std::size_t>(N * D), 0.0f);
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t s = 0; s < K; ++s) {
+            const float g = gates[std::size_t(n * K + s)];
+            const float* y = slotOut.data() + (n * K + s) * D;
+            float* o = out.data() + n * D;
+            for (int64_t i = 0; i < D; ++i)
+                o[i] += g * y[i];
+        }
+    for (const auto& sh : w.shared)
+        swiglu(ctx, sh, xn, N, out.data(), true);
+    for (int64_t i = 0; i < N * D; ++i)
+        x[i] += out[std::size_t(i)];
+
+    if (rec) {
+        rec->ids = std::move(ids);
+        rec->gates = std::move(gates);
+        rec->logits = std::move(logits);
+    }
+}
+
+void blockForward(Ctx& ctx, const BlockWeights& w, float* x, int64_t B, int64_t T, int64_t startPos,
+                  KvCache* cache, const std::string& key, MoeRecord* rec) {
+    const int64_t D = ctx.cfg.dim, N = B * T;
+    std::vector<float> xn(static_cast<std::size_t>(N * D));
+    rmsNorm(x, w.attnNorm, xn.data(), N, D);
+    attentionForward(ctx, w.attn, xn.data(), B, T, startPos, cache, key, x);
+    rmsNorm(x, w.ffnNorm, xn.data(), N, D);
+    if (w.moe)
+        moeForward(ctx, w.experts, xn.data(), N, x, rec);
+    else
+        ffnForward(ctx, w.dense, xn.data(), N, x);
+}
+
+} // namespace mythos::detail

@@ -1,0 +1,546 @@
+#include "mythos/safetensors.h"
+
+#include "mythos/errors.h"
+#include "mythos/fileio.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <tuple>
+#include <limits>
+#include <system_error>
+#include <utility>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace mythos {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Tensor bytes are copied straight from / to memory.
+static_assert(std::endian::native == std::endian::little, "safetensors is little-endian; add byte swapping");
+
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+constexpr std::size_t kMaxDims = 8;
+constexpr int kMaxJsonDepth = 8;
+
+struct DTypeEntry {
+    DType dtype;
+    std::string_view name;
+    std::size_t size;
+};
+constexpr DTypeEntry kDTypes[] = {
+    {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2}, {DType::F64, "F64", 8},
+    {DType::I64, "I64", 8}, {DType::I32, "I32", 4}, {DType::I16, "I16", 2},   {DType::I8, "I8", 1},
+    {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
+};
+
+DType dtypeFromName(std::string_view s)
+{
+    for (const auto& e : kDTypes)
+        if (e.name == s)
+            return e.dtype;
+    return DType::Other;
+}
+
+std::string errnoText(int err) { return std::system_category().message(err); }
+
+// Names come from untrusted files: keep messages short and printable. Text that
+// nlohmann::json has not validated as UTF-8 (parse errors) is reduced to ASCII.
+std::string printable(std::string_view s, std::size_t maxLen = 120, bool asciiOnly = false)
+{
+    std::size_t len = std::min(s.size(), maxLen);
+    while (len < s.size() && len > 0 && (static_cast<unsigned char>(s[len]) & 0xc0) == 0x80)
+        --len; // do not cut a UTF-8 sequence
+    std::string out;
+    for (char c : s.substr(0, len)) {
+        const unsigned char u = static_cast<unsigned char>(c);
+        out += (u < 0x20 || u == 0x7f || (asciiOnly && u >= 0x80)) ? '?' : c;
+    }
+    if (len < s.size())
+        out += "...";
+    return out;
+}
+
+std::string quotedName(std::string_view s) { return "'" + printable(s) + "'"; }
+
+std::string offsetsText(uint64_t b, uint64_t e) { return "[" + std::to_string(b) + ", " + std::to_string(e) + "]"; }
+
+// Product of the dims, or nullopt-like false on overflow / negative dims.
+bool checkedNumel(const std::vector<int64_t>& shape, int64_t& out)
+{
+    int64_t n = 1;
+    for (int64_t d : shape)
+        if (d < 0 || __builtin_mul_overflow(n, d, &n))
+            return false;
+    out = n;
+    return true;
+}
+
+bool isNonNegativeInt(const json& v)
+{
+    return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+}
+
+} // namespace
+
+std::string_view dtypeName(DType d)
+{
+    for (const auto& e : kDTypes)
+        if (e.dtype == d)
+            return e.name;
+    return "Other";
+}
+
+std::size_t dtypeSize(DType d)
+{
+    for (const auto& e : kDTypes)
+        if (e.dtype == d)
+            return e.size;
+    return 0;
+}
+
+int64_t TensorInfo::numel() const
+{
+    int64_t n = 0;
+    if (!checkedNumel(shape, n))
+        throw ArgumentError("tensor " + quotedName(name) + ": shape " + shapeToString(shape) +
+                            " has a negative dimension or too many elements");
+    return n;
+}
+
+std::string shapeToString(const std::vector<int64_t>& shape)
+{
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i)
+        s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+// ---------------------------------------------------------------------------------------
+// fp16 / bf16
+
+float halfToFloat(uint16_t h)
+{
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1fu;
+    const uint32_t mant = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {
+        bits = sign;
+    } else {
+        // Subnormal: mant * 2^-24, exactly representable as a normal float.
+        const int shift = std::countl_zero(mant) - 21; // moves the leading 1 to bit 10
+        bits = sign | (static_cast<uint32_t>(113 - shift) << 23) | ((mant << shift) & 0x3ffu) << 13;
+    }
+    return std::bit_cast<float>(bits);
+}
+
+uint16_t floatToHalf(float f)
+{
+    uint32_t x = std::bit_cast<uint32_t>(f);
+    const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+    x &= 0x7fffffffu;
+    if (x >= 0x7f800000u) // inf stays inf; NaN stays a (quiet) NaN
+        return static_cast<uint16_t>(sign | 0x7c00u | (x > 0x7f800000u ? 0x200u | ((x >> 13) & 0x3ffu) : 0u));
+    if (x >= 0x477ff000u) // >= 65520 rounds past the largest half (65504)
+        return static_cast<uint16_t>(sign | 0x7c00u);
+    if (x >= 0x38800000u) { // normal half
+        uint32_t r = (x - 0x38000000u) >> 13;
+        const uint32_t rem = x & 0x1fffu;
+        if (rem > 0x1000u || (rem == 0x1000u && (r & 1u)))
+            ++r; // a carry into the exponent is the correct rounding
+        return static_cast<uint16_t>(sign | r);
+    }
+    if (x <= 0x33000000u) // <= 2^-25: ties to even gives zero
+        return sign;
+    const uint32_t e = x >> 23;
+    const uint32_t m = (x & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - e; // units of 2^-24
+    uint32_t r = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (r & 1u)))
+        ++r;
+    return static_cast<uint16_t>(sign | r);
+}
+
+float bf16ToFloat(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+
+uint16_t floatToBf16(float f)
+{
+    const uint32_t x = std::bit_cast<uint32_t>(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return static_cast<uint16_t>((x >> 16) | 0x40u); // keep NaN a NaN after truncation
+    return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+// ---------------------------------------------------------------------------------------
+// Reader
+
+SafetensorsFile::SafetensorsFile(SafetensorsFile&& o) noexcept
+    : m_path(std::move(o.m_path)), m_map(std::exchange(o.m_map, nullptr)), m_mapSize(std::exchange(o.m_mapSize, 0)),
+      m_dataStart(std::exchange(o.m_dataStart, 0)), m_tensors(std::move(o.m_tensors)), m_index(std::move(o.m_index)),
+      m_metadata(std::move(o.m_metadata))
+{
+}
+
+SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept
+{
+    if (this != &o) {
+        if (m_map)
+            ::munmap(m_map, m_mapSize);
+        m_path = std::move(o.m_path);
+        m_map = std::exchange(o.m_map, nullptr);
+        m_mapSize = std::exchange(o.m_mapSize, 0);
+        m_dataStart = std::exchange(o.m_dataStart, 0);
+        m_tensors = std::move(o.m_tensors);
+        m_index = std::move(o.m_index);
+        m_metadata = std::move(o.m_metadata);
+    }
+    return *this;
+}
+
+SafetensorsFile::~SafetensorsFile()
+{
+    if (m_map)
+        ::munmap(m_map, m_mapSize);
+}
+
+SafetensorsFile SafetensorsFile::open(const fs::path& path)
+{
+    const std::string file = path.string();
+    auto bad = [&](const std::string& what) { return FormatError(file + ": " + what); };
+
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is rejected below.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        throw FileError(file + ": cannot open the file: " + errnoText(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        const int err = errno;
+        ::close(fd);
+        throw FileError(file + ": cannot read the file: " + errnoText(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw FileError(file + (S_ISDIR(st.st_mode) ? ": is a folder, not a safetensors file"
+                                                    : ": is not a regular file"));
+    }
+    const uint64_t fileSize = static_cast<uint64_t>(st.st_size);
+    if (fileSize < 8) {
+        ::close(fd);
+        throw bad("the file is too short to be a safetensors file (" + std::to_string(fileSize) +
+                  " bytes; at least 8 are needed for the header length)");
+    }
+    if (fileSize > std::numeric_limits<std::size_t>::max()) {
+        ::close(fd);
+        throw FileError(file + ": the file is too large to map into memory");
+    }
+    void* map = ::mmap(nullptr, static_cast<std::size_t>(fileSize), PROT_READ, MAP_PRIVATE, fd, 0);
+    const int mapErr = errno;
+    ::close(fd);
+    if (map == MAP_FAILED)
+        throw FileError(file + ": cannot map the file into memory: " + errnoText(mapErr));
+
+    SafetensorsFile sf; // from here on its destructor unmaps on any error
+    sf.m_path = path;
+    sf.m_map = map;
+    sf.m_mapSize = static_cast<std::size_t>(fileSize);
+    const auto* bytes = static_cast<const unsigned char*>(map);
+
+    uint64_t headerLen = 0;
+    for (int i = 7; i >= 0; --i)
+        headerLen = (headerLen << 8) | bytes[i];
+    if (headerLen > fileSize - 8)
+        throw bad("the header length (" + std::to_string(headerLen) + " bytes) is past the end of the file (" +
+                  std::to_string(fileSize) + " bytes); the file is truncated or not a safetensors file");
+    if (headerLen > kMaxHeaderBytes)
+        throw bad("the header length (" + std::to_string(headerLen) + " bytes) exceeds the 100 MiB limit");
+    if (headerLen == 0)
+        throw bad("the header is empty; expected a JSON object");
+    sf.m_dataStart = static_cast<std::size_t>(8 + headerLen);
+    const uint64_t dataSize = fileSize - 8 - headerLen;
+
+    // Parsing is iterative in nlohmann::json, but a depth cap keeps hostile headers cheap
+    // for every later walk over the tree.
+    const json::parser_callback_t limitDepth = [&](int depth, json::parse_event_t ev, json&) {
+        if ((ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) &&
+            depth >= kMaxJsonDepth)
+            throw bad("the header JSON is nested more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+        return true;
+    };
+    // nlohmann::json reads a NUL byte as the end of input, which would accept garbage
+    // after it; only trailing NUL padding is tolerated.
+    const char* hb = reinterpret_cast<const char*>(bytes + 8);
+    std::size_t jsonLen = static_cast<std::size_t>(headerLen);
+    while (jsonLen > 0 && hb[jsonLen - 1] == '\0')
+        --jsonLen;
+    if (const void* nul = std::memchr(hb, 0, jsonLen))
+        throw bad("the header is not valid JSON (NUL byte at header offset " +
+                  std::to_string(static_cast<const char*>(nul) - hb) + ")");
+    json header;
+    try {
+        header = json::parse(hb, hb + jsonLen, limitDepth);
+    } catch (const json::exception& e) {
+        std::string why = e.what();
+        if (auto p = why.find("] "); why.rfind("[json.exception", 0) == 0 && p != std::string::npos)
+            why.erase(0, p + 2);
+        throw bad("the header is not valid JSON (" + printable(why, 300, true) + ")");
+    }
+    if (!header.is_object())
+        throw bad(std::string("the header must be a JSON object, but it is ") + header.type_name());
+
+    for (auto& [name, entry] : header.items()) {
+        if (name == "__metadata__") {
+            if (!entry.is_object())
+                throw bad("\"__metadata__\" must be an object of strings, but it is " + std::string(entry.type_name()));
+            for (auto& [k, v] : entry.items()) {
+                if (!v.is_string())
+                    throw bad("metadata value " + quotedName(k) + " must be a string, but it is " + v.type_name());
+                sf.m_metadata[k] = v.get<std::string>();
+            }
+            continue;
+        }
+        const std::string tname = "tensor " + quotedName(name);
+        if (!entry.is_object())
+            throw bad(tname + " must be an object with dtype, shape and data_offsets, but it is " +
+                      entry.type_name());
+        TensorInfo t;
+        t.name = name;
+
+        auto dt = entry.find("dtype");
+        if (dt == entry.end() || !dt->is_string())
+            throw bad(tname + " needs \"dtype\" as a string such as \"F32\"");
+        t.dtypeText = dt->get<std::string>();
+        t.dtype = dtypeFromName(t.dtypeText);
+
+        auto sh = entry.find("shape");
+        if (sh == entry.end() || !sh->is_array())
+            throw bad(tname + " needs \"shape\" as an array of dimensions");
+        if (sh->size() > kMaxDims)
+            throw bad(tname + " has " + std::to_string(sh->size()) + " dimensions; at most " +
+                      std::to_string(kMaxDims) + " are supported");
+        for (const auto& d : *sh) {
+            if (!isNonNegativeInt(d) || d.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+                throw bad(tname + " has an invalid shape " + printable(sh->dump(), 200) +
+                          "; dimensions must be non-negative integers");
+            t.shape.push_back(d.get<int64_t>());
+        }
+        int64_t numel = 0;
+        if (!checkedNumel(t.shape, numel))
+            throw bad(tname + " shape " + shapeToString(t.shape) + " has more elements than can be counted");
+
+        auto off = entry.find("data_offsets");
+        if (off == entry.end() || !off->is_array() || off->size() != 2 || !isNonNegativeInt((*off)[0]) ||
+            !isNonNegativeInt((*off)[1]))
+            throw bad(tname + " needs \"data_offsets\" as [begin, end] with non-negative integers");
+        t.begin = (*off)[0].get<uint64_t>();
+        t.end = (*off)[1].get<uint64_t>();
+        const std::string offs = offsetsText(t.begin, t.end);
+        if (t.begin > t.end)
+            throw bad(tname + " data_offsets " + offs + " have begin after end");
+        if (t.end > dataSize)
+            throw bad(tname + " data_offsets " + offs + " extend past the end of the data section (" +
+                      std::to_string(dataSize) + " bytes); the file may be truncated");
+        if (const std::size_t es = dtypeSize(t.dtype); es != 0) {
+            uint64_t expect = 0;
+            if (__builtin_mul_overflow(static_cast<uint64_t>(numel), es, &expect) || expect != t.end - t.begin)
+                throw bad(tname + " data_offsets " + offs + " span " + std::to_string(t.end - t.begin) +
+                          " bytes, but shape " + shapeToString(t.shape) + " of " + std::string(dtypeName(t.dtype)) +
+                          " needs " + std::to_string(numel) + " x " + std::to_string(es) + " bytes");
+        }
+        sf.m_tensors.push_back(std::move(t));
+    }
+
+    // File order is the natural order to list tensors in, and makes overlaps adjacent.
+    std::sort(sf.m_tensors.begin(), sf.m_tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
+        return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+    });
+    const TensorInfo* prev = nullptr;
+    for (const auto& t : sf.m_tensors) {
+        if (t.begin == t.end)
+            continue; // empty tensors occupy no bytes
+        if (prev && t.begin < prev->end)
+            throw bad("tensors " + quotedName(prev->name) + " " + offsetsText(prev->begin, prev->end) + " and " +
+                      quotedName(t.name) + " " + offsetsText(t.begin, t.end) + " overlap");
+        prev = &t;
+    }
+    for (std::size_t i = 0; i < sf.m_tensors.size(); ++i)
+        sf.m_index.emplace(sf.m_tensors[i].name, i);
+    return sf;
+}
+
+const TensorInfo* SafetensorsFile::find(std::string_view name) const
+{
+    auto it = m_index.find(std::string(name));
+    return it == m_index.end() ? nullptr : &m_tensors[it->second];
+}
+
+const std::byte* SafetensorsFile::data(const TensorInfo& t) const
+{
+    // TensorInfo is a plain struct: re-check it so one from another file cannot read out of bounds.
+    if (t.begin > t.end || t.end > m_mapSize - m_dataStart)
+        throw ArgumentError(m_path.string() + ": tensor " + quotedName(t.name) + " data_offsets " +
+                            offsetsText(t.begin, t.end) + " do not belong to this file");
+    return static_cast<const std::byte*>(m_map) + m_dataStart + t.begin;
+}
+
+void SafetensorsFile::readF32Into(const TensorInfo& t, float* dst) const
+{
+    if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
+        throw FormatError(m_path.string() + ": tensor " + quotedName(t.name) + " has dtype " + printable(t.dtypeText) +
+                          "; only F32, F16 and BF16 can be read as floating point");
+    const std::byte* src = data(t);
+    const auto n = static_cast<std::size_t>(t.numel());
+    if (t.end - t.begin != n * dtypeSize(t.dtype))
+        throw ArgumentError(m_path.string() + ": tensor " + quotedName(t.name) + " size does not match its shape");
+    if (t.dtype == DType::F32) {
+        if (n)
+            std::memcpy(dst, src, n * 4);
+        return;
+    }
+    const bool half = t.dtype == DType::F16;
+    for (std::size_t i = 0; i < n; ++i) {
+        uint16_t v;
+        std::memcpy(&v, src + 2 * i, 2);
+        dst[i] = half ? halfToFloat(v) : bf16ToFloat(v);
+    }
+}
+
+std::vector<float> SafetensorsFile::readF32(const TensorInfo& t) const
+{
+    // Validate before allocating numel floats: numel is only bounded by the file size
+    // once dtype, offsets and size have been checked.
+    if (t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16) {
+        data(t);
+        if (t.end - t.begin != static_cast<uint64_t>(t.numel()) * dtypeSize(t.dtype))
+            throw ArgumentError(m_path.string() + ": tensor " + quotedName(t.name) + " size does not match its shape");
+    }
+    std::vector<float> out;
+    if (t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16)
+        out.resize(static_cast<std::size_t>(t.numel()));
+    readF32Into(t, out.data());
+    return out;
+}
+
+std::vector<int64_t> SafetensorsFile::readI64(const TensorInfo& t) const
+{
+    if (t.dtype != DType::I64 && t.dtype != DType::I32)
+        throw FormatError(m_path.string() + ": tensor " + quotedName(t.name) + " has dtype " + printable(t.dtypeText) +
+                          "; only I64 and I32 can be read as integers");
+    const std::byte* src = data(t);
+    const auto n = static_cast<std::size_t>(t.numel());
+    const std::size_t es = dtypeSize(t.dtype);
+    if (t.end - t.begin != n * es)
+        throw ArgumentError(m_path.string() + ": tensor " + quotedName(t.name) + " size does not match its shape");
+    std::vector<int64_t> out(n);
+    if (t.dtype == DType::I64) {
+        if (n)
+            std::memcpy(out.data(), src, n * 8);
+    } else {
+        for (std::size_t i = 0; i < n; ++i) {
+            int32_t v;
+            std::memcpy(&v, src + 4 * i, 4);
+            out[i] = v;
+        }
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Writer
+
+void writeSafetensors(const fs::path& path, const std::vector<TensorToWrite>& tensors,
+                      const std::map<std::string, std::string>& metadata, DType storeAs)
+{
+    const std::string file = path.string();
+    if (storeAs != DType::F32 && storeAs != DType::F16 && storeAs != DType::BF16)
+        throw ArgumentError(file + ": tensors can only be stored as F32, F16 or BF16, not " +
+                            std::string(dtypeName(storeAs)));
+    const std::size_t es = dtypeSize(storeAs);
+
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!metadata.empty())
+        header["__metadata__"] = metadata;
+    std::vector<std::size_t> counts;
+    uint64_t offset = 0;
+    for (const auto& t : tensors) {
+        const std::string tname = file + ": tensor " + quotedName(t.name);
+        if (t.name.empty() || t.name == "__metadata__")
+            throw ArgumentError(tname + " has a reserved or empty name");
+        if (header.contains(t.name))
+            throw ArgumentError(tname + " is listed twice");
+        if (t.shape.size() > kMaxDims)
+            throw ArgumentError(tname + " has more than " + std::to_string(kMaxDims) + " dimensions");
+        int64_t numel = 0;
+        uint64_t bytes = 0, end = 0;
+        if (!checkedNumel(t.shape, numel) || __builtin_mul_overflow(static_cast<uint64_t>(numel), es, &bytes))
+            throw ArgumentError(tname + " has an invalid shape " + shapeToString(t.shape));
+        if (__builtin_add_overflow(offset, bytes, &end))
+            throw ArgumentError(tname + " makes the file too large");
+        if (numel > 0 && !t.data)
+            throw ArgumentError(tname + " has no data");
+        header[t.name] = {{"dtype", dtypeName(storeAs)},
+                          {"shape", t.shape},
+                          {"data_offsets", {offset, end}}};
+        offset = end;
+        counts.push_back(static_cast<std::size_t>(numel));
+    }
+    std::string head = header.dump();
+    head.append((8 - head.size() % 8) % 8, ' '); // data starts 8-byte aligned
+
+    AtomicFile out(path);
+    struct Closer {
+        void operator()(std::FILE* f) const { std::fclose(f); }
+    };
+    std::unique_ptr<std::FILE, Closer> f(std::fopen(out.tempPath().c_str(), "wb"));
+    if (!f)
+        throw FileError(file + ": cannot open the temporary file " + out.tempPath().string() + ": " +
+                        errnoText(errno));
+    auto writeAll = [&](const void* p, std::size_t n) {
+        if (n && std::fwrite(p, 1, n, f.get()) != n)
+            throw FileError(file + ": cannot write the file: " + errnoText(errno));
+    };
+    unsigned char len[8];
+    for (int i = 0; i < 8; ++i)
+        len[i] = static_cast<unsigned char>(static_cast<uint64_t>(head.size()) >> (8 * i));
+    writeAll(len, 8);
+    writeAll(head.data(), head.size());
+    std::vector<uint16_t> buf;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const float* src = tensors[i].data;
+        const std::size_t n = counts[i];
+        if (storeAs == DType::F32) {
+            writeAll(src, n * 4);
+            continue;
+        }
+        for (std::size_t done = 0; done < n;) {
+            const std::size_t chunk = std::min<std::size_t>(n - done, 1 << 16);
+            buf.resize(chunk);
+            for (std::size_t j = 0; j < chunk; ++j)
+                buf[j] = storeAs == DType::F16 ? floatToHalf(src[done + j]) : floatToBf16(src[done + j]);
+            writeAll(buf.data(), chunk * 2);
+            done += chunk;
+        }
+    }
+    if (std::fclose(f.release()) != 0)
+        throw FileError(file + ": cannot write the file: " + errnoText(errno));
+    out.commit();
+}
+
+} // namespace mythos

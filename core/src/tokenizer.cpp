@@ -1,0 +1,128 @@
+#include "mythos/tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include "mythos/errors.h"
+#include "mythos/fileio.h"
+
+namespace mythos {
+
+namespace {
+
+// Length of the UTF-8 sequence starting at s[i] (1 for invalid bytes).
+std::size_t utf8Length(std::string_view s, std::size_t i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+    if (i + n > s.size())
+        return 1;
+    for (std::size_t k = 1; k < n; ++k)
+        if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80)
+            return 1;
+    return n;
+}
+
+} // namespace
+
+Tokenizer Tokenizer::bytes() { return Tokenizer{}; }
+
+Tokenizer Tokenizer::fromJson(std::string_view text, const std::string& source, int64_t vocabSize) {
+    auto fail = [&](const std::string& what) -> Tokenizer { throw FormatError(source + ": " + what); };
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return fail("not a JSON object");
+    if (j.contains("model") && j["model"].is_object())
+        return fail("Hugging Face tokenizers (type " + j["model"].value("type", std::string("?")) +
+                    ") are not supported; give the prompt as ids (--ids) or use a character-level tokenizer.json");
+    if (!j.contains("type") || j["type"] != "char")
+        return fail("unsupported tokenizer type (expected \"type\": \"char\")");
+    if (!j.contains("vocab") || !j["vocab"].is_array() || j["vocab"].empty())
+        return fail("'vocab' must be a non-empty array of strings");
+    Tokenizer t;
+    t.m_kind = Kind::Char;
+    for (const auto& v : j["vocab"]) {
+        if (!v.is_string())
+            return fail("'vocab' holds a non-string");
+        const std::string s = v.get<std::string>();
+        if (s.empty())
+            return fail("'vocab' holds an empty string");
+        if (!t.m_index.emplace(s, int32_t(t.m_pieces.size())).second)
+            return fail("'vocab' lists \"" + s + "\" twice");
+        t.m_pieces.push_back(s);
+    }
+    if (int64_t(t.m_pieces.size()) > vocabSize)
+        return fail("the tokenizer has " + std::to_string(t.m_pieces.size()) + " tokens, the model's vocab_size is " +
+                    std::to_string(vocabSize));
+    if (j.contains("unk") && !j["unk"].is_null()) {
+        if (!j["unk"].is_number_integer() || j["unk"].get<int64_t>() < 0 ||
+            j["unk"].get<int64_t>() >= int64_t(t.m_pieces.size()))
+            return fail("'unk' must be an id inside the vocabulary");
+        t.m_unk = int32_t(j["unk"].get<int64_t>());
+    }
+    return t;
+}
+
+Tokenizer Tokenizer::load(const std::filesystem::path& file, int64_t vocabSize) {
+    return fromJson(readTextFile(file, 16ull << 20), file.string(), vocabSize);
+}
+
+std::optional<Tokenizer> Tokenizer::forModel(const std::filesystem::path& folder, int64_t vocabSize) {
+    const auto file = folder / "tokenizer.json";
+    if (!folder.empty() && std::filesystem::exists(file))
+        return load(file, vocabSize);
+    if (vocabSize >= 256)
+        return bytes();
+    return std::nullopt;
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+    std::vector<int32_t> ids;
+    if (m_kind == Kind::Byte) {
+        for (char c : text)
+            ids.push_back(int32_t(static_cast<unsigned char>(c)));
+        return ids;
+    }
+    for (std::size_t i = 0; i < text.size();) {
+        const std::size_t n = utf8Length(text, i);
+        const std::string ch(text.substr(i, n));
+        auto it = m_index.find(ch);
+        if (it != m_index.end())
+            ids.push_back(it->second);
+        else if (m_unk)
+            ids.push_back(*m_unk);
+        else
+            throw ArgumentError("the tokenizer has no token for the character '" + ch + "' at byte " +
+                                std::to_string(i));
+        i += n;
+    }
+    return ids;
+}
+
+std::string Tokenizer::piece(int32_t id) const {
+    if (m_kind == Kind::Byte)
+        return id >= 0 && id < 256 ? std::string(1, char(id)) : "<" + std::to_string(id) + ">";
+    if (id >= 0 && id < int32_t(m_pieces.size()))
+        return m_pieces[std::size_t(id)];
+    return "<" + std::to_string(id) + ">";
+}
+
+std::string Tokenizer::displayPiece(int32_t id) const {
+    const std::string p = piece(id);
+    if (p == "\n")
+        return "\u23CE";
+    if (p == " ")
+        return "\u2423";
+    if (p == "\t")
+        return "\u21E5";
+    if (p.size() == 1 && (static_cast<unsigned char>(p[0]) < 0x20 || static_cast<unsigned char>(p[0]) >= 0x7F))
+        return "<0x" + std::string(1, "0123456789ABCDEF"[(p[0] >> 4) & 0xF]) + std::string(1, "0123456789ABCDEF"[p[0] & 0xF]) + ">";
+    return p;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+    std::string s;
+    for (int32_t id : ids)
+        s += piece(id);
+    return s;
+}
+
+} // namespace mythos

@@ -1,0 +1,277 @@
+#include "mythos/weights.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "mythos/errors.h"
+#include "mythos/fileio.h"
+#include "mythos/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace mythos {
+
+int64_t Tensor::numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape)
+        n *= d;
+    return n;
+}
+
+std::vector<ExpectedTensor> expectedTensors(const Config& c) {
+    std::vector<ExpectedTensor> out;
+    const int64_t D = c.dim;
+    auto add = [&](std::string name, std::vector<int64_t> shape, bool optional = false) {
+        out.push_back({std::move(name), std::move(shape), optional});
+    };
+    auto ffn = [&](const std::string& p, int64_t hidden) {
+        add(p + "gate.weight", {hidden, D});
+        add(p + "up.weight", {hidden, D});
+        add(p + "down.weight", {D, hidden});
+    };
+    auto block = [&](const std::string& p, bool moe) {
+        add(p + "attn_norm.weight", {D});
+        add(p + "ffn_norm.weight", {D});
+        const std::string a = p + "attn.";
+        const int64_t H = c.n_heads;
+        if (c.isMla()) {
+            add(a + "q_down.weight", {c.q_lora_rank, D});
+            add(a + "q_norm.weight", {c.q_lora_rank});
+            add(a + "q_up_nope.weight", {H * c.qk_nope_head_dim, c.q_lora_rank});
+            add(a + "q_up_rope.weight", {H * c.qk_rope_head_dim, c.q_lora_rank});
+            add(a + "kv_down.weight", {c.kv_lora_rank + c.qk_rope_head_dim, D});
+            add(a + "kv_norm.weight", {c.kv_lora_rank});
+            add(a + "kv_up.weight", {H * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank});
+            add(a + "wo.weight", {D, H * c.v_head_dim});
+        } else {
+            const int64_t d = c.headDim();
+            add(a + "wq.weight", {H * d, D});
+            add(a + "wk.weight", {c.n_kv_heads * d, D});
+            add(a + "wv.weight", {c.n_kv_heads * d, D});
+            add(a + "wo.weight", {D, H * d});
+        }
+        if (moe) {
+            add(p + "ffn.router_bias", {c.n_experts});
+            add(p + "ffn.router.weight", {c.n_experts, D});
+            for (int64_t e = 0; e < c.n_experts; ++e)
+                ffn(p + "ffn.routed_experts." + std::to_string(e) + ".", c.expert_dim);
+            for (int64_t e = 0; e < c.n_shared_experts; ++e)
+                ffn(p + "ffn.shared_experts." + std::to_string(e) + ".", c.sharedHidden());
+        } else {
+            ffn(p + "ffn.", c.denseHidden());
+        }
+    };
+    add("embed.weight", {c.vocab_size, D});
+    for (int64_t i = 0; i < c.prelude_layers; ++i)
+        block("prelude." + std::to_string(i) + ".", false);
+    block("recurrent.block.", true);
+    add("recurrent.injection.log_A", {D});
+    add("recurrent.injection.log_dt", {1});
+    add("recurrent.injection.B", {D});
+    add("recurrent.act.halt.weight", {1, D});
+    add("recurrent.act.halt.bias", {1});
+    add("recurrent.lora.B", {c.lora_rank, D});
+    add("recurrent.lora.down.weight", {c.lora_rank, D});
+    add("recurrent.lora.scale.weight", {c.max_loop_iters, c.lora_rank});
+    add("recurrent.norm.weight", {D});
+    for (int64_t i = 0; i < c.coda_layers; ++i)
+        block("coda." + std::to_string(i) + ".", false);
+    add("norm.weight", {D});
+    add("head.weight", {c.vocab_size, D}, true);
+    return out;
+}
+
+namespace {
+
+uint64_t physicalMemory() {
+    const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && size > 0 ? uint64_t(pages) * uint64_t(size) : 0;
+}
+
+std::vector<fs::path> weightFiles(const fs::path& folder) {
+    if (fs::exists(folder / "model.safetensors"))
+        return {folder / "model.safetensors"};
+    std::vector<fs::path> files;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(folder, ec))
+        if (entry.path().extension() == ".safetensors")
+            files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+// splitmix64: seeds independent streams per tensor and chunk.
+uint64_t splitmix(uint64_t& x) {
+    uint64_t z = (x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t fnv1a(const void* data, std::size_t n, uint64_t h = 0xcbf29ce484222325ull) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+enum class Init { Normal, Uniform, Ones, Zeros, Value };
+
+void fillRandom(Tensor& t, Init init, double scale, uint64_t seed, const std::string& name) {
+    const int64_t n = t.numel();
+    t.data.resize(std::size_t(n));
+    if (init == Init::Ones || init == Init::Zeros || init == Init::Value) {
+        std::fill(t.data.begin(), t.data.end(), init == Init::Ones ? 1.0f : init == Init::Zeros ? 0.0f : float(scale));
+        return;
+    }
+    const uint64_t base = fnv1a(name.data(), name.size(), seed * 0x9E3779B97F4A7C15ull + 1);
+    constexpr int64_t chunk = 1 << 16;
+    const int64_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (chunks > 4)
+    for (int64_t ci = 0; ci < chunks; ++ci) {
+        uint64_t state = base ^ (uint64_t(ci) * 0xD1B54A32D192ED03ull);
+        const int64_t end = std::min(n, (ci + 1) * chunk);
+        for (int64_t i = ci * chunk; i < end; i += 2) {
+            const double u1 = (double(splitmix(state) >> 11) + 1.0) * 0x1.0p-53;
+            const double u2 = double(splitmix(state) >> 11) * 0x1.0p-53;
+            if (init == Init::Uniform) {
+                t.data[std::size_t(i)] = float((2 * u1 - 1) * scale);
+                if (i + 1 < end)
+                    t.data[std::size_t(i + 1)] = float((2 * u2 - 1) * scale);
+                continue;
+            }
+            // Box-Muller
+            const double r = std::sqrt(-2.0 * std::log(u1)), th = 2.0 * M_PI * u2;
+            t.data[std::size_t(i)] = float(r * std::cos(th) * scale);
+            if (i + 1 < end)
+                t.data[std::size_t(i + 1)] = float(r * std::sin(th) * scale);
+        }
+    }
+}
+
+bool endsWith(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+} // namespace
+
+Checkpoint loadCheckpoint(const fs::path& folder, const ProgressFn& progress) {
+    if (!fs::is_directory(folder))
+        throw FileError(folder.string() + ": not a model folder (expected a folder with config.json and model.safetensors)");
+    Checkpoint ck;
+    ck.folder = folder;
+    ck.config = loadConfig(folder / "config.json");
+    validateOrThrow(ck.config, (folder / "config.json").string(), physicalMemory());
+    const auto files = weightFiles(folder);
+    if (files.empty())
+        throw FileError(folder.string() + ": no .safetensors weight file in the folder");
+    std::vector<SafetensorsFile> opened;
+    for (const auto& f : files)
+        opened.push_back(SafetensorsFile::open(f));
+    const std::string where = files.size() == 1 ? files[0].string() : folder.string() + "/*.safetensors";
+
+    const auto expected = expectedTensors(ck.config);
+    int64_t done = 0;
+    for (const auto& ex : expected) {
+        const SafetensorsFile* file = nullptr;
+        const TensorInfo* info = nullptr;
+        for (const auto& f : opened)
+            if ((info = f.find(ex.name))) {
+                file = &f;
+                break;
+            }
+        if (!info) {
+            if (ex.optional)
+                continue;
+            throw FormatError(where + ": missing tensor '" + ex.name + "' (expected shape " + shapeToString(ex.shape) +
+                              ")");
+        }
+        if (info->shape != ex.shape)
+            throw FormatError(file->path().string() + ": tensor '" + ex.name + "' has shape " +
+                              shapeToString(info->shape) + ", the config needs " + shapeToString(ex.shape));
+        Tensor t;
+        t.shape = ex.shape;
+        t.data = file->readF32(*info);
+        ck.weights.emplace(ex.name, std::move(t));
+        if (progress && !progress(++done, int64_t(expected.size())))
+            throw Cancelled();
+    }
+    // The reference ties head.weight to embed.weight; the engine always uses embed.weight.
+    ck.weights.erase("head.weight");
+    ck.weightsHash = hashWeights(ck.weights);
+    return ck;
+}
+
+Weights randomWeights(const Config& cfg, uint64_t seed, const ProgressFn& progress) {
+    validateOrThrow(cfg, "config", physicalMemory());
+    Weights w;
+    const auto expected = expectedTensors(cfg);
+    int64_t done = 0;
+    for (const auto& ex : expected) {
+        if (ex.optional)
+            continue;
+        Tensor t;
+        t.shape = ex.shape;
+        const std::string& n = ex.name;
+        if (n == "recurrent.injection.log_A" || n == "recurrent.injection.log_dt" || endsWith(n, "router_bias"))
+            fillRandom(t, Init::Zeros, 0, seed, n);
+        else if (n == "recurrent.injection.B")
+            fillRandom(t, Init::Value, 0.1, seed, n);
+        else if (endsWith(n, "norm.weight"))
+            fillRandom(t, Init::Ones, 0, seed, n);
+        else if (n == "recurrent.act.halt.bias") // nn.Linear's default bias init
+            fillRandom(t, Init::Uniform, 1.0 / std::sqrt(double(cfg.dim)), seed, n);
+        else // every Linear and Embedding weight, and lora.B: N(0, 0.02)
+            fillRandom(t, Init::Normal, 0.02, seed, n);
+        w.emplace(n, std::move(t));
+        if (progress && !progress(++done, int64_t(expected.size()) - 1))
+            throw Cancelled();
+    }
+    return w;
+}
+
+void saveCheckpoint(const fs::path& folder, const Config& cfg, const Weights& weights,
+                    const std::map<std::string, std::string>& metadata) {
+    std::error_code ec;
+    fs::create_directories(folder, ec);
+    if (ec)
+        throw FileError(folder.string() + ": cannot create the folder: " + ec.message());
+    std::vector<TensorToWrite> out;
+    for (const auto& ex : expectedTensors(cfg)) {
+        if (ex.optional)
+            continue;
+        auto it = weights.find(ex.name);
+        if (it == weights.end())
+            throw ArgumentError("cannot save: weight " + ex.name + " is missing");
+        out.push_back({ex.name, it->second.shape, it->second.data.data()});
+    }
+    auto meta = metadata;
+    meta.emplace("format", "pt");
+    meta.emplace("tied", "embed.weight=head.weight");
+    writeSafetensors(folder / "model.safetensors", out, meta);
+    writeFileAtomic(folder / "config.json", configToJson(cfg).dump(2) + "\n");
+}
+
+std::string hashWeights(const Weights& weights) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const auto& [name, t] : weights) {
+        h = fnv1a(name.data(), name.size(), h);
+        // Sample large tensors with a stride so hashing a 1B model stays fast, but always
+        // include every element of small ones.
+        const std::size_t n = t.data.size();
+        const std::size_t step = n > (1u << 20) ? n / (1u << 18) : 1;
+        for (std::size_t i = 0; i < n; i += step)
+            h = fnv1a(&t.data[i], sizeof(float), h);
+    }
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
+
+} // namespace mythos
