@@ -1,1 +1,532 @@
-int main() { return 0; }
+// mythos-cli: headless access to the engine (info, trace, generate, bench, rescale).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_args.h"
+#include "mythos/config.h"
+#include "mythos/errors.h"
+#include "mythos/fileio.h"
+#include "mythos/generate.h"
+#include "mythos/kvcache.h"
+#include "mythos/model.h"
+#include "mythos/ops.h"
+#include "mythos/safetensors.h"
+#include "mythos/stability.h"
+#include "mythos/tokenizer.h"
+#include "mythos/trace.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace mythos;
+using cli::Args;
+using cli::UsageError;
+
+namespace {
+
+const char* kUsage = R"(usage: mythos-cli <command> [options]
+
+Commands:
+  info      --model SPEC [--json]
+            configuration, parameter count by part, rho(A), KV-cache bytes per token
+  trace     --model SPEC (--ids "1,2,3;4,5,6" | --prompt TEXT) --loops N [--kv-cache]
+            [--start-pos P] [--no-logits] --out FILE.json
+            run one forward pass and write its trace (schema mythos-trace/1)
+  generate  --model SPEC (--ids ... | --prompt TEXT) --loops N --new-tokens M
+            [--greedy | --temperature T --top-k K --seed S] [--out FILE.json]
+            generate with a KV cache like the reference's generate()
+  bench     --model SPEC [--prompt-len 64] [--loops 1,4,8,16] [--decode 32]
+            [--decode-loops 4,16] [--repeats 5] [--threads N] [--json]
+            prefill latency and decode tokens/s (medians after a warm-up)
+  rescale   --model DIR --target 0.9 --out DIR
+            rescale the injection A to a spectral radius and save a new model folder
+  presets   list the built-in presets
+
+Common options:
+  --threads N               threads for oneDNN and the engine (default: all cores)
+  --kv-layout reference|compact
+                            KV-cache layout (compact stores MLA's rope key once)
+  --act-final-remainder     give still-running positions the ACT remainder on the
+                            last loop (Graves 2016; the reference does not)
+
+SPEC is a model folder (config.json + *.safetensors [+ tokenizer.json]) or
+preset:NAME[:SEED] for random weights (see `mythos-cli presets`).
+Run `mythos-cli <command> --help` for a command's options.
+)";
+
+const std::set<std::string> kCommonValued = {"model", "threads", "kv-layout"};
+const std::set<std::string> kCommonFlags = {"act-final-remainder", "help"};
+
+std::set<std::string> with(std::set<std::string> base, std::initializer_list<std::string> more) {
+    base.insert(more);
+    return base;
+}
+
+EngineOptions engineOptions(const Args& a) {
+    EngineOptions o;
+    o.threads = int(a.integer("threads", 0, 0, 1024));
+    o.kvLayout = parseKvLayout(a.str("kv-layout", "reference"));
+    o.actFinalRemainder = a.flag("act-final-remainder");
+    return o;
+}
+
+std::optional<Tokenizer> tokenizerFor(const std::string& spec, int64_t vocab) {
+    if (spec.rfind("preset:", 0) == 0)
+        return Tokenizer::forModel({}, vocab);
+    return Tokenizer::forModel(spec, vocab);
+}
+
+// Ids from --ids (rows of equal length) or --prompt (one row, tokenized).
+std::vector<int32_t> inputIds(const Args& a, const std::optional<Tokenizer>& tok, int64_t& B, int64_t& T) {
+    if (a.has("ids") == a.has("prompt"))
+        throw UsageError("give exactly one of --ids and --prompt");
+    std::vector<std::vector<int32_t>> rows;
+    if (a.has("ids")) {
+        rows = cli::parseIdRows(a.str("ids"));
+    } else {
+        if (!tok)
+            throw UsageError("this model has no tokenizer.json and a vocabulary under 256: use --ids");
+        rows.push_back(tok->encode(a.str("prompt")));
+        if (rows[0].empty())
+            throw UsageError("--prompt is empty");
+    }
+    for (const auto& r : rows)
+        if (r.size() != rows[0].size())
+            throw UsageError("--ids rows must have equal lengths to form one batch");
+    B = int64_t(rows.size());
+    T = int64_t(rows[0].size());
+    std::vector<int32_t> ids;
+    for (const auto& r : rows)
+        ids.insert(ids.end(), r.begin(), r.end());
+    return ids;
+}
+
+std::unique_ptr<Model> openModel(const Args& a) {
+    return Model::open(a.str("model"), engineOptions(a));
+}
+
+std::string humanBytes(double b) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        ++u;
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
+    return buf;
+}
+
+std::string withCommas(int64_t n) {
+    std::string s = std::to_string(n), out;
+    int k = 0;
+    for (auto it = s.rbegin(); it != s.rend(); ++it) {
+        if (k && k % 3 == 0 && *it != '-')
+            out += ',';
+        out += *it;
+        ++k;
+    }
+    return {out.rbegin(), out.rend()};
+}
+
+// info needs only the config and the injection parameters: it never loads the whole
+// model, so it is instant even for the largest presets.
+int cmdInfo(const Args& a) {
+    const std::string spec = a.str("model");
+    Config cfg;
+    std::vector<float> A;
+    std::string source;
+    if (spec.rfind("preset:", 0) == 0) {
+        std::string name = spec.substr(7);
+        name = name.substr(0, name.find(':'));
+        cfg = preset(name);
+        A = injectionFromLogs(std::vector<float>(std::size_t(cfg.dim), 0.0f), 0.0f); // log_A = log_dt = 0 at init
+        source = "random initialisation";
+    } else {
+        const fs::path dir = spec;
+        if (!fs::is_directory(dir))
+            throw FileError(spec + ": not a model folder");
+        cfg = loadConfig(dir / "config.json");
+        const fs::path st = dir / "model.safetensors";
+        std::vector<fs::path> files;
+        if (fs::exists(st))
+            files.push_back(st);
+        else
+            for (const auto& e : fs::directory_iterator(dir))
+                if (e.path().extension() == ".safetensors")
+                    files.push_back(e.path());
+        std::vector<float> logA, logDt;
+        for (const auto& f : files) {
+            auto file = SafetensorsFile::open(f);
+            if (auto* t = file.find("recurrent.injection.log_A"))
+                logA = file.readF32(*t);
+            if (auto* t = file.find("recurrent.injection.log_dt"))
+                logDt = file.readF32(*t);
+        }
+        if (int64_t(logA.size()) != cfg.dim || logDt.size() != 1)
+            throw FormatError(spec + ": recurrent.injection.log_A / log_dt missing or mis-shaped");
+        A = injectionFromLogs(logA, logDt[0]);
+        source = "checkpoint";
+    }
+    const ParamCount pc = countParameters(cfg);
+    const double rho = spectralRadiusDiagonal(A);
+    const int64_t loops = cfg.max_loop_iters;
+    const KvLedger ref = kvLedgerFor(cfg, 1, 1, loops, KvLayout::Reference);
+    const KvLedger compact = kvLedgerFor(cfg, 1, 1, loops, KvLayout::Compact);
+
+    if (a.flag("json")) {
+        json parts = json::object();
+        for (const auto& p : pc.parts)
+            parts[p.name] = p.count;
+        json entries = json::array();
+        for (std::size_t i = 0; i < ref.entries.size(); ++i)
+            entries.push_back({{"key", ref.entries[i].key},
+                               {"bytes_per_token", ref.entries[i].referenceBytes},
+                               {"compact_bytes_per_token", compact.entries[i].engineBytes}});
+        json j = {{"model", spec},
+                  {"config", configToJson(cfg)},
+                  {"parameters", {{"total", pc.total}, {"parts", parts}}},
+                  {"weight_bytes_f32", weightBytesF32(cfg)},
+                  {"rho_A", rho},
+                  {"rho_A_source", source},
+                  {"stability", stabilityStatusName(stabilityStatus(rho))},
+                  {"memory_horizon_loops", rho < 1 ? json(memoryHorizon(rho)) : json(nullptr)},
+                  {"kv",
+                   {{"n_loops", loops},
+                    {"bytes_per_token_per_entry", {{"reference", kvBytesPerPosition(cfg, KvLayout::Reference)},
+                                                   {"compact", kvBytesPerPosition(cfg, KvLayout::Compact)}}},
+                    {"bytes_per_token", {{"reference", ref.referenceBytes}, {"compact", compact.engineBytes}}},
+                    {"entries", entries}}}};
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("model        %s\n", spec.c_str());
+    std::printf("attention    %s   dim %lld   heads %lld", cfg.attn_type.c_str(), (long long)cfg.dim,
+                (long long)cfg.n_heads);
+    if (cfg.isMla())
+        std::printf("   kv_lora_rank %lld   q_lora_rank %lld   rope/nope/v %lld/%lld/%lld\n",
+                    (long long)cfg.kv_lora_rank, (long long)cfg.q_lora_rank, (long long)cfg.qk_rope_head_dim,
+                    (long long)cfg.qk_nope_head_dim, (long long)cfg.v_head_dim);
+    else
+        std::printf("   kv heads %lld   head dim %lld\n", (long long)cfg.n_kv_heads, (long long)cfg.headDim());
+    std::printf("layers       prelude %lld + recurrent x %lld (max_loop_iters) + coda %lld\n",
+                (long long)cfg.prelude_layers, (long long)cfg.max_loop_iters, (long long)cfg.coda_layers);
+    std::printf("experts      %lld routed (top-%lld, width %lld) + %lld shared\n", (long long)cfg.n_experts,
+                (long long)cfg.n_experts_per_tok, (long long)cfg.expert_dim, (long long)cfg.n_shared_experts);
+    std::printf("vocab        %lld   max_seq_len %lld   act_threshold %g   rope_theta %g   lora_rank %lld\n",
+                (long long)cfg.vocab_size, (long long)cfg.max_seq_len, cfg.act_threshold, cfg.rope_theta,
+                (long long)cfg.lora_rank);
+    std::printf("\nparameters   %s  (tied embedding counted once; %s of fp32 weights)\n",
+                withCommas(pc.total).c_str(), humanBytes(double(weightBytesF32(cfg))).c_str());
+    for (const auto& p : pc.parts)
+        std::printf("  %-22s %15s  %5.1f%%\n", p.name.c_str(), withCommas(p.count).c_str(),
+                    100.0 * double(p.count) / double(pc.total));
+    std::printf("\nrho(A)       %.6f  (%s, %s; memory horizon %s loops)\n", rho,
+                stabilityStatusName(stabilityStatus(rho)), source.c_str(),
+                rho < 1 ? std::to_string(memoryHorizon(rho)).substr(0, 6).c_str() : "inf");
+    std::printf("\nKV cache per token at %lld loops (%lld entries):\n", (long long)loops, (long long)ref.entries.size());
+    std::printf("  per entry    reference %s   compact %s\n",
+                humanBytes(double(kvBytesPerPosition(cfg, KvLayout::Reference))).c_str(),
+                humanBytes(double(kvBytesPerPosition(cfg, KvLayout::Compact))).c_str());
+    for (std::size_t i = 0; i < ref.entries.size(); ++i)
+        std::printf("  %-20s %10s  %10s\n", ref.entries[i].key.c_str(),
+                    humanBytes(double(ref.entries[i].referenceBytes)).c_str(),
+                    humanBytes(double(compact.entries[i].engineBytes)).c_str());
+    std::printf("  total        reference %s   compact %s\n", humanBytes(double(ref.referenceBytes)).c_str(),
+                humanBytes(double(compact.engineBytes)).c_str());
+    return 0;
+}
+
+int cmdTrace(const Args& a) {
+    auto model = openModel(a);
+    const auto tok = tokenizerFor(a.str("model"), model->config().vocab_size);
+    int64_t B = 0, T = 0;
+    const auto ids = inputIds(a, tok, B, T);
+    const fs::path out = a.str("out");
+    Trace tr;
+    ForwardOptions fo;
+    fo.nLoops = a.integer("loops", 1, 1 << 20);
+    fo.startPos = a.integer("start-pos", 0, 0, model->config().max_seq_len);
+    fo.trace = &tr;
+    std::optional<KvCache> cache;
+    if (a.flag("kv-cache")) {
+        cache.emplace(model->newCache(B));
+        fo.cache = &*cache;
+    }
+    model->forward(ids, B, T, fo);
+    if (tok)
+        for (int32_t id : ids)
+            tr.pieces.push_back(tok->piece(id));
+    saveTrace(out, tr, !a.flag("no-logits"));
+    std::fprintf(stderr, "wrote %s: %lld x %lld tokens, %lld of %lld loops executed, rho(A) %.4f\n",
+                 out.string().c_str(), (long long)B, (long long)T, (long long)tr.loopsExecuted,
+                 (long long)tr.nLoops, tr.rhoA);
+    return 0;
+}
+
+int cmdGenerate(const Args& a) {
+    auto model = openModel(a);
+    const auto tok = tokenizerFor(a.str("model"), model->config().vocab_size);
+    int64_t B = 0, P = 0;
+    const auto ids = inputIds(a, tok, B, P);
+    GenerateOptions go;
+    go.nLoops = a.integer("loops", 1, 1 << 20);
+    go.maxNewTokens = a.integer("new-tokens", 1, model->config().max_seq_len);
+    const bool sampled = a.has("temperature") || a.has("top-k") || a.has("seed");
+    if (a.flag("greedy") && sampled)
+        throw UsageError("--greedy cannot be combined with --temperature / --top-k / --seed");
+    go.sampling.greedy = !sampled;
+    go.sampling.temperature = a.real("temperature", 1.0, 1e-6, 1e6);
+    go.sampling.topK = a.integer("top-k", 50, 0, model->config().vocab_size);
+    go.sampling.seed = uint64_t(a.integer("seed", 0, 0, INT64_MAX));
+    const bool stream = tok && B == 1 && !a.flag("ids-only");
+    if (stream) {
+        std::cout << tok->decode(ids) << std::flush;
+        go.onToken = [&](int64_t, const std::vector<int32_t>& t, const Trace*) {
+            std::cout << tok->decode(t) << std::flush;
+            return true;
+        };
+    }
+    const auto res = generate(*model, ids, B, P, go);
+    if (stream) {
+        std::cout << "\n";
+    } else {
+        for (int64_t b = 0; b < B; ++b) {
+            std::vector<int32_t> row(res.generated.begin() + b * res.steps, res.generated.begin() + (b + 1) * res.steps);
+            if (tok && !a.flag("ids-only")) {
+                std::cout << tok->decode(row) << "\n";
+            } else {
+                for (std::size_t i = 0; i < row.size(); ++i)
+                    std::cout << (i ? "," : "") << row[i];
+                std::cout << "\n";
+            }
+        }
+    }
+    if (a.has("out")) {
+        json gen = json::array(), steps = json::array(), seq = json::array();
+        for (int64_t b = 0; b < B; ++b) {
+            json row = json::array(), s = json::array();
+            for (int64_t t = 0; t < P; ++t)
+                s.push_back(ids[std::size_t(b * P + t)]);
+            for (int64_t t = 0; t < res.steps; ++t) {
+                row.push_back(res.generated[std::size_t(b * res.steps + t)]);
+                s.push_back(res.generated[std::size_t(b * res.steps + t)]);
+            }
+            gen.push_back(row);
+            seq.push_back(s);
+        }
+        const int64_t V = res.vocab;
+        for (int64_t t = 0; t < res.steps; ++t) {
+            json perB = json::array();
+            for (int64_t b = 0; b < B; ++b)
+                perB.push_back(std::vector<float>(res.stepLogits.begin() + (t * B + b) * V,
+                                                  res.stepLogits.begin() + (t * B + b + 1) * V));
+            steps.push_back(perB);
+        }
+        json j = {{"model", a.str("model")},
+                  {"n_loops", go.nLoops},
+                  {"prompt_len", P},
+                  {"sampling",
+                   {{"greedy", go.sampling.greedy},
+                    {"temperature", go.sampling.temperature},
+                    {"top_k", go.sampling.topK},
+                    {"seed", go.sampling.seed}}},
+                  {"generated", gen},
+                  {"sequence", seq},
+                  {"step_logits", steps},
+                  {"kv_total_bytes", res.kv.referenceBytes},
+                  {"kv_engine_bytes", res.kv.engineBytes}};
+        if (tok) {
+            json texts = json::array();
+            for (int64_t b = 0; b < B; ++b)
+                texts.push_back(tok->decode(std::vector<int32_t>(res.generated.begin() + b * res.steps,
+                                                                 res.generated.begin() + (b + 1) * res.steps)));
+            j["text"] = texts;
+        }
+        writeFileAtomic(a.str("out"), j.dump() + "\n");
+    }
+    return 0;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int cmdBench(const Args& a) {
+    const auto loops = a.intList("loops", {1, 4, 8, 16}, 1, 4096);
+    const auto decodeLoops = a.intList("decode-loops", loops, 1, 4096);
+    const int64_t repeats = a.integer("repeats", 5, 1, 1000);
+    auto model = openModel(a);
+    const Config& c = model->config();
+    const int64_t P = a.integer("prompt-len", 64, 1, c.max_seq_len);
+    const int64_t decode = a.integer("decode", 32, 0, c.max_seq_len);
+    if (P + decode - 1 > c.max_seq_len)
+        throw UsageError("--prompt-len + --decode exceed max_seq_len = " + std::to_string(c.max_seq_len));
+    std::mt19937 rng(1234);
+    std::vector<int32_t> prompt(static_cast<std::size_t>(P));
+    for (auto& id : prompt)
+        id = int32_t(rng() % uint32_t(c.vocab_size));
+    using Clock = std::chrono::steady_clock;
+    auto ms = [](Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); };
+
+    json prefill = json::object(), tps = json::object(), decodeMs = json::object();
+    for (int64_t L : loops) {
+        const bool doDecode = decode > 1 && std::find(decodeLoops.begin(), decodeLoops.end(), L) != decodeLoops.end();
+        std::vector<double> pre, dec;
+        for (int64_t r = 0; r <= repeats; ++r) { // r == 0 is the warm-up
+            KvCache cache = model->newCache(1);
+            ForwardOptions fo;
+            fo.nLoops = L;
+            fo.cache = &cache;
+            auto t0 = Clock::now();
+            auto logits = model->forward(prompt, 1, P, fo);
+            const double tp = ms(t0);
+            double td = 0;
+            if (doDecode) {
+                int32_t next = int32_t(std::max_element(logits.end() - c.vocab_size, logits.end()) -
+                                       (logits.end() - c.vocab_size));
+                auto t1 = Clock::now();
+                for (int64_t s = 1; s < decode; ++s) {
+                    fo.startPos = P + s - 1;
+                    logits = model->forward({next}, 1, 1, fo);
+                    next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+                }
+                td = ms(t1);
+            }
+            if (r > 0) {
+                pre.push_back(tp);
+                if (doDecode)
+                    dec.push_back(td);
+            }
+        }
+        const std::string key = std::to_string(L);
+        prefill[key] = median(pre);
+        if (doDecode) {
+            decodeMs[key] = median(dec);
+            tps[key] = double(decode - 1) / (median(dec) / 1000.0);
+        }
+    }
+    if (a.flag("json")) {
+        json j = {{"model", a.str("model")},
+                  {"threads", numThreads()},
+                  {"prompt_len", P},
+                  {"decode", decode},
+                  {"repeats", repeats},
+                  {"prefill_ms", prefill},
+                  {"decode_ms", decodeMs},
+                  {"decode_tokens_per_s", tps}};
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("%s: prompt %lld tokens, %lld decode steps, %lld threads, median of %lld after a warm-up\n",
+                a.str("model").c_str(), (long long)P, (long long)(decode > 0 ? decode - 1 : 0), (long long)numThreads(),
+                (long long)repeats);
+    std::printf("%8s %14s %18s\n", "loops", "prefill ms", "decode tokens/s");
+    for (int64_t L : loops) {
+        const std::string key = std::to_string(L);
+        std::printf("%8lld %14.3f", (long long)L, prefill[key].get<double>());
+        if (tps.contains(key))
+            std::printf(" %18.1f", tps[key].get<double>());
+        std::printf("\n");
+    }
+    return 0;
+}
+
+int cmdRescale(const Args& a) {
+    const std::string spec = a.str("model");
+    if (spec.rfind("preset:", 0) == 0)
+        throw UsageError("rescale needs a model folder");
+    const double target = a.real("target", 0.9, 1e-9, 1.0);
+    Checkpoint ck = loadCheckpoint(spec);
+    const auto A = injectionFromLogs(ck.weights.at("recurrent.injection.log_A").data,
+                                     ck.weights.at("recurrent.injection.log_dt").data.at(0));
+    const double before = spectralRadiusDiagonal(A);
+    const double after = rescaleInjection(ck.weights, target);
+    const fs::path out = a.str("out");
+    saveCheckpoint(out, ck.config, ck.weights, {{"source", spec}, {"rescaled_rho_A", std::to_string(after)}});
+    if (fs::exists(fs::path(spec) / "tokenizer.json") && !fs::exists(out / "tokenizer.json"))
+        writeFileAtomic(out / "tokenizer.json", readTextFile(fs::path(spec) / "tokenizer.json"));
+    std::printf("rho(A) %.6f -> %.6f, saved %s\n", before, after, out.string().c_str());
+    return 0;
+}
+
+int cmdPresets() {
+    for (const auto& n : presetNames()) {
+        const Config c = preset(n);
+        std::printf("%-12s %-3s dim %-6lld params %s\n", n.c_str(), c.attn_type.c_str(), (long long)c.dim,
+                    withCommas(countParameters(c).total).c_str());
+    }
+    return 0;
+}
+
+std::string oneLine(std::string s) {
+    for (std::size_t p; (p = s.find("\n  - ")) != std::string::npos;)
+        s.replace(p, 5, "; ");
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    return s;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+        std::cout << kUsage;
+        return args.empty() ? 2 : 0;
+    }
+    const std::string cmd = args[0];
+    args.erase(args.begin());
+    try {
+        const bool help = std::find(args.begin(), args.end(), "--help") != args.end();
+        if (cmd == "info") {
+            Args a(args, kCommonValued, with(kCommonFlags, {"json"}));
+            if (help)
+                return std::cout << kUsage, 0;
+            return cmdInfo(a);
+        }
+        if (cmd == "trace") {
+            Args a(args, with(kCommonValued, {"ids", "prompt", "loops", "out", "start-pos"}),
+                   with(kCommonFlags, {"kv-cache", "no-logits"}));
+            if (help)
+                return std::cout << kUsage, 0;
+            return cmdTrace(a);
+        }
+        if (cmd == "generate") {
+            Args a(args, with(kCommonValued, {"ids", "prompt", "loops", "new-tokens", "temperature", "top-k", "seed", "out"}),
+                   with(kCommonFlags, {"greedy", "ids-only"}));
+            if (help)
+                return std::cout << kUsage, 0;
+            return cmdGenerate(a);
+        }
+        if (cmd == "bench") {
+            Args a(args, with(kCommonValued, {"prompt-len", "loops", "decode", "decode-loops", "repeats"}),
+                   with(kCommonFlags, {"json"}));
+            if (help)
+                return std::cout << kUsage, 0;
+            return cmdBench(a);
+        }
+        if (cmd == "rescale") {
+            Args a(args, with(kCommonValued, {"target", "out"}), kCommonFlags);
+            if (help)
+                return std::cout << kUsage, 0;
+            return cmdRescale(a);
+        }
+        if (cmd == "presets")
+            return cmdPresets();
+        throw UsageError("unknown command '" + cmd + "' (try mythos-cli --help)");
+    } catch (const UsageError& e) {
+        std::cerr << "mythos-cli " << cmd << ": " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "mythos-cli " << cmd << ": error: " << oneLine(e.what()) << "\n";
+        return 1;
+    }
+}

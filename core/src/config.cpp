@@ -292,15 +292,8 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
                            " is larger than n_experts = " + num(c.n_experts) +
                            " (the router picks that many distinct experts)");
     }
-    // The reference's loop_index_embedding documents an even width: sines of width/2
-    // frequencies fill the first half of the channels, cosines the second. An odd width
-    // would silently lose the last cosine, and a width of 0 would add no loop signal.
-    if (c.dim > 0 && trusted({"dim"}) && (c.loopDim() < 2 || c.loopDim() % 2 != 0)) {
-        problems.push_back("dim = " + num(c.dim) + " gives a loop-index embedding width dim / 8 = " +
-                           num(c.loopDim()) +
-                           ", which must be even and at least 2 (sines of width/2 loop "
-                           "frequencies fill its first half, cosines the second)");
-    }
+    // No rule on the loop-index width dim / 8: the reference accepts any width (an odd
+    // one drops the last cosine, 0 adds nothing) and the engine reproduces that.
 
     if (trusted({"act_threshold"}) && !(c.act_threshold > 0.0 && c.act_threshold <= 1.0))
         problems.push_back("act_threshold = " + formatNumber(c.act_threshold) + " must be in (0, 1]");

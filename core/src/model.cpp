@@ -222,12 +222,8 @@ const std::string& Model::weightsHash() const {
 }
 
 std::vector<float> Model::injectionA() const {
-    const auto& logA = m_weights.at("recurrent.injection.log_A").data;
-    const float logDt = m_weights.at("recurrent.injection.log_dt").data.at(0);
-    std::vector<float> A(logA.size());
-    for (std::size_t i = 0; i < A.size(); ++i)
-        A[i] = std::exp(-std::exp(std::clamp(logDt + logA[i], -20.0f, 20.0f)));
-    return A;
+    return injectionFromLogs(m_weights.at("recurrent.injection.log_A").data,
+                             m_weights.at("recurrent.injection.log_dt").data.at(0));
 }
 
 void Model::setWeight(const std::string& name, const Tensor& t) {

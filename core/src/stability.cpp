@@ -88,3 +88,12 @@ double rescaleInjection(Weights& weights, double target) {
 }
 
 } // namespace mythos
+
+namespace mythos {
+std::vector<float> injectionFromLogs(const std::vector<float>& logA, float logDt) {
+    std::vector<float> A(logA.size());
+    for (std::size_t i = 0; i < A.size(); ++i)
+        A[i] = std::exp(-std::exp(std::clamp(logDt + logA[i], -20.0f, 20.0f)));
+    return A;
+}
+} // namespace mythos

@@ -30,3 +30,8 @@ const char* stabilityStatusName(StabilityStatus s);
 double rescaleInjection(Weights& weights, double target);
 
 } // namespace mythos
+
+namespace mythos {
+// A = exp(-exp(clamp(log_dt + log_A, -20, 20))) element-wise, in fp32 like the reference.
+std::vector<float> injectionFromLogs(const std::vector<float>& logA, float logDt);
+} // namespace mythos
