@@ -231,14 +231,18 @@ int cmdInfo(const Args& a) {
                 stabilityStatusName(stabilityStatus(rho)), source.c_str(),
                 rho < 1 ? std::to_string(memoryHorizon(rho)).substr(0, 6).c_str() : "inf");
     std::printf("\nKV cache per token at %lld loops (%lld entries):\n", (long long)loops, (long long)ref.entries.size());
-    std::printf("  per entry    reference %s   compact %s\n",
-                humanBytes(double(kvBytesPerPosition(cfg, KvLayout::Reference))).c_str(),
-                humanBytes(double(kvBytesPerPosition(cfg, KvLayout::Compact))).c_str());
-    for (std::size_t i = 0; i < ref.entries.size(); ++i)
-        std::printf("  %-20s %10s  %10s\n", ref.entries[i].key.c_str(),
-                    humanBytes(double(ref.entries[i].referenceBytes)).c_str(),
-                    humanBytes(double(compact.entries[i].engineBytes)).c_str());
-    std::printf("  total        reference %s   compact %s\n", humanBytes(double(ref.referenceBytes)).c_str(),
+    // Entries of one kind (prelude_i, recurrent_loop_t, coda_i) cost the same: one line each.
+    for (const auto& [prefix, count] : {std::pair<std::string, int64_t>{"prelude_", cfg.prelude_layers},
+                                        {"recurrent_loop_", loops},
+                                        {"coda_", cfg.coda_layers}}) {
+        if (count == 0)
+            continue;
+        const std::string keys = count == 1 ? prefix + "0" : prefix + "0.." + std::to_string(count - 1);
+        std::printf("  %-22s %3lld x %-10s compact %lld x %s\n", keys.c_str(), (long long)count,
+                    humanBytes(double(kvBytesPerPosition(cfg, KvLayout::Reference))).c_str(), (long long)count,
+                    humanBytes(double(kvBytesPerPosition(cfg, KvLayout::Compact))).c_str());
+    }
+    std::printf("  %-22s %s, compact %s\n", "total", humanBytes(double(ref.referenceBytes)).c_str(),
                 humanBytes(double(compact.engineBytes)).c_str());
     return 0;
 }

@@ -13,18 +13,22 @@
 namespace mythos {
 
 namespace {
+// Primitives are keyed without M: M (and the row strides) are runtime dimensions, so one
+// primitive serves every batch size, MoE group size and growing decode length.
 struct MatmulKey {
-    int64_t m, k, n, ldx, ldy;
+    int64_t k, n;
     bool accumulate;
     bool weightsKN; // W stored [K, N] instead of nn.Linear's [N, K]
-    auto tie() const { return std::tie(m, k, n, ldx, ldy, accumulate, weightsKN); }
+    auto tie() const { return std::tie(k, n, accumulate, weightsKN); }
     bool operator<(const MatmulKey& o) const { return tie() < o.tie(); }
 };
+constexpr auto kRuntime = DNNL_RUNTIME_DIM_VAL;
 } // namespace
 
 struct MatmulEngine::Primitive {
-    dnnl::memory::desc src, wei, dst;
+    dnnl::memory::desc wei;
     dnnl::matmul prim;
+    int64_t k, n;
 };
 
 struct MatmulEngine::Impl {
@@ -37,12 +41,12 @@ struct MatmulEngine::Impl {
         if (it != cache.end())
             return it->second;
         using dt = dnnl::memory::data_type;
-        dnnl::memory::desc src({key.m, key.k}, dt::f32, dnnl::memory::dims{key.ldx, 1});
+        dnnl::memory::desc src({kRuntime, key.k}, dt::f32, dnnl::memory::dims{kRuntime, 1});
         // nn.Linear stores W as [N, K]; the matmul wants [K, N]: the same bytes with
         // transposed strides, so no copy is needed.
         dnnl::memory::desc wei({key.k, key.n}, dt::f32,
                                key.weightsKN ? dnnl::memory::dims{key.n, 1} : dnnl::memory::dims{1, key.k});
-        dnnl::memory::desc dst({key.m, key.n}, dt::f32, dnnl::memory::dims{key.ldy, 1});
+        dnnl::memory::desc dst({kRuntime, key.n}, dt::f32, dnnl::memory::dims{kRuntime, 1});
         dnnl::primitive_attr attr;
         if (key.accumulate) {
             dnnl::post_ops po;
@@ -51,7 +55,7 @@ struct MatmulEngine::Impl {
         }
         dnnl::matmul::desc desc(src, wei, dst);
         dnnl::matmul::primitive_desc pd(desc, attr, engine);
-        return cache.emplace(key, Primitive{src, wei, dst, dnnl::matmul(pd)}).first->second;
+        return cache.emplace(key, Primitive{wei, dnnl::matmul(pd), key.k, key.n}).first->second;
     }
 };
 
@@ -73,20 +77,21 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
                 std::fill(y + i * ldy, y + i * ldy + N, 0.0f);
         return;
     }
-    run(m_impl->get({M, K, N, ldx, ldy, accumulate, false}), x, w, y);
+    run(m_impl->get({K, N, accumulate, false}), x, M, ldx, w, y, ldy);
 }
 
 void MatmulEngine::matmulKN(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
                             bool accumulate) {
     if (M <= 0 || N <= 0 || K <= 0)
         return linearStrided(x, M, K, K, w, N, y, N, accumulate);
-    run(m_impl->get({M, K, N, K, N, accumulate, true}), x, w, y);
+    run(m_impl->get({K, N, accumulate, true}), x, M, K, w, y, N);
 }
 
-void MatmulEngine::run(Primitive& e, const float* x, const float* w, float* y) {
-    dnnl::memory src(e.src, m_impl->engine, const_cast<float*>(x));
+void MatmulEngine::run(Primitive& e, const float* x, int64_t M, int64_t ldx, const float* w, float* y, int64_t ldy) {
+    using dt = dnnl::memory::data_type;
+    dnnl::memory src({{M, e.k}, dt::f32, {ldx, 1}}, m_impl->engine, const_cast<float*>(x));
     dnnl::memory wei(e.wei, m_impl->engine, const_cast<float*>(w));
-    dnnl::memory dst(e.dst, m_impl->engine, y);
+    dnnl::memory dst({{M, e.n}, dt::f32, {ldy, 1}}, m_impl->engine, y);
     e.prim.execute(m_impl->stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
     m_impl->stream.wait();
 }

@@ -20,6 +20,8 @@ double spectralRadiusDiagonal(const std::vector<float>& a) {
 std::vector<std::complex<double>> eigenvalues(const std::vector<float>& a, int64_t n) {
     if (n < 0 || int64_t(a.size()) != n * n)
         throw ArgumentError("eigenvalues: matrix size does not match n x n");
+    if (n == 0)
+        return {}; // Eigen's solver crashes on a 0 x 0 matrix
     Eigen::MatrixXd m(n, n);
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < n; ++j)

@@ -32,7 +32,7 @@ public:
 private:
     struct Impl;
     struct Primitive;
-    void run(Primitive& p, const float* x, const float* w, float* y);
+    void run(Primitive& p, const float* x, int64_t M, int64_t ldx, const float* w, float* y, int64_t ldy);
     std::unique_ptr<Impl> m_impl;
 };
 

@@ -1,0 +1,284 @@
+// End-to-end tests of mythos-cli on the golden cases: run the real executable, check its
+// exit code, its output and the files it writes.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "mythos/safetensors.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct Result {
+    int code = -1;
+    std::string out; // stdout + stderr
+};
+
+std::string quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s)
+        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+Result run(const std::vector<std::string>& args) {
+    std::string cmd = quote(MYTHOS_CLI);
+    for (const auto& a : args)
+        cmd += " " + quote(a);
+    cmd += " 2>&1";
+    Result r;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p)
+        return r;
+    std::array<char, 4096> buf{};
+    std::size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
+        r.out.append(buf.data(), n);
+    const int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+json readJson(const fs::path& p) {
+    std::ifstream in(p);
+    return json::parse(in);
+}
+
+class Cli : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir = fs::temp_directory_path() /
+              ("mythos_cli_" + std::to_string(::getpid()) + "_" +
+               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::create_directories(dir);
+    }
+    void TearDown() override { fs::remove_all(dir); }
+    fs::path dir;
+    const std::string tinyMla = std::string(MYTHOS_TEST_DATA_DIR) + "/tiny_mla";
+    const std::string tinyGqa = std::string(MYTHOS_TEST_DATA_DIR) + "/tiny_gqa";
+};
+
+json golden(const std::string& caseDir) { return readJson(fs::path(caseDir) / "golden.json"); }
+
+std::vector<float> goldenTensor(const std::string& caseDir, const std::string& name) {
+    auto f = mythos::SafetensorsFile::open(fs::path(caseDir) / "golden.safetensors");
+    return f.readF32(*f.find(name));
+}
+
+template <typename T>
+void flatten(const json& j, std::vector<T>& out) {
+    if (j.is_array())
+        for (const auto& x : j)
+            flatten(x, out);
+    else
+        out.push_back(j.get<T>());
+}
+
+std::string idsArg(const json& rows) {
+    std::string s;
+    for (const auto& row : rows) {
+        if (!s.empty())
+            s += ";";
+        for (std::size_t i = 0; i < row.size(); ++i)
+            s += (i ? "," : "") + std::to_string(row[i].get<int>());
+    }
+    return s;
+}
+
+TEST_F(Cli, HelpAndUnknownCommand) {
+    auto r = run({"--help"});
+    EXPECT_EQ(r.code, 0);
+    EXPECT_NE(r.out.find("usage: mythos-cli"), std::string::npos);
+    r = run({"trace", "--help"});
+    EXPECT_EQ(r.code, 0);
+    r = run({"frobnicate"});
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("unknown command"), std::string::npos);
+}
+
+TEST_F(Cli, InfoJsonMatchesGolden) {
+    for (const auto& c : {tinyMla, tinyGqa}) {
+        auto r = run({"info", "--model", c, "--json"});
+        ASSERT_EQ(r.code, 0) << r.out;
+        const json j = json::parse(r.out);
+        const json g = golden(c);
+        EXPECT_EQ(j["parameters"]["total"].get<int64_t>(), g["param_count"].get<int64_t>());
+        EXPECT_NEAR(j["rho_A"].get<double>(), g["rho_A"].get<double>(), 1e-6);
+        // One entry of the reference's cache per position: compare with a one-token run's ledger.
+        EXPECT_EQ(j["kv"]["entries"].size(), size_t(g["config"]["prelude_layers"].get<int>() +
+                                                    g["config"]["max_loop_iters"].get<int>() +
+                                                    g["config"]["coda_layers"].get<int>()));
+    }
+    auto r = run({"info", "--model", "preset:mythos_1b"});
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("1,064,028,034"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, TraceMatchesGoldenForwardRuns) {
+    const json g = golden(tinyMla);
+    int checked = 0;
+    for (const auto& runj : g["forward_runs"]) {
+        const std::string name = runj["name"];
+        const bool cached = runj["kv_cache"].get<bool>();
+        const fs::path out = dir / (name + ".json");
+        std::vector<std::string> args = {"trace", "--model", tinyMla, "--ids", idsArg(g["inputs"][runj["input"].get<std::string>()]),
+                                         "--loops", std::to_string(runj["n_loops"].get<int>()), "--out", out.string()};
+        if (cached)
+            args.push_back("--kv-cache");
+        auto r = run(args);
+        ASSERT_EQ(r.code, 0) << r.out;
+        const json t = readJson(out);
+        EXPECT_EQ(t["schema"], "mythos-trace/1");
+        EXPECT_EQ(t["loops_executed"], runj["loops_executed"]) << name;
+        EXPECT_EQ(t["act"]["halt_loop"], runj["halt_loop"]) << name;
+        EXPECT_EQ(t["routing"]["topk_ids"], runj["router_topk_ids"]) << name;
+        std::vector<float> logits, ref = goldenTensor(tinyMla, runj["tensors"]["logits"]);
+        flatten(t["logits"], logits);
+        ASSERT_EQ(logits.size(), ref.size());
+        float maxRef = 0;
+        for (float v : ref)
+            maxRef = std::max(maxRef, std::fabs(v));
+        for (std::size_t i = 0; i < ref.size(); ++i)
+            ASSERT_NEAR(logits[i], ref[i], 1e-4 * maxRef + 1e-5) << name << " logit " << i;
+        std::vector<float> p, pref = goldenTensor(tinyMla, runj["tensors"]["act_p"]);
+        flatten(t["act"]["p"], p);
+        ASSERT_EQ(p.size(), pref.size());
+        for (std::size_t i = 0; i < p.size(); ++i)
+            ASSERT_NEAR(p[i], pref[i], 1e-5);
+        ASSERT_TRUE(t.contains("h_norm"));
+        ASSERT_TRUE(t["routing"].contains("weights"));
+        EXPECT_NEAR(t["rho_A"].get<double>(), g["rho_A"].get<double>(), 1e-6);
+        if (cached) {
+            EXPECT_EQ(t["kv"]["total_bytes"], runj["kv_cache_total_bytes"]);
+            ASSERT_EQ(t["kv"]["entries"].size(), runj["kv_cache_after"].size());
+            for (std::size_t i = 0; i < runj["kv_cache_after"].size(); ++i) {
+                EXPECT_EQ(t["kv"]["entries"][i]["key"], runj["kv_cache_after"][i]["key"]);
+                EXPECT_EQ(t["kv"]["entries"][i]["bytes"], runj["kv_cache_after"][i]["nbytes"]);
+            }
+        } else {
+            EXPECT_FALSE(t.contains("kv"));
+        }
+        ++checked;
+    }
+    EXPECT_EQ(checked, int(g["forward_runs"].size()));
+}
+
+TEST_F(Cli, GenerateGreedyMatchesGoldenDecode) {
+    for (const auto& c : {tinyMla, tinyGqa}) {
+        const json g = golden(c);
+        for (const auto& d : g["decode_runs"]) {
+            const fs::path out = dir / "gen.json";
+            auto r = run({"generate", "--model", c, "--ids", idsArg(g["inputs"][d["input"].get<std::string>()]),
+                          "--loops", std::to_string(d["n_loops"].get<int>()), "--new-tokens",
+                          std::to_string(d["new_tokens"].get<int>()), "--greedy", "--out", out.string()});
+            ASSERT_EQ(r.code, 0) << r.out;
+            const json j = readJson(out);
+            EXPECT_EQ(j["generated"], d["generated"]) << c << " " << d["name"];
+            std::vector<float> logits, ref = goldenTensor(c, d["tensors"]["step_logits"]);
+            flatten(j["step_logits"], logits);
+            ASSERT_EQ(logits.size(), ref.size());
+            float maxRef = 0;
+            for (float v : ref)
+                maxRef = std::max(maxRef, std::fabs(v));
+            for (std::size_t i = 0; i < ref.size(); ++i)
+                ASSERT_NEAR(logits[i], ref[i], 1e-4 * maxRef + 1e-5);
+        }
+    }
+}
+
+TEST_F(Cli, GenerateSampledIsSeeded) {
+    auto a = run({"generate", "--model", tinyMla, "--ids", "1,2,3", "--loops", "4", "--new-tokens", "12",
+                  "--temperature", "1.5", "--top-k", "20", "--seed", "7"});
+    auto b = run({"generate", "--model", tinyMla, "--ids", "1,2,3", "--loops", "4", "--new-tokens", "12",
+                  "--temperature", "1.5", "--top-k", "20", "--seed", "7"});
+    auto c = run({"generate", "--model", tinyMla, "--ids", "1,2,3", "--loops", "4", "--new-tokens", "12",
+                  "--temperature", "1.5", "--top-k", "20", "--seed", "8"});
+    ASSERT_EQ(a.code, 0) << a.out;
+    EXPECT_EQ(a.out, b.out);
+    EXPECT_NE(a.out, c.out);
+    auto bad = run({"generate", "--model", tinyMla, "--ids", "1,2,3", "--loops", "4", "--new-tokens", "2", "--greedy",
+                    "--seed", "3"});
+    EXPECT_NE(bad.code, 0);
+}
+
+TEST_F(Cli, BenchJsonHasEveryLoopCount) {
+    auto r = run({"bench", "--model", tinyMla, "--prompt-len", "16", "--loops", "1,4", "--decode", "4", "--repeats",
+                  "1", "--threads", "1", "--json"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    const json j = json::parse(r.out);
+    for (const char* k : {"1", "4"}) {
+        ASSERT_TRUE(j["prefill_ms"].contains(k));
+        EXPECT_GT(j["prefill_ms"][k].get<double>(), 0);
+        ASSERT_TRUE(j["decode_tokens_per_s"].contains(k));
+        EXPECT_GT(j["decode_tokens_per_s"][k].get<double>(), 0);
+    }
+    EXPECT_EQ(j["threads"], 1);
+}
+
+TEST_F(Cli, RescaleWritesANewModel) {
+    const fs::path out = dir / "rescaled";
+    auto r = run({"rescale", "--model", tinyGqa, "--target", "0.5", "--out", out.string()});
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = run({"info", "--model", out.string(), "--json"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NEAR(json::parse(r.out)["rho_A"].get<double>(), 0.5, 1e-5);
+    r = run({"trace", "--model", out.string(), "--ids", "1,2,3", "--loops", "2", "--out", (dir / "t.json").string()});
+    EXPECT_EQ(r.code, 0) << r.out;
+}
+
+TEST_F(Cli, ErrorsAreOneLineAndNonZero) {
+    const std::vector<std::vector<std::string>> bad = {
+        {"info", "--model", "/nonexistent/folder"},
+        {"info"},
+        {"trace", "--model", tinyMla, "--ids", "1,2,999", "--loops", "2", "--out", (dir / "x.json").string()},
+        {"trace", "--model", tinyMla, "--ids", "1,2;3", "--loops", "2", "--out", (dir / "x.json").string()},
+        {"trace", "--model", tinyMla, "--ids", "1,x", "--loops", "2", "--out", (dir / "x.json").string()},
+        {"trace", "--model", tinyMla, "--ids", "1,2", "--loops", "0", "--out", (dir / "x.json").string()},
+        {"trace", "--model", tinyMla, "--ids", "1,2", "--loops", "2", "--out", "/nonexistent/dir/x.json"},
+        {"bench", "--model", tinyMla, "--loops", "1,a"},
+        {"info", "--model", tinyMla, "--bogus"},
+        {"generate", "--model", "preset:no_such_preset", "--ids", "1", "--loops", "1", "--new-tokens", "1"},
+    };
+    for (const auto& args : bad) {
+        const auto r = run(args);
+        EXPECT_NE(r.code, 0) << args[0] << ": " << r.out;
+        EXPECT_FALSE(r.out.empty());
+        // one line: the only newline is the last character
+        EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
+    }
+    EXPECT_FALSE(fs::exists(dir / "x.json"));
+}
+
+TEST_F(Cli, BadModelFilesGiveClearErrors) {
+    // A model folder with a truncated weight file.
+    const fs::path m = dir / "broken";
+    fs::create_directories(m);
+    fs::copy_file(fs::path(tinyMla) / "config.json", m / "config.json");
+    {
+        std::ifstream in(fs::path(tinyMla) / "model.safetensors", std::ios::binary);
+        std::string bytes((std::istreambuf_iterator<char>(in)), {});
+        std::ofstream(m / "model.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+    }
+    auto r = run({"trace", "--model", m.string(), "--ids", "1", "--loops", "1", "--out", (dir / "t.json").string()});
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("model.safetensors"), std::string::npos) << r.out;
+    // An invalid config lists every problem on one line.
+    std::ofstream(m / "config.json") << R"({"dim": 130, "n_heads": 4, "attn_type": "gqa", "n_kv_heads": 3})";
+    r = run({"info", "--model", m.string()});
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("config.json"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("n_heads"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("n_kv_heads"), std::string::npos) << r.out;
+}
+
+} // namespace
