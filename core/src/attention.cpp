@@ -11,10 +11,10 @@ namespace mythos::detail {
 namespace {
 
 float dot(const float* a, const float* b, int64_t n) {
-    float s = 0;
+    double s = 0;
     for (int64_t i = 0; i < n; ++i)
-        s += a[i] * b[i];
-    return s;
+        s += double(a[i]) * double(b[i]);
+    return float(s);
 }
 
 KvEntry& cacheEntry(KvCache& cache, const std::string& key, int64_t B, int64_t widthA, int64_t widthB) {

@@ -420,10 +420,16 @@ void Model::recurrentStep(int64_t t, const std::vector<float>& e, std::vector<fl
         }
 
     // ACT halting probability p = sigmoid(h . w + b)
+    // A single output column: a double-precision dot product is as cheap as a matmul call
+    // and keeps the halting decision as close to exact as the state allows.
     p.resize(std::size_t(N));
-    im.mm.linear(h.data(), N, D, im.haltW, 1, p.data());
-    for (int64_t n = 0; n < N; ++n)
-        p[std::size_t(n)] = 1.0f / (1.0f + std::exp(-(p[std::size_t(n)] + im.haltB[0])));
+    for (int64_t n = 0; n < N; ++n) {
+        double z = 0;
+        for (int64_t i = 0; i < D; ++i)
+            z += double(h[std::size_t(n * D + i)]) * double(im.haltW[i]);
+        const float logit = float(z) + im.haltB[0];
+        p[std::size_t(n)] = 1.0f / (1.0f + std::exp(-logit));
+    }
 }
 
 std::vector<float> Model::finish(std::vector<float> x, int64_t B, int64_t T, int64_t startPos, KvCache* cache,

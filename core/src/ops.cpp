@@ -114,10 +114,10 @@ void rmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t n, 
     for (int64_t r = 0; r < rows; ++r) {
         const float* xr = x + r * n;
         float* yr = y + r * n;
-        float ss = 0;
+        double ss = 0; // a double sum keeps long rows (dim 2048+) as exact as fp32 allows
         for (int64_t i = 0; i < n; ++i)
-            ss += xr[i] * xr[i];
-        const float inv = 1.0f / std::sqrt(ss / float(n) + eps);
+            ss += double(xr[i]) * double(xr[i]);
+        const float inv = 1.0f / std::sqrt(float(ss / double(n)) + eps);
         for (int64_t i = 0; i < n; ++i)
             yr[i] = xr[i] * inv * w[i];
     }

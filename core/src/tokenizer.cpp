@@ -30,9 +30,11 @@ Tokenizer Tokenizer::fromJson(std::string_view text, const std::string& source, 
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object())
         return fail("not a JSON object");
-    if (j.contains("model") && j["model"].is_object())
-        return fail("Hugging Face tokenizers (type " + j["model"].value("type", std::string("?")) +
+    if (j.contains("model") && j["model"].is_object()) {
+        const auto& type = j["model"]["type"];
+        return fail("Hugging Face tokenizers (type " + (type.is_string() ? type.get<std::string>() : type.dump()) +
                     ") are not supported; give the prompt as ids (--ids) or use a character-level tokenizer.json");
+    }
     if (!j.contains("type") || j["type"] != "char")
         return fail("unsupported tokenizer type (expected \"type\": \"char\")");
     if (!j.contains("vocab") || !j["vocab"].is_array() || j["vocab"].empty())

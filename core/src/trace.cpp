@@ -235,8 +235,15 @@ Trace traceFromJson(const json& j, const std::string& source) {
         tr.logits = r.array<float>(j, "logits", {B, T, tr.vocab});
     if (j.contains("kv")) {
         const json& kv = j["kv"];
+        if (!kv.is_object())
+            r.fail("'kv' must be an object");
         tr.hasKv = true;
-        tr.kv.engineLayout = kv.value("engine_layout", "reference");
+        tr.kv.engineLayout = "reference";
+        if (kv.contains("engine_layout")) {
+            if (!kv["engine_layout"].is_string())
+                r.fail("'kv.engine_layout' must be a string");
+            tr.kv.engineLayout = kv["engine_layout"].get<std::string>();
+        }
         tr.kv.batch = r.integer(kv, "batch", 0, kMax);
         tr.kv.referenceBytes = r.integer(kv, "total_bytes", 0, std::numeric_limits<int64_t>::max());
         tr.kv.engineBytes = r.integer(kv, "engine_total_bytes", 0, std::numeric_limits<int64_t>::max());

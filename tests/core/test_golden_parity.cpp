@@ -1,6 +1,7 @@
 // Parity with the PyTorch reference on every golden case (see ../shared/golden/README.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "golden.h"
@@ -14,9 +15,13 @@ namespace {
 
 constexpr double kRel = 1e-4, kAbs = 1e-5, kProbAbs = 1e-5;
 
+// Largest error / allowed-error ratio seen in the current test (1 = at the tolerance).
+double g_worstRatio = 0;
+
 #define EXPECT_CLOSE(got, ref, rel, abs, what)                                                                \
     do {                                                                                                      \
         const auto cmp_ = golden::compare(got, ref, rel, abs);                                                \
+        g_worstRatio = std::max(g_worstRatio, cmp_.worst);                                                    \
         EXPECT_LE(cmp_.worst, 1.0) << what << ": worst element " << cmp_.worstIndex << " max rel err "       \
                                    << cmp_.maxRelErr << " (sizes " << (got).size() << " vs " << (ref).size() \
                                    << ")";                                                                    \
@@ -33,8 +38,12 @@ struct ErrorLog {
 class GoldenParity : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
+        g_worstRatio = 0;
         data = std::make_unique<golden::Data>(golden::load(golden::find(GetParam())));
         model = Model::open(data->c.dir.string());
+    }
+    void TearDown() override {
+        std::printf("[ golden   ] %s: largest error is %.2f of the tolerance\n", GetParam().c_str(), g_worstRatio);
     }
     std::unique_ptr<golden::Data> data;
     std::unique_ptr<Model> model;

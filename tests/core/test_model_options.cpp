@@ -163,11 +163,13 @@ TEST(KvLayoutTest, GqaLayoutsAreIdentical) {
 // Chunked prefill and decoding
 
 TEST(ChunkedPrefillTest, ChunksMatchOnePrefillAndUncachedForward) {
-    for (const std::string name : {"tiny_mla", "tiny_gqa"}) {
-        auto model = Model::open(caseDir(name));
+    for (const std::string name : {"tiny_mla", "tiny_gqa", "tiny_mla compact"}) {
+        const bool compact = name.find("compact") != std::string::npos;
+        auto model = Model::open(caseDir(name.substr(0, 8)),
+                                 EngineOptions{.kvLayout = compact ? KvLayout::Compact : KvLayout::Reference});
         const int64_t V = model->config().vocab_size;
         int64_t B2 = 0, T = 0;
-        const auto b2 = goldenInput(name, "b2", B2, T);
+        const auto b2 = goldenInput(name.substr(0, 8), "b2", B2, T);
         ASSERT_EQ(T, 16);
         for (const int64_t B : {int64_t(1), int64_t(2)}) {
             SCOPED_TRACE(name + " batch " + std::to_string(B));

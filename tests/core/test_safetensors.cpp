@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -338,6 +339,38 @@ TEST(Safetensors, UnknownDTypeIsListedButNotConvertible)
     expectThrowWith<FormatError>([&] { f.readF32(*f.find("x")); }, "f8.safetensors", "F8_E4M3");
 }
 
+TEST(Safetensors, IgnoresUnknownFields)
+{
+    TempDir dir;
+    const fs::path p = makeFile(dir, "extra.safetensors",
+                                R"({"x":{"note":{"a":[1,{"b":null}]},"dtype":"U8","flags":[true,"s"],)"
+                                R"("shape":[2],"data_offsets":[0,2],"z":1.5},"__metadata__":{"k":"v"}})",
+                                2);
+    auto f = SafetensorsFile::open(p);
+    ASSERT_EQ(f.tensors().size(), 1u);
+    EXPECT_EQ(f.tensors()[0].dtype, DType::U8);
+    EXPECT_EQ(f.tensors()[0].shape, std::vector<int64_t>{2});
+    EXPECT_EQ(f.tensors()[0].end, 2u);
+    EXPECT_EQ(f.metadata().at("k"), "v");
+}
+
+TEST(Safetensors, ManyTensorsOpenQuickly)
+{
+    // Guards against parsers that are quadratic in the number of entries.
+    TempDir dir;
+    std::string header = "{";
+    const int n = 200000;
+    for (int i = 0; i < n; ++i)
+        header += (i ? ",\"t" : "\"t") + std::to_string(i) + R"(":{"dtype":"U8","shape":[1],"data_offsets":[)" +
+                  std::to_string(i) + "," + std::to_string(i + 1) + "]}";
+    header += "}";
+    const auto start = std::chrono::steady_clock::now();
+    auto f = SafetensorsFile::open(makeFile(dir, "many.safetensors", header, n));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+    ASSERT_EQ(f.tensors().size(), std::size_t(n));
+    EXPECT_EQ(f.find("t123456")->begin, 123456u);
+}
+
 TEST(Safetensors, AcceptsEmptyAndZeroSizedTensors)
 {
     TempDir dir;
@@ -404,14 +437,15 @@ TEST(SafetensorsBad, HeaderNotJson)
     expectBadHeader("", 0, "empty");
     expectBadHeader("{\"a\": ", 0, "not valid JSON");
     expectBadHeader("hello", 0, "not valid JSON");
-    expectBadHeader("{\"a\":{}} trailing", 0, "not valid JSON");
+    expectBadHeader("{} trailing", 0, "not valid JSON");
     expectBadHeader("{\"\xff\xfe\":1}", 0, "not valid JSON"); // not UTF-8
     expectBadHeader("{\"a\":\"\x01\"}", 0, "not valid JSON"); // control character in a string
     expectBadHeader(std::string("{\0}", 3), 0, "NUL");
     expectBadHeader(std::string("{}\0garbage", 10), 0, "NUL");
     expectBadHeader("[1, 2]", 0, "must be a JSON object");
     expectBadHeader("42", 0, "must be a JSON object");
-    expectBadHeader(std::string(50, '[') + std::string(50, ']'), 0, "nested");
+    expectBadHeader("{\"x\":{\"extra\":" + std::string(50, '[') + std::string(50, ']') + "}}", 0, "nested");
+    expectBadHeader(std::string(100000, '['), 0, "must be a JSON object");
 }
 
 TEST(SafetensorsBad, EntryFields)
@@ -425,6 +459,13 @@ TEST(SafetensorsBad, EntryFields)
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4, "shape");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1.5],"data_offsets":[0,6]}})", 8, "shape");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":["1"],"data_offsets":[0,4]}})", 4, "shape");
+    expectBadHeader(R"({"x": {"dtype":"F32","shape":[[1]],"data_offsets":[0,4]}})", 4, "shape");
+    expectBadHeader(R"({"x": {"dtype":"F32","shape":{"0":1},"data_offsets":[0,4]}})", 4, "shape");
+    expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}})", 8, "data_offsets");
+    expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[[0],4]}})", 4, "data_offsets");
+    expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                    R"( "x": {"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                    8, "listed twice");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}})", 4, "dimensions");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[0]}})", 4, "data_offsets");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})", 4, "data_offsets");
