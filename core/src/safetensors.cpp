@@ -33,6 +33,7 @@ namespace {
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 constexpr std::size_t kMaxDims = 8;
 constexpr std::size_t kMaxJsonDepth = 8;
+constexpr std::size_t kMaxMetadataEntries = 1 << 20;
 
 struct DTypeEntry {
     DType dtype;
@@ -260,6 +261,9 @@ public:
             return true;
         }
         if (m_skip == 0 && m_where == Where::Metadata) {
+            // Each tiny entry costs ~20x its header bytes in a std::map; no real file needs this many.
+            if (m_metadata.size() >= kMaxMetadataEntries)
+                fail("\"__metadata__\" has more than " + std::to_string(kMaxMetadataEntries) + " entries");
             m_metadata[m_key] = std::move(v);
             return true;
         }

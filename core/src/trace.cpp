@@ -98,6 +98,8 @@ private:
     std::string m_source;
 };
 
+Trace traceFromJsonChecked(const json& j, const std::string& source);
+
 } // namespace
 
 json traceToJson(const Trace& tr, bool includeLogits) {
@@ -162,6 +164,17 @@ json traceToJson(const Trace& tr, bool includeLogits) {
 }
 
 Trace traceFromJson(const json& j, const std::string& source) {
+    // Every field is checked below; this only turns a missed type mismatch into the same
+    // kind of error instead of an nlohmann exception escaping the engine.
+    try {
+        return traceFromJsonChecked(j, source);
+    } catch (const nlohmann::json::exception& e) {
+        throw FormatError(source + ": malformed trace (" + e.what() + ")");
+    }
+}
+
+namespace {
+Trace traceFromJsonChecked(const json& j, const std::string& source) {
     Reader r(source);
     if (!j.is_object())
         r.fail("not a trace (the top level is not a JSON object)");
@@ -282,6 +295,8 @@ Trace traceFromJson(const json& j, const std::string& source) {
                 tr.timingsMs.emplace_back(k, v.get<double>());
     return tr;
 }
+
+} // namespace
 
 void saveTrace(const std::filesystem::path& path, const Trace& tr, bool includeLogits) {
     writeFileAtomic(path, traceToJson(tr, includeLogits).dump() + "\n");
