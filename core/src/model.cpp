@@ -501,33 +501,39 @@ void Model::extendDeepRun(DeepRun& run, int64_t depth, const std::atomic<bool>* 
     }
 }
 
-std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace) {
+std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace, double actThreshold) {
     const Config& c = m_cfg;
     if (k < 1 || k > run.depth)
         throw ArgumentError("loop count " + std::to_string(k) + " is outside the deep run's 1.." +
                             std::to_string(run.depth));
+    if (actThreshold < 0 || actThreshold > 1)
+        throw ArgumentError("ACT threshold must be in (0, 1]");
     const int64_t D = c.dim, N = run.batch * run.seqLen;
-    const float thr = float(c.act_threshold);
-    // The reference stops once every position has halted; later weights are 0 anyway.
+    const float thr = float(actThreshold > 0 ? actThreshold : c.act_threshold);
+
+    // ACT over the stored p; the reference stops once every position has halted (later
+    // weights would be 0 anyway).
+    std::vector<float> cum(static_cast<std::size_t>(N), 0.0f);
+    std::vector<std::vector<float>> cums, weights;
     int64_t L = k;
-    for (int64_t t = 0; t < k; ++t)
-        if (allHalted(run.cum[std::size_t(t)], thr)) {
+    for (int64_t t = 0; t < k; ++t) {
+        std::vector<float> weight;
+        const std::vector<float> before = cum;
+        actUpdate(run.p[std::size_t(t)], cum, weight, thr);
+        if (m_opts.actFinalRemainder && t == k - 1)
+            for (int64_t n = 0; n < N; ++n)
+                if (!(before[std::size_t(n)] >= thr))
+                    weight[std::size_t(n)] = std::max(1.0f - before[std::size_t(n)], 0.0f);
+        cums.push_back(cum);
+        weights.push_back(std::move(weight));
+        if (allHalted(cum, thr)) {
             L = t + 1;
             break;
         }
+    }
     std::vector<float> hOut(static_cast<std::size_t>(N * D), 0.0f);
-    std::vector<float> lastWeight;
     for (int64_t t = 0; t < L; ++t) {
-        const float* hw = run.weight[std::size_t(t)].data();
-        if (m_opts.actFinalRemainder && t == k - 1) {
-            lastWeight = run.weight[std::size_t(t)];
-            for (int64_t n = 0; n < N; ++n) {
-                const float before = t > 0 ? run.cum[std::size_t(t - 1)][std::size_t(n)] : 0.0f;
-                if (!(before >= thr))
-                    lastWeight[std::size_t(n)] = std::max(1.0f - before, 0.0f);
-            }
-            hw = lastWeight.data();
-        }
+        const float* hw = weights[std::size_t(t)].data();
         const float* h = run.h[std::size_t(t)].data();
         for (int64_t n = 0; n < N; ++n) {
             const float w = hw[n];
@@ -542,10 +548,16 @@ std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace) 
         *trace = run.trace;
         const std::size_t keep = std::size_t(L * N);
         trace->nLoops = k;
-        for (auto* v : {&trace->actP, &trace->actCumP, &trace->actWeight, &trace->hNorm, &trace->hDelta})
+        trace->config.act_threshold = thr;
+        for (auto* v : {&trace->actP, &trace->hNorm, &trace->hDelta})
             v->resize(keep);
-        if (!lastWeight.empty())
-            std::copy(lastWeight.begin(), lastWeight.end(), trace->actWeight.begin() + (L - 1) * N);
+        trace->actCumP.clear();
+        trace->actWeight.clear();
+        for (int64_t t = 0; t < L; ++t) {
+            trace->actCumP.insert(trace->actCumP.end(), cums[std::size_t(t)].begin(), cums[std::size_t(t)].end());
+            trace->actWeight.insert(trace->actWeight.end(), weights[std::size_t(t)].begin(),
+                                    weights[std::size_t(t)].end());
+        }
         trace->topkIds.resize(keep * std::size_t(c.n_experts_per_tok));
         trace->topkWeights.resize(keep * std::size_t(c.n_experts_per_tok));
         trace->routerLogits.resize(keep * std::size_t(c.n_experts));

@@ -532,6 +532,9 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path)
     std::sort(sf.m_tensors.begin(), sf.m_tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
         return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
     });
+    for (std::size_t i = 0; i < sf.m_tensors.size(); ++i)
+        if (!sf.m_index.emplace(sf.m_tensors[i].name, i).second)
+            throw bad("tensor " + quotedName(sf.m_tensors[i].name) + " is listed twice in the header");
     const TensorInfo* prev = nullptr;
     for (const auto& t : sf.m_tensors) {
         if (t.begin == t.end)
@@ -541,9 +544,6 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path)
                       quotedName(t.name) + " " + offsetsText(t.begin, t.end) + " overlap");
         prev = &t;
     }
-    for (std::size_t i = 0; i < sf.m_tensors.size(); ++i)
-        if (!sf.m_index.emplace(sf.m_tensors[i].name, i).second)
-            throw bad("tensor " + quotedName(sf.m_tensors[i].name) + " is listed twice in the header");
     return sf;
 }
 

@@ -347,6 +347,48 @@ TEST(DeepRunTest, LogitsAtEqualsForwardAtEveryDepth) {
 
 // Loops from max_loop_iters - 1 on (the extrapolated ones included) use the last row of
 // the LoRA scale; the loops before it do not see that row.
+// A new ACT threshold needs no new loop run: the deep run's stored p and h give exactly what
+// a model whose config has that threshold computes from scratch.
+TEST(DeepRunTest, ThresholdOverrideEqualsAModelBuiltWithThatThreshold) {
+    int64_t B = 0, T = 0;
+    const auto ids = goldenInput("tiny_mla", "b2", B, T);
+    auto model = Model::open(caseDir("tiny_mla"));
+    DeepRun run = model->deepRun(ids, B, T, 8);
+    for (double thr : {0.5, 0.8, 0.95}) {
+        Config cfg = model->config();
+        cfg.act_threshold = thr;
+        Model other(cfg, model->weights());
+        for (int64_t k : {1, 3, 8}) {
+            SCOPED_TRACE("threshold " + std::to_string(thr) + " k " + std::to_string(k));
+            Trace fromRun, direct;
+            const auto a = model->logitsAt(run, k, &fromRun, thr);
+            ForwardOptions fo;
+            fo.nLoops = k;
+            fo.trace = &direct;
+            const auto b = other.forward(ids, B, T, fo);
+            EXPECT_LE(maxRelErr(a, b), 1e-6);
+            EXPECT_EQ(fromRun.haltLoop, direct.haltLoop);
+            EXPECT_EQ(fromRun.loopsExecuted, direct.loopsExecuted);
+            EXPECT_LE(maxRelErr(fromRun.actWeight, direct.actWeight), 1e-6);
+            EXPECT_FLOAT_EQ(float(fromRun.config.act_threshold), float(thr));
+        }
+    }
+    // A lower threshold halts earlier than the model's own 0.99.
+    Trace low, high;
+    model->logitsAt(run, 8, &low, 0.5);
+    model->logitsAt(run, 8, &high);
+    int earlier = 0;
+    for (std::size_t i = 0; i < low.haltLoop.size(); ++i) {
+        if (high.haltLoop[i] != 0) {
+            EXPECT_NE(low.haltLoop[i], 0);
+            EXPECT_LE(low.haltLoop[i], high.haltLoop[i]);
+        }
+        earlier += low.haltLoop[i] != 0 && (high.haltLoop[i] == 0 || low.haltLoop[i] < high.haltLoop[i]);
+    }
+    EXPECT_GT(earlier, 0);
+    EXPECT_THROW(model->logitsAt(run, 4, nullptr, 1.5), ArgumentError);
+}
+
 TEST(DeepRunTest, LastLoraScaleRowDrivesExtrapolatedLoops) {
     auto model = Model::open(caseDir("tiny_gqa"));
     const Config& c = model->config();

@@ -81,8 +81,10 @@ public:
                     const std::atomic<bool>* cancel = nullptr);
     void extendDeepRun(DeepRun& run, int64_t depth, const std::atomic<bool>* cancel = nullptr);
     // Logits at loop count k <= depth, identical to forward(ids, n_loops = k); fills `trace`
-    // (the first min(k, loops executed) loops) when non-null.
-    std::vector<float> logitsAt(const DeepRun& run, int64_t k, Trace* trace = nullptr);
+    // (the first min(k, loops executed) loops) when non-null. The ACT weights are recomputed
+    // from the stored halting probabilities, so `actThreshold` (> 0; default: the config's)
+    // can change without running the loop again: halting never feeds back into h.
+    std::vector<float> logitsAt(const DeepRun& run, int64_t k, Trace* trace = nullptr, double actThreshold = 0);
 
     // Injection A = exp(-exp(clamp(log_dt + log_A, -20, 20))), its spectral radius.
     std::vector<float> injectionA() const;
