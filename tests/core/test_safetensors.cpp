@@ -58,6 +58,18 @@ void writeBytes(const fs::path& p, const std::string& bytes)
     std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+// Offset of the first data byte, from the header length at the start of the file.
+uint64_t dataStart(const fs::path& p)
+{
+    std::ifstream in(p, std::ios::binary);
+    unsigned char len[8] = {};
+    in.read(reinterpret_cast<char*>(len), 8);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i)
+        n = (n << 8) | len[i];
+    return 8 + n;
+}
+
 // A file with the given header text followed by `dataBytes` bytes of data.
 fs::path makeFile(const TempDir& dir, const std::string& name, const std::string& header, std::size_t dataBytes)
 {
@@ -158,15 +170,9 @@ TEST(Safetensors, RoundTripF32)
     EXPECT_TRUE(f.readF32(*f.find("empty")).empty());
     EXPECT_EQ(f.find("missing"), nullptr);
 
-    // The data section starts 8-byte aligned.
-    std::ifstream in(p, std::ios::binary);
-    unsigned char len[8];
-    in.read(reinterpret_cast<char*>(len), 8);
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; --i)
-        n = (n << 8) | len[i];
-    EXPECT_EQ((8 + n) % 8, 0u);
-    EXPECT_EQ(fs::file_size(p), 8 + n + (6 + 4 + 1) * 4);
+    const uint64_t start = dataStart(p);
+    EXPECT_EQ(start % 8, 0u);
+    EXPECT_EQ(fs::file_size(p), start + (6 + 4 + 1) * 4);
 }
 
 TEST(Safetensors, RoundTripF16)
@@ -178,6 +184,7 @@ TEST(Safetensors, RoundTripF16)
     writeSafetensors(p, {{"exact", {2, 4}, exact.data()}, {"inexact", {4}, inexact.data()}}, {}, DType::F16);
     auto f = SafetensorsFile::open(p);
     EXPECT_TRUE(f.metadata().empty());
+    EXPECT_EQ(dataStart(p) % 8, 0u);
     EXPECT_EQ(f.find("exact")->dtype, DType::F16);
     EXPECT_EQ(f.find("exact")->shape, (std::vector<int64_t>{2, 4}));
     EXPECT_EQ(f.find("exact")->end - f.find("exact")->begin, 16u);
@@ -200,6 +207,7 @@ TEST(Safetensors, RoundTripBF16)
     writeSafetensors(p, {{"exact", {3, 2}, in.data()}, {"inexact", {3}, inexact.data()}}, {{"k", "v"}}, DType::BF16);
     auto f = SafetensorsFile::open(p);
     EXPECT_EQ(f.metadata().at("k"), "v");
+    EXPECT_EQ(dataStart(p) % 8, 0u);
     EXPECT_EQ(f.find("exact")->dtype, DType::BF16);
     EXPECT_EQ(f.find("exact")->shape, (std::vector<int64_t>{3, 2}));
     EXPECT_EQ(f.readF32(*f.find("exact")), in);
@@ -466,6 +474,9 @@ TEST(SafetensorsBad, EntryFields)
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                     R"( "x": {"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                     8, "listed twice");
+    expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                    R"( "x": {"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                    4, "listed twice");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1],"data_offsets":[0,4]}})", 4, "dimensions");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[0]}})", 4, "data_offsets");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[-4,0]}})", 4, "data_offsets");
@@ -476,6 +487,7 @@ TEST(SafetensorsBad, OffsetsAndSizes)
 {
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1024],"data_offsets":[0,4096]}})", 1000,
                     "extend past the end of the data section (1000 bytes)");
+    expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 3, "(3 bytes)");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[18446744073709551615,4]}})", 8, "begin");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[8,4]}})", 8, "begin");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 16, "[3]");
