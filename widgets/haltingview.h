@@ -1,0 +1,113 @@
+#pragma once
+// "ACT halting": how deep each token of batch row 0 thinks. The prompt shaded by halting
+// loop, the halting loop per token, the cumulative halting probability per token and loop
+// (with the ACT threshold), and ACT health: weight sums, a histogram of halting loops and
+// warnings when ACT has collapsed or never halts.
+#include <QColor>
+#include <QStringList>
+#include <QVector>
+
+#include "traceview.h"
+
+QT_BEGIN_NAMESPACE
+class QLabel;
+class QScrollArea;
+QT_END_NAMESPACE
+
+namespace mx {
+
+class BarChart;
+class Heatmap;
+
+// The prompt as wrapped token chips filled with the colour of their halting loop, under a
+// legend of the colour scale; never-halted tokens are hatched and outlined in red.
+class HaltingText : public QWidget {
+    Q_OBJECT
+public:
+    explicit HaltingText(QWidget* parent = nullptr);
+
+    // haltLoops: 1-based, 0 = never halted; loops = L (the colour scale's 1..L).
+    void setTokens(const QStringList& labels, const QVector<int>& haltLoops, int loops, const QStringList& tooltips);
+    void setSelected(int index); // -1 = none
+    int selected() const { return m_selected; }
+    int count() const { return int(m_labels.size()); }
+    QRect tokenRect(int index) const;
+    QColor tokenColor(int index) const; // fill colour; neverHaltedColor() for never halted
+    static QColor loopColor(int loop, int loops);
+
+    // Its height follows its width (set in resizeEvent, so that a scroll area around the
+    // view needs no height-for-width support).
+    int heightForWidth(int w) const override;
+    QSize sizeHint() const override;
+    QSize minimumSizeHint() const override;
+
+signals:
+    void tokenClicked(int index); // -1 when the selected token is clicked again
+
+protected:
+    void paintEvent(QPaintEvent*) override;
+    void resizeEvent(QResizeEvent*) override;
+    void mousePressEvent(QMouseEvent* e) override;
+    void keyPressEvent(QKeyEvent* e) override;
+    bool event(QEvent* e) override;
+
+private:
+    int legendHeight() const;
+    QVector<QRect> layoutChips(int width) const;
+    QStringList m_labels, m_tooltips;
+    QVector<int> m_halt;
+    int m_loops = 0;
+    int m_selected = -1;
+    QVector<QRect> m_rects;
+};
+
+class HaltingView : public TraceView {
+    Q_OBJECT
+public:
+    explicit HaltingView(QWidget* parent = nullptr);
+
+    QString viewId() const override { return QStringLiteral("halting"); }
+    QString viewTitle() const override { return tr("ACT halting"); }
+    void setTrace(const TracePtr& trace) override;
+    void setSelectedToken(int index) override;
+    QList<ChartHandle> charts() const override;
+
+    int selectedToken() const { return m_selected; }
+    // Never-halted tokens are drawn at this height in the halting-loop bars: L + 1.
+    int neverHaltedBarValue() const { return m_loops + 1; }
+    // ACT health: empty when healthy.
+    QString warning() const { return m_warningText; }
+    QString summary() const;
+
+    HaltingText* tokenText() const { return m_text; }
+    BarChart* haltingBars() const { return m_bars; }
+    Heatmap* heatmap() const { return m_heatmap; }
+    BarChart* weightSumChart() const { return m_weightSum; }
+    BarChart* histogram() const { return m_histogram; }
+
+private:
+    void selectFromUi(int index);
+    void applySelection();
+    DataTable textTable() const;
+    DataTable withTokens(DataTable t) const;
+
+    QScrollArea* m_scroll = nullptr;
+    QLabel* m_summary = nullptr;
+    QLabel* m_warning = nullptr;
+    HaltingText* m_text = nullptr;
+    BarChart* m_bars = nullptr;
+    Heatmap* m_heatmap = nullptr;
+    BarChart* m_weightSum = nullptr;
+    BarChart* m_histogram = nullptr;
+
+    // Values computed by setTrace, kept so that selection only recolours.
+    int m_loops = 0;
+    int m_selected = -1;
+    QStringList m_labels, m_categories;
+    QVector<int> m_halt;
+    QVector<double> m_barValues, m_weightValues;
+    QVector<QColor> m_barColors, m_weightColors;
+    QString m_barNote, m_weightNote, m_warningText;
+};
+
+} // namespace mx

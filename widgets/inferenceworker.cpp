@@ -1,0 +1,211 @@
+#include "inferenceworker.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include <QFileInfo>
+#include <QMetaObject>
+
+#include "mythos/errors.h"
+#include "mythos/fileio.h"
+#include "mythos/stability.h"
+
+namespace mx {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+QString qstr(const std::string& s) { return QString::fromStdString(s); }
+} // namespace
+
+void registerMetaTypes() {
+    qRegisterMetaType<RunResultPtr>("mx::RunResultPtr");
+    qRegisterMetaType<ModelInfoPtr>("mx::ModelInfoPtr");
+}
+
+InferenceWorker::InferenceWorker() { registerMetaTypes(); }
+InferenceWorker::~InferenceWorker() = default;
+
+void InferenceWorker::submit(RunRequest r) {
+    {
+        // Under the lock, so that processPending cannot take this request and then see a
+        // cancel meant for the one before it.
+        QMutexLocker lock(&m_mutex);
+        m_pending = std::move(r);
+        m_cancel.store(true); // latest wins: stop whatever is running
+    }
+    QMetaObject::invokeMethod(this, &InferenceWorker::processPending, Qt::QueuedConnection);
+}
+
+void InferenceWorker::cancel() {
+    QMutexLocker lock(&m_mutex);
+    m_pending.reset();
+    m_cancel.store(true);
+}
+
+void InferenceWorker::processPending() {
+    std::optional<RunRequest> r;
+    {
+        QMutexLocker lock(&m_mutex);
+        r.swap(m_pending);
+        m_cancel.store(false); // only requests submitted after this point cancel this run
+    }
+    if (r)
+        run(*r);
+}
+
+void InferenceWorker::invalidateDeepRun() { m_deep.reset(); }
+
+void InferenceWorker::openModel(const QString& spec, quint64 id) {
+    m_cancel.store(false);
+    try {
+        auto progress = [this, id](int64_t done, int64_t total) {
+            emit modelProgress(id, int(done), int(total));
+            return !m_cancel.load();
+        };
+        auto model = mythos::Model::open(spec.toStdString(), {}, progress);
+        std::optional<mythos::Tokenizer> tok;
+        if (spec.startsWith("preset:"))
+            tok = mythos::Tokenizer::forModel({}, model->config().vocab_size);
+        else
+            tok = mythos::Tokenizer::forModel(spec.toStdString(), model->config().vocab_size);
+        // Only now does the new model replace the old one: a failure above keeps it.
+        m_model = std::move(model);
+        m_tokenizer = std::move(tok);
+        m_spec = spec;
+        m_previewOn = false;
+        m_originalLogA = m_model->weights().at("recurrent.injection.log_A").data;
+        m_last.reset();
+        invalidateDeepRun();
+        auto info = std::make_shared<ModelInfo>();
+        info->spec = spec;
+        info->displayName = spec.startsWith("preset:") ? spec : QFileInfo(spec).fileName();
+        info->config = m_model->config();
+        info->parameters = mythos::countParameters(m_model->config()).total;
+        info->hasTokenizer = m_tokenizer.has_value();
+        info->rhoA = mythos::spectralRadiusDiagonal(m_model->injectionA());
+        emit modelOpened(id, info);
+    } catch (const mythos::Cancelled&) {
+        emit modelFailed(id, tr("Loading %1 was cancelled.").arg(spec));
+    } catch (const std::exception& e) {
+        emit modelFailed(id, qstr(e.what()));
+    }
+}
+
+void InferenceWorker::run(const RunRequest& r) {
+    if (!m_model) {
+        emit runFailed(r.id, tr("No model is open."));
+        return;
+    }
+    emit runStarted(r.id);
+    const auto t0 = Clock::now();
+    try {
+        std::vector<int32_t> ids = r.ids;
+        if (ids.empty()) {
+            if (!m_tokenizer)
+                throw mythos::ArgumentError("this model has no tokenizer.json and a vocabulary under 256 tokens");
+            ids = m_tokenizer->encode(r.prompt.toStdString());
+        }
+        if (ids.empty())
+            throw mythos::ArgumentError("the prompt is empty");
+        const auto& cfg = m_model->config();
+        if (int64_t(ids.size()) > cfg.max_seq_len)
+            throw mythos::ArgumentError("the prompt has " + std::to_string(ids.size()) +
+                                        " tokens, more than max_seq_len = " + std::to_string(cfg.max_seq_len));
+        const int64_t T = int64_t(ids.size());
+        int loopsRun = 0;
+        bool reused = true;
+        if (!m_deep || m_deep->ids != ids) {
+            m_deep.reset();
+            m_deep = m_model->deepRun(ids, 1, T, r.loops, &m_cancel);
+            loopsRun = r.loops;
+            reused = false;
+        } else if (m_deep->depth < r.loops) {
+            loopsRun = int(r.loops - m_deep->depth);
+            m_model->extendDeepRun(*m_deep, r.loops, &m_cancel);
+            reused = false;
+        }
+        auto trace = std::make_shared<mythos::Trace>();
+        m_model->logitsAt(*m_deep, r.loops, trace.get(), r.actThreshold);
+        if (m_tokenizer)
+            for (int32_t id : ids)
+                trace->pieces.push_back(m_tokenizer->piece(id));
+        auto res = std::make_shared<RunResult>();
+        res->id = r.id;
+        res->trace = std::move(trace);
+        res->ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        res->reused = reused;
+        res->loopsRun = loopsRun;
+        res->depth = int(m_deep->depth);
+        m_last = r;
+        emit runFinished(res);
+    } catch (const mythos::Cancelled&) {
+        emit runCancelled(r.id);
+    } catch (const std::exception& e) {
+        emit runFailed(r.id, qstr(e.what()));
+    }
+}
+
+void InferenceWorker::setRescalePreview(bool on, double target) {
+    if (!m_model)
+        return;
+    try {
+        mythos::Tensor t{{int64_t(m_originalLogA.size())}, m_originalLogA};
+        if (on) {
+            mythos::Weights w;
+            w.emplace("recurrent.injection.log_A", t);
+            w.emplace("recurrent.injection.log_dt", m_model->weights().at("recurrent.injection.log_dt"));
+            mythos::rescaleInjection(w, target);
+            t = w.at("recurrent.injection.log_A");
+        }
+        m_model->setWeight("recurrent.injection.log_A", t);
+        m_previewOn = on;
+        invalidateDeepRun();
+        emit rescaleChanged(on, mythos::spectralRadiusDiagonal(m_model->injectionA()));
+        if (m_last) {
+            QMutexLocker lock(&m_mutex);
+            if (!m_pending)
+                m_pending = m_last;
+        }
+        processPending();
+    } catch (const std::exception& e) {
+        emit runFailed(0, qstr(e.what()));
+    }
+}
+
+void InferenceWorker::saveRescaled(const QString& folder, double target) {
+    if (!m_model) {
+        emit saveFinished(folder, tr("No model is open."));
+        return;
+    }
+    try {
+        mythos::Weights w = m_model->weights(); // a copy: the live model keeps its state
+        w.at("recurrent.injection.log_A").data = m_originalLogA;
+        const double rho = mythos::rescaleInjection(w, target);
+        const std::filesystem::path out = folder.toStdString();
+        mythos::saveCheckpoint(out, m_model->config(), w,
+                               {{"source", m_spec.toStdString()}, {"rescaled_rho_A", std::to_string(rho)}});
+        if (!m_spec.startsWith("preset:")) {
+            const auto tok = std::filesystem::path(m_spec.toStdString()) / "tokenizer.json";
+            if (std::filesystem::exists(tok))
+                mythos::writeFileAtomic(out / "tokenizer.json", mythos::readTextFile(tok));
+        }
+        emit saveFinished(folder, {});
+    } catch (const std::exception& e) {
+        emit saveFinished(folder, qstr(e.what()));
+    }
+}
+
+WorkerThread::WorkerThread(QObject* parent) : QObject(parent), m_worker(new InferenceWorker) {
+    m_thread.setObjectName("mythos-worker");
+    m_worker->moveToThread(&m_thread);
+    connect(&m_thread, &QThread::finished, m_worker, &QObject::deleteLater);
+    m_thread.start();
+}
+
+WorkerThread::~WorkerThread() {
+    m_worker->cancel();
+    m_thread.quit();
+    m_thread.wait();
+}
+
+} // namespace mx

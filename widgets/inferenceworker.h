@@ -1,0 +1,119 @@
+#pragma once
+// The worker that owns the model on its own thread (DESIGN.md, "Threading"). The GUI
+// submits requests; the latest wins, a running request is cancelled when a newer one
+// arrives, and results travel back as immutable traces through queued signals.
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <QMutex>
+#include <QObject>
+#include <QString>
+#include <QThread>
+
+#include "mythos/config.h"
+#include "mythos/model.h"
+#include "mythos/tokenizer.h"
+#include "traceview.h"
+
+namespace mx {
+
+struct RunRequest {
+    quint64 id = 0;
+    QString prompt;              // tokenized by the worker unless `ids` is set
+    std::vector<int32_t> ids;    // used when non-empty
+    int loops = 1;
+    double actThreshold = 0;     // 0 = the model's
+};
+
+struct RunResult {
+    quint64 id = 0;
+    TracePtr trace;
+    double ms = 0;          // wall time of the request in the worker
+    bool reused = false;    // answered from the stored deep run (one coda pass)
+    int loopsRun = 0;       // recurrent iterations this request had to run
+    int depth = 0;          // depth of the stored deep run afterwards
+};
+using RunResultPtr = std::shared_ptr<const RunResult>;
+
+struct ModelInfo {
+    QString spec;        // folder or preset:NAME[:seed]
+    QString displayName; // folder name or preset
+    mythos::Config config;
+    int64_t parameters = 0;
+    bool hasTokenizer = false;
+    double rhoA = 0;
+};
+using ModelInfoPtr = std::shared_ptr<const ModelInfo>;
+
+class InferenceWorker : public QObject {
+    Q_OBJECT
+public:
+    InferenceWorker();
+    ~InferenceWorker() override;
+
+    // Thread-safe, from any thread: queue `r` (dropping any older pending request) and
+    // cancel the running one.
+    void submit(RunRequest r);
+    // Thread-safe: cancels the running request or model load (not a slot, so it works
+    // while the worker is busy).
+    void cancel();
+
+public slots:
+    void openModel(const QString& spec, quint64 id);
+    // Rescales A to `target` in the loaded model (on) or restores the original (off), then
+    // re-runs the last request.
+    void setRescalePreview(bool on, double target);
+    void saveRescaled(const QString& folder, double target);
+
+signals:
+    void modelProgress(quint64 id, int done, int total);
+    void modelOpened(quint64 id, mx::ModelInfoPtr info);
+    void modelFailed(quint64 id, const QString& error);
+    void runStarted(quint64 id);
+    void runFinished(mx::RunResultPtr result);
+    void runFailed(quint64 id, const QString& error);
+    void runCancelled(quint64 id);
+    void rescaleChanged(bool on, double rho);
+    void saveFinished(const QString& folder, const QString& error); // error empty on success
+
+private slots:
+    void processPending();
+
+private:
+    void run(const RunRequest& r);
+    void invalidateDeepRun();
+
+    std::unique_ptr<mythos::Model> m_model;
+    std::optional<mythos::Tokenizer> m_tokenizer;
+    QString m_spec;
+    std::optional<mythos::DeepRun> m_deep;
+    std::vector<float> m_originalLogA;
+    bool m_previewOn = false;
+    std::optional<RunRequest> m_last;
+
+    QMutex m_mutex;
+    std::optional<RunRequest> m_pending;
+    std::atomic<bool> m_cancel{false};
+};
+
+// Owns the worker's thread: `quit(); wait();` on destruction.
+class WorkerThread : public QObject {
+    Q_OBJECT
+public:
+    explicit WorkerThread(QObject* parent = nullptr);
+    ~WorkerThread() override;
+    InferenceWorker* worker() const { return m_worker; }
+
+private:
+    QThread m_thread;
+    InferenceWorker* m_worker;
+};
+
+void registerMetaTypes();
+
+} // namespace mx
+
+Q_DECLARE_METATYPE(mx::RunResultPtr)
+Q_DECLARE_METATYPE(mx::ModelInfoPtr)

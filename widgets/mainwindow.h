@@ -1,0 +1,137 @@
+#pragma once
+// The explorer window: prompt editor and token strip on top, the views below, the loop
+// count and ACT threshold in the toolbar. Every change is debounced and sent to the
+// worker; moving the loop count reuses the worker's deep run.
+#include <QElapsedTimer>
+#include <QMainWindow>
+#include <QPointer>
+#include <QTimer>
+
+#include "inferenceworker.h"
+#include "traceview.h"
+
+QT_BEGIN_NAMESPACE
+class QAction;
+class QCheckBox;
+class QDoubleSpinBox;
+class QLabel;
+class QMenu;
+class QPlainTextEdit;
+class QProgressDialog;
+class QSlider;
+class QSpinBox;
+class QTabWidget;
+QT_END_NAMESPACE
+
+namespace mx {
+
+class TokenStrip;
+class HaltingView;
+class StabilityView;
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    explicit MainWindow(QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    // Opens a model folder or "preset:NAME[:seed]"; the result arrives asynchronously
+    // (modelReady or an error dialog; the previous model stays on failure).
+    void openModel(const QString& spec);
+    bool openTrace(const QString& path); // shows a recorded trace without the model
+    bool saveTrace(const QString& path);
+
+    void setPrompt(const QString& text);
+    QString prompt() const;
+    void setLoops(int k);
+    int loops() const;
+    int loopLimit() const;
+    void setLoopLimit(int k);
+    void setActThreshold(double t);
+    void setLive(bool on);
+    bool selectView(const QString& id); // "halting", "stability"
+    void setSelectedToken(int index);
+    int selectedToken() const { return m_selected; }
+    // Shows error dialogs (interactive) or only the status bar (tests, screenshots).
+    void setInteractive(bool on) { m_interactive = on; }
+
+    TracePtr currentTrace() const { return m_trace; }
+    ModelInfoPtr modelInfo() const { return m_info; }
+    QList<TraceView*> views() const { return m_views; }
+    InferenceWorker* worker() const;
+    TokenStrip* tokenStrip() const { return m_tokens; }
+    QString lastError() const { return m_lastError; }
+    // Milliseconds from the last user change to the views showing its result.
+    double lastLatencyMs() const { return m_lastLatencyMs; }
+
+    static QString defaultModel();
+
+public slots:
+    void runNow();
+    void cancelRun();
+
+signals:
+    void modelReady();
+    void modelFailedToOpen(const QString& error);
+    void traceShown(); // the views show a new trace
+    void runErrored(const QString& error);
+
+protected:
+    void dragEnterEvent(QDragEnterEvent* e) override;
+    void dropEvent(QDropEvent* e) override;
+    void closeEvent(QCloseEvent* e) override;
+
+private:
+    void buildUi();
+    void buildMenus();
+    void scheduleRun();
+    void showTrace(const TracePtr& tr);
+    void updateLoopControls();
+    void updateRecentMenu();
+    void addRecent(const QString& spec);
+    void showError(const QString& title, const QString& text);
+    void onModelOpened(quint64 id, ModelInfoPtr info);
+    void onModelFailed(quint64 id, const QString& error);
+    void onRunFinished(RunResultPtr r);
+    void onRunFailed(quint64 id, const QString& error);
+    void onRunCancelled(quint64 id);
+    void openModelDialog();
+    void openPresetDialog();
+    void openTraceDialog();
+    void saveTraceDialog();
+    void exportDialog();
+    void raiseLoopLimit();
+
+    WorkerThread* m_thread = nullptr;
+    ModelInfoPtr m_info;
+    TracePtr m_trace;
+    bool m_recorded = false; // showing a trace file without its model
+    QString m_pendingSpec;
+    quint64 m_modelRequest = 0, m_runRequest = 0, m_shownRequest = 0;
+    int m_selected = -1;
+    bool m_interactive = true;
+    QString m_lastError;
+    QElapsedTimer m_changeClock;
+    double m_lastLatencyMs = 0;
+
+    QPlainTextEdit* m_prompt = nullptr;
+    TokenStrip* m_tokens = nullptr;
+    QTabWidget* m_tabs = nullptr;
+    HaltingView* m_halting = nullptr;
+    StabilityView* m_stability = nullptr;
+    QList<TraceView*> m_views;
+    QSlider* m_loopSlider = nullptr;
+    QSpinBox* m_loopSpin = nullptr;
+    QLabel* m_extrapolation = nullptr;
+    QDoubleSpinBox* m_threshold = nullptr;
+    QCheckBox* m_live = nullptr;
+    QLabel* m_modelLabel = nullptr;
+    QLabel* m_statusRun = nullptr;
+    QMenu* m_recentMenu = nullptr;
+    QAction* m_cancelAction = nullptr;
+    QPointer<QProgressDialog> m_progress;
+    QTimer m_debounce;
+    QTimer m_progressDelay;
+};
+
+} // namespace mx

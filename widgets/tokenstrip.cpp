@@ -1,0 +1,141 @@
+#include "tokenstrip.h"
+
+#include <QHelpEvent>
+#include <QKeyEvent>
+#include <QMouseEvent>
+#include <QPainter>
+#include <QToolTip>
+
+namespace mx {
+
+namespace {
+constexpr int kPadX = 5, kPadY = 3, kGap = 3;
+}
+
+TokenStrip::TokenStrip(QWidget* parent) : QWidget(parent) {
+    setFocusPolicy(Qt::StrongFocus);
+    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Preferred);
+    setAccessibleName(tr("Prompt tokens"));
+}
+
+void TokenStrip::setTokens(const QStringList& pieces, const QVector<int>& ids) {
+    m_pieces = pieces;
+    m_ids = ids;
+    if (m_selected >= m_pieces.size())
+        m_selected = -1;
+    m_rects = layoutChips(width());
+    updateGeometry();
+    update();
+}
+
+void TokenStrip::setSelected(int index) {
+    if (index < -1 || index >= m_pieces.size())
+        index = -1;
+    if (index == m_selected)
+        return;
+    m_selected = index;
+    update();
+}
+
+QVector<QRect> TokenStrip::layoutChips(int width) const {
+    QVector<QRect> rects;
+    const QFontMetrics fm(font());
+    const int h = fm.height() + 2 * kPadY;
+    int x = 0, y = 0;
+    for (const auto& p : m_pieces) {
+        const int w = std::max(fm.horizontalAdvance(p), fm.horizontalAdvance(' ')) + 2 * kPadX;
+        if (x > 0 && x + w > width) {
+            x = 0;
+            y += h + kGap;
+        }
+        rects.push_back(QRect(x, y, w, h));
+        x += w + kGap;
+    }
+    return rects;
+}
+
+int TokenStrip::heightForWidth(int w) const {
+    const auto rects = layoutChips(w);
+    const QFontMetrics fm(font());
+    return rects.isEmpty() ? fm.height() + 2 * kPadY : rects.back().bottom() + 1;
+}
+
+QSize TokenStrip::sizeHint() const { return {400, heightForWidth(std::max(width(), 400))}; }
+
+QRect TokenStrip::chipRect(int index) const {
+    return index >= 0 && index < m_rects.size() ? m_rects[index] : QRect();
+}
+
+void TokenStrip::resizeEvent(QResizeEvent*) {
+    m_rects = layoutChips(width());
+    updateGeometry();
+}
+
+void TokenStrip::paintEvent(QPaintEvent*) {
+    QPainter p(this);
+    p.setRenderHint(QPainter::Antialiasing);
+    const QPalette pal = palette();
+    if (m_pieces.isEmpty()) {
+        p.setPen(pal.color(QPalette::PlaceholderText));
+        p.drawText(rect(), Qt::AlignLeft | Qt::AlignVCenter, tr("(the prompt's tokens appear here)"));
+        return;
+    }
+    for (int i = 0; i < m_pieces.size() && i < m_rects.size(); ++i) {
+        const QRect r = m_rects[i];
+        const bool sel = i == m_selected;
+        p.setPen(sel ? pal.color(QPalette::Highlight).darker(120) : pal.color(QPalette::Mid));
+        p.setBrush(sel ? pal.color(QPalette::Highlight) : pal.color(QPalette::AlternateBase));
+        p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4);
+        p.setPen(sel ? pal.color(QPalette::HighlightedText) : pal.color(QPalette::Text));
+        p.drawText(r, Qt::AlignCenter, m_pieces[i]);
+    }
+    if (hasFocus() && m_selected >= 0 && m_selected < m_rects.size()) {
+        p.setPen(QPen(pal.color(QPalette::Highlight), 1, Qt::DotLine));
+        p.setBrush(Qt::NoBrush);
+        p.drawRect(m_rects[m_selected].adjusted(-2, -2, 1, 1));
+    }
+}
+
+void TokenStrip::mousePressEvent(QMouseEvent* e) {
+    for (int i = 0; i < m_rects.size(); ++i)
+        if (m_rects[i].contains(e->position().toPoint())) {
+            const int next = i == m_selected ? -1 : i;
+            setSelected(next);
+            emit tokenSelected(next);
+            return;
+        }
+}
+
+void TokenStrip::keyPressEvent(QKeyEvent* e) {
+    if (m_pieces.isEmpty())
+        return QWidget::keyPressEvent(e);
+    int next = m_selected;
+    if (e->key() == Qt::Key_Right)
+        next = std::min(int(m_pieces.size()) - 1, m_selected + 1);
+    else if (e->key() == Qt::Key_Left)
+        next = std::max(0, m_selected - 1);
+    else if (e->key() == Qt::Key_Escape)
+        next = -1;
+    else
+        return QWidget::keyPressEvent(e);
+    setSelected(next);
+    emit tokenSelected(next);
+}
+
+bool TokenStrip::event(QEvent* e) {
+    if (e->type() == QEvent::ToolTip) {
+        auto* he = static_cast<QHelpEvent*>(e);
+        for (int i = 0; i < m_rects.size(); ++i)
+            if (m_rects[i].contains(he->pos())) {
+                QToolTip::showText(he->globalPos(),
+                                   tr("token %1: \"%2\" (id %3)").arg(i).arg(m_pieces[i]).arg(i < m_ids.size() ? m_ids[i] : -1),
+                                   this);
+                return true;
+            }
+        QToolTip::hideText();
+        return true;
+    }
+    return QWidget::event(e);
+}
+
+} // namespace mx
