@@ -19,6 +19,7 @@ packages=(
   libdnnl-dev libeigen3-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   xvfb xauth
+  python3 python3-torch
 )
 missing=()
 for p in "${packages[@]}"; do

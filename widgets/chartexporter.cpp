@@ -34,7 +34,9 @@ namespace mx {
 
 namespace {
 
-constexpr int kMinSide = 160;
+// Below this Qt Charts elides every label; the API still accepts smaller sizes.
+constexpr int kDialogMinWidth = 320;
+constexpr int kDialogMinHeight = 200;
 constexpr int kMaxSide = 8192;
 const char* const kLastFolderKey = "export/lastFolder";
 
@@ -70,21 +72,26 @@ ExportResult saveBytes(const QString& path, const QByteArray& bytes) {
     return r;
 }
 
-// Gives the widget the export size for the lifetime of the object and lays it out
-// synchronously, so that what render() paints is the chart at that size; the old size and
-// size constraints come back afterwards.
-class TemporarySize {
+// Gives the widget the export size and a white window background for the lifetime of the
+// object and lays it out synchronously, so that what render() paints is the chart at that
+// size; size, size constraints and palette come back afterwards.
+class ExportState {
 public:
-    TemporarySize(QWidget* w, QSize size)
-        : m_widget(w), m_oldSize(w->size()), m_oldMin(w->minimumSize()), m_oldMax(w->maximumSize()) {
+    ExportState(QWidget* w, QSize size)
+        : m_widget(w), m_oldSize(w->size()), m_oldMin(w->minimumSize()), m_oldMax(w->maximumSize()),
+          m_oldPalette(w->palette()), m_ownPalette(w->testAttribute(Qt::WA_SetPalette)) {
+        // Qt Charts' view paints its margin in the window colour: grey in a report otherwise.
+        QPalette white = m_oldPalette;
+        white.setColor(QPalette::Window, Qt::white);
+        w->setPalette(white);
         if (size.width() < m_oldMin.width() || size.height() < m_oldMin.height()
             || size.width() > m_oldMax.width() || size.height() > m_oldMax.height()) {
             w->setMinimumSize(m_oldMin.boundedTo(size));
             w->setMaximumSize(m_oldMax.expandedTo(size));
             m_constrained = true;
         }
-        // A pending layout request of the parent may put the old geometry back while the
-        // posted events are flushed, hence the second round.
+        // Flushing the posted events may run a pending layout request of the parent, which
+        // puts the layout's geometry back; the next round then resizes again.
         for (int round = 0; round < 3; ++round) {
             w->resize(size);
             settle();
@@ -92,29 +99,36 @@ public:
                 break;
         }
     }
-    ~TemporarySize() {
+    ~ExportState() {
         if (m_constrained) {
             m_widget->setMinimumSize(m_oldMin);
             m_widget->setMaximumSize(m_oldMax);
         }
         m_widget->resize(m_oldSize);
-        relayout();
+        relayoutHidden();
+        // An empty palette clears WA_SetPalette, so the widget follows its parent again.
+        m_widget->setPalette(m_ownPalette ? m_oldPalette : QPalette());
     }
-    TemporarySize(const TemporarySize&) = delete;
-    TemporarySize& operator=(const TemporarySize&) = delete;
+    ExportState(const ExportState&) = delete;
+    ExportState& operator=(const ExportState&) = delete;
 
 private:
-    void relayout() {
+    // A visible widget lays out its children on the (synchronous) resize event. A hidden one
+    // gets no resize event, so its layout is redone by hand; not for a visible one, because
+    // QLayout::activate() asks the parent's layout to run again, which would undo the resize.
+    void relayoutHidden() {
+        if (m_widget->isVisible())
+            return;
         if (auto* lay = m_widget->layout()) {
             lay->invalidate();
             lay->activate();
         }
     }
     void settle() {
-        relayout();
-        // A hidden widget receives its pending resize events only when it is rendered;
-        // rendering one pixel delivers them, and flushing the posted events then lets
-        // graphics-view based charts (Qt Charts) lay out at the new size.
+        relayoutHidden();
+        // A hidden widget's children receive their pending resize events only when it is
+        // rendered; rendering one pixel delivers them, and flushing the posted events then
+        // lets graphics-view based charts (Qt Charts) lay out at the new size.
         QImage probe(1, 1, QImage::Format_ARGB32);
         m_widget->render(&probe, QPoint(), QRegion(0, 0, 1, 1), QWidget::DrawChildren);
         QCoreApplication::sendPostedEvents();
@@ -122,12 +136,14 @@ private:
 
     QWidget* m_widget;
     QSize m_oldSize, m_oldMin, m_oldMax;
+    QPalette m_oldPalette;
+    bool m_ownPalette;
     bool m_constrained = false;
 };
 
 void paintChart(QWidget* chart, QPainter& p, QSize size) {
     p.fillRect(QRect(QPoint(0, 0), size), Qt::white);
-    // Only the children: the window background would cover the white fill in grey.
+    // Without DrawWindowBackground: the white fill stays even if the palette says otherwise.
     chart->render(&p, QPoint(), QRegion(), QWidget::DrawChildren);
 }
 
@@ -263,7 +279,10 @@ ExportResult exportChartImage(QWidget* chart, const QString& path, ImageFormat f
     const int dpi = chart->logicalDpiY() > 0 ? chart->logicalDpiY() : 96;
     std::optional<QByteArray> bytes;
     {
-        TemporarySize resized(chart, size);
+        const ExportState state(chart, size);
+        if (chart->size() != size)
+            return failure(path, trExport("the chart cannot be resized to %1 x %2")
+                                     .arg(size.width()).arg(size.height()));
         switch (fmt) {
         case ImageFormat::Png:
             bytes = renderPng(chart, size, title, dpi);
@@ -354,10 +373,10 @@ ExportDialog::ExportDialog(const QList<ChartHandle>& charts, QWidget* parent) : 
     m_width->setObjectName("widthSpin");
     m_height = new QSpinBox(this);
     m_height->setObjectName("heightSpin");
-    for (auto* s : {m_width, m_height}) {
-        s->setRange(kMinSide, kMaxSide);
+    m_width->setRange(kDialogMinWidth, kMaxSide);
+    m_height->setRange(kDialogMinHeight, kMaxSide);
+    for (auto* s : {m_width, m_height})
         s->setSuffix(" px");
-    }
     m_width->setValue(1280);
     m_height->setValue(800);
     auto* sizeRow = new QHBoxLayout;
@@ -370,7 +389,7 @@ ExportDialog::ExportDialog(const QList<ChartHandle>& charts, QWidget* parent) : 
     QString folder = QSettings().value(kLastFolderKey).toString();
     if (folder.isEmpty() || !QFileInfo(folder).isDir())
         folder = QStandardPaths::writableLocation(QStandardPaths::DocumentsLocation);
-    if (folder.isEmpty())
+    if (folder.isEmpty() || !QFileInfo(folder).isDir())
         folder = QDir::homePath();
     m_folder = new QLineEdit(QDir::toNativeSeparators(folder), this);
     m_folder->setObjectName("folderEdit");

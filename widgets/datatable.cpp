@@ -3,6 +3,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QLocale>
 
 namespace mx {
 
@@ -10,7 +11,7 @@ namespace {
 QString csvCell(const QVariant& v) {
     QString s;
     if (v.typeId() == QMetaType::Double || v.typeId() == QMetaType::Float)
-        s = QString::number(v.toDouble(), 'g', 9);
+        s = QString::number(v.toDouble(), 'g', QLocale::FloatingPointShortest);
     else
         s = v.toString();
     if (s.contains(',') || s.contains('"') || s.contains('\n') || s.contains('\r'))

@@ -5,6 +5,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLineEdit>
+#include <QMessageBox>
 #include <QPainter>
 #include <QRegularExpression>
 #include <QSettings>
@@ -12,6 +13,7 @@
 #include <QStandardPaths>
 #include <QSvgRenderer>
 #include <QTemporaryDir>
+#include <QTimer>
 #include <QVBoxLayout>
 #include <memory>
 
@@ -33,6 +35,15 @@ QByteArray readAll(const QString& path) {
 // Everything in the folder, hidden files included: QSaveFile's temporaries are "name.XXXXXX".
 QStringList entries(const QString& dir) {
     return QDir(dir).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden | QDir::System, QDir::Name);
+}
+
+// Set MX_EXPORT_KEEP_DIR to look at the exported images after the run.
+void keepForInspection(const QString& file, const QString& name) {
+    const QString keep = qEnvironmentVariable("MX_EXPORT_KEEP_DIR");
+    if (keep.isEmpty())
+        return;
+    QFile::remove(QDir(keep).filePath(name));
+    QFile::copy(file, QDir(keep).filePath(name));
 }
 
 // RFC 4180: quoted cells may hold commas, doubled quotes and line breaks.
@@ -206,13 +217,7 @@ private slots:
         // No transparency: reports may be shown on dark backgrounds.
         QCOMPARE(qAlpha(img.pixel(0, 0)), 255);
         QCOMPARE(qAlpha(img.pixel(size.width() - 1, size.height() - 1)), 255);
-        // Set MX_EXPORT_KEEP_DIR to look at the exported images.
-        const QString keep = qEnvironmentVariable("MX_EXPORT_KEEP_DIR");
-        if (!keep.isEmpty()) {
-            const QString name = QString(QTest::currentDataTag()).replace(' ', '_') + ".png";
-            QFile::remove(QDir(keep).filePath(name));
-            QFile::copy(file, QDir(keep).filePath(name));
-        }
+        keepForInspection(file, QString(QTest::currentDataTag()).replace(' ', '_') + ".png");
     }
 
     void pngOfVisibleChartInLayout() {
@@ -231,11 +236,14 @@ private slots:
         const ExportResult r = exportChartImage(chart, file, ImageFormat::Png, {1280, 800});
         QVERIFY2(r.ok, qPrintable(r.error));
         QImage img(file);
-        img.save("/tmp/export_check/visible.png");
+        keepForInspection(file, "visible_in_layout.png");
         QCOMPARE(img.size(), QSize(1280, 800));
         QVERIFY(inkInEveryQuadrant(img));
         QCoreApplication::processEvents();
         QCOMPARE(chart->geometry(), before);
+        // The export's white background does not stick to the chart.
+        QVERIFY(!chart->testAttribute(Qt::WA_SetPalette));
+        QCOMPARE(chart->palette().color(QPalette::Window), window.palette().color(QPalette::Window));
     }
 
     void svg() {
@@ -245,6 +253,7 @@ private slots:
         QCOMPARE(r.files, QStringList{file});
         QCOMPARE(entries(m_dir), QStringList{"chart.svg"});
         const QByteArray bytes = readAll(file);
+        keepForInspection(file, "line.svg");
         QVERIFY(bytes.contains("<svg"));
         QVERIFY(bytes.contains("<title>Loss per loop</title>"));
         QSvgRenderer svg(file);
@@ -257,6 +266,8 @@ private slots:
             svg.render(&p);
         }
         QVERIFY(inkInEveryQuadrant(img));
+        if (img.save(path("svg-rendered.png")))
+            keepForInspection(path("svg-rendered.png"), "line_svg_rendered.png");
     }
 
     void pdf() {
@@ -266,6 +277,7 @@ private slots:
         QCOMPARE(r.files, QStringList{file});
         QCOMPARE(entries(m_dir), QStringList{"chart.pdf"});
         const QByteArray bytes = readAll(file);
+        keepForInspection(file, "bar.pdf");
         QVERIFY(bytes.startsWith("%PDF"));
         QVERIFY(bytes.trimmed().endsWith("%%EOF"));
         // One page with the chart's aspect ratio.
@@ -299,7 +311,7 @@ private slots:
             QVERIFY(ok);
             // Full precision: the exact double comes back, not a rounded one.
             QVERIFY2(y == t.rows[i][2].toDouble(),
-                     qPrintable(QString("row %1: wrote %2 for %3").arg(i).arg(rows[i + 1][2])
+                     qPrintable(QString("DataTable::toCsv lost precision in row %1: wrote %2 for %3").arg(i).arg(rows[i + 1][2])
                                     .arg(QString::number(t.rows[i][2].toDouble(), 'g', 17))));
         }
     }
@@ -470,6 +482,35 @@ private slots:
         // The next dialog starts in the remembered folder.
         ExportDialog again({lineHandle()});
         QCOMPARE(QDir::fromNativeSeparators(again.findChild<QLineEdit*>("folderEdit")->text()), m_dir);
+    }
+
+    void dialogAccept() {
+        ExportDialog dlg({lineHandle()});
+        auto* folder = dlg.findChild<QLineEdit*>("folderEdit");
+        dlg.show();
+
+        // A failure is shown and the dialog stays open for another try.
+        folder->setText(path("missing"));
+        QString shown;
+        QTimer closer;
+        connect(&closer, &QTimer::timeout, [&] {
+            if (auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget())) {
+                shown = box->text();
+                box->close();
+            }
+        });
+        closer.start(10);
+        dlg.accept();
+        closer.stop();
+        QVERIFY2(shown.contains(QDir::toNativeSeparators(path("missing/loss-curve.png"))), qPrintable(shown));
+        QVERIFY(dlg.isVisible());
+        QVERIFY(entries(m_dir).isEmpty());
+
+        folder->setText(m_dir);
+        dlg.accept();
+        QCOMPARE(dlg.result(), int(QDialog::Accepted));
+        QVERIFY(!dlg.isVisible());
+        QCOMPARE(entries(m_dir), QStringList({"loss-curve.csv", "loss-curve.png"}));
     }
 
     void dialogNameAndSize() {
