@@ -4,6 +4,7 @@
 #include <QCommandLineParser>
 #include <QDir>
 #include <QFileInfo>
+#include <QIcon>
 #include <QImageWriter>
 #include <QSettings>
 #include <QTimer>
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
     QApplication::setApplicationName("mythos-explorer");
     QApplication::setOrganizationName("MythosExplorer");
     QApplication::setApplicationVersion("0.1.0");
+    QApplication::setWindowIcon(QIcon(":/icons/mythos-explorer.svg"));
 
     QCommandLineParser cli;
     cli.setApplicationDescription("Look inside looped OpenMythos transformers.");

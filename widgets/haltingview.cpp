@@ -50,6 +50,25 @@ QString haltText(int loop) {
     return loop > 0 ? QObject::tr("halted at loop %1").arg(loop) : QObject::tr("never halted");
 }
 
+// A word-wrapped label whose height follows its width without height-for-width layout
+// (a scroll area would otherwise size its whole page from every item's size hint).
+class WrapLabel : public QLabel {
+public:
+    explicit WrapLabel(QWidget* parent) : QLabel(parent) {
+        setWordWrap(true);
+        setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Fixed);
+    }
+    bool hasHeightForWidth() const override { return false; }
+    QSize sizeHint() const override { return {200, heightForWidth(std::max(width(), 200))}; }
+    QSize minimumSizeHint() const override { return sizeHint(); }
+
+protected:
+    void resizeEvent(QResizeEvent* e) override {
+        QLabel::resizeEvent(e);
+        updateGeometry();
+    }
+};
+
 } // namespace
 
 // ---- HaltingText ----
@@ -315,20 +334,24 @@ HaltingView::HaltingView(QWidget* parent) : TraceView(parent) {
     lay->setContentsMargins(8, 6, 8, 6);
     lay->setSpacing(6);
 
-    m_summary = new QLabel(content);
-    m_summary->setWordWrap(true);
+    m_summary = new WrapLabel(content);
     m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
     lay->addWidget(m_summary);
 
-    m_warning = new QLabel(content);
-    m_warning->setWordWrap(true);
+    m_warning = new WrapLabel(content);
     m_warning->setStyleSheet("QLabel { color: #8a1f11; background: #fdeae6; border: 1px solid #e2a595;"
                              " border-radius: 3px; padding: 4px; font-weight: bold; }");
     m_warning->hide();
     lay->addWidget(m_warning);
 
-    m_text = new HaltingText(content);
-    lay->addWidget(m_text);
+    m_textScroll = new QScrollArea(content);
+    m_textScroll->setFrameShape(QFrame::NoFrame);
+    m_textScroll->setWidgetResizable(true);
+    m_textScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    m_text = new HaltingText;
+    m_textScroll->setWidget(m_text);
+    m_textScroll->viewport()->installEventFilter(this);
+    lay->addWidget(m_textScroll);
 
     m_heatmap = new Heatmap(content);
     m_heatmap->setTitle(tr("Cumulative halting probability per token and loop"));
@@ -401,6 +424,7 @@ void HaltingView::setTrace(const TracePtr& trace) {
                     .arg(num(last), num(ws));
     }
     m_text->setTokens(m_labels, m_halt, L, tips);
+    fitTextArea();
 
     // Halting loop per token; never-halted tokens stand at L + 1.
     int never = 0, atOne = 0;
@@ -416,7 +440,9 @@ void HaltingView::setTrace(const TracePtr& trace) {
         m_barValues << double(h > 0 ? h : L + 1);
         m_barColors << HaltingText::loopColor(h, L);
     }
-    m_barNote = never > 0 ? tr("red: never halted, drawn at L + 1 = %1").arg(L + 1) : QString();
+    m_barNote = tr("dashed: L = %1 loops").arg(L);
+    if (never > 0)
+        m_barNote += tr("; red: never halted (at L + 1)");
     m_bars->setYRange(0, niceTop(L + 1));
     m_bars->setHorizontalMarker(L, tr("loops executed"));
 
@@ -537,6 +563,26 @@ void HaltingView::setTrace(const TracePtr& trace) {
     if (m_selected >= T)
         m_selected = -1;
     applySelection();
+}
+
+bool HaltingView::eventFilter(QObject* watched, QEvent* e) {
+    if (watched == m_textScroll->viewport() && e->type() == QEvent::Resize)
+        fitTextArea();
+    return TraceView::eventFilter(watched, e);
+}
+
+void HaltingView::resizeEvent(QResizeEvent* e) {
+    TraceView::resizeEvent(e);
+    fitTextArea();
+}
+
+void HaltingView::fitTextArea() {
+    // The legend and about four lines of tokens, more in a tall window.
+    const int line = fontMetrics().height() + 2 * kPadY + kGapY;
+    const int cap = std::max(5 * line + 4, height() / 4);
+    const int h = std::min(m_text->heightForWidth(m_textScroll->viewport()->width()), cap);
+    if (m_textScroll->height() != h)
+        m_textScroll->setFixedHeight(h);
 }
 
 QString HaltingView::summary() const { return m_summary->text(); }

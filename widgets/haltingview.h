@@ -85,13 +85,19 @@ public:
     BarChart* weightSumChart() const { return m_weightSum; }
     BarChart* histogram() const { return m_histogram; }
 
+protected:
+    bool eventFilter(QObject* watched, QEvent* e) override;
+    void resizeEvent(QResizeEvent* e) override;
+
 private:
+    void fitTextArea();
     void selectFromUi(int index);
     void applySelection();
     DataTable textTable() const;
     DataTable withTokens(DataTable t) const;
 
     QScrollArea* m_scroll = nullptr;
+    QScrollArea* m_textScroll = nullptr; // a long prompt scrolls here, the charts stay in view
     QLabel* m_summary = nullptr;
     QLabel* m_warning = nullptr;
     HaltingText* m_text = nullptr;

@@ -198,7 +198,7 @@ Heatmap::Geometry Heatmap::computeGeometry() const {
     int labelW = 0;
     for (const auto& l : m_rowLabels)
         labelW = std::max(labelW, fmb.horizontalAdvance(l));
-    labelW = std::min(labelW, std::max(40, std::min(160, w / 5)));
+    labelW = std::min(labelW + 2, std::max(40, std::min(160, w / 5)));
     g.labelWidth = labelW;
     left += labelW + 6;
     g.rowLabelRight = left - 6;
@@ -218,6 +218,9 @@ Heatmap::Geometry Heatmap::computeGeometry() const {
     if (m_rows > 0)
         gh = std::min(gh, kMaxCellHeight * m_rows);
     g.grid = QRectF(left, top, gw, gh);
+    // Column labels follow the grid when its cells reached their maximum height.
+    g.colLabelTop = int(std::ceil(top + gh)) + 3;
+    g.colTitleTop = g.colLabelTop + lh + 2;
     // The legend bar starts below the legend title and spans the grid (at least 60 px).
     const double legendTop = top + (m_legendTitle.isEmpty() ? 0 : fmb.height() + 4);
     g.legend = QRectF(right + 12, legendTop, kLegendBar, std::max(60.0, top + gh - legendTop));
@@ -371,11 +374,11 @@ void Heatmap::paintEvent(QPaintEvent*) {
             p.drawLine(QPointF(m.left() + 1, m.bottom()), QPointF(m.right() - 1, m.bottom()));
             p.drawLine(QPointF(m.left() + 1, m.bottom()), QPointF(m.left() + 1, m.bottom() - 4));
             p.drawLine(QPointF(m.right() - 1, m.bottom()), QPointF(m.right() - 1, m.bottom() - 4));
-            // The label may extend left of a narrow span, never past the grid.
+            // The label may extend left of a narrow span, over the empty corner above the row labels.
             const int tw = fm.horizontalAdvance(m_markedLabel);
             QRectF lr(m.left(), m.top() - 1, m.width(), lh);
             if (tw + 4 > lr.width())
-                lr.setLeft(std::max(grid.left(), m.right() - tw - 4));
+                lr.setLeft(std::max<double>(kMargin, m.right() - tw - 4));
             p.drawText(lr, Qt::AlignRight | Qt::AlignVCenter,
                        fm.elidedText(m_markedLabel, Qt::ElideLeft, int(lr.width())));
         }
