@@ -1,16 +1,15 @@
 #include "stabilityview.h"
 
+#include <QBoxLayout>
 #include <QDoubleSpinBox>
 #include <QFrame>
 #include <QGridLayout>
 #include <QGroupBox>
-#include <QHBoxLayout>
 #include <QLabel>
 #include <QPushButton>
 #include <QResizeEvent>
 #include <QScrollArea>
 #include <QStackedWidget>
-#include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -20,7 +19,7 @@ namespace mx {
 namespace {
 
 constexpr int kBins = 20;
-constexpr int kChartMinHeight = 250;
+constexpr int kChartMinHeight = 280;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 QColor statusColor(mythos::StabilityStatus s) {
@@ -74,6 +73,49 @@ double ratioAt(const mythos::Trace& tr, int t, int token) {
         return kNaN;
     return num / den;
 }
+
+// A y range over the series and reference lines whose five ticks fall on round numbers
+// (the adapter's automatic range pads by 5% and gives ticks like 0.737). (0, 0) = automatic.
+QPair<double, double> niceRange(const QVector<Series>& series, const QVector<QPair<double, QString>>& lines = {}) {
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (const auto& s : series)
+        for (const auto& p : s.points)
+            if (std::isfinite(p.y())) {
+                lo = std::min(lo, p.y());
+                hi = std::max(hi, p.y());
+            }
+    if (!std::isfinite(lo))
+        return {0.0, 0.0};
+    for (const auto& l : lines) {
+        lo = std::min(lo, l.first);
+        hi = std::max(hi, l.first);
+    }
+    const double pad = hi > lo ? (hi - lo) * 0.02 : std::max(std::fabs(hi) * 0.1, 1e-6);
+    lo -= pad;
+    hi += pad;
+    const double mag = std::pow(10.0, std::floor(std::log10((hi - lo) / 4)));
+    for (double m : {1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 20.0}) {
+        const double step = m * mag;
+        const double a = std::floor(lo / step) * step;
+        if (a + 4 * step >= hi)
+            return {a, a + 4 * step};
+    }
+    return {0.0, 0.0};
+}
+
+// Keeps its one child square and centred, so that the unit circle of the eigenvalue plot
+// stays a circle.
+class SquareBox : public QWidget {
+public:
+    using QWidget::QWidget;
+
+protected:
+    void resizeEvent(QResizeEvent*) override {
+        const int side = std::min(width(), height());
+        for (auto* child : findChildren<QWidget*>(Qt::FindDirectChildrenOnly))
+            child->setGeometry((width() - side) / 2, (height() - side) / 2, side, side);
+    }
+};
 
 QLabel* makeLabel(QWidget* parent, const char* name) {
     auto* l = new QLabel(parent);
@@ -156,24 +198,28 @@ void StabilityView::buildUi() {
     rl->addWidget(m_target, 0, 1);
     rl->addWidget(m_preview, 1, 0);
     rl->addWidget(m_save, 1, 1);
+    m_rescaleHint = new QLabel(m_rescale);
+    m_rescaleHint->setObjectName("rescaleHint");
+    m_rescaleHint->setWordWrap(true);
+    m_rescaleHint->setForegroundRole(QPalette::PlaceholderText);
+    rl->addWidget(m_rescaleHint, 2, 0, 1, 2);
+    rl->setRowStretch(3, 1);
     rl->setColumnStretch(1, 1);
 
     m_leftColumn = new QWidget(content);
-    auto* ll = new QVBoxLayout(m_leftColumn);
-    ll->setContentsMargins(0, 0, 0, 0);
-    ll->addWidget(m_summary);
-    ll->addWidget(m_rescale);
-    ll->addStretch(1);
+    m_headerLayout = new QBoxLayout(QBoxLayout::TopToBottom, m_leftColumn);
+    m_headerLayout->setContentsMargins(0, 0, 0, 0);
 
     m_distStack = new QStackedWidget(content);
     m_histogram = new BarChart(tr("Distribution of A's diagonal"), tr("A_i"), tr("entries"), m_distStack);
     m_histogram->setObjectName("aHistogram");
     m_histogram->setLabelAngle(-90);
-    m_eigen = new ScatterChart(tr("Eigenvalues of A"), tr("Re λ"), tr("Im λ"), m_distStack);
+    auto* square = new SquareBox(m_distStack);
+    m_eigen = new ScatterChart(tr("Eigenvalues of A"), tr("Re λ"), tr("Im λ"), square);
     m_eigen->setObjectName("aEigenvalues");
     m_eigen->setUnitCircle(true);
     m_distStack->addWidget(m_histogram);
-    m_distStack->addWidget(m_eigen);
+    m_distStack->addWidget(square);
 
     m_hNorm = new LineChart(tr("|h_t| per loop"), tr("loop t"), tr("|h_t|"), content);
     m_hNorm->setObjectName("hNormChart");
@@ -181,9 +227,11 @@ void StabilityView::buildUi() {
     m_hDelta->setObjectName("hDeltaChart");
     m_contraction = new LineChart(tr("Contraction ratio Δ(t+1) / Δ(t)"), tr("loop t"), tr("Δ(t+1) / Δ(t)"), content);
     m_contraction->setObjectName("contractionChart");
-    for (QWidget* w : {static_cast<QWidget*>(m_distStack), static_cast<QWidget*>(m_hNorm),
-                       static_cast<QWidget*>(m_hDelta), static_cast<QWidget*>(m_contraction)})
+    for (QWidget* w : {static_cast<QWidget*>(m_hNorm), static_cast<QWidget*>(m_hDelta),
+                       static_cast<QWidget*>(m_contraction)})
         w->setMinimumHeight(kChartMinHeight);
+    // Qt Charts elides rotated category labels when the chart is short.
+    m_distStack->setMinimumHeight(kChartMinHeight + 70);
 
     connect(m_preview, &QPushButton::toggled, this, [this](bool on) {
         m_previewActive = on;
@@ -208,6 +256,19 @@ void StabilityView::relayout(int width) {
     m_layout = want;
     while (m_grid->count() > 0)
         delete m_grid->takeAt(0);
+    while (m_headerLayout->count() > 0)
+        delete m_headerLayout->takeAt(0);
+    if (want == Layout::Medium) {
+        // Side by side, so that the histogram below gets the full width its 20 labels need.
+        m_headerLayout->setDirection(QBoxLayout::LeftToRight);
+        m_headerLayout->addWidget(m_summary, 1);
+        m_headerLayout->addWidget(m_rescale, 1);
+    } else {
+        m_headerLayout->setDirection(QBoxLayout::TopToBottom);
+        m_headerLayout->addWidget(m_summary);
+        m_headerLayout->addWidget(m_rescale);
+        m_headerLayout->addStretch(1);
+    }
     for (int i = 0; i < 6; ++i) {
         m_grid->setColumnStretch(i, 0);
         m_grid->setRowStretch(i, 0);
@@ -226,14 +287,14 @@ void StabilityView::relayout(int width) {
         m_grid->setRowStretch(1, 1);
         break;
     case Layout::Medium:
-        m_grid->addWidget(m_leftColumn, 0, 0);
-        m_grid->addWidget(m_distStack, 0, 1);
-        m_grid->addWidget(m_hNorm, 1, 0);
-        m_grid->addWidget(m_hDelta, 1, 1);
-        m_grid->addWidget(m_contraction, 2, 0, 1, 2);
+        m_grid->addWidget(m_leftColumn, 0, 0, 1, 2);
+        m_grid->addWidget(m_distStack, 1, 0, 1, 2);
+        m_grid->addWidget(m_hNorm, 2, 0);
+        m_grid->addWidget(m_hDelta, 2, 1);
+        m_grid->addWidget(m_contraction, 3, 0, 1, 2);
         m_grid->setColumnStretch(0, 1);
         m_grid->setColumnStretch(1, 1);
-        for (int i = 0; i < 3; ++i)
+        for (int i = 1; i < 4; ++i)
             m_grid->setRowStretch(i, 1);
         break;
     case Layout::Narrow:
@@ -343,7 +404,7 @@ void StabilityView::updateDistribution() {
             pts.push_back({ev.real(), ev.imag()});
         m_eigen->setTitle(tr("Eigenvalues of A (%1×%1) and the unit circle").arg(m_denseN));
         m_eigen->setPoints(pts, tr("eigenvalues"));
-        m_distStack->setCurrentWidget(m_eigen);
+        m_distStack->setCurrentWidget(m_eigen->parentWidget());
         return;
     }
     m_distStack->setCurrentWidget(m_histogram);
@@ -392,11 +453,12 @@ void StabilityView::updateLoopCharts() {
     m_deltaBase.clear();
     m_ratioBase.clear();
     m_depthMarker.clear();
-    const mythos::Trace* tr = m_trace.get();
-    const int L = tr ? int(tr->loopsExecuted) : 0;
-    const int T = tr ? int(tr->seqLen) : 0;
-    const bool haveNorm = tr && hasLoopArray(*tr, tr->hNorm);
-    const bool haveDelta = tr && hasLoopArray(*tr, tr->hDelta);
+    m_ratioMarkers.clear();
+    const mythos::Trace* trace = m_trace.get();
+    const int L = trace ? int(trace->loopsExecuted) : 0;
+    const int T = trace ? int(trace->seqLen) : 0;
+    const bool haveNorm = trace && hasLoopArray(*trace, trace->hNorm);
+    const bool haveDelta = trace && hasLoopArray(*trace, trace->hDelta);
     const bool markers = L <= 40;
 
     auto meanSeries = [&](const QString& name) {
@@ -406,24 +468,24 @@ void StabilityView::updateLoopCharts() {
         s.markers = markers;
         return s;
     };
-    Series norm = meanSeries(this->tr("token mean"));
-    Series delta = meanSeries(this->tr("token mean"));
-    Series ratio = meanSeries(this->tr("mean ratio"));
+    Series norm = meanSeries(tr("token mean"));
+    Series delta = meanSeries(tr("token mean"));
+    Series ratio = meanSeries(tr("mean ratio"));
     double dMin = std::numeric_limits<double>::infinity(), dMax = 0;
     for (int l = 0; l < L; ++l) {
         QVector<double> nv, dv, rv;
         for (int t = 0; t < T; ++t) {
             if (haveNorm)
-                nv << tr->hNorm[tr->at(l, 0, t)];
+                nv << trace->hNorm[trace->at(l, 0, t)];
             if (haveDelta) {
-                const double d = tr->hDelta[tr->at(l, 0, t)];
+                const double d = trace->hDelta[trace->at(l, 0, t)];
                 dv << d;
                 if (d > 0 && std::isfinite(d)) {
                     dMin = std::min(dMin, d);
                     dMax = std::max(dMax, d);
                 }
                 if (l + 1 < L)
-                    rv << ratioAt(*tr, l + 1, t);
+                    rv << ratioAt(*trace, l + 1, t);
             }
         }
         const double x = l + 1;
@@ -438,11 +500,11 @@ void StabilityView::updateLoopCharts() {
     m_deltaBase = {delta};
     m_ratioBase = {ratio};
 
-    const int trained = tr ? int(tr->config.max_loop_iters) : 0;
+    const int trained = trace ? int(trace->config.max_loop_iters) : 0;
     QString extrapolation;
-    if (tr && trained > 0 && L > trained) {
-        m_depthMarker = {{double(trained), this->tr("trained depth")}};
-        extrapolation = this->tr("loops past %1 extrapolate beyond the trained depth").arg(trained);
+    if (trace && trained > 0 && L > trained) {
+        m_depthMarker = {{double(trained), tr("trained depth")}};
+        extrapolation = tr("loops past %1 extrapolate beyond the trained depth").arg(trained);
     }
     // One x range for the three loop charts so that loop t lines up across them; whole
     // steps between the axis' five ticks keep the tick labels integral.
@@ -453,27 +515,30 @@ void StabilityView::updateLoopCharts() {
     for (auto* c : {m_hNorm, m_hDelta, m_contraction})
         c->setXRange(xlo, xlo + 4 * step);
 
-    m_hNorm->setNote(!tr ? QString() : haveNorm ? extrapolation : this->tr("this trace has no per-loop norms"));
+    m_hNorm->setNote(!trace ? QString() : haveNorm ? extrapolation : tr("this trace has no per-loop norms"));
     m_hNorm->setMarkers(m_depthMarker);
-
-    updateSelectedSeries();
-    const bool logY = dMax > 0 && std::isfinite(dMin) && dMax / dMin > 100;
-    m_hDelta->setLogY(logY);
-    m_hDelta->setTitle(logY ? this->tr("Δ(t) = |h_t − h_{t−1}| per loop (log scale)")
-                            : this->tr("Δ(t) = |h_t − h_{t−1}| per loop"));
-    m_hDelta->setNote(!tr ? QString() : haveDelta ? extrapolation : this->tr("this trace has no per-loop changes"));
+    m_hDelta->setNote(!trace ? QString() : haveDelta ? extrapolation : tr("this trace has no per-loop changes"));
     m_hDelta->setMarkers(m_depthMarker);
-
-    QVector<QPair<double, QString>> horizontals = {{1.0, this->tr("contracting below 1")}};
+    m_ratioMarkers = {{1.0, tr("contracting below")}};
     if (m_hasRho)
-        horizontals.push_back({m_rho, this->tr("ρ(A) = %1").arg(m_rho, 0, 'f', 3)});
+        m_ratioMarkers.push_back({m_rho, tr("ρ(A)")}); // short: five legend entries share the width
     QString ratioNote = extrapolation;
-    if (tr && haveDelta && L < 2)
-        ratioNote = this->tr("needs at least 2 loops");
-    else if (tr && !haveDelta)
-        ratioNote = this->tr("this trace has no per-loop changes");
+    if (trace && haveDelta && L < 2)
+        ratioNote = tr("needs at least 2 loops");
+    else if (trace && !haveDelta)
+        ratioNote = tr("this trace has no per-loop changes");
     m_contraction->setNote(ratioNote);
-    m_contraction->setMarkers(m_depthMarker, horizontals);
+    m_contraction->setMarkers(m_depthMarker, m_ratioMarkers);
+
+    // A log axis must only ever see this trace's (positive) data, so it is switched on last.
+    m_deltaLog = dMax > 0 && std::isfinite(dMin) && dMax / dMin > 100;
+    m_hDelta->setTitle(m_deltaLog ? tr("Δ(t) = |h_t − h_{t−1}| per loop (log scale)")
+                                  : tr("Δ(t) = |h_t − h_{t−1}| per loop"));
+    if (!m_deltaLog)
+        m_hDelta->setLogY(false);
+    updateSelectedSeries();
+    if (m_deltaLog)
+        m_hDelta->setLogY(true);
 }
 
 void StabilityView::setSelectedToken(int index) {
@@ -487,24 +552,24 @@ void StabilityView::setSelectedToken(int index) {
 
 void StabilityView::updateSelectedSeries() {
     QVector<Series> norm = m_normBase, delta = m_deltaBase, ratio = m_ratioBase;
-    const mythos::Trace* tr = m_trace.get();
-    if (tr && m_selected >= 0 && m_selected < tr->seqLen) {
-        const int L = int(tr->loopsExecuted);
+    const mythos::Trace* trace = m_trace.get();
+    if (trace && m_selected >= 0 && m_selected < trace->seqLen) {
+        const int L = int(trace->loopsExecuted);
         Series s;
-        s.name = this->tr("token %1 “%2”").arg(m_selected).arg(tokenLabel(*tr, m_selected));
+        s.name = tr("token %1 “%2”").arg(m_selected).arg(tokenLabel(*trace, m_selected));
         s.color = categoricalColor(1);
         s.markers = L <= 40;
         Series n = s, d = s, r = s;
-        const bool haveNorm = hasLoopArray(*tr, tr->hNorm);
-        const bool haveDelta = hasLoopArray(*tr, tr->hDelta);
+        const bool haveNorm = hasLoopArray(*trace, trace->hNorm);
+        const bool haveDelta = hasLoopArray(*trace, trace->hDelta);
         for (int l = 0; l < L; ++l) {
             const double x = l + 1;
-            if (haveNorm && std::isfinite(tr->hNorm[tr->at(l, 0, m_selected)]))
-                n.points << QPointF(x, tr->hNorm[tr->at(l, 0, m_selected)]);
-            if (haveDelta && std::isfinite(tr->hDelta[tr->at(l, 0, m_selected)]))
-                d.points << QPointF(x, tr->hDelta[tr->at(l, 0, m_selected)]);
+            if (haveNorm && std::isfinite(trace->hNorm[trace->at(l, 0, m_selected)]))
+                n.points << QPointF(x, trace->hNorm[trace->at(l, 0, m_selected)]);
+            if (haveDelta && std::isfinite(trace->hDelta[trace->at(l, 0, m_selected)]))
+                d.points << QPointF(x, trace->hDelta[trace->at(l, 0, m_selected)]);
             if (haveDelta && l + 1 < L)
-                if (const double v = ratioAt(*tr, l + 1, m_selected); std::isfinite(v))
+                if (const double v = ratioAt(*trace, l + 1, m_selected); std::isfinite(v))
                     r.points << QPointF(x, v);
         }
         norm << n;
@@ -514,6 +579,12 @@ void StabilityView::updateSelectedSeries() {
     m_hNorm->setSeries(norm);
     m_hDelta->setSeries(delta);
     m_contraction->setSeries(ratio);
+    const auto normRange = niceRange(norm);
+    m_hNorm->setYRange(normRange.first, normRange.second);
+    const auto deltaRange = m_deltaLog ? qMakePair(0.0, 0.0) : niceRange(delta);
+    m_hDelta->setYRange(deltaRange.first, deltaRange.second);
+    const auto ratioRange = niceRange(ratio, m_ratioMarkers);
+    m_contraction->setYRange(ratioRange.first, ratioRange.second);
 }
 
 void StabilityView::setRescalePreviewActive(bool on) {
@@ -532,8 +603,9 @@ void StabilityView::setModelAvailable(bool available) {
     // Previewing also runs the model, so without one neither button can do anything.
     m_preview->setEnabled(available || m_preview->isChecked());
     m_save->setEnabled(available);
-    m_save->setToolTip(available ? tr("Write a copy of the model with A rescaled to the target")
-                                 : tr("Needs a model: this trace was loaded without one"));
+    m_rescaleHint->setText(available ? tr("Scales every entry of A by target / ρ(A). The model on disk "
+                                          "changes only through \"Save as model...\".")
+                                     : tr("Needs a model: open one to preview or save a rescaled A."));
 }
 
 double StabilityView::rescaleTarget() const { return m_target->value(); }
@@ -562,11 +634,9 @@ DataTable StabilityView::lineTable(const LineChart* chart) const {
     DataTable t = chart->table();
     for (const auto& m : m_depthMarker)
         t.addRow({m.second, m.first, QVariant()});
-    if (chart == m_contraction) {
-        t.addRow({tr("contracting below 1"), QVariant(), 1.0});
-        if (m_hasRho)
-            t.addRow({tr("ρ(A) = %1").arg(m_rho, 0, 'f', 3), QVariant(), m_rho});
-    }
+    if (chart == m_contraction)
+        for (const auto& m : m_ratioMarkers)
+            t.addRow({m.second, QVariant(), m.first});
     return t;
 }
 

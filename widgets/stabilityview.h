@@ -10,6 +10,7 @@
 #include "traceview.h"
 
 QT_BEGIN_NAMESPACE
+class QBoxLayout;
 class QDoubleSpinBox;
 class QFrame;
 class QGridLayout;
@@ -42,6 +43,7 @@ public:
     void setRescalePreviewActive(bool on);
     bool rescalePreviewActive() const { return m_previewActive; }
     void setModelAvailable(bool available);
+    bool modelAvailable() const { return m_modelAvailable; }
     double rescaleTarget() const;
 
     // What the summary shows (NaN / Fine before the first trace).
@@ -81,7 +83,9 @@ private:
     QDoubleSpinBox* m_target = nullptr;
     QPushButton* m_preview = nullptr;
     QPushButton* m_save = nullptr;
-    QWidget* m_leftColumn = nullptr;
+    QLabel* m_rescaleHint = nullptr;
+    QWidget* m_leftColumn = nullptr; // summary and rescale, stacked or side by side
+    QBoxLayout* m_headerLayout = nullptr;
     // Charts
     QStackedWidget* m_distStack = nullptr;
     BarChart* m_histogram = nullptr;
@@ -105,8 +109,10 @@ private:
     int m_selected = -1;
     bool m_previewActive = false;
     bool m_modelAvailable = false;
+    bool m_deltaLog = false;
     QVector<Series> m_normBase, m_deltaBase, m_ratioBase; // the mean series of each chart
     QVector<QPair<double, QString>> m_depthMarker;        // "trained depth", when L > max_loop_iters
+    QVector<QPair<double, QString>> m_ratioMarkers;       // 1 and rho(A) on the contraction chart
 };
 
 } // namespace mx
