@@ -1,0 +1,166 @@
+"""Character-level task mix for the bundled demo models.
+
+Why these tasks: the explorer exists to show looped-depth behaviour, so the demo models
+need inputs where the amount of computation per token visibly varies and can exceed what
+training saw (depth extrapolation):
+
+  * ``chain``: multi-hop variable lookups, "c=b;a=3;b=a;c?3". The statements are
+    shuffled, so answering needs one lookup per hop; ``hops`` = assignments on the path
+    from the queried variable to the digit. Training uses 1..4 hops, evaluation up to 8.
+  * ``add``: multi-digit addition with carries, "47+85=132"; the leading answer digit
+    depends on the whole carry chain. ``hops`` = digits of the longer operand.
+  * ``text``: a little plain text from templates, where most tokens are easy, so ACT
+    can learn to halt early on them.
+
+Each example is one line ending in "\\n". Generation is deterministic from a seed
+(``random.Random``, never the global RNG). Only the characters in ``VOCAB`` occur.
+"""
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional
+
+PAD = "<pad>"
+DIGITS = "0123456789"
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+PUNCT = "=;?+.,!'-:"
+# id 0 is <pad>, also the unknown-character id ("unk": 0 in tokenizer.json).
+VOCAB: List[str] = [PAD, "\n", " "] + list(DIGITS) + list(LETTERS) + list(PUNCT)
+assert len(VOCAB) <= 64 and len(set(VOCAB)) == len(VOCAB)
+STOI: Dict[str, int] = {c: i for i, c in enumerate(VOCAB)}
+
+TRAIN_MAX_HOPS = 4
+EVAL_MAX_HOPS = 8
+TRAIN_MAX_DIGITS = 4
+EVAL_MAX_DIGITS = 8
+
+
+@dataclass
+class Example:
+    """``prompt`` + ``answer`` + "\\n" is the full line. ``target_from`` is the first
+    character index whose prediction is trained: the answer for the reasoning tasks
+    (the prompt's random symbols are not predictable), everything for text."""
+    task: str
+    prompt: str
+    answer: str
+    hops: int
+    target_from: int = field(default=-1)
+
+    def __post_init__(self):
+        if self.target_from < 0:
+            self.target_from = len(self.prompt)
+
+    @property
+    def text(self) -> str:
+        return self.prompt + self.answer + "\n"
+
+
+def encode(text: str) -> List[int]:
+    return [STOI.get(c, 0) for c in text]
+
+
+def decode(ids: Iterable[int]) -> str:
+    return "".join(VOCAB[i] if 0 < i < len(VOCAB) else "" for i in ids)
+
+
+def make_chain(rng: random.Random, hops: int, distractors: Optional[int] = None) -> Example:
+    """hops >= 1. The queried variable reaches its digit through ``hops`` assignments; a
+    distractor chain ending in a different digit makes shortcut guesses fail."""
+    if distractors is None:
+        distractors = rng.randint(0, 2)
+    names = rng.sample(LETTERS, hops + distractors * hops)
+    digit = rng.choice(DIGITS)
+    chain = names[:hops]
+    stmts = [f"{chain[0]}={digit}"] + [f"{chain[i]}={chain[i - 1]}" for i in range(1, hops)]
+    used = hops
+    for _ in range(distractors):
+        n = rng.randint(1, hops)
+        other = names[used: used + n]
+        used += n
+        d2 = rng.choice([d for d in DIGITS if d != digit])
+        stmts += [f"{other[0]}={d2}"] + [f"{other[i]}={other[i - 1]}" for i in range(1, n)]
+    rng.shuffle(stmts)
+    return Example("chain", ";".join(stmts) + f";{chain[-1]}?", digit, hops)
+
+
+def make_add(rng: random.Random, digits: int) -> Example:
+    """Operands of 1..``digits`` digits, the longer one exactly ``digits`` long. Carries
+    are over-represented (sum digits >= 9 half the time) since they are the hard part."""
+    def number(n):
+        if n == 1:
+            return rng.randint(0, 9)
+        return rng.randint(10 ** (n - 1), 10 ** n - 1)
+    a = number(digits)
+    b = number(rng.randint(1, digits))
+    if rng.random() < 0.5:
+        # Push towards carry chains: make b's digits complement a's.
+        sa = str(a).zfill(digits)
+        sb = "".join(str(rng.randint(max(0, 9 - int(c)), 9)) for c in sa[-len(str(b)):])
+        b = int(sb)
+    if rng.random() < 0.5:
+        a, b = b, a
+    return Example("add", f"{a}+{b}=", str(a + b), max(len(str(a)), len(str(b))))
+
+
+_SUBJECTS = ["the cat", "a dog", "the bird", "my friend", "the old man", "a child", "the loop",
+             "the model", "she", "he"]
+_VERBS = ["sees", "likes", "finds", "reads", "makes", "takes", "wants", "keeps"]
+_OBJECTS = ["the ball", "a book", "the red box", "some bread", "the door", "a small key",
+            "the answer", "a long word"]
+_ENDINGS = [".", "!", ", then it rests.", " again.", " at noon.", " - slowly."]
+
+
+def make_text(rng: random.Random) -> Example:
+    s = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}{rng.choice(_ENDINGS)}"
+    return Example("text", "", s, 0, target_from=0)
+
+
+def sample_train(rng: random.Random, max_hops: int = TRAIN_MAX_HOPS,
+                 max_digits: int = TRAIN_MAX_DIGITS, mix=(0.5, 0.35, 0.15)) -> Example:
+    """One training example: chain / addition / text with the given probabilities and
+    uniformly many hops (digits) up to the training limits."""
+    r = rng.random()
+    if r < mix[0]:
+        return make_chain(rng, rng.randint(1, max_hops))
+    if r < mix[0] + mix[1]:
+        return make_add(rng, rng.randint(1, max_digits))
+    return make_text(rng)
+
+
+def eval_set(seed: int, per_level: int = 8, max_hops: int = EVAL_MAX_HOPS,
+             max_digits: int = EVAL_MAX_DIGITS) -> List[Example]:
+    """Held-out prompts for every difficulty up to the evaluation limits (beyond the
+    training range on purpose). A seed stream disjoint from training (seed offset)."""
+    rng = random.Random(seed * 1_000_003 + 17)
+    out = []
+    for h in range(1, max_hops + 1):
+        out += [make_chain(rng, h) for _ in range(per_level)]
+    for d in range(1, max_digits + 1):
+        out += [make_add(rng, d) for _ in range(per_level)]
+    return out
+
+
+def tokenizer_json() -> dict:
+    return {"type": "char", "version": 1, "vocab": list(VOCAB), "unk": 0}
+
+
+def _write_text(path: str, text: str) -> None:
+    """Atomic like the model files, so a folder is never seen half-written."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_tokenizer(path: str) -> None:
+    """docs/tokenizer.md's character tokenizer."""
+    _write_text(path, json.dumps(tokenizer_json(), ensure_ascii=False) + "\n")
+
+
+def write_prompts(path: str, examples: List[Example]) -> None:
+    """One JSON object per line: {"prompt", "answer", "hops", "task"}."""
+    lines = [json.dumps({"prompt": e.prompt, "answer": e.answer, "hops": e.hops, "task": e.task},
+                        ensure_ascii=False) for e in examples]
+    _write_text(path, "\n".join(lines) + "\n")

@@ -1,0 +1,116 @@
+"""tasks.py (the demo task mix) and a few-step run of train_demo.py end to end."""
+
+import contextlib
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import mt, torch  # noqa: E402
+
+import tasks  # noqa: E402
+import train_demo  # noqa: E402
+
+
+def resolve(stmts: str, var: str) -> str:
+    """Follows the assignments like the model must: one lookup per hop."""
+    env = dict(s.split("=") for s in stmts.split(";"))
+    while not env[var].isdigit():
+        var = env[var]
+    return env[var]
+
+
+class TasksTest(unittest.TestCase):
+    def test_vocab_and_tokenizer(self):
+        self.assertLessEqual(len(tasks.VOCAB), 64)
+        tok = tasks.tokenizer_json()
+        self.assertEqual((tok["type"], tok["version"], tok["unk"]), ("char", 1, 0))
+        self.assertTrue(all(len(c) == 1 for c in tok["vocab"][1:]))
+        rng = random.Random(3)
+        for _ in range(300):
+            e = tasks.sample_train(rng)
+            self.assertTrue(set(e.text) <= set(tasks.VOCAB), e.text)
+            self.assertEqual(tasks.decode(tasks.encode(e.text)), e.text)
+
+    def test_answers_are_right(self):
+        rng = random.Random(5)
+        for h in range(1, tasks.EVAL_MAX_HOPS + 1):
+            e = tasks.make_chain(rng, h)
+            stmts, var = e.prompt[:-1].rsplit(";", 1)
+            var = var.rstrip("?")
+            self.assertEqual(resolve(stmts, var), e.answer)
+            # exactly h assignments lie on the path from the query to the digit
+            env = dict(s.split("=") for s in stmts.split(";"))
+            n, v = 1, var
+            while not env[v].isdigit():
+                v, n = env[v], n + 1
+            self.assertEqual(n, h)
+        for d in range(1, tasks.EVAL_MAX_DIGITS + 1):
+            e = tasks.make_add(rng, d)
+            a, b = e.prompt[:-1].split("+")
+            self.assertEqual(int(a) + int(b), int(e.answer))
+            self.assertEqual(e.hops, d)
+
+    def test_deterministic_and_ranges(self):
+        a = [tasks.sample_train(random.Random(7)).text for _ in range(3)]
+        b = [tasks.sample_train(random.Random(7)).text for _ in range(3)]
+        self.assertEqual(a, b)
+        rng = random.Random(1)
+        hops = {tasks.sample_train(rng).hops for _ in range(500)}
+        self.assertLessEqual(max(hops), tasks.TRAIN_MAX_HOPS)
+        ev = tasks.eval_set(0, per_level=2)
+        self.assertEqual(max(e.hops for e in ev if e.task == "chain"), tasks.EVAL_MAX_HOPS)
+        self.assertEqual([e.text for e in ev], [e.text for e in tasks.eval_set(0, per_level=2)])
+
+    def test_prompts_writer(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "prompts.jsonl")
+            tasks.write_prompts(path, tasks.eval_set(1, per_level=1))
+            with open(path) as f:
+                rows = [json.loads(line) for line in f]
+            self.assertEqual(len(rows), tasks.EVAL_MAX_HOPS + tasks.EVAL_MAX_DIGITS)
+            for r in rows:
+                self.assertTrue({"prompt", "answer", "hops"} <= set(r))
+
+
+class TrainDemoSmokeTest(unittest.TestCase):
+    def test_few_steps_write_loadable_folders(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                rc = train_demo.main(["--out", tmp, "--steps", "3", "--minutes", "5", "--threads", "1",
+                                      "--eval-per-level", "1", "--batch", "8", "--log-every", "1"])
+            self.assertEqual(rc, 0)
+            torch.set_num_threads(1)
+            for v in ("mla", "gqa"):
+                folder = os.path.join(tmp, f"demo_{v}")
+                self.assertEqual(sorted(os.listdir(folder)),
+                                 ["config.json", "model.safetensors", "prompts.jsonl", "tokenizer.json"])
+                self.assertLessEqual(os.path.getsize(os.path.join(folder, "model.safetensors")), 2 << 20)
+                model = mt.load_model_folder(folder)
+                self.assertEqual(model.cfg.attn_type, v)
+                with open(os.path.join(folder, "tokenizer.json")) as f:
+                    self.assertLessEqual(len(json.load(f)["vocab"]), model.cfg.vocab_size)
+                self.assertLessEqual(float(model.injection_A().max()), train_demo.RHO_MAX + 1e-6)
+            self.assertIn("[mla] step     3", out.getvalue())
+
+    def test_rescale_rule(self):
+        model = mt.OpenMythos(train_demo.demo_config("gqa"))
+        with torch.no_grad():
+            model.recurrent.injection.log_A.fill_(-4.0)  # A ~ 0.98
+        before = model.injection_A().clone()
+        rho, after = train_demo.rescale_rho(model, 0.9)
+        self.assertGreater(rho, 0.9)
+        self.assertAlmostEqual(after, 0.9, places=5)
+        # every entry scaled by the same factor, like mythos-cli rescale
+        ratio = model.injection_A() / before
+        self.assertLess(float(ratio.max() - ratio.min()), 1e-5)
+
+
+if __name__ == "__main__":
+    unittest.main()
