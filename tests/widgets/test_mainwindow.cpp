@@ -11,6 +11,13 @@
 
 #include "mainwindow.h"
 #include "qtest_main.h"
+
+// QSignalSpy::wait only counts emissions that arrive after it starts; signals from the
+// worker thread may already be recorded by then.
+static bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
+    const auto before = spy.count();
+    return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
+}
 #include "tokenstrip.h"
 
 using namespace mx;
@@ -28,9 +35,9 @@ class TestMainWindow : public QObject {
             win->setPrompt(prompt);
         }
         win->openModel(spec);
-        if (!ready.wait(60000))
+        if (!waitForSignal(ready, 60000))
             return false;
-        return shown.count() > 0 || shown.wait(60000);
+        return shown.count() > 0 || waitForSignal(shown, 60000);
     }
 
     // Waits until the views show the result of the latest request.
@@ -134,7 +141,7 @@ private slots:
         f.write(R"({"dim": 130, "n_heads": 4})");
         f.close();
         win->openModel(dir.path());
-        QVERIFY(failed.wait(20000));
+        QVERIFY(waitForSignal(failed, 20000));
         QVERIFY(failed.first().at(0).toString().contains("config.json"));
         QCOMPARE(win->modelInfo()->spec, QString("preset:readme_gqa:1"));
         win->setLoops(3);

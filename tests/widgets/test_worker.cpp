@@ -6,18 +6,50 @@
 #include "mythos/model.h"
 #include "qtest_main.h"
 
+// QSignalSpy::wait only counts emissions that arrive after it starts; signals from the
+// worker thread may already be recorded by then.
+static bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
+    const auto before = spy.count();
+    return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
+}
+
 using namespace mx;
+
+// The worker emits from its own thread; spies listen to this relay, which re-emits every
+// signal on the test thread through queued connections (QSignalSpy is not thread-safe).
+class Relay : public QObject {
+    Q_OBJECT
+public:
+    explicit Relay(InferenceWorker* w) {
+        connect(w, &InferenceWorker::modelOpened, this, &Relay::modelOpened, Qt::QueuedConnection);
+        connect(w, &InferenceWorker::modelFailed, this, &Relay::modelFailed, Qt::QueuedConnection);
+        connect(w, &InferenceWorker::runStarted, this, &Relay::runStarted, Qt::QueuedConnection);
+        connect(w, &InferenceWorker::runFinished, this, &Relay::runFinished, Qt::QueuedConnection);
+        connect(w, &InferenceWorker::runFailed, this, &Relay::runFailed, Qt::QueuedConnection);
+        connect(w, &InferenceWorker::runCancelled, this, &Relay::runCancelled, Qt::QueuedConnection);
+        connect(w, &InferenceWorker::rescaleChanged, this, &Relay::rescaleChanged, Qt::QueuedConnection);
+    }
+signals:
+    void modelOpened(quint64 id, mx::ModelInfoPtr info);
+    void modelFailed(quint64 id, const QString& error);
+    void runStarted(quint64 id);
+    void runFinished(mx::RunResultPtr result);
+    void runFailed(quint64 id, const QString& error);
+    void runCancelled(quint64 id);
+    void rescaleChanged(bool on, double rho);
+};
 
 class TestWorker : public QObject {
     Q_OBJECT
 
     std::unique_ptr<WorkerThread> thread;
     InferenceWorker* w = nullptr;
+    std::unique_ptr<Relay> relay;
 
     void open(const QString& spec) {
-        QSignalSpy ok(w, &InferenceWorker::modelOpened);
+        QSignalSpy ok(relay.get(), &Relay::modelOpened);
         QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, spec), Q_ARG(quint64, 1));
-        QVERIFY(ok.wait(60000));
+        QVERIFY(waitForSignal(ok, 60000));
     }
 
     static RunRequest request(quint64 id, const QString& prompt, int loops, double thr = 0) {
@@ -30,9 +62,9 @@ class TestWorker : public QObject {
     }
 
     RunResultPtr runAndWait(RunRequest r) {
-        QSignalSpy done(w, &InferenceWorker::runFinished);
+        QSignalSpy done(relay.get(), &Relay::runFinished);
         w->submit(std::move(r));
-        if (!done.wait(60000))
+        if (!waitForSignal(done, 60000))
             return nullptr;
         return done.last().at(0).value<RunResultPtr>();
     }
@@ -41,13 +73,17 @@ private slots:
     void init() {
         thread = std::make_unique<WorkerThread>();
         w = thread->worker();
+        relay = std::make_unique<Relay>(w);
     }
-    void cleanup() { thread.reset(); }
+    void cleanup() {
+        thread.reset();
+        relay.reset();
+    }
 
     void latestRequestWins() {
         open("preset:readme_mla:1");
-        QSignalSpy done(w, &InferenceWorker::runFinished);
-        QSignalSpy cancelled(w, &InferenceWorker::runCancelled);
+        QSignalSpy done(relay.get(), &Relay::runFinished);
+        QSignalSpy cancelled(relay.get(), &Relay::runCancelled);
         const QString longPrompt = QString("loop ").repeated(25);
         // Heavy requests submitted back to back: only the last may complete.
         for (quint64 id = 1; id <= 4; ++id)
@@ -65,13 +101,13 @@ private slots:
 
     void cancelStopsARunningRequest() {
         open("preset:readme_mla:1");
-        QSignalSpy started(w, &InferenceWorker::runStarted);
-        QSignalSpy done(w, &InferenceWorker::runFinished);
-        QSignalSpy cancelled(w, &InferenceWorker::runCancelled);
+        QSignalSpy started(relay.get(), &Relay::runStarted);
+        QSignalSpy done(relay.get(), &Relay::runFinished);
+        QSignalSpy cancelled(relay.get(), &Relay::runCancelled);
         w->submit(request(7, QString("cancel me ").repeated(12), 2000));
-        QVERIFY(started.wait(10000));
+        QVERIFY(waitForSignal(started, 10000));
         w->cancel();
-        QVERIFY(cancelled.wait(10000));
+        QVERIFY(waitForSignal(cancelled, 10000));
         QCOMPARE(cancelled.first().at(0).toULongLong(), quint64(7));
         QTest::qWait(100);
         QCOMPARE(done.count(), 0);
@@ -124,10 +160,10 @@ private slots:
 
     void failedOpenKeepsThePreviousModel() {
         open("preset:readme_gqa:2");
-        QSignalSpy failed(w, &InferenceWorker::modelFailed);
+        QSignalSpy failed(relay.get(), &Relay::modelFailed);
         QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, "/nonexistent/model"),
                                   Q_ARG(quint64, 2));
-        QVERIFY(failed.wait(10000));
+        QVERIFY(waitForSignal(failed, 10000));
         QVERIFY(failed.first().at(1).toString().contains("/nonexistent/model"));
         const auto r = runAndWait(request(9, "still here", 2));
         QVERIFY(r);
@@ -136,9 +172,9 @@ private slots:
 
     void runErrorsAreReported() {
         open(MYTHOS_TEST_DATA_DIR "/tiny_mla"); // vocabulary 64: no byte tokenizer
-        QSignalSpy failed(w, &InferenceWorker::runFailed);
+        QSignalSpy failed(relay.get(), &Relay::runFailed);
         w->submit(request(3, "text needs a tokenizer", 2));
-        QVERIFY(failed.wait(10000));
+        QVERIFY(waitForSignal(failed, 10000));
         QVERIFY(failed.first().at(1).toString().contains("tokenizer"));
     }
 
@@ -148,10 +184,10 @@ private slots:
         r.ids = {1, 2, 3, 4, 5};
         auto before = runAndWait(r);
         QVERIFY(before);
-        QSignalSpy changed(w, &InferenceWorker::rescaleChanged);
-        QSignalSpy done(w, &InferenceWorker::runFinished);
+        QSignalSpy changed(relay.get(), &Relay::rescaleChanged);
+        QSignalSpy done(relay.get(), &Relay::runFinished);
         QMetaObject::invokeMethod(w, "setRescalePreview", Qt::QueuedConnection, Q_ARG(bool, true), Q_ARG(double, 0.5));
-        QVERIFY(changed.wait(10000));
+        QVERIFY(waitForSignal(changed, 10000));
         QCOMPARE(changed.first().at(0).toBool(), true);
         QVERIFY(std::fabs(changed.first().at(1).toDouble() - 0.5) < 1e-5);
         QTRY_VERIFY_WITH_TIMEOUT(done.count() >= 1, 10000); // the last request re-runs
