@@ -45,9 +45,10 @@ if [[ "$mode" == test ]]; then
   exit $?
 fi
 
-if [[ -x "$build/app/mythos-explorer" ]]; then
+if [[ -n "${DISPLAY:-}" || -n "${WAYLAND_DISPLAY:-}" ]]; then
   exec "$build/app/mythos-explorer" "${@:2}"
 fi
-# Until the explorer window lands, show the engine on a random-weight preset.
-"$build/app/mythos-cli" info --model preset:readme_mla
-exec "$build/app/mythos-cli" generate --model preset:readme_mla:1 --prompt "Hello, Mythos" --loops 8 --new-tokens 16
+# No display (a server or a container): render the window once to a PNG instead.
+shot="$build/mythos-explorer.png"
+"$build/app/mythos-explorer" --screenshot "$shot" "${@:2}"
+echo "No display found: the window was rendered to $shot (run tools/setup.sh run on a desktop to use it)."

@@ -128,6 +128,8 @@ void MainWindow::buildUi() {
         m_tabs->addTab(v, v->viewTitle());
         connect(v, &TraceView::tokenSelected, this, &MainWindow::setSelectedToken);
     }
+    connect(m_tabs, &QTabWidget::currentChanged, this,
+            [this](int i) { syncView(qobject_cast<TraceView*>(m_tabs->widget(i))); });
     split->addWidget(top);
     split->addWidget(m_tabs);
     split->setStretchFactor(0, 0);
@@ -410,12 +412,19 @@ void MainWindow::showTrace(const TracePtr& tr) {
     m_tokens->setTokens(pieces, ids);
     if (m_selected >= tr->seqLen)
         m_selected = -1;
-    for (auto* v : m_views) {
-        v->setTrace(tr);
-        v->setSelectedToken(m_selected);
-    }
+    // Only the visible view rebuilds now; the others catch up when their tab is shown, so a
+    // slider move costs one view's work on the GUI thread.
+    syncView(qobject_cast<TraceView*>(m_tabs->currentWidget()));
     m_tokens->setSelected(m_selected);
     emit traceShown();
+}
+
+void MainWindow::syncView(TraceView* v) {
+    if (!v || !m_trace)
+        return;
+    if (v->trace() != m_trace)
+        v->setTrace(m_trace);
+    v->setSelectedToken(m_selected);
 }
 
 void MainWindow::setSelectedToken(int index) {
@@ -470,6 +479,8 @@ void MainWindow::updateLoopControls() {
         m_extrapolation->setToolTip({});
     }
 }
+
+TraceView* MainWindow::currentView() const { return qobject_cast<TraceView*>(m_tabs->currentWidget()); }
 
 bool MainWindow::selectView(const QString& id) {
     for (int i = 0; i < m_views.size(); ++i)

@@ -58,6 +58,7 @@ public:
     TracePtr currentTrace() const { return m_trace; }
     ModelInfoPtr modelInfo() const { return m_info; }
     QList<TraceView*> views() const { return m_views; }
+    TraceView* currentView() const;
     InferenceWorker* worker() const;
     TokenStrip* tokenStrip() const { return m_tokens; }
     QString lastError() const { return m_lastError; }
@@ -86,6 +87,7 @@ private:
     void buildMenus();
     void scheduleRun();
     void showTrace(const TracePtr& tr);
+    void syncView(TraceView* v); // brings a view up to the current trace and selection
     void updateLoopControls();
     void updateRecentMenu();
     void addRecent(const QString& spec);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "golden.h"
+#include "testutil.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
 #include "mythos/ops.h"
@@ -21,19 +22,7 @@ using namespace mythos;
 
 namespace {
 
-// max|got - ref| / max|ref|; infinity for a size mismatch or a NaN.
-double maxRelErr(const std::vector<float>& got, const std::vector<float>& ref) {
-    if (got.size() != ref.size())
-        return std::numeric_limits<double>::infinity();
-    double maxRef = 0, maxErr = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        maxRef = std::max(maxRef, double(std::fabs(ref[i])));
-        const double err = std::fabs(double(got[i]) - double(ref[i]));
-        if (!(err <= maxErr))
-            maxErr = std::isnan(err) ? std::numeric_limits<double>::infinity() : err;
-    }
-    return maxRef > 0 ? maxErr / maxRef : maxErr;
-}
+using testutil::maxRelErr;
 
 // Logits of the last position of every row, [B][V].
 std::vector<float> lastPosition(const std::vector<float>& logits, int64_t B, int64_t T, int64_t V) {

@@ -1,3 +1,4 @@
+#include "testutil.h"
 #include "mythos/errors.h"
 #include "mythos/safetensors.h"
 
@@ -25,25 +26,7 @@ using namespace mythos;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir()
-    {
-        std::random_device rd;
-        m_path = fs::temp_directory_path() / ("mythos_st_test_" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(m_path);
-    }
-    ~TempDir()
-    {
-        std::error_code ec;
-        fs::remove_all(m_path, ec);
-    }
-    const fs::path& path() const { return m_path; }
-    fs::path operator/(const std::string& name) const { return m_path / name; }
-
-private:
-    fs::path m_path;
-};
+using testutil::TempDir;
 
 std::string le64(uint64_t v)
 {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "testutil.h"
 #include "golden.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
@@ -21,35 +22,9 @@ using namespace mythos;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        std::random_device rd;
-        m_path = fs::temp_directory_path() / ("mythos_stability_test_" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(m_path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(m_path, ec);
-    }
-    const fs::path& path() const { return m_path; }
+using testutil::TempDir;
 
-private:
-    fs::path m_path;
-};
-
-double maxRelErr(const std::vector<float>& got, const std::vector<float>& ref) {
-    if (got.size() != ref.size())
-        return std::numeric_limits<double>::infinity();
-    double maxRef = 0, maxErr = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-        maxRef = std::max(maxRef, double(std::fabs(ref[i])));
-        const double err = std::fabs(double(got[i]) - double(ref[i]));
-        if (!(err <= maxErr))
-            maxErr = std::isnan(err) ? std::numeric_limits<double>::infinity() : err;
-    }
-    return maxRef > 0 ? maxErr / maxRef : maxErr;
-}
+using testutil::maxRelErr;
 
 std::vector<float> injectionOf(const Weights& w) {
     return injectionFromLogs(w.at("recurrent.injection.log_A").data, w.at("recurrent.injection.log_dt").data.at(0));

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <vector>
 
+#include "testutil.h"
 #include "golden.h"
 #include "mythos/errors.h"
 #include "mythos/tokenizer.h"
@@ -17,22 +18,7 @@ using namespace mythos;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        std::random_device rd;
-        m_path = fs::temp_directory_path() / ("mythos_tokenizer_test_" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(m_path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(m_path, ec);
-    }
-    const fs::path& path() const { return m_path; }
-
-private:
-    fs::path m_path;
-};
+using testutil::TempDir;
 
 // ids: 0 <unk>, 1 a, 2 b, 3 c, 4 " ", 5 "\n", 6 é, 7 €, 8 😀
 const char* kCharJson =

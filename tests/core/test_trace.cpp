@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "testutil.h"
 #include "golden.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
@@ -21,22 +22,7 @@ using nlohmann::json;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        std::random_device rd;
-        m_path = fs::temp_directory_path() / ("mythos_trace_test_" + std::to_string(rd()) + std::to_string(rd()));
-        fs::create_directories(m_path);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(m_path, ec);
-    }
-    const fs::path& path() const { return m_path; }
-
-private:
-    fs::path m_path;
-};
+using testutil::TempDir;
 
 // A cached forward on tiny_mla b2 at 4 loops, with token pieces.
 class TraceTest : public ::testing::Test {

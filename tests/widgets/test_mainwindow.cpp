@@ -73,8 +73,12 @@ private slots:
         QCOMPARE(win->tokenStrip()->count(), 11);
         QCOMPARE(win->loopLimit(), 16); // 4 x max_loop_iters
         QCOMPARE(win->loops(), 4);
-        for (auto* v : win->views())
+        // The visible view shows the trace at once; the others when their tab is opened.
+        QCOMPARE(win->currentView()->trace(), tr);
+        for (auto* v : win->views()) {
+            QVERIFY(win->selectView(v->viewId()));
             QCOMPARE(v->trace(), tr);
+        }
         QVERIFY(win->modelInfo());
         QCOMPARE(win->modelInfo()->spec, QString("preset:readme_mla:1"));
     }
@@ -166,8 +170,10 @@ private slots:
         QCOMPARE(tr->actCumP, original->actCumP);
         QCOMPARE(tr->nLoops, int64_t(6));
         QCOMPARE(other->loopLimit(), 6);
-        for (auto* v : other->views())
+        for (auto* v : other->views()) {
+            QVERIFY(other->selectView(v->viewId()));
             QCOMPARE(v->trace(), tr);
+        }
         // A damaged trace gives an error, not a crash, and changes nothing.
         QFile bad(dir.filePath("bad.json"));
         QVERIFY(bad.open(QIODevice::WriteOnly));
