@@ -112,7 +112,7 @@ void MainWindow::buildUi() {
     m_prompt->setObjectName("prompt");
     m_prompt->setPlaceholderText(tr("Type a prompt; the views update as you type."));
     m_prompt->setTabChangesFocus(true);
-    m_prompt->setMaximumHeight(90);
+    m_prompt->setMaximumHeight(56);
     m_prompt->setAccessibleName(tr("Prompt"));
     m_tokens = new TokenStrip(top);
     m_tokens->setObjectName("tokens");
