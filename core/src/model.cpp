@@ -320,7 +320,9 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
     const int64_t D = c.dim, N = B * T, V = c.vocab_size;
     const float thr = float(c.act_threshold);
     auto ctx = im.ctx(c);
-    Trace* tr = fo.trace;
+    // Records go into a fresh trace that replaces the caller's at the end.
+    Trace record;
+    Trace* tr = fo.trace ? &record : nullptr;
 
     auto t0 = Clock::now();
     std::vector<float> x(static_cast<std::size_t>(N * D));
@@ -333,10 +335,8 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
     }
     const double tPrelude = msSince(t0);
 
-    if (tr) {
-        *tr = Trace{};
+    if (tr)
         fillTraceHeader(*tr, *this, ids, B, T, fo.startPos, nLoops, im.A);
-    }
     auto t1 = Clock::now();
     const std::vector<float> e = x;
     std::vector<float> h = x, hPrev, hOut(static_cast<std::size_t>(N * D), 0.0f), cum(static_cast<std::size_t>(N), 0.0f), p, weight;
@@ -379,6 +379,7 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
             tr->kv = fo.cache->ledger();
         }
         tr->timingsMs = {{"prelude", tPrelude}, {"recurrent", tLoop}, {"coda_head", tCoda}};
+        *fo.trace = std::move(record);
     }
     (void)V;
     return logits;
