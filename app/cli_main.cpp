@@ -1,11 +1,13 @@
-// mythos-cli: headless access to the engine (info, trace, generate, bench, rescale).
+// mythos-cli: headless access to the engine (info, trace, generate, bench, rescale, eval).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <random>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -46,6 +48,10 @@ Commands:
             prefill latency and decode tokens/s (medians after a warm-up)
   rescale   --model DIR --target 0.9 --out DIR
             rescale the injection A to a spectral radius and save a new model folder
+  eval      --model DIR --prompts FILE.jsonl [--loops 1,2,4,8,16] [--json]
+            greedy exact-match accuracy of held-out prompts ({"prompt", "answer",
+            "hops"[, "task"]} per line) at each loop count, by hops x loops, with the
+            mean halting loop, routing entropy, dead experts and rho(A)
   presets   list the built-in presets
 
 Common options:
@@ -478,6 +484,249 @@ std::string oneLine(std::string s) {
     return s;
 }
 
+// One held-out prompt of `mythos-cli eval` (tools/tasks.py write_prompts).
+struct EvalPrompt {
+    std::vector<int32_t> prompt, answer;
+    int64_t hops = 0;
+    std::string task;
+};
+
+constexpr uint64_t kEvalMaxBytes = 16ull << 20;
+constexpr std::size_t kEvalMaxLines = 100000;
+
+// Every line is validated; a bad one is a FormatError naming FILE:LINE.
+std::vector<EvalPrompt> loadEvalPrompts(const fs::path& file, const Tokenizer& tok, int64_t maxSeqLen) {
+    const std::string text = readTextFile(file, kEvalMaxBytes);
+    std::vector<EvalPrompt> out;
+    std::size_t lineNo = 0, pos = 0;
+    while (pos < text.size()) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string::npos)
+            end = text.size();
+        std::string line = text.substr(pos, end - pos);
+        pos = end + 1;
+        ++lineNo;
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos)
+            continue;
+        if (out.size() >= kEvalMaxLines)
+            throw FormatError(file.string() + ": more than " + std::to_string(kEvalMaxLines) + " prompts");
+        const std::string where = file.string() + ":" + std::to_string(lineNo) + ": ";
+        json j;
+        try {
+            j = json::parse(line);
+        } catch (const json::exception&) {
+            throw FormatError(where + "not a JSON object");
+        }
+        if (!j.is_object())
+            throw FormatError(where + "not a JSON object");
+        for (const char* key : {"prompt", "answer"})
+            if (!j.contains(key) || !j[key].is_string() || j[key].get<std::string>().empty())
+                throw FormatError(where + "\"" + key + "\" must be a non-empty string");
+        if (!j.contains("hops") || !j["hops"].is_number_integer() || j["hops"].get<int64_t>() < 0 ||
+            j["hops"].get<int64_t>() > 1000000)
+            throw FormatError(where + "\"hops\" must be an integer >= 0");
+        if (j.contains("task") && !j["task"].is_string())
+            throw FormatError(where + "\"task\" must be a string");
+        EvalPrompt p;
+        try {
+            p.prompt = tok.encode(j["prompt"].get<std::string>());
+            p.answer = tok.encode(j["answer"].get<std::string>());
+        } catch (const std::exception& e) {
+            throw FormatError(where + oneLine(e.what()));
+        }
+        if (int64_t(p.prompt.size() + p.answer.size()) > maxSeqLen)
+            throw FormatError(where + "prompt + answer exceed max_seq_len = " + std::to_string(maxSeqLen));
+        p.hops = j["hops"].get<int64_t>();
+        p.task = j.value("task", std::string());
+        out.push_back(std::move(p));
+    }
+    if (out.empty())
+        throw FormatError(file.string() + ": no prompts");
+    return out;
+}
+
+// Accuracy and halting statistics of one group of prompts at one loop count.
+struct EvalCell {
+    int64_t n = 0, correct = 0;
+    int64_t tokens = 0, halted = 0;
+    double haltSum = 0;
+    void add(bool ok, const std::vector<int32_t>& haltLoop) {
+        ++n;
+        correct += ok;
+        for (int32_t h : haltLoop) {
+            ++tokens;
+            if (h > 0) {
+                ++halted;
+                haltSum += h;
+            }
+        }
+    }
+    double accuracy() const { return n ? double(correct) / double(n) : 0.0; }
+    json meanHalt() const { return halted ? json(haltSum / double(halted)) : json(nullptr); }
+    double neverHalted() const { return tokens ? double(tokens - halted) / double(tokens) : 0.0; }
+};
+
+std::string fmtHalt(const EvalCell& c) {
+    char buf[32];
+    if (c.halted)
+        std::snprintf(buf, sizeof buf, "%.2f", c.haltSum / double(c.halted));
+    else
+        std::snprintf(buf, sizeof buf, "-");
+    return buf;
+}
+
+int cmdEval(const Args& a) {
+    const std::string spec = a.str("model");
+    if (spec.rfind("preset:", 0) == 0)
+        throw UsageError("eval needs a model folder with tokenizer.json");
+    auto loops = a.intList("loops", {1, 2, 4, 8, 16}, 1, 4096);
+    std::sort(loops.begin(), loops.end());
+    loops.erase(std::unique(loops.begin(), loops.end()), loops.end());
+    auto model = openModel(a);
+    const Config& c = model->config();
+    const auto tok = tokenizerFor(spec, c.vocab_size);
+    if (!tok)
+        throw UsageError("this model has no tokenizer.json and a vocabulary under 256: eval needs text prompts");
+    const fs::path file = a.str("prompts");
+    const auto prompts = loadEvalPrompts(file, *tok, c.max_seq_len);
+
+    std::map<int64_t, EvalCell> byLoops;
+    std::map<std::pair<int64_t, int64_t>, EvalCell> byHops; // (hops, loops)
+    std::map<std::tuple<std::string, int64_t, int64_t>, EvalCell> byTask; // (task, hops, loops)
+    for (int64_t L : loops) {
+        for (const auto& p : prompts) {
+            const int64_t P = int64_t(p.prompt.size());
+            GenerateOptions go;
+            go.nLoops = L;
+            go.maxNewTokens = int64_t(p.answer.size());
+            go.sampling.greedy = true;
+            go.keepStepLogits = false;
+            const auto res = generate(*model, p.prompt, 1, P, go);
+            const bool ok = res.generated == p.answer;
+            Trace tr;
+            ForwardOptions fo;
+            fo.nLoops = L;
+            fo.trace = &tr;
+            model->forward(p.prompt, 1, P, fo);
+            byLoops[L].add(ok, tr.haltLoop);
+            byHops[{p.hops, L}].add(ok, tr.haltLoop);
+            byTask[{p.task, p.hops, L}].add(ok, tr.haltLoop);
+        }
+    }
+    // Expert load over every prompt at max_loop_iters (every loop executed, every position).
+    std::vector<int64_t> load(std::size_t(c.n_experts), 0);
+    double rho = 0;
+    for (const auto& p : prompts) {
+        Trace tr;
+        ForwardOptions fo;
+        fo.nLoops = c.max_loop_iters;
+        fo.trace = &tr;
+        model->forward(p.prompt, 1, int64_t(p.prompt.size()), fo);
+        for (int32_t e : tr.topkIds)
+            if (e >= 0 && e < c.n_experts)
+                ++load[std::size_t(e)];
+        rho = tr.rhoA;
+    }
+    int64_t total = 0;
+    for (int64_t l : load)
+        total += l;
+    double entropy = 0;
+    json dead = json::array(), loadJ = json::array();
+    for (std::size_t e = 0; e < load.size(); ++e) {
+        loadJ.push_back(load[e]);
+        if (load[e] == 0)
+            dead.push_back(int64_t(e));
+        else if (total > 0) {
+            const double q = double(load[e]) / double(total);
+            entropy -= q * std::log2(q);
+        }
+    }
+    const double maxEntropy = c.n_experts > 1 ? std::log2(double(c.n_experts)) : 0.0;
+
+    if (a.flag("json")) {
+        json jl = json::array(), jh = json::array(), jt = json::array();
+        for (const auto& [L, cell] : byLoops)
+            jl.push_back({{"loops", L},
+                          {"accuracy", cell.accuracy()},
+                          {"mean_halt_loop", cell.meanHalt()},
+                          {"never_halted", cell.neverHalted()},
+                          {"n", cell.n}});
+        for (const auto& [key, cell] : byHops)
+            jh.push_back({{"hops", key.first},
+                          {"loops", key.second},
+                          {"accuracy", cell.accuracy()},
+                          {"mean_halt_loop", cell.meanHalt()},
+                          {"never_halted", cell.neverHalted()},
+                          {"n", cell.n}});
+        for (const auto& [key, cell] : byTask)
+            jt.push_back({{"task", std::get<0>(key)},
+                          {"hops", std::get<1>(key)},
+                          {"loops", std::get<2>(key)},
+                          {"accuracy", cell.accuracy()},
+                          {"mean_halt_loop", cell.meanHalt()},
+                          {"never_halted", cell.neverHalted()},
+                          {"n", cell.n}});
+        json j = {{"model", spec},
+                  {"prompts", file.string()},
+                  {"n_prompts", int64_t(prompts.size())},
+                  {"max_loop_iters", c.max_loop_iters},
+                  {"by_loops", jl},
+                  {"by_hops", jh},
+                  {"by_task_hops", jt},
+                  {"routing",
+                   {{"loops", c.max_loop_iters},
+                    {"entropy", entropy},
+                    {"entropy_unit", "bits"},
+                    {"max_entropy", maxEntropy},
+                    {"expert_load", loadJ},
+                    {"dead_experts", dead}}},
+                  {"rho_A", rho}};
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("%s: %lld prompts from %s, greedy, KV cache; halting from an uncached forward of each prompt\n",
+                spec.c_str(), (long long)prompts.size(), file.string().c_str());
+    std::printf("\n%8s %10s %16s %14s %6s\n", "loops", "accuracy", "mean halt loop", "never halted", "n");
+    for (const auto& [L, cell] : byLoops)
+        std::printf("%8lld %10.3f %16s %14.3f %6lld\n", (long long)L, cell.accuracy(), fmtHalt(cell).c_str(),
+                    cell.neverHalted(), (long long)cell.n);
+    auto table = [&](const std::string& title, auto cellFor, const std::vector<std::pair<std::string, int64_t>>& rows) {
+        std::printf("\n%s\n%-12s", title.c_str(), "hops");
+        for (int64_t L : loops)
+            std::printf(" %12s", ("L=" + std::to_string(L)).c_str());
+        std::printf("\n");
+        for (const auto& [task, h] : rows) {
+            std::printf("%-12s", (task.empty() ? std::to_string(h) : task + " " + std::to_string(h)).c_str());
+            for (int64_t L : loops) {
+                const EvalCell& cell = cellFor(task, h, L);
+                std::printf(" %5.2f %6s", cell.accuracy(), fmtHalt(cell).c_str());
+            }
+            std::printf("\n");
+        }
+    };
+    std::vector<std::pair<std::string, int64_t>> hopRows, taskRows;
+    for (const auto& [key, cell] : byHops)
+        if (key.second == loops.front())
+            hopRows.push_back({"", key.first});
+    for (const auto& [key, cell] : byTask)
+        if (std::get<2>(key) == loops.front())
+            taskRows.push_back({std::get<0>(key).empty() ? "-" : std::get<0>(key), std::get<1>(key)});
+    table("accuracy and mean halting loop by hops x loops", [&](const std::string&, int64_t h, int64_t L) -> const EvalCell& {
+        return byHops[{h, L}];
+    }, hopRows);
+    const bool anyTask = std::any_of(prompts.begin(), prompts.end(), [](const EvalPrompt& p) { return !p.task.empty(); });
+    if (anyTask)
+        table("by task and hops", [&](const std::string& t, int64_t h, int64_t L) -> const EvalCell& {
+            return byTask[{t == "-" ? std::string() : t, h, L}];
+        }, taskRows);
+    std::printf("\nrouting at %lld loops: entropy %.3f of %.3f bits, dead experts %s\n", (long long)c.max_loop_iters,
+                entropy, maxEntropy, dead.empty() ? "none" : dead.dump().c_str());
+    std::printf("rho(A) %.6f\n", rho);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -522,6 +771,12 @@ int main(int argc, char** argv) {
             if (help)
                 return std::cout << kUsage, 0;
             return cmdRescale(a);
+        }
+        if (cmd == "eval") {
+            Args a(args, with(kCommonValued, {"prompts", "loops"}), with(kCommonFlags, {"json"}));
+            if (help)
+                return std::cout << kUsage, 0;
+            return cmdEval(a);
         }
         if (cmd == "presets")
             return cmdPresets();

@@ -7,9 +7,13 @@ Each variant is written to DIR/demo_<variant>/ as config.json, model.safetensors
 tokenizer.json and prompts.jsonl, via mythos_torch.save_model_folder.
 
 Why the training is shaped like this:
-  * the loop count is sampled per batch (1..max_loop_iters) so the model works at every
-    depth instead of only at the one it was trained with, a precondition for depth
-    extrapolation at inference;
+  * the loop count is sampled per batch (--min-loops..max_loop_iters) so the model works
+    at several depths instead of only at the one it was trained with, a precondition for
+    depth extrapolation at inference. The range starts well above 1 on purpose: the
+    reference ACT gives a position that has not halted by the last loop only the weight
+    it has spent so far, so batches run with 1-2 loops reward halting at loop 1-2 and the
+    halting head collapses there (every position halted by loop ~2 within 100 steps of
+    the first recipe, which sampled 1..max_loop_iters with --ponder 0.01);
   * a ponder cost (the ACT-weighted expected halting step) makes halting early cheaper,
     so easy tokens (plain text, prompt symbols) stop after few loops while answers that
     need several hops keep looping, which is what the explorer visualises;
@@ -134,12 +138,12 @@ def train_variant(variant: str, args, budget_s: float, log) -> dict:
     model = mt.OpenMythos(cfg)
     # Start A well inside the stable range (rho ~ 0.6) rather than the reference's
     # uniform exp(-1); the per-epoch check keeps it below RHO_MAX from then on.
-    # Start the halting head at p ~ 1/(max_loop_iters - 1): positions then run nearly
-    # every loop at first. With the reference's init p ~ 0.5 everything halts after two
+    # Start the halting head at a small p (--halt-p0, default 0.1): positions then run
+    # nearly every loop at first. With the reference's init p ~ 0.5 everything halts after two
     # loops, the uncached loop exits early, and later loops never get a gradient.
     with torch.no_grad():
         model.recurrent.injection.log_A.copy_(torch.randn(cfg.dim) * 0.3)
-        p0 = 1.0 / (cfg.max_loop_iters - 1)
+        p0 = args.halt_p0 if args.halt_p0 > 0 else 1.0 / (cfg.max_loop_iters - 1)
         model.recurrent.act.halt.bias.fill_(math.log(p0 / (1 - p0)))
     n_params = sum(p.numel() for p in model.parameters())
     size = sum(v.numel() * 4 for v in mt.model_state_for_saving(model).values())
@@ -166,7 +170,7 @@ def train_variant(variant: str, args, budget_s: float, log) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
         ids, tgt, valid = make_batch(rng, args.batch, cfg.max_seq_len - 1)
-        n_loops = rng.randint(1, cfg.max_loop_iters)
+        n_loops = rng.randint(min(max(args.min_loops, 1), cfg.max_loop_iters), cfg.max_loop_iters)
         logits, aux = model.forward_with_aux(ids, n_loops=n_loops)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
         ponder = (aux["expected_steps"] * valid).sum() / valid.sum()
@@ -234,7 +238,11 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=50)
-    ap.add_argument("--ponder", type=float, default=0.01, help="weight of the expected halting step")
+    ap.add_argument("--ponder", type=float, default=0.002, help="weight of the expected halting step")
+    ap.add_argument("--min-loops", type=int, default=4,
+                    help="fewest loops a training batch runs (uniform up to max_loop_iters)")
+    ap.add_argument("--halt-p0", type=float, default=0.1,
+                    help="initial halting probability (0 = 1/(max_loop_iters-1))")
     ap.add_argument("--bias-rate", type=float, default=1e-3, help="router bias balancing step")
     ap.add_argument("--epoch-steps", type=int, default=200, help="steps between rho(A) checks")
     ap.add_argument("--log-every", type=int, default=25)

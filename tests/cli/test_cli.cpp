@@ -281,4 +281,63 @@ TEST_F(Cli, BadModelFilesGiveClearErrors) {
     EXPECT_NE(r.out.find("n_kv_heads"), std::string::npos) << r.out;
 }
 
+TEST_F(Cli, EvalReportsAccuracyByLoopsAndRejectsBadPrompts) {
+    // tiny_mla has vocab 64 and no tokenizer: give a copy a 64-character tokenizer.json.
+    const fs::path m = dir / "tiny_tok";
+    fs::create_directories(m);
+    fs::copy_file(fs::path(tinyMla) / "config.json", m / "config.json");
+    fs::copy_file(fs::path(tinyMla) / "model.safetensors", m / "model.safetensors");
+    json vocab = json::array({"<pad>", "\n", " "});
+    const std::string chars = "0123456789abcdefghijklmnopqrstuvwxyz=;?+.,!-:ABCDEFGHIJKLMNOP";
+    for (char c : chars)
+        vocab.push_back(std::string(1, c));
+    ASSERT_EQ(vocab.size(), 64u);
+    std::ofstream(m / "tokenizer.json") << json({{"type", "char"}, {"version", 1}, {"vocab", vocab}, {"unk", 0}}).dump();
+    const fs::path prompts = dir / "prompts.jsonl";
+    std::ofstream(prompts) << R"({"prompt": "a=3;b=a;b?", "answer": "3", "hops": 2, "task": "chain"})" "\n"
+                           << R"({"prompt": "12+34=", "answer": "46", "hops": 2, "task": "add"})" "\n"
+                           << "\n"
+                           << R"({"prompt": "c=1;c?", "answer": "1", "hops": 1})" "\n";
+    auto r = run({"eval", "--model", m.string(), "--prompts", prompts.string(), "--loops", "1,2,4,8", "--json",
+                  "--threads", "1"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    const json j = json::parse(r.out);
+    ASSERT_EQ(j["by_loops"].size(), 4u);
+    std::vector<int64_t> seen;
+    for (const auto& e : j["by_loops"]) {
+        seen.push_back(e["loops"].get<int64_t>());
+        EXPECT_GE(e["accuracy"].get<double>(), 0.0);
+        EXPECT_LE(e["accuracy"].get<double>(), 1.0);
+        EXPECT_EQ(e["n"].get<int64_t>(), 3);
+        EXPECT_GE(e["never_halted"].get<double>(), 0.0);
+        EXPECT_LE(e["never_halted"].get<double>(), 1.0);
+    }
+    EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 4, 8}));
+    int64_t hopsTotal = 0;
+    for (const auto& e : j["by_hops"])
+        if (e["loops"] == 1)
+            hopsTotal += e["n"].get<int64_t>();
+    EXPECT_EQ(hopsTotal, 3);
+    EXPECT_TRUE(j["routing"]["entropy"].is_number());
+    EXPECT_TRUE(j["routing"]["dead_experts"].is_array());
+    EXPECT_GT(j["rho_A"].get<double>(), 0.0);
+    // Text output has the table.
+    r = run({"eval", "--model", m.string(), "--prompts", prompts.string(), "--loops", "1,2", "--threads", "1"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("accuracy"), std::string::npos) << r.out;
+
+    // A malformed line: non-zero exit, one line naming the file and the line number.
+    const fs::path bad = dir / "bad.jsonl";
+    std::ofstream(bad) << R"({"prompt": "a=1;a?", "answer": "1", "hops": 1})" "\n"
+                       << R"({"prompt": "a=1;a?", "answer": 1, "hops": 1})" "\n";
+    r = run({"eval", "--model", m.string(), "--prompts", bad.string(), "--loops", "1"});
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("bad.jsonl:2"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
+    std::ofstream(bad) << "not json\n";
+    r = run({"eval", "--model", m.string(), "--prompts", bad.string(), "--loops", "1"});
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("bad.jsonl:1"), std::string::npos) << r.out;
+}
+
 } // namespace
