@@ -24,7 +24,8 @@ bool wantsScreenshot(int argc, char** argv) {
     return false;
 }
 
-const char* kDefaultPrompt = "x=7;y=x;z=y;z? Loops let the model think longer about hard tokens.";
+// Lower case, digits and = ; ? + . only, so that the demo model's tokenizer knows every character.
+const char* kDefaultPrompt = "b=a;a=3;c=b;d=c;d?3 47+85=132 loops let hard tokens think longer.";
 
 } // namespace
 
