@@ -300,7 +300,8 @@ static void finishTrace(Trace& tr, int64_t L, float thr) {
         }
 }
 
-std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const ForwardOptions& fo) {
+std::vector<float> Model::embedAndPrelude(const std::vector<int32_t>& ids, int64_t B, int64_t T, int64_t startPos,
+                                          KvCache* cache, const std::atomic<bool>* cancel) {
     const Config& c = m_cfg;
     auto& im = *m_impl;
     if (B < 1 || T < 1 || int64_t(ids.size()) != B * T)
@@ -311,28 +312,36 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
         if (id < 0 || id >= c.vocab_size)
             throw ArgumentError("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
                                 std::to_string(c.vocab_size) + ")");
-    if (fo.startPos < 0 || fo.startPos + T > c.max_seq_len)
-        throw ArgumentError("positions " + std::to_string(fo.startPos) + ".." + std::to_string(fo.startPos + T - 1) +
+    if (startPos < 0 || startPos + T > c.max_seq_len)
+        throw ArgumentError("positions " + std::to_string(startPos) + ".." + std::to_string(startPos + T - 1) +
                             " exceed max_seq_len = " + std::to_string(c.max_seq_len));
+    const int64_t D = c.dim, N = B * T;
+    auto ctx = im.ctx(c);
+    std::vector<float> x(static_cast<std::size_t>(N * D));
+    for (int64_t n = 0; n < N; ++n)
+        std::memcpy(x.data() + n * D, im.embed + int64_t(ids[std::size_t(n)]) * D, std::size_t(D) * sizeof(float));
+    for (std::size_t i = 0; i < im.prelude.size(); ++i) {
+        checkCancel(cancel);
+        detail::blockForward(ctx, im.prelude[i], x.data(), B, T, startPos, cache, "prelude_" + std::to_string(i),
+                             nullptr);
+    }
+    return x;
+}
+
+std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, int64_t T, const ForwardOptions& fo) {
+    const Config& c = m_cfg;
+    auto& im = *m_impl;
     if (fo.nLoops < 0)
         throw ArgumentError("n_loops must be >= 0");
     const int64_t nLoops = fo.nLoops > 0 ? fo.nLoops : c.max_loop_iters;
-    const int64_t D = c.dim, N = B * T, V = c.vocab_size;
+    const int64_t D = c.dim, N = B * T;
     const float thr = float(c.act_threshold);
-    auto ctx = im.ctx(c);
     // Records go into a fresh trace that replaces the caller's at the end.
     Trace record;
     Trace* tr = fo.trace ? &record : nullptr;
 
     auto t0 = Clock::now();
-    std::vector<float> x(static_cast<std::size_t>(N * D));
-    for (int64_t n = 0; n < N; ++n)
-        std::memcpy(x.data() + n * D, im.embed + int64_t(ids[std::size_t(n)]) * D, std::size_t(D) * sizeof(float));
-    for (std::size_t i = 0; i < im.prelude.size(); ++i) {
-        checkCancel(fo.cancel);
-        detail::blockForward(ctx, im.prelude[i], x.data(), B, T, fo.startPos, fo.cache, "prelude_" + std::to_string(i),
-                             nullptr);
-    }
+    std::vector<float> x = embedAndPrelude(ids, B, T, fo.startPos, fo.cache, fo.cancel);
     const double tPrelude = msSince(t0);
 
     if (tr)
@@ -381,7 +390,6 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
         tr->timingsMs = {{"prelude", tPrelude}, {"recurrent", tLoop}, {"coda_head", tCoda}};
         *fo.trace = std::move(record);
     }
-    (void)V;
     return logits;
 }
 
@@ -451,31 +459,12 @@ std::vector<float> Model::finish(std::vector<float> x, int64_t B, int64_t T, int
 
 DeepRun Model::deepRun(const std::vector<int32_t>& ids, int64_t B, int64_t T, int64_t depth,
                        const std::atomic<bool>* cancel) {
-    const Config& c = m_cfg;
-    auto& im = *m_impl;
-    if (B < 1 || T < 1 || int64_t(ids.size()) != B * T)
-        throw ArgumentError("input ids must be a non-empty batch of equal-length rows");
-    for (int32_t id : ids)
-        if (id < 0 || id >= c.vocab_size)
-            throw ArgumentError("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                                std::to_string(c.vocab_size) + ")");
-    if (T > c.max_seq_len)
-        throw ArgumentError(std::to_string(T) + " tokens exceed max_seq_len = " + std::to_string(c.max_seq_len));
-    const int64_t D = c.dim, N = B * T;
-    auto ctx = im.ctx(c);
     DeepRun run;
     run.batch = B;
     run.seqLen = T;
     run.ids = ids;
-    std::vector<float> x(static_cast<std::size_t>(N * D));
-    for (int64_t n = 0; n < N; ++n)
-        std::memcpy(x.data() + n * D, im.embed + int64_t(ids[std::size_t(n)]) * D, std::size_t(D) * sizeof(float));
-    for (std::size_t i = 0; i < im.prelude.size(); ++i) {
-        checkCancel(cancel);
-        detail::blockForward(ctx, im.prelude[i], x.data(), B, T, 0, nullptr, "prelude_" + std::to_string(i), nullptr);
-    }
-    run.e = std::move(x);
-    fillTraceHeader(run.trace, *this, ids, B, T, 0, 0, im.A);
+    run.e = embedAndPrelude(ids, B, T, 0, nullptr, cancel);
+    fillTraceHeader(run.trace, *this, ids, B, T, 0, 0, m_impl->A);
     extendDeepRun(run, depth, cancel);
     return run;
 }

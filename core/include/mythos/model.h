@@ -97,6 +97,10 @@ private:
     // p <- the halting probability of the new h.
     void recurrentStep(int64_t t, const std::vector<float>& e, std::vector<float>& h, int64_t B, int64_t T,
                        int64_t startPos, KvCache* cache, detail::MoeRecord* rec, std::vector<float>& p);
+    // Checks the input (ids in the vocabulary, positions within max_seq_len), embeds it and
+    // runs the prelude blocks.
+    std::vector<float> embedAndPrelude(const std::vector<int32_t>& ids, int64_t B, int64_t T, int64_t startPos,
+                                       KvCache* cache, const std::atomic<bool>* cancel);
     // Coda blocks, final norm and the tied head.
     std::vector<float> finish(std::vector<float> x, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
                               const std::atomic<bool>* cancel);
