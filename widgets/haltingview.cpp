@@ -14,6 +14,7 @@
 
 #include "charts.h"
 #include "heatmap.h"
+#include "tokenstrip.h"
 
 namespace mx {
 
@@ -290,22 +291,20 @@ void HaltingText::mousePressEvent(QMouseEvent* e) {
 }
 
 void HaltingText::keyPressEvent(QKeyEvent* e) {
-    if (m_labels.isEmpty())
+    const auto next = chipSelectionForKey(e->key(), m_selected, int(m_labels.size()));
+    if (!next)
         return QWidget::keyPressEvent(e);
-    int next = m_selected;
-    if (e->key() == Qt::Key_Right)
-        next = std::min(int(m_labels.size()) - 1, m_selected + 1);
-    else if (e->key() == Qt::Key_Left)
-        next = std::max(0, m_selected - 1);
-    else if (e->key() == Qt::Key_Escape)
-        next = -1;
-    else
-        return QWidget::keyPressEvent(e);
-    setSelected(next);
-    emit tokenClicked(next);
+    setSelected(*next);
+    emit tokenClicked(*next);
 }
 
 bool HaltingText::event(QEvent* e) {
+    // Escape clears a selection here before the window's Cancel shortcut sees it.
+    if (e->type() == QEvent::ShortcutOverride && static_cast<QKeyEvent*>(e)->key() == Qt::Key_Escape &&
+        m_selected >= 0) {
+        e->accept();
+        return true;
+    }
     if (e->type() == QEvent::ToolTip) {
         auto* he = static_cast<QHelpEvent*>(e);
         for (int i = 0; i < m_rects.size(); ++i)

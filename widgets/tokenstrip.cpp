@@ -12,6 +12,17 @@ namespace {
 constexpr int kPadX = 5, kPadY = 3, kGap = 3;
 }
 
+std::optional<int> chipSelectionForKey(int key, int selected, int count) {
+    if (count <= 0)
+        return std::nullopt;
+    switch (key) {
+    case Qt::Key_Right: return std::min(count - 1, selected + 1);
+    case Qt::Key_Left: return std::max(0, selected - 1);
+    case Qt::Key_Escape: return -1;
+    default: return std::nullopt;
+    }
+}
+
 TokenStrip::TokenStrip(QWidget* parent) : QWidget(parent) {
     setFocusPolicy(Qt::StrongFocus);
     setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Preferred);
@@ -107,22 +118,20 @@ void TokenStrip::mousePressEvent(QMouseEvent* e) {
 }
 
 void TokenStrip::keyPressEvent(QKeyEvent* e) {
-    if (m_pieces.isEmpty())
+    const auto next = chipSelectionForKey(e->key(), m_selected, int(m_pieces.size()));
+    if (!next)
         return QWidget::keyPressEvent(e);
-    int next = m_selected;
-    if (e->key() == Qt::Key_Right)
-        next = std::min(int(m_pieces.size()) - 1, m_selected + 1);
-    else if (e->key() == Qt::Key_Left)
-        next = std::max(0, m_selected - 1);
-    else if (e->key() == Qt::Key_Escape)
-        next = -1;
-    else
-        return QWidget::keyPressEvent(e);
-    setSelected(next);
-    emit tokenSelected(next);
+    setSelected(*next);
+    emit tokenSelected(*next);
 }
 
 bool TokenStrip::event(QEvent* e) {
+    // Escape clears a selection here before the window's Cancel shortcut sees it.
+    if (e->type() == QEvent::ShortcutOverride && static_cast<QKeyEvent*>(e)->key() == Qt::Key_Escape &&
+        m_selected >= 0) {
+        e->accept();
+        return true;
+    }
     if (e->type() == QEvent::ToolTip) {
         auto* he = static_cast<QHelpEvent*>(e);
         for (int i = 0; i < m_rects.size(); ++i)

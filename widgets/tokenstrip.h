@@ -1,11 +1,17 @@
 #pragma once
 // The prompt as tokens: one chip per text piece, wrapped over lines. Clicking a chip
 // selects that token everywhere; the selection is drawn highlighted.
+#include <optional>
+
 #include <QStringList>
 #include <QVector>
 #include <QWidget>
 
 namespace mx {
+
+// Keyboard selection over a row of token chips: Right/Left move, Escape clears. Returns the
+// new selection (-1 = none), or nullopt for keys that are not selection keys.
+std::optional<int> chipSelectionForKey(int key, int selected, int count);
 
 class TokenStrip : public QWidget {
     Q_OBJECT

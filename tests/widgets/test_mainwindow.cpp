@@ -94,6 +94,15 @@ private slots:
         QCOMPARE(win->selectedToken(), 5);
         win->setSelectedToken(99); // out of range clears it
         QCOMPARE(win->selectedToken(), -1);
+        // Keyboard: Right from no selection picks the first token, Left stops at it, Escape clears.
+        QTest::keyClick(win->tokenStrip(), Qt::Key_Right);
+        QTest::keyClick(win->tokenStrip(), Qt::Key_Right);
+        QCOMPARE(win->selectedToken(), 1);
+        QTest::keyClick(win->tokenStrip(), Qt::Key_Left);
+        QTest::keyClick(win->tokenStrip(), Qt::Key_Left);
+        QCOMPARE(win->selectedToken(), 0);
+        QTest::keyClick(win->tokenStrip(), Qt::Key_Escape);
+        QCOMPARE(win->selectedToken(), -1);
     }
 
     void loopCountAndThresholdReachTheViews() {
