@@ -70,7 +70,7 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt, int64_
     const Config& c = model.config();
     if (opts.maxNewTokens < 0)
         throw ArgumentError("the number of new tokens must be >= 0");
-    if (P + opts.maxNewTokens - 1 > c.max_seq_len)
+    if (P + opts.maxNewTokens - (opts.feedLast ? 0 : 1) > c.max_seq_len)
         throw ArgumentError("prompt (" + std::to_string(P) + ") + new tokens (" + std::to_string(opts.maxNewTokens) +
                             ") exceed max_seq_len = " + std::to_string(c.max_seq_len));
     Sampler sampler(opts.sampling);
@@ -108,6 +108,17 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt, int64_
         res.steps = s + 1;
         if (opts.onToken && !opts.onToken(s, last, opts.traceSteps ? &trace : nullptr))
             break;
+    }
+    if (opts.feedLast && res.steps > 0) {
+        ForwardOptions fo;
+        fo.nLoops = opts.nLoops;
+        fo.cache = &cache;
+        fo.cancel = opts.cancel;
+        fo.trace = opts.traceSteps ? &trace : nullptr;
+        fo.startPos = P + res.steps - 1;
+        model.forward(last, B, 1, fo);
+        if (opts.onToken)
+            opts.onToken(res.steps, {}, opts.traceSteps ? &trace : nullptr);
     }
     res.generated.resize(std::size_t(B * res.steps));
     for (int64_t s = 0; s < res.steps; ++s)

@@ -28,6 +28,10 @@ struct GenerateOptions {
     // (nullptr unless traceSteps); return false to stop early.
     std::function<bool(int64_t step, const std::vector<int32_t>& tokens, const Trace* trace)> onToken;
     bool traceSteps = false;
+    // Also feed the last new token through the model (the reference's generate() stops
+    // before it), so that the cache and the step traces cover the whole sequence; onToken is
+    // then called once more with step = steps and no tokens. Needs one more position.
+    bool feedLast = false;
 };
 
 struct GenerateResult {
