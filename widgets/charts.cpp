@@ -112,6 +112,14 @@ void LineChart::setMarkers(const QVector<QPair<double, QString>>& v, const QVect
     m_hmarkers = h;
     rebuild();
 }
+void LineChart::setIntegerX(bool on) {
+    m_integerX = on;
+    rebuild();
+}
+void LineChart::setYLabel(const QString& label) {
+    m_yLabel = label;
+    rebuild();
+}
 void LineChart::setTitle(const QString& title) {
     m_title = title;
     m_chart->setTitle(titleWithNote(m_title, m_note));
@@ -145,6 +153,12 @@ void LineChart::rebuild() {
     xAxis->setTitleText(m_xLabel);
     xAxis->setRange(xr.first, xr.second);
     xAxis->setLabelFormat("%g");
+    if (m_integerX && xr.second > xr.first) {
+        // Ticks on whole numbers (loops, counts), at most about 10 of them.
+        xAxis->setTickType(QValueAxis::TicksDynamic);
+        xAxis->setTickAnchor(std::ceil(xr.first));
+        xAxis->setTickInterval(std::max(1.0, std::ceil((xr.second - xr.first) / 10.0)));
+    }
     m_chart->addAxis(xAxis, Qt::AlignBottom);
     if (m_logY) {
         auto* y = new QLogValueAxis;
@@ -349,6 +363,10 @@ void BarChart::setLabelAngle(int degrees) {
 }
 void BarChart::setTitle(const QString& title) {
     m_title = title;
+    update();
+}
+void BarChart::setYLabel(const QString& label) {
+    m_yLabel = label;
     update();
 }
 void BarChart::setNote(const QString& text) {

@@ -38,11 +38,13 @@ public:
     void setXRange(double lo, double hi);
     void setYRange(double lo, double hi); // lo == hi: automatic
     void setLogY(bool on);
+    void setIntegerX(bool on); // x ticks on whole numbers (loops, counts)
     // Vertical line at x (e.g. the current loop count or max_loop_iters), horizontal at y.
     void setMarkers(const QVector<QPair<double, QString>>& verticals,
                     const QVector<QPair<double, QString>>& horizontals = {});
     void setTitle(const QString& title);
     QString title() const { return m_title; }
+    void setYLabel(const QString& label);
     void setNote(const QString& text); // small text under the title (e.g. a warning)
 
     DataTable table() const; // x plus one column per series
@@ -54,6 +56,7 @@ private:
     QVector<QPair<double, QString>> m_vmarkers, m_hmarkers;
     double m_xlo = 0, m_xhi = 0, m_ylo = 0, m_yhi = 0;
     bool m_logY = false;
+    bool m_integerX = false;
     QChart* m_chart = nullptr;
     QChartView* m_view = nullptr;
 };
@@ -72,6 +75,7 @@ public:
     void setYRange(double lo, double hi); // lo == hi: automatic
     void setHorizontalMarker(double y, const QString& label); // NaN = none
     void setTitle(const QString& title);
+    void setYLabel(const QString& label);
     QString title() const { return m_title; }
     void setNote(const QString& text);
     // Category label rotation in degrees (-90: many long labels stay readable instead of "...").

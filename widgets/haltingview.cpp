@@ -22,27 +22,10 @@ namespace {
 
 constexpr int kPadX = 5, kPadY = 3, kGapX = 7, kGapY = 7;
 
-// The same colour marks the selected token in every chart (the heatmap frames its row in it).
-QColor selectionColor() { return QColor(230, 0, 160); }
 QColor weightColor() { return categoricalColor(0); }
 
-bool isDark(const QColor& c) { return 0.299 * c.redF() + 0.587 * c.greenF() + 0.114 * c.blueF() < 0.55; }
 
 QString num(double v) { return QString::number(v, 'g', 4); }
-
-// Control characters (byte-level tokenizers produce them) drawn as their Unicode pictures.
-QString displayToken(const mythos::Trace& tr, int i) {
-    QString s = tokenLabel(tr, i);
-    if (s.isEmpty())
-        return "#" + QString::number(std::size_t(i) < tr.ids.size() ? tr.ids[std::size_t(i)] : -1);
-    for (auto& ch : s) {
-        if (ch.unicode() < 0x20)
-            ch = QChar(0x2400 + ch.unicode());
-        else if (ch.unicode() == 0x7f)
-            ch = QChar(0x2421);
-    }
-    return s;
-}
 
 // The smallest multiple of 4 >= v (at least 4), so that the default 5 ticks are integers.
 double niceTop(double v) { return std::max(4.0, 4.0 * std::ceil(v / 4.0)); }
@@ -51,31 +34,11 @@ QString haltText(int loop) {
     return loop > 0 ? QObject::tr("halted at loop %1").arg(loop) : QObject::tr("never halted");
 }
 
-// A word-wrapped label whose height follows its width without height-for-width layout
-// (a scroll area would otherwise size its whole page from every item's size hint).
-class WrapLabel : public QLabel {
-public:
-    explicit WrapLabel(QWidget* parent) : QLabel(parent) {
-        setWordWrap(true);
-        setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Fixed);
-    }
-    bool hasHeightForWidth() const override { return false; }
-    QSize sizeHint() const override { return {200, heightForWidth(std::max(width(), 200))}; }
-    QSize minimumSizeHint() const override { return sizeHint(); }
-
-protected:
-    void resizeEvent(QResizeEvent* e) override {
-        QLabel::resizeEvent(e);
-        updateGeometry();
-    }
-};
-
 } // namespace
 
 // ---- HaltingText ----
 
-HaltingText::HaltingText(QWidget* parent) : QWidget(parent) {
-    setFocusPolicy(Qt::StrongFocus);
+HaltingText::HaltingText(QWidget* parent) : ChipRow(parent) {
     setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
     setAccessibleName(tr("Prompt shaded by halting loop"));
 }
@@ -100,15 +63,6 @@ void HaltingText::setTokens(const QStringList& labels, const QVector<int>& haltL
     update();
 }
 
-void HaltingText::setSelected(int index) {
-    if (index < -1 || index >= m_labels.size())
-        index = -1;
-    if (index == m_selected)
-        return;
-    m_selected = index;
-    update();
-}
-
 QColor HaltingText::tokenColor(int index) const {
     if (index < 0 || index >= m_halt.size())
         return {};
@@ -122,26 +76,17 @@ QRect HaltingText::tokenRect(int index) const {
 int HaltingText::legendHeight() const { return fontMetrics().height() + 8; }
 
 QVector<QRect> HaltingText::layoutChips(int width) const {
-    QVector<QRect> rects;
     const QFontMetrics fm(font());
     QFont small = font();
     small.setPointSizeF(font().pointSizeF() * 0.75);
     const QFontMetrics fms(small);
-    const int h = fm.height() + 2 * kPadY;
-    const int top = legendHeight() + kGapY;
-    int x = 3, y = top;
+    QVector<int> widths;
     for (int i = 0; i < m_labels.size(); ++i) {
         const QString tag = m_halt.value(i) > 0 ? QString::number(m_halt[i]) : QStringLiteral("\u2014");
-        const int w = std::max(fm.horizontalAdvance(m_labels[i]), fm.horizontalAdvance(' ')) + 3 +
+        widths << std::max(fm.horizontalAdvance(m_labels[i]), fm.horizontalAdvance(' ')) + 3 +
                       fms.horizontalAdvance(tag) + 2 * kPadX;
-        if (x > 3 && x + w > width - 3) {
-            x = 3;
-            y += h + kGapY;
-        }
-        rects.push_back(QRect(x, y, w, h));
-        x += w + kGapX;
     }
-    return rects;
+    return flowChips(widths, width - 3, 3, legendHeight() + kGapY, fm.height() + 2 * kPadY, kGapX, kGapY);
 }
 
 int HaltingText::heightForWidth(int w) const {
@@ -277,45 +222,6 @@ void HaltingText::paintEvent(QPaintEvent*) {
         p.setBrush(Qt::NoBrush);
         p.drawRect(m_rects[m_selected].adjusted(-5, -5, 4, 4));
     }
-}
-
-void HaltingText::mousePressEvent(QMouseEvent* e) {
-    for (int i = 0; i < m_rects.size(); ++i)
-        if (m_rects[i].adjusted(-2, -2, 2, 2).contains(e->position().toPoint())) {
-            const int next = i == m_selected ? -1 : i;
-            setSelected(next);
-            emit tokenClicked(next);
-            return;
-        }
-    QWidget::mousePressEvent(e);
-}
-
-void HaltingText::keyPressEvent(QKeyEvent* e) {
-    const auto next = chipSelectionForKey(e->key(), m_selected, int(m_labels.size()));
-    if (!next)
-        return QWidget::keyPressEvent(e);
-    setSelected(*next);
-    emit tokenClicked(*next);
-}
-
-bool HaltingText::event(QEvent* e) {
-    // Escape clears a selection here before the window's Cancel shortcut sees it.
-    if (e->type() == QEvent::ShortcutOverride && static_cast<QKeyEvent*>(e)->key() == Qt::Key_Escape &&
-        m_selected >= 0) {
-        e->accept();
-        return true;
-    }
-    if (e->type() == QEvent::ToolTip) {
-        auto* he = static_cast<QHelpEvent*>(e);
-        for (int i = 0; i < m_rects.size(); ++i)
-            if (m_rects[i].contains(he->pos())) {
-                QToolTip::showText(he->globalPos(), m_tooltips.value(i), this, m_rects[i]);
-                return true;
-            }
-        QToolTip::hideText();
-        return true;
-    }
-    return QWidget::event(e);
 }
 
 // ---- HaltingView ----

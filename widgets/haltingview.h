@@ -7,6 +7,7 @@
 #include <QStringList>
 #include <QVector>
 
+#include "tokenstrip.h"
 #include "traceview.h"
 
 QT_BEGIN_NAMESPACE
@@ -21,16 +22,14 @@ class Heatmap;
 
 // The prompt as wrapped token chips filled with the colour of their halting loop, under a
 // legend of the colour scale; never-halted tokens are hatched and outlined in red.
-class HaltingText : public QWidget {
+class HaltingText : public ChipRow {
     Q_OBJECT
 public:
     explicit HaltingText(QWidget* parent = nullptr);
 
     // haltLoops: 1-based, 0 = never halted; loops = L (the colour scale's 1..L).
     void setTokens(const QStringList& labels, const QVector<int>& haltLoops, int loops, const QStringList& tooltips);
-    void setSelected(int index); // -1 = none
-    int selected() const { return m_selected; }
-    int count() const { return int(m_labels.size()); }
+    int count() const override { return int(m_labels.size()); }
     QRect tokenRect(int index) const;
     QColor tokenColor(int index) const; // fill colour; neverHaltedColor() for never halted
     static QColor loopColor(int loop, int loops);
@@ -41,15 +40,10 @@ public:
     QSize sizeHint() const override;
     QSize minimumSizeHint() const override;
 
-signals:
-    void tokenClicked(int index); // -1 when the selected token is clicked again
-
 protected:
+    QString chipTooltip(int index) const override { return m_tooltips.value(index); }
     void paintEvent(QPaintEvent*) override;
     void resizeEvent(QResizeEvent*) override;
-    void mousePressEvent(QMouseEvent* e) override;
-    void keyPressEvent(QKeyEvent* e) override;
-    bool event(QEvent* e) override;
 
 private:
     int legendHeight() const;
@@ -57,8 +51,6 @@ private:
     QStringList m_labels, m_tooltips;
     QVector<int> m_halt;
     int m_loops = 0;
-    int m_selected = -1;
-    QVector<QRect> m_rects;
 };
 
 class HaltingView : public TraceView {

@@ -28,9 +28,11 @@
 
 #include "chartexporter.h"
 #include "haltingview.h"
+#include "kvview.h"
 #include "mythos/config.h"
 #include "mythos/errors.h"
 #include "mythos/trace.h"
+#include "routingview.h"
 #include "stabilityview.h"
 #include "tokenstrip.h"
 
@@ -122,8 +124,10 @@ void MainWindow::buildUi() {
     m_tabs = new QTabWidget(split);
     m_tabs->setObjectName("views");
     m_halting = new HaltingView(m_tabs);
+    m_routing = new RoutingView(m_tabs);
+    m_kv = new KvView(m_tabs);
     m_stability = new StabilityView(m_tabs);
-    m_views = {m_halting, m_stability};
+    m_views = {m_halting, m_routing, m_kv, m_stability};
     for (auto* v : m_views) {
         m_tabs->addTab(v, v->viewTitle());
         connect(v, &TraceView::tokenSelected, this, &MainWindow::setSelectedToken);

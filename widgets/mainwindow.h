@@ -27,6 +27,8 @@ namespace mx {
 
 class TokenStrip;
 class HaltingView;
+class KvView;
+class RoutingView;
 class StabilityView;
 
 class MainWindow : public QMainWindow {
@@ -49,7 +51,7 @@ public:
     void setLoopLimit(int k);
     void setActThreshold(double t);
     void setLive(bool on);
-    bool selectView(const QString& id); // "halting", "stability"
+    bool selectView(const QString& id); // "halting", "routing", "kv", "stability"
     void setSelectedToken(int index);
     int selectedToken() const { return m_selected; }
     // Shows error dialogs (interactive) or only the status bar (tests, screenshots).
@@ -120,6 +122,8 @@ private:
     TokenStrip* m_tokens = nullptr;
     QTabWidget* m_tabs = nullptr;
     HaltingView* m_halting = nullptr;
+    RoutingView* m_routing = nullptr;
+    KvView* m_kv = nullptr;
     StabilityView* m_stability = nullptr;
     QList<TraceView*> m_views;
     QSlider* m_loopSlider = nullptr;

@@ -227,6 +227,8 @@ void StabilityView::buildUi() {
     m_hDelta->setObjectName("hDeltaChart");
     m_contraction = new LineChart(tr("Contraction ratio Δ(t+1) / Δ(t)"), tr("loop t"), tr("Δ(t+1) / Δ(t)"), content);
     m_contraction->setObjectName("contractionChart");
+    for (auto* c : {m_hNorm, m_hDelta, m_contraction})
+        c->setIntegerX(true);
     for (QWidget* w : {static_cast<QWidget*>(m_hNorm), static_cast<QWidget*>(m_hDelta),
                        static_cast<QWidget*>(m_contraction)})
         w->setMinimumHeight(kChartMinHeight);

@@ -23,8 +23,76 @@ std::optional<int> chipSelectionForKey(int key, int selected, int count) {
     }
 }
 
-TokenStrip::TokenStrip(QWidget* parent) : QWidget(parent) {
-    setFocusPolicy(Qt::StrongFocus);
+QVector<QRect> flowChips(const QVector<int>& widths, int right, int x0, int y0, int h, int gapX, int gapY) {
+    QVector<QRect> rects;
+    rects.reserve(widths.size());
+    int x = x0, y = y0;
+    for (int w : widths) {
+        if (x > x0 && x + w > right) {
+            x = x0;
+            y += h + gapY;
+        }
+        rects.push_back(QRect(x, y, w, h));
+        x += w + gapX;
+    }
+    return rects;
+}
+
+// ---- ChipRow ----
+
+ChipRow::ChipRow(QWidget* parent) : QWidget(parent) { setFocusPolicy(Qt::StrongFocus); }
+
+void ChipRow::setSelected(int index) {
+    if (index < -1 || index >= count())
+        index = -1;
+    if (index == m_selected)
+        return;
+    m_selected = index;
+    update();
+}
+
+void ChipRow::mousePressEvent(QMouseEvent* e) {
+    for (int i = 0; i < m_rects.size(); ++i)
+        if (m_rects[i].adjusted(-2, -2, 2, 2).contains(e->position().toPoint())) {
+            const int next = i == m_selected ? -1 : i;
+            setSelected(next);
+            emit tokenClicked(next);
+            return;
+        }
+    QWidget::mousePressEvent(e);
+}
+
+void ChipRow::keyPressEvent(QKeyEvent* e) {
+    const auto next = chipSelectionForKey(e->key(), m_selected, count());
+    if (!next)
+        return QWidget::keyPressEvent(e);
+    setSelected(*next);
+    emit tokenClicked(*next);
+}
+
+bool ChipRow::event(QEvent* e) {
+    if (e->type() == QEvent::ShortcutOverride && static_cast<QKeyEvent*>(e)->key() == Qt::Key_Escape &&
+        m_selected >= 0) {
+        e->accept();
+        return true;
+    }
+    if (e->type() == QEvent::ToolTip) {
+        auto* he = static_cast<QHelpEvent*>(e);
+        for (int i = 0; i < m_rects.size(); ++i)
+            if (m_rects[i].contains(he->pos())) {
+                QToolTip::showText(he->globalPos(), chipTooltip(i), this, m_rects[i]);
+                return true;
+            }
+        QToolTip::hideText();
+        return true;
+    }
+    return QWidget::event(e);
+}
+
+// ---- TokenStrip ----
+
+TokenStrip::TokenStrip(QWidget* parent) : ChipRow(parent) {
+    connect(this, &ChipRow::tokenClicked, this, &TokenStrip::tokenSelected);
     setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Preferred);
     setAccessibleName(tr("Prompt tokens"));
 }
@@ -39,30 +107,12 @@ void TokenStrip::setTokens(const QStringList& pieces, const QVector<int>& ids) {
     update();
 }
 
-void TokenStrip::setSelected(int index) {
-    if (index < -1 || index >= m_pieces.size())
-        index = -1;
-    if (index == m_selected)
-        return;
-    m_selected = index;
-    update();
-}
-
 QVector<QRect> TokenStrip::layoutChips(int width) const {
-    QVector<QRect> rects;
     const QFontMetrics fm(font());
-    const int h = fm.height() + 2 * kPadY;
-    int x = 0, y = 0;
-    for (const auto& p : m_pieces) {
-        const int w = std::max(fm.horizontalAdvance(p), fm.horizontalAdvance(' ')) + 2 * kPadX;
-        if (x > 0 && x + w > width) {
-            x = 0;
-            y += h + kGap;
-        }
-        rects.push_back(QRect(x, y, w, h));
-        x += w + kGap;
-    }
-    return rects;
+    QVector<int> widths;
+    for (const auto& p : m_pieces)
+        widths << std::max(fm.horizontalAdvance(p), fm.horizontalAdvance(' ')) + 2 * kPadX;
+    return flowChips(widths, width, 0, 0, fm.height() + 2 * kPadY, kGap, kGap);
 }
 
 int TokenStrip::heightForWidth(int w) const {
@@ -107,44 +157,8 @@ void TokenStrip::paintEvent(QPaintEvent*) {
     }
 }
 
-void TokenStrip::mousePressEvent(QMouseEvent* e) {
-    for (int i = 0; i < m_rects.size(); ++i)
-        if (m_rects[i].contains(e->position().toPoint())) {
-            const int next = i == m_selected ? -1 : i;
-            setSelected(next);
-            emit tokenSelected(next);
-            return;
-        }
-}
-
-void TokenStrip::keyPressEvent(QKeyEvent* e) {
-    const auto next = chipSelectionForKey(e->key(), m_selected, int(m_pieces.size()));
-    if (!next)
-        return QWidget::keyPressEvent(e);
-    setSelected(*next);
-    emit tokenSelected(*next);
-}
-
-bool TokenStrip::event(QEvent* e) {
-    // Escape clears a selection here before the window's Cancel shortcut sees it.
-    if (e->type() == QEvent::ShortcutOverride && static_cast<QKeyEvent*>(e)->key() == Qt::Key_Escape &&
-        m_selected >= 0) {
-        e->accept();
-        return true;
-    }
-    if (e->type() == QEvent::ToolTip) {
-        auto* he = static_cast<QHelpEvent*>(e);
-        for (int i = 0; i < m_rects.size(); ++i)
-            if (m_rects[i].contains(he->pos())) {
-                QToolTip::showText(he->globalPos(),
-                                   tr("token %1: \"%2\" (id %3)").arg(i).arg(m_pieces[i]).arg(i < m_ids.size() ? m_ids[i] : -1),
-                                   this);
-                return true;
-            }
-        QToolTip::hideText();
-        return true;
-    }
-    return QWidget::event(e);
+QString TokenStrip::chipTooltip(int i) const {
+    return tr("token %1: \"%2\" (id %3)").arg(i).arg(m_pieces.value(i)).arg(m_ids.value(i, -1));
 }
 
 } // namespace mx

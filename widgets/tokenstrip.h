@@ -13,15 +13,40 @@ namespace mx {
 // new selection (-1 = none), or nullopt for keys that are not selection keys.
 std::optional<int> chipSelectionForKey(int key, int selected, int count);
 
-class TokenStrip : public QWidget {
+// Lays chips of the given widths out in lines: from (x0, y0), `h` high, wrapping before a chip
+// that would pass `right`; gapX between chips, gapY between lines.
+QVector<QRect> flowChips(const QVector<int>& widths, int right, int x0, int y0, int h, int gapX, int gapY);
+
+// Base of the coloured token texts (halting, routing): chips laid out by the subclass in
+// m_rects, one selectable at a time by click or keyboard, a tooltip per chip.
+class ChipRow : public QWidget {
+    Q_OBJECT
+public:
+    explicit ChipRow(QWidget* parent = nullptr);
+    void setSelected(int index); // -1 = none
+    int selected() const { return m_selected; }
+    virtual int count() const = 0;
+
+signals:
+    void tokenClicked(int index); // -1 when the selected token is clicked again
+
+protected:
+    virtual QString chipTooltip(int index) const = 0;
+    void mousePressEvent(QMouseEvent* e) override;
+    void keyPressEvent(QKeyEvent* e) override;
+    bool event(QEvent* e) override; // tooltips; Escape clears a selection before shortcuts see it
+
+    QVector<QRect> m_rects;
+    int m_selected = -1;
+};
+
+class TokenStrip : public ChipRow {
     Q_OBJECT
 public:
     explicit TokenStrip(QWidget* parent = nullptr);
 
     void setTokens(const QStringList& pieces, const QVector<int>& ids);
-    void setSelected(int index); // -1 = none
-    int selected() const { return m_selected; }
-    int count() const { return int(m_pieces.size()); }
+    int count() const override { return int(m_pieces.size()); }
     QRect chipRect(int index) const; // for tests and tooltips
 
     bool hasHeightForWidth() const override { return true; }
@@ -30,21 +55,17 @@ public:
     QSize minimumSizeHint() const override { return {100, 24}; }
 
 signals:
-    void tokenSelected(int index);
+    void tokenSelected(int index); // clicks and keys; -1 = none
 
 protected:
+    QString chipTooltip(int index) const override;
     void paintEvent(QPaintEvent*) override;
-    void mousePressEvent(QMouseEvent*) override;
     void resizeEvent(QResizeEvent*) override;
-    bool event(QEvent* e) override; // tooltips
-    void keyPressEvent(QKeyEvent* e) override;
 
 private:
     QVector<QRect> layoutChips(int width) const;
     QStringList m_pieces;
     QVector<int> m_ids;
-    QVector<QRect> m_rects;
-    int m_selected = -1;
 };
 
 } // namespace mx

@@ -16,4 +16,18 @@ QString tokenLabel(const mythos::Trace& tr, int i) {
     return "#" + QString::number(tr.ids[std::size_t(i)]);
 }
 
+// Control characters (byte-level tokenizers produce them) drawn as their Unicode pictures.
+QString displayToken(const mythos::Trace& tr, int i) {
+    QString s = tokenLabel(tr, i);
+    if (s.isEmpty())
+        return "#" + QString::number(std::size_t(i) < tr.ids.size() ? tr.ids[std::size_t(i)] : -1);
+    for (auto& ch : s) {
+        if (ch.unicode() < 0x20)
+            ch = QChar(0x2400 + ch.unicode());
+        else if (ch.unicode() == 0x7f)
+            ch = QChar(0x2421);
+    }
+    return s;
+}
+
 } // namespace mx

@@ -4,6 +4,8 @@
 #include <functional>
 #include <memory>
 
+#include <QColor>
+#include <QLabel>
 #include <QList>
 #include <QString>
 #include <QWidget>
@@ -48,5 +50,31 @@ protected:
 // Helpers shared by the views.
 // Display text of token i of batch row 0 (the trace's piece, or "#id").
 QString tokenLabel(const mythos::Trace& tr, int i);
+// tokenLabel with control characters (byte-level tokenizers produce them) drawn as their
+// Unicode pictures; never empty.
+QString displayToken(const mythos::Trace& tr, int i);
+// The same colour marks the selected token in every chart (heatmaps frame its row in it).
+inline QColor selectionColor() { return QColor(230, 0, 160); }
+// Whether black text would be hard to read on `c`.
+inline bool isDark(const QColor& c) { return 0.299 * c.redF() + 0.587 * c.greenF() + 0.114 * c.blueF() < 0.55; }
+
+// A word-wrapped label whose height follows its width inside a scroll area (no
+// height-for-width support needed from the layout).
+class WrapLabel : public QLabel {
+public:
+    explicit WrapLabel(QWidget* parent) : QLabel(parent) {
+        setWordWrap(true);
+        setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Fixed);
+    }
+    bool hasHeightForWidth() const override { return false; }
+    QSize sizeHint() const override { return {200, heightForWidth(std::max(width(), 200))}; }
+    QSize minimumSizeHint() const override { return sizeHint(); }
+
+protected:
+    void resizeEvent(QResizeEvent* e) override {
+        QLabel::resizeEvent(e);
+        updateGeometry();
+    }
+};
 
 } // namespace mx

@@ -199,8 +199,8 @@ std::vector<KvVariant> kvVariants(const Config& cfg, KvLayout currentLayout) {
     Config mla = cfg;
     mla.attn_type = "mla";
     const bool isMla = cfg.isMla();
-    out.push_back({"MLA, reference layout", mla, KvLayout::Reference, isMla && currentLayout == KvLayout::Reference});
-    out.push_back({"MLA, compact layout", mla, KvLayout::Compact, isMla && currentLayout == KvLayout::Compact});
+    out.push_back({"MLA", mla, KvLayout::Reference, isMla && currentLayout == KvLayout::Reference});
+    out.push_back({"MLA compact", mla, KvLayout::Compact, isMla && currentLayout == KvLayout::Compact});
     for (int64_t kv = 1; kv <= cfg.n_heads; ++kv) {
         if (cfg.n_heads % kv != 0)
             continue;
@@ -208,9 +208,7 @@ std::vector<KvVariant> kvVariants(const Config& cfg, KvLayout currentLayout) {
         g.attn_type = "gqa";
         g.n_kv_heads = kv;
         const bool cur = !isMla && cfg.n_kv_heads == kv;
-        out.push_back({kv == cfg.n_heads ? "MHA (" + std::to_string(kv) + " KV heads)"
-                                         : "GQA, " + std::to_string(kv) + " KV head" + (kv == 1 ? "" : "s"),
-                       g, KvLayout::Reference, cur});
+        out.push_back({kv == cfg.n_heads ? "MHA" : "GQA kv=" + std::to_string(kv), g, KvLayout::Reference, cur});
     }
     return out;
 }

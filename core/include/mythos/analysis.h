@@ -66,7 +66,7 @@ double entropyBits(const std::vector<double>& p);
 
 // The same model with another attention variant: what the cache would cost.
 struct KvVariant {
-    std::string name; // "MLA (reference layout)", "GQA, 2 KV heads", "MHA", ...
+    std::string name; // short, for legends: "MLA", "MLA compact", "GQA kv=2", "MHA"
     Config config;
     KvLayout layout = KvLayout::Reference;
     bool current = false; // the variant and layout of `cfg` itself

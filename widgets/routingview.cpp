@@ -1,0 +1,590 @@
+#include "routingview.h"
+
+#include <QComboBox>
+#include <QEvent>
+#include <QGridLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QPainter>
+#include <QScrollArea>
+#include <QTableWidget>
+#include <QVBoxLayout>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "charts.h"
+#include "heatmap.h"
+
+namespace mx {
+
+namespace {
+
+constexpr int kPadX = 5, kPadY = 3, kGap = 5;
+
+QString pct(double v) { return QString::number(100.0 * v, 'f', 1) + "%"; }
+QString num(double v, int prec = 3) { return QString::number(v, 'f', prec); }
+
+QString expertName(int e) { return QStringLiteral("E%1").arg(e); }
+
+} // namespace
+
+// ---- ExpertText ----
+
+ExpertText::ExpertText(QWidget* parent) : ChipRow(parent) {
+    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+    setAccessibleName(tr("Prompt coloured by top expert"));
+}
+
+QColor ExpertText::expertColor(int expert, int nExperts) {
+    if (expert < 0)
+        return QColor(220, 220, 220);
+    if (nExperts <= 10)
+        return categoricalColor(expert);
+    // Spread hues, alternating lightness, so that neighbours stay apart.
+    return QColor::fromHsv((expert * 360 / std::max(nExperts, 1)) % 360, 150, expert % 2 ? 170 : 225);
+}
+
+void ExpertText::setTokens(const QStringList& labels, const QVector<int>& experts, int nExperts,
+                           const QStringList& tooltips) {
+    m_labels = labels;
+    m_experts = experts;
+    m_nExperts = nExperts;
+    m_tooltips = tooltips;
+    if (m_selected >= m_labels.size())
+        m_selected = -1;
+    m_rects = layoutChips(width());
+    setFixedHeight(heightForWidth(width()));
+    update();
+}
+
+QColor ExpertText::tokenColor(int index) const {
+    if (index < 0 || index >= m_experts.size())
+        return {};
+    return expertColor(m_experts[index], m_nExperts);
+}
+
+QRect ExpertText::tokenRect(int index) const { return m_rects.value(index); }
+
+int ExpertText::legendHeight(int width) const {
+    const QFontMetrics fm(font());
+    QVector<int> widths{fm.horizontalAdvance(tr("Top expert:")) + 6};
+    for (int e = 0; e < m_nExperts; ++e)
+        widths << fm.horizontalAdvance(expertName(e)) + 12;
+    const auto r = flowChips(widths, width - 3, 3, 3, fm.height() + 2, 3, 3);
+    return r.isEmpty() ? 0 : r.back().bottom() + 1;
+}
+
+QVector<QRect> ExpertText::layoutChips(int width) const {
+    const QFontMetrics fm(font());
+    QVector<int> widths;
+    for (const auto& l : m_labels)
+        widths << std::max(fm.horizontalAdvance(l), fm.horizontalAdvance(' ')) + 2 * kPadX;
+    return flowChips(widths, width - 3, 3, legendHeight(width) + kGap + 2, fm.height() + 2 * kPadY, kGap, kGap);
+}
+
+int ExpertText::heightForWidth(int w) const {
+    const auto rects = layoutChips(w);
+    const QFontMetrics fm(font());
+    return (rects.isEmpty() ? legendHeight(w) + kGap + fm.height() + 2 * kPadY : rects.back().bottom() + 1) + 4;
+}
+
+QSize ExpertText::sizeHint() const { return {600, heightForWidth(std::max(width(), 600))}; }
+QSize ExpertText::minimumSizeHint() const { return {200, legendHeight(200) + fontMetrics().height() + 20}; }
+
+void ExpertText::resizeEvent(QResizeEvent*) {
+    m_rects = layoutChips(width());
+    const int h = heightForWidth(width());
+    if (h != height())
+        setFixedHeight(h);
+}
+
+void ExpertText::paintEvent(QPaintEvent*) {
+    QPainter p(this);
+    p.setRenderHint(QPainter::Antialiasing);
+    const QPalette pal = palette();
+    const QFontMetrics fm(font());
+
+    // Legend: "Top expert:" then one swatch per expert, wrapped like the chips.
+    QVector<int> widths{fm.horizontalAdvance(tr("Top expert:")) + 6};
+    for (int e = 0; e < m_nExperts; ++e)
+        widths << fm.horizontalAdvance(expertName(e)) + 12;
+    const auto legend = flowChips(widths, width() - 3, 3, 3, fm.height() + 2, 3, 3);
+    for (int i = 0; i < legend.size(); ++i) {
+        if (i == 0) {
+            p.setPen(pal.color(QPalette::WindowText));
+            p.drawText(legend[0], Qt::AlignVCenter | Qt::AlignLeft, tr("Top expert:"));
+            continue;
+        }
+        const QColor c = expertColor(i - 1, m_nExperts);
+        p.setPen(c.darker(130));
+        p.setBrush(c);
+        p.drawRect(QRectF(legend[i]).adjusted(0.5, 0.5, -0.5, -0.5));
+        p.setPen(isDark(c) ? Qt::white : Qt::black);
+        p.drawText(legend[i], Qt::AlignCenter, expertName(i - 1));
+    }
+
+    if (m_labels.isEmpty()) {
+        p.setPen(pal.color(QPalette::PlaceholderText));
+        p.drawText(QRect(3, legendHeight(width()) + kGap, width() - 6, fm.height() + 2 * kPadY),
+                   Qt::AlignLeft | Qt::AlignVCenter, tr("(no tokens)"));
+        return;
+    }
+    for (int i = 0; i < m_labels.size() && i < m_rects.size(); ++i) {
+        const QRect r = m_rects[i];
+        const QColor c = tokenColor(i);
+        p.setPen(c.darker(130));
+        p.setBrush(c);
+        p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 3, 3);
+        p.setPen(isDark(c) ? Qt::white : Qt::black);
+        p.drawText(r, Qt::AlignCenter, m_labels[i]);
+        if (i == m_selected) {
+            p.setPen(QPen(selectionColor(), 3));
+            p.setBrush(Qt::NoBrush);
+            p.drawRoundedRect(QRectF(r).adjusted(-2, -2, 2, 2), 4, 4);
+        }
+    }
+    if (hasFocus() && m_selected >= 0 && m_selected < m_rects.size()) {
+        p.setPen(QPen(pal.color(QPalette::Highlight), 1, Qt::DotLine));
+        p.setBrush(Qt::NoBrush);
+        p.drawRect(m_rects[m_selected].adjusted(-5, -5, 4, 4));
+    }
+}
+
+// ---- RoutingView ----
+
+RoutingView::RoutingView(QWidget* parent) : TraceView(parent) {
+    auto* outer = new QVBoxLayout(this);
+    outer->setContentsMargins(0, 0, 0, 0);
+    m_scroll = new QScrollArea(this);
+    m_scroll->setWidgetResizable(true);
+    m_scroll->setFrameShape(QFrame::NoFrame);
+    outer->addWidget(m_scroll);
+
+    auto* content = new QWidget;
+    auto* lay = new QVBoxLayout(content);
+    lay->setContentsMargins(8, 6, 8, 6);
+    lay->setSpacing(6);
+
+    auto* controls = new QHBoxLayout;
+    auto* loopLabel = new QLabel(tr("&Loop:"), content);
+    m_loopCombo = new QComboBox(content);
+    m_loopCombo->setObjectName("routingLoop");
+    m_loopCombo->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    m_loopCombo->setToolTip(tr("The loop whose routing the text, the token heatmap and the load bars show"));
+    loopLabel->setBuddy(m_loopCombo);
+    auto* modeLabel = new QLabel(tr("&Selection:"), content);
+    m_modeCombo = new QComboBox(content);
+    m_modeCombo->setObjectName("routingMode");
+    m_modeCombo->addItem(tr("Biased top-k (what the model uses)"));
+    m_modeCombo->addItem(tr("Unbiased top-k (router logits alone)"));
+    m_modeCombo->setToolTip(tr("The router picks its experts by logits + a balancing bias; the unbiased choice "
+                               "shows what the bias changes"));
+    modeLabel->setBuddy(m_modeCombo);
+    controls->addWidget(loopLabel);
+    controls->addWidget(m_loopCombo);
+    controls->addSpacing(16);
+    controls->addWidget(modeLabel);
+    controls->addWidget(m_modeCombo);
+    controls->addStretch(1);
+    lay->addLayout(controls);
+
+    m_summary = new WrapLabel(content);
+    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    lay->addWidget(m_summary);
+
+    m_textScroll = new QScrollArea(content);
+    m_textScroll->setFrameShape(QFrame::NoFrame);
+    m_textScroll->setWidgetResizable(true);
+    m_textScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    m_text = new ExpertText;
+    m_textScroll->setWidget(m_text);
+    m_textScroll->viewport()->installEventFilter(this);
+    lay->addWidget(m_textScroll);
+
+    m_tokenMap = new Heatmap(content);
+    m_tokenMap->setAxisTitles(tr("token"), tr("expert"));
+    m_tokenMap->setLegendTitle(tr("gate"));
+    m_tokenMap->setCellText([](double v) { return v > 0 ? QString::number(v, 'f', 2) : QString(); });
+    m_loadMap = new Heatmap(content);
+    m_loadMap->setTitle(tr("Expert load per loop (share of routing slots)"));
+    m_loadMap->setAxisTitles(tr("expert"), tr("loop"));
+    m_loadMap->setLegendTitle(tr("load"));
+    m_loadMap->setCellText([](double v) { return QString::number(100.0 * v, 'f', 0); });
+    m_loadBars = new BarChart(tr("Expert load"), tr("expert"), tr("share of slots"), content);
+    m_biasBars = new BarChart(tr("Router bias per expert"), tr("expert"), tr("bias"), content);
+    m_balance = new LineChart(tr("Balance by loop"), tr("loop"), tr("0 .. 1"), content);
+    m_balance->setIntegerX(true);
+    m_table = new QTableWidget(content);
+    m_table->setObjectName("routingBalanceTable");
+    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_table->verticalHeader()->setVisible(false);
+    m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+    for (QWidget* w : {static_cast<QWidget*>(m_tokenMap), static_cast<QWidget*>(m_loadMap),
+                       static_cast<QWidget*>(m_loadBars), static_cast<QWidget*>(m_biasBars),
+                       static_cast<QWidget*>(m_balance), static_cast<QWidget*>(m_table)})
+        w->setMinimumSize(300, 230);
+
+    auto* grid = new QGridLayout;
+    grid->setSpacing(8);
+    grid->addWidget(m_tokenMap, 0, 0, 2, 1);
+    grid->addWidget(m_loadMap, 0, 1);
+    grid->addWidget(m_loadBars, 1, 1);
+    grid->addWidget(m_balance, 2, 0);
+    grid->addWidget(m_biasBars, 2, 1);
+    grid->addWidget(m_table, 3, 0, 1, 2);
+    for (int r = 0; r < 3; ++r)
+        grid->setRowStretch(r, 1);
+    grid->setColumnStretch(0, 1);
+    grid->setColumnStretch(1, 1);
+    lay->addLayout(grid, 1);
+    m_scroll->setWidget(content);
+
+    connect(m_text, &ExpertText::tokenClicked, this, &RoutingView::selectFromUi);
+    connect(m_tokenMap, &Heatmap::rowClicked, this, &RoutingView::selectFromUi);
+    connect(m_loopCombo, qOverload<int>(&QComboBox::activated), this, [this](int i) { setLoop(i); });
+    connect(m_modeCombo, qOverload<int>(&QComboBox::activated), this, [this](int i) { setUnbiased(i == 1); });
+
+    m_summary->setText(tr("No trace yet: run the model or open a trace file."));
+}
+
+void RoutingView::setTrace(const TracePtr& trace) {
+    if (!trace)
+        return;
+    m_trace = trace;
+    const mythos::Trace& tr_ = *trace;
+    m_labels.clear();
+    for (int t = 0; t < int(tr_.seqLen); ++t)
+        m_labels << displayToken(tr_, t);
+    if (m_selected >= int(tr_.seqLen))
+        m_selected = -1;
+    m_canUnbias = !tr_.routerLogits.empty();
+    m_modeCombo->setEnabled(m_canUnbias);
+    m_modeCombo->setToolTip(m_canUnbias ? tr("The router picks its experts by logits + a balancing bias; the "
+                                             "unbiased choice shows what the bias changes")
+                                        : tr("This trace has no router logits"));
+    const int L = int(tr_.loopsExecuted);
+    {
+        const QSignalBlocker b(m_loopCombo);
+        m_loopCombo->clear();
+        m_loopCombo->addItem(tr("All loops (gates summed)"));
+        for (int l = 1; l <= L; ++l)
+            m_loopCombo->addItem(l > tr_.config.max_loop_iters ? tr("Loop %1 (extrapolated)").arg(l)
+                                                                : tr("Loop %1").arg(l));
+        m_loop = std::clamp(m_loop, 0, L);
+        m_loopCombo->setCurrentIndex(m_loop);
+    }
+    rebuild();
+}
+
+void RoutingView::setLoop(int loop) {
+    const int L = m_trace ? int(m_trace->loopsExecuted) : 0;
+    loop = std::clamp(loop, 0, L);
+    m_loop = loop;
+    if (m_loopCombo->currentIndex() != loop)
+        m_loopCombo->setCurrentIndex(loop);
+    if (m_trace)
+        rebuildLoop();
+}
+
+void RoutingView::setUnbiased(bool on) {
+    m_unbiased = on;
+    const QSignalBlocker b(m_modeCombo);
+    m_modeCombo->setCurrentIndex(on ? 1 : 0);
+    if (m_trace)
+        rebuild();
+}
+
+void RoutingView::rebuild() {
+    const mythos::Trace& tr_ = *m_trace;
+    const int L = int(tr_.loopsExecuted), E = int(tr_.nExperts);
+    const bool unbiased = m_unbiased && m_canUnbias;
+    try {
+        m_sel = unbiased ? mythos::unbiasedRouting(tr_) : mythos::recordedRouting(tr_);
+    } catch (const std::exception& e) {
+        m_sel = {};
+        m_stats = {};
+        m_summary->setText(tr("This trace's routing cannot be shown: %1").arg(QString::fromStdString(e.what())));
+        return;
+    }
+    m_stats = mythos::routingStats(m_sel);
+
+    // How much the router bias changes: expert sets that differ between the two choices.
+    m_biasChanged = std::numeric_limits<double>::quiet_NaN();
+    if (m_canUnbias) {
+        const auto a = mythos::recordedRouting(tr_), b = mythos::unbiasedRouting(tr_);
+        const int64_t K = a.topK, rows = a.loops * a.batch * a.seqLen;
+        int64_t changed = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+            std::vector<int32_t> x(a.ids.begin() + r * K, a.ids.begin() + (r + 1) * K);
+            std::vector<int32_t> y(b.ids.begin() + r * K, b.ids.begin() + (r + 1) * K);
+            std::sort(x.begin(), x.end());
+            std::sort(y.begin(), y.end());
+            changed += x != y;
+        }
+        m_biasChanged = rows ? double(changed) / double(rows) : 0.0;
+    }
+
+    // Expert x loop load.
+    QStringList experts, loops;
+    for (int e = 0; e < E; ++e)
+        experts << expertName(e);
+    for (int l = 1; l <= L; ++l)
+        loops << QString::number(l);
+    QVector<double> load(E * L);
+    for (int e = 0; e < E; ++e)
+        for (int l = 0; l < L; ++l)
+            load[e * L + l] = m_stats.perLoop[std::size_t(l)].load[std::size_t(e)];
+    m_loadMap->setData(E, L, load, experts, loops);
+    m_loadMap->setRange(0, std::max(2.0 / std::max(E, 1), *std::max_element(load.begin(), load.end())));
+    QVector<int> past;
+    for (int l = int(tr_.config.max_loop_iters); l < L; ++l)
+        past << l;
+    m_loadMap->setMarkedColumns(past, past.isEmpty() ? QString() : tr("past max_loop_iters"));
+    m_loadMap->setTitle(tr("Expert load per loop, %1 (percent of routing slots)").arg(unbiased ? tr("unbiased") : tr("biased")));
+
+    // Router bias.
+    QVector<double> bias;
+    QVector<QColor> biasColors;
+    bool anyBias = false;
+    for (int e = 0; e < E; ++e) {
+        const double b = std::size_t(e) < tr_.routerBias.size() ? double(tr_.routerBias[std::size_t(e)]) : 0.0;
+        anyBias = anyBias || b != 0.0;
+        bias << b;
+        biasColors << ExpertText::expertColor(e, E);
+    }
+    m_biasBars->setBars(experts, bias, biasColors);
+    m_biasBars->setHorizontalMarker(0.0, {});
+    m_biasBars->setNote(tr_.routerBias.empty() ? tr("the trace has no router bias")
+                        : anyBias             ? tr("added to the logits for selection only; gates ignore it")
+                                              : tr("all zero: the biased and unbiased choices are the same"));
+
+    // Balance by loop: every measure in 0..1 so that they share an axis.
+    QVector<Series> series(4);
+    series[0].name = tr("entropy/log2 E");
+    series[1].name = tr("Gini");
+    series[2].name = tr("top-1 switch");
+    series[3].name = tr("set switch");
+    series[2].dashed = series[3].dashed = true;
+    const double maxH = E > 1 ? std::log2(double(E)) : 1.0;
+    for (int l = 0; l < L; ++l) {
+        const auto& s = m_stats.perLoop[std::size_t(l)];
+        series[0].points << QPointF(l + 1, s.entropyBits / maxH);
+        series[1].points << QPointF(l + 1, s.gini);
+        if (l > 0) {
+            series[2].points << QPointF(l + 1, m_stats.top1Switch[std::size_t(l)]);
+            series[3].points << QPointF(l + 1, m_stats.setSwitch[std::size_t(l)]);
+        }
+    }
+    for (auto& s : series)
+        s.markers = L <= 24;
+    m_balance->setSeries(series);
+    m_balance->setXRange(1, std::max(2, L));
+    m_balance->setYRange(0, 1);
+    m_balance->setTitle(tr("Balance by loop (%1)").arg(unbiased ? tr("unbiased") : tr("biased")));
+
+    // Balance table: one row per loop, then every loop together.
+    const QStringList cols = {tr("loop"),     tr("entropy (bits)"), tr("max / mean load"), tr("Gini"),
+                              tr("dead experts"), tr("top-1 switch"), tr("set switch")};
+    m_table->clear();
+    m_table->setColumnCount(int(cols.size()));
+    m_table->setHorizontalHeaderLabels(cols);
+    m_table->setRowCount(L + 1);
+    auto setRow = [this](int row, const QString& name, const mythos::LoadStats& s, const QString& t1, const QString& ts) {
+        const QStringList cells = {name, num(s.entropyBits), num(s.maxOverMean, 2), num(s.gini), QString::number(s.dead),
+                                   t1, ts};
+        for (int c = 0; c < cells.size(); ++c) {
+            auto* item = new QTableWidgetItem(cells[c]);
+            item->setTextAlignment(c == 0 ? Qt::Alignment(Qt::AlignLeft | Qt::AlignVCenter)
+                                          : Qt::Alignment(Qt::AlignRight | Qt::AlignVCenter));
+            if (s.dead > 0 && c == 4)
+                item->setForeground(QColor(170, 30, 20));
+            m_table->setItem(row, c, item);
+        }
+    };
+    for (int l = 0; l < L; ++l)
+        setRow(l, QString::number(l + 1), m_stats.perLoop[std::size_t(l)],
+               l > 0 ? pct(m_stats.top1Switch[std::size_t(l)]) : QStringLiteral("-"),
+               l > 0 ? pct(m_stats.setSwitch[std::size_t(l)]) : QStringLiteral("-"));
+    setRow(L, tr("all loops"), m_stats.overall, L > 1 ? pct(m_stats.meanTop1Switch) : QStringLiteral("-"),
+           L > 1 ? pct(m_stats.meanSetSwitch) : QStringLiteral("-"));
+    {
+        QFont bold = m_table->font();
+        bold.setBold(true);
+        for (int c = 0; c < m_table->columnCount(); ++c)
+            if (auto* it = m_table->item(L, c))
+                it->setFont(bold);
+    }
+    m_table->setMinimumHeight(std::min(400, m_table->horizontalHeader()->height() + (L + 1) * m_table->verticalHeader()->defaultSectionSize() + 6));
+
+    // Summary.
+    QStringList deadNames;
+    for (int e = 0; e < E; ++e)
+        if (m_stats.overall.load[std::size_t(e)] == 0)
+            deadNames << expertName(e);
+    QString text = tr("<b>%1 experts, top-%2</b> over %3 loop%4 and %5 token%6 (%7 selection). Overall: entropy "
+                      "<b>%8</b> of %9 bits, max/mean load <b>%10</b>, Gini <b>%11</b>, ")
+                       .arg(E)
+                       .arg(tr_.topK)
+                       .arg(L)
+                       .arg(L == 1 ? "" : "s")
+                       .arg(tr_.seqLen * tr_.batch)
+                       .arg(tr_.seqLen * tr_.batch == 1 ? "" : "s")
+                       .arg(unbiased ? tr("unbiased") : tr("biased"))
+                       .arg(num(m_stats.overall.entropyBits, 2))
+                       .arg(num(maxH, 2))
+                       .arg(num(m_stats.overall.maxOverMean, 2))
+                       .arg(num(m_stats.overall.gini, 3));
+    text += deadNames.isEmpty() ? tr("no dead experts. ")
+                                : tr("<span style='color:#a01e14'><b>%1 dead</b> (%2)</span>. ")
+                                      .arg(deadNames.size())
+                                      .arg(deadNames.join(", "));
+    if (L > 1)
+        text += tr("Between loops %1 of tokens change their first expert, %2 their expert set. ")
+                    .arg(pct(m_stats.meanTop1Switch), pct(m_stats.meanSetSwitch));
+    if (!std::isnan(m_biasChanged))
+        text += tr("The router bias changes %1 of the (loop, token) expert choices.").arg(pct(m_biasChanged));
+    m_summary->setText(text);
+
+    rebuildLoop();
+}
+
+void RoutingView::rebuildLoop() {
+    if (m_sel.ids.empty() && m_sel.loops > 0)
+        return;
+    const mythos::Trace& tr_ = *m_trace;
+    const int T = int(tr_.seqLen), E = int(tr_.nExperts), L = int(m_sel.loops), K = int(m_sel.topK);
+    if (L == 0 || E == 0)
+        return;
+    const int loop = std::clamp(m_loop, 0, L);
+    const auto gates = mythos::tokenExpertGates(m_sel, 0, loop - 1);
+
+    QStringList rows, experts;
+    for (int t = 0; t < T; ++t)
+        rows << QStringLiteral("%1 %2").arg(t).arg(m_labels.value(t));
+    for (int e = 0; e < E; ++e)
+        experts << expertName(e);
+    QVector<double> cells(T * E);
+    QVector<int> top(T, -1);
+    QStringList tips;
+    for (int t = 0; t < T; ++t) {
+        double best = -1;
+        for (int e = 0; e < E; ++e) {
+            const double g = gates[std::size_t(t * E + e)];
+            cells[t * E + e] = g;
+            if (g > best && g > 0) {
+                best = g;
+                top[t] = e;
+            }
+        }
+        if (loop > 0) // at one loop the first choice is the top expert
+            top[t] = m_sel.ids[m_sel.at(loop - 1, 0, t)];
+        QStringList parts;
+        if (loop > 0)
+            for (int k = 0; k < K; ++k) {
+                const std::size_t i = m_sel.at(loop - 1, 0, t) + std::size_t(k);
+                parts << QStringLiteral("%1 (gate %2)").arg(expertName(m_sel.ids[i])).arg(num(m_sel.gates[i]));
+            }
+        else
+            parts << tr("%1 (gates summed over loops %2)").arg(expertName(top[t])).arg(num(best));
+        tips << tr("token %1 \"%2\": %3").arg(t).arg(m_labels.value(t), parts.join(", "));
+    }
+    m_text->setTokens(m_labels, top, E, tips);
+    m_text->setSelected(m_selected);
+    fitTextArea();
+
+    m_tokenMap->setData(T, E, cells, rows, experts);
+    m_tokenMap->setRange(0, loop > 0 ? 1.0 : double(L));
+    m_tokenMap->setTitle(loop > 0 ? tr("Gate weight per token and expert, loop %1").arg(loop)
+                                  : tr("Gate weight per token and expert, summed over %1 loops").arg(L));
+    m_tokenMap->setHighlightedRow(m_selected);
+
+    const auto& stats = loop > 0 ? m_stats.perLoop[std::size_t(loop - 1)] : m_stats.overall;
+    QVector<double> load;
+    QVector<QColor> colors;
+    for (int e = 0; e < E; ++e) {
+        load << stats.load[std::size_t(e)];
+        colors << ExpertText::expertColor(e, E);
+    }
+    m_loadBars->setBars(experts, load, colors);
+    m_loadBars->setYRange(0, std::max(2.0 / E, *std::max_element(load.begin(), load.end()) * 1.1));
+    m_loadBars->setHorizontalMarker(1.0 / E, tr("even load 1/%1").arg(E));
+    m_loadBars->setTitle(loop > 0 ? tr("Expert load at loop %1").arg(loop) : tr("Expert load over all loops"));
+    m_loadBars->setNote(stats.dead > 0 ? tr("%1 expert%2 unused").arg(stats.dead).arg(stats.dead == 1 ? "" : "s")
+                                       : QString());
+    QVector<QPair<double, QString>> vmark;
+    if (loop > 0)
+        vmark << qMakePair(double(loop), tr("shown loop"));
+    if (tr_.config.max_loop_iters < L)
+        vmark << qMakePair(double(tr_.config.max_loop_iters), tr("max_loop_iters"));
+    m_balance->setMarkers(vmark);
+}
+
+void RoutingView::setSelectedToken(int index) {
+    const int T = int(m_labels.size());
+    if (index < -1 || index >= T)
+        index = -1;
+    m_selected = index;
+    m_text->setSelected(index);
+    m_tokenMap->setHighlightedRow(index);
+}
+
+void RoutingView::selectFromUi(int index) {
+    setSelectedToken(index);
+    emit tokenSelected(m_selected);
+}
+
+bool RoutingView::eventFilter(QObject* watched, QEvent* e) {
+    if (watched == m_textScroll->viewport() && e->type() == QEvent::Resize)
+        fitTextArea();
+    return TraceView::eventFilter(watched, e);
+}
+
+void RoutingView::fitTextArea() {
+    const int line = fontMetrics().height() + 2 * kPadY + kGap;
+    const int cap = std::max(5 * line + 4, height() / 4);
+    const int h = std::min(m_text->heightForWidth(m_textScroll->viewport()->width()), cap);
+    if (m_textScroll->height() != h)
+        m_textScroll->setFixedHeight(h);
+}
+
+QString RoutingView::summary() const { return m_summary->text(); }
+
+DataTable RoutingView::balanceData() const {
+    DataTable t;
+    t.title = tr("Routing balance by loop");
+    t.columns = {"loop", "entropy_bits", "max_over_mean", "gini", "dead_experts", "top1_switch", "set_switch"};
+    for (std::size_t l = 0; l < m_stats.perLoop.size(); ++l) {
+        const auto& s = m_stats.perLoop[l];
+        t.addRow({qlonglong(l + 1), s.entropyBits, s.maxOverMean, s.gini, qlonglong(s.dead), m_stats.top1Switch[l],
+                  m_stats.setSwitch[l]});
+    }
+    const auto& o = m_stats.overall;
+    t.addRow({QStringLiteral("all"), o.entropyBits, o.maxOverMean, o.gini, qlonglong(o.dead), m_stats.meanTop1Switch,
+              m_stats.meanSetSwitch});
+    return t;
+}
+
+DataTable RoutingView::textTable() const {
+    DataTable t;
+    t.title = tr("Top expert per token");
+    t.columns = {"token_index", "token", "top_expert"};
+    for (int i = 0; i < m_text->count(); ++i)
+        t.addRow({i, m_labels.value(i), m_text->tokenExpert(i)});
+    return t;
+}
+
+QList<ChartHandle> RoutingView::charts() const {
+    QList<ChartHandle> out;
+    out << ChartHandle{"routing-text", tr("Prompt coloured by top expert"), m_text, [this] { return textTable(); }};
+    out << ChartHandle{"routing-token-gates", m_tokenMap->title(), m_tokenMap, [this] { return m_tokenMap->table(); }};
+    out << ChartHandle{"routing-load-by-loop", m_loadMap->title(), m_loadMap, [this] { return m_loadMap->table(); }};
+    out << ChartHandle{"routing-load", m_loadBars->title(), m_loadBars, [this] { return m_loadBars->table(); }};
+    out << ChartHandle{"routing-bias", m_biasBars->title(), m_biasBars, [this] { return m_biasBars->table(); }};
+    out << ChartHandle{"routing-balance", m_balance->title(), m_balance, [this] { return m_balance->table(); }};
+    out << ChartHandle{"routing-balance-table", tr("Routing balance by loop"), m_table, [this] { return balanceData(); }};
+    return out;
+}
+
+} // namespace mx
