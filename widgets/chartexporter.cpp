@@ -22,6 +22,7 @@
 #include <QPdfWriter>
 #include <QPushButton>
 #include <QSaveFile>
+#include <QScrollArea>
 #include <QSettings>
 #include <QSignalBlocker>
 #include <QSpinBox>
@@ -72,6 +73,12 @@ ExportResult saveBytes(const QString& path, const QByteArray& bytes) {
     return r;
 }
 
+bool isScrollAreaWidget(const QWidget* w) {
+    const QWidget* viewport = w->parentWidget();
+    const auto* area = viewport ? qobject_cast<const QScrollArea*>(viewport->parentWidget()) : nullptr;
+    return area && area->widgetResizable() && area->widget() == w;
+}
+
 // Gives the widget the export size and a white window background for the lifetime of the
 // object and lays it out synchronously, so that what render() paints is the chart at that
 // size; size, size constraints and palette come back afterwards.
@@ -84,8 +91,16 @@ public:
         QPalette white = m_oldPalette;
         white.setColor(QPalette::Window, Qt::white);
         w->setPalette(white);
-        if (size.width() < m_oldMin.width() || size.height() < m_oldMin.height()
-            || size.width() > m_oldMax.width() || size.height() > m_oldMax.height()) {
+        if (!w->isVisible() || isScrollAreaWidget(w)) {
+            // A resizable scroll area fits its widget (the prompt's token chips) back to the
+            // viewport, and the layout of a hidden parent puts its own geometry back, whenever
+            // the posted events are flushed; pinned, the chart keeps the export size. Not for
+            // other visible charts: a pinned chart would grow its whole window.
+            w->setMinimumSize(size);
+            w->setMaximumSize(size);
+            m_constrained = true;
+        } else if (size.width() < m_oldMin.width() || size.height() < m_oldMin.height()
+                   || size.width() > m_oldMax.width() || size.height() > m_oldMax.height()) {
             w->setMinimumSize(m_oldMin.boundedTo(size));
             w->setMaximumSize(m_oldMax.expandedTo(size));
             m_constrained = true;
@@ -142,6 +157,9 @@ private:
 };
 
 void paintChart(QWidget* chart, QPainter& p, QSize size) {
+    // A PDF may otherwise store images as JPEG, whose chroma subsampling mixes the colours of
+    // neighbouring heatmap cells.
+    p.setRenderHint(QPainter::LosslessImageRendering);
     p.fillRect(QRect(QPoint(0, 0), size), Qt::white);
     // Without DrawWindowBackground: the white fill stays even if the palette says otherwise.
     chart->render(&p, QPoint(), QRegion(), QWidget::DrawChildren);
@@ -299,6 +317,16 @@ ExportResult exportChartImage(QWidget* chart, const QString& path, ImageFormat f
         return failure(path, trExport("the chart could not be rendered as %1 (out of memory?)")
                                  .arg(suffixFor(fmt).toUpper()));
     return saveBytes(path, *bytes);
+}
+
+bool paintChartAt(QWidget* chart, QPainter& p, QSize size) {
+    if (!chart || size.width() < 1 || size.height() < 1 || size.width() > kMaxSide || size.height() > kMaxSide)
+        return false;
+    const ExportState state(chart, size);
+    if (chart->size() != size)
+        return false;
+    paintChart(chart, p, size);
+    return true;
 }
 
 ExportResult exportChartData(const DataTable& t, const QString& path, DataFormat fmt) {

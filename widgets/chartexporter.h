@@ -18,6 +18,7 @@ class QCheckBox;
 class QComboBox;
 class QDialogButtonBox;
 class QLineEdit;
+class QPainter;
 class QSpinBox;
 QT_END_NAMESPACE
 
@@ -43,6 +44,11 @@ QString suffixFor(DataFormat fmt);
 ExportResult exportChartImage(QWidget* chart, const QString& path, ImageFormat fmt, QSize size,
                               const QString& title = {});
 ExportResult exportChartData(const DataTable& t, const QString& path, DataFormat fmt);
+// Paints `chart` at `size` (resized for the duration, like exportChartImage) on a white
+// background into `p`, whose current transform maps the chart's logical pixels (a report page
+// scales it to fit). False when the chart cannot take that size.
+bool paintChartAt(QWidget* chart, QPainter& p, QSize size);
+
 // Writes basePath + ".png", ".svg", ... for every selected format. Every selected format is
 // attempted; ok is true only when all of them were written.
 ExportResult exportChart(const ChartHandle& h, const QString& basePath, QSize size, bool png, bool svg,

@@ -7,11 +7,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
 
+#include "mythos/config.h"
+#include "mythos/kvcache.h"
 #include "mythos/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -341,3 +344,112 @@ TEST_F(Cli, EvalReportsAccuracyByLoopsAndRejectsBadPrompts) {
 }
 
 } // namespace
+
+#if MYTHOS_CLI_HAS_REPORT
+TEST_F(Cli, ReportOnGoldenCaseWritesEveryFile) {
+    const json g = golden(tinyMla);
+    const fs::path out = dir / "report";
+    // Unsorted with a duplicate: the report takes each loop count once, ascending.
+    auto r = run({"report", "--model", tinyMla, "--ids", idsArg(g["inputs"]["b1"]), "--loops", "8,1,4,1", "--size",
+                  "640x400", "--threads", "1", "--out", out.string()});
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find(out.string()), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("100%"), std::string::npos) << r.out;
+    for (const auto& e : fs::directory_iterator(dir))
+        EXPECT_EQ(e.path().filename(), "report") << "left behind: " << e.path();
+
+    const json s = readJson(out / "summary.json");
+    EXPECT_EQ(s["schema"], "mythos-report/1");
+    EXPECT_EQ(s["model"], tinyMla);
+    EXPECT_EQ(s["loop_counts"], json({1, 4, 8}));
+    EXPECT_EQ(s["parameters"].get<int64_t>(), g["param_count"].get<int64_t>());
+    EXPECT_NEAR(s["rho_A"].get<double>(), g["rho_A"].get<double>(), 1e-6);
+    EXPECT_EQ(s["config"]["attn_type"], "mla");
+    EXPECT_EQ(s["chart_size"], json({640, 400}));
+    const auto cfg = mythos::configFromJson(s["config"], "summary.json");
+    const int64_t T = int64_t(g["inputs"]["b1"][0].size());
+    ASSERT_EQ(s["runs"].size(), 3u);
+    for (const auto& run : s["runs"]) {
+        const int64_t k = run["loops"].get<int64_t>();
+        // The golden forward run at this loop count: the same halting and loops executed.
+        const std::string name = "b1_L" + std::to_string(k) + "_nocache";
+        json golden;
+        for (const auto& f : g["forward_runs"])
+            if (f["name"] == name)
+                golden = f;
+        ASSERT_FALSE(golden.is_null()) << name;
+        EXPECT_EQ(run["loops_executed"], golden["loops_executed"]) << name;
+        EXPECT_EQ(run["tokens"].get<int64_t>(), T);
+        EXPECT_EQ(run["kv_bytes"]["reference"].get<int64_t>(),
+                  mythos::kvLedgerFor(cfg, 1, T, k, mythos::KvLayout::Reference).referenceBytes);
+        EXPECT_EQ(run["kv_bytes"]["compact"].get<int64_t>(),
+                  mythos::kvLedgerFor(cfg, 1, T, k, mythos::KvLayout::Compact).engineBytes);
+        const fs::path sub = out / ("loops-" + std::to_string(k));
+        const json t = readJson(sub / "trace.json");
+        EXPECT_EQ(t["schema"], "mythos-trace/1");
+        EXPECT_EQ(t["act"]["halt_loop"], golden["halt_loop"]) << name;
+        EXPECT_FALSE(t.contains("logits")) << "logits only with --logits";
+        for (const std::string chart : {"halting-halting-heatmap", "halting-halting-bars", "halting-halting-text",
+                                        "stability-h-norm", "stability-rho-summary"})
+            for (const std::string suffix : {".png", ".svg", ".csv", ".json"})
+                EXPECT_TRUE(fs::is_regular_file(sub / (chart + suffix))) << sub / (chart + suffix);
+        // The heatmap's CSV: a header and one row per token and loop executed.
+        std::ifstream csv(sub / "halting-halting-heatmap.csv");
+        int lines = 0;
+        for (std::string line; std::getline(csv, line);)
+            ++lines;
+        EXPECT_GT(lines, 1);
+    }
+    // Every listed file exists; the PDF is whole.
+    ASSERT_FALSE(s["files"].empty());
+    for (const auto& f : s["files"])
+        EXPECT_TRUE(fs::is_regular_file(out / f.get<std::string>())) << f;
+    std::ifstream pdfIn(out / "report.pdf", std::ios::binary);
+    const std::string pdf((std::istreambuf_iterator<char>(pdfIn)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(pdf.rfind("%PDF-", 0), 0u);
+    EXPECT_NE(pdf.find("%%EOF", pdf.size() > 16 ? pdf.size() - 16 : 0), std::string::npos);
+
+    // Run again into the same folder: the old report is replaced.
+    r = run({"report", "--model", tinyMla, "--ids", idsArg(g["inputs"]["b1"]), "--loops", "2", "--size", "640x400",
+             "--threads", "1", "--out", out.string()});
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(readJson(out / "summary.json")["loop_counts"], json({2}));
+    EXPECT_FALSE(fs::exists(out / "loops-8"));
+}
+
+TEST_F(Cli, ReportRejectsBadArguments) {
+    const fs::path out = dir / "report";
+    const fs::path notes = dir / "notes";
+    fs::create_directories(notes);
+    std::ofstream(notes / "notes.txt") << "keep me";
+    const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+        {{"report", "--model", tinyMla, "--ids", "1,2,3", "--loops", "0", "--out", out.string()}, "--loops"},
+        {{"report", "--model", tinyMla, "--ids", "1,2,3", "--loops", "1,x", "--out", out.string()}, "--loops"},
+        {{"report", "--model", tinyMla, "--ids", "1,2,3", "--loops", "1,4"}, "--out"},
+        {{"report", "--model", tinyMla, "--ids", "1,2,3", "--size", "10x10", "--out", out.string()}, "--size"},
+        {{"report", "--model", tinyMla, "--ids", "1,2,3", "--size", "big", "--out", out.string()}, "--size"},
+        {{"report", "--model", tinyMla, "--ids", "1,2;3,4", "--out", out.string()}, "single row"},
+        {{"report", "--model", tinyMla, "--prompt", "hello", "--out", out.string()}, "--ids"},
+        {{"report", "--model", tinyMla, "--ids", "1,2,999", "--loops", "1", "--out", out.string()}, "999"},
+        {{"report", "--model", tinyMla, "--ids", "1,2,3", "--loops", "1", "--out", notes.string()}, notes.string()},
+    };
+    for (const auto& [args, needle] : bad) {
+        const auto r = run(args);
+        EXPECT_NE(r.code, 0) << r.out;
+        EXPECT_NE(r.out.find(needle), std::string::npos) << needle << ": " << r.out;
+        EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;
+    }
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_EQ(std::distance(fs::directory_iterator(notes), fs::directory_iterator()), 1);
+    std::ifstream kept(notes / "notes.txt");
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>()), "keep me");
+    // Nothing but the two folders the test made (no temporary report folders).
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
+}
+#else
+TEST_F(Cli, ReportNeedsQt) {
+    const auto r = run({"report", "--model", tinyMla, "--ids", "1,2,3", "--out", (dir / "report").string()});
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("built without Qt"), std::string::npos) << r.out;
+}
+#endif
