@@ -1,5 +1,6 @@
 #include "inferenceworker.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -7,6 +8,7 @@
 #include <QMetaObject>
 
 #include "mythos/errors.h"
+#include "mythos/analysis.h"
 #include "mythos/fileio.h"
 #include "mythos/stability.h"
 
@@ -20,6 +22,7 @@ QString qstr(const std::string& s) { return QString::fromStdString(s); }
 void registerMetaTypes() {
     qRegisterMetaType<RunResultPtr>("mx::RunResultPtr");
     qRegisterMetaType<ModelInfoPtr>("mx::ModelInfoPtr");
+    qRegisterMetaType<TracePtr>("mx::TracePtr");
 }
 
 InferenceWorker::InferenceWorker() { registerMetaTypes(); }
@@ -111,31 +114,45 @@ void InferenceWorker::run(const RunRequest& r) {
         if (int64_t(ids.size()) > cfg.max_seq_len)
             throw mythos::ArgumentError("the prompt has " + std::to_string(ids.size()) +
                                         " tokens, more than max_seq_len = " + std::to_string(cfg.max_seq_len));
+        if (r.newTokens > 0)
+            return runGeneration(r, ids);
         const int64_t T = int64_t(ids.size());
         int loopsRun = 0;
         bool reused = true;
+        int depth = r.loops;
+        for (int k : r.seriesLoops)
+            depth = std::max(depth, k);
         if (!m_deep || m_deep->ids != ids) {
             m_deep.reset();
-            m_deep = m_model->deepRun(ids, 1, T, r.loops, &m_cancel);
-            loopsRun = r.loops;
+            m_deep = m_model->deepRun(ids, 1, T, depth, &m_cancel);
+            loopsRun = depth;
             reused = false;
-        } else if (m_deep->depth < r.loops) {
-            loopsRun = int(r.loops - m_deep->depth);
-            m_model->extendDeepRun(*m_deep, r.loops, &m_cancel);
+        } else if (m_deep->depth < depth) {
+            loopsRun = int(depth - m_deep->depth);
+            m_model->extendDeepRun(*m_deep, depth, &m_cancel);
             reused = false;
         }
-        auto trace = std::make_shared<mythos::Trace>();
-        m_model->logitsAt(*m_deep, r.loops, trace.get(), r.actThreshold);
-        if (m_tokenizer)
-            for (int32_t id : ids)
-                trace->pieces.push_back(m_tokenizer->piece(id));
+        auto traceAt = [&](int k) {
+            auto trace = std::make_shared<mythos::Trace>();
+            m_model->logitsAt(*m_deep, k, trace.get(), r.actThreshold);
+            if (m_tokenizer)
+                for (int32_t id : ids)
+                    trace->pieces.push_back(m_tokenizer->piece(id));
+            return trace;
+        };
         auto res = std::make_shared<RunResult>();
+        for (int k : r.seriesLoops)
+            if (k >= 1 && k <= m_deep->depth)
+                res->series << traceAt(k);
+        auto trace = traceAt(r.loops);
         res->id = r.id;
         res->trace = std::move(trace);
         res->ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         res->reused = reused;
         res->loopsRun = loopsRun;
         res->depth = int(m_deep->depth);
+        if (r.measureLatency)
+            measureLatency(ids, r.loops, *res);
         m_last = r;
         emit runFinished(res);
     } catch (const mythos::Cancelled&) {
@@ -143,6 +160,90 @@ void InferenceWorker::run(const RunRequest& r) {
     } catch (const std::exception& e) {
         emit runFailed(r.id, qstr(e.what()));
     }
+}
+
+void InferenceWorker::runGeneration(const RunRequest& r, const std::vector<int32_t>& ids) {
+    const auto t0 = Clock::now();
+    const auto& cfg = m_model->config();
+    const int64_t P = int64_t(ids.size());
+    if (P + r.newTokens > cfg.max_seq_len)
+        throw mythos::ArgumentError("the prompt (" + std::to_string(P) + " tokens) and " +
+                                    std::to_string(r.newTokens) + " new tokens exceed max_seq_len = " +
+                                    std::to_string(cfg.max_seq_len));
+    mythos::GenerateOptions go;
+    go.nLoops = r.loops;
+    go.maxNewTokens = r.newTokens;
+    go.sampling = r.sampling;
+    go.keepStepLogits = false;
+    go.cancel = &m_cancel;
+    go.traceSteps = true;
+    go.feedLast = true; // the views show every generated token, not all but the last
+    mythos::Trace seq;
+    std::vector<int32_t> generated;
+    auto pieceOf = [this](int32_t id) { return m_tokenizer ? m_tokenizer->piece(id) : std::string(); };
+    go.onToken = [&](int64_t step, const std::vector<int32_t>& tokens, const mythos::Trace* tr) {
+        if (step == 0)
+            seq = *tr;
+        else
+            mythos::appendTraceTokens(seq, *tr);
+        // Pieces of the tokens this trace covers (the step's trace has none).
+        seq.pieces.clear();
+        if (m_tokenizer)
+            for (int32_t id : seq.ids)
+                seq.pieces.push_back(pieceOf(id));
+        if (!tokens.empty())
+            generated.push_back(tokens.front());
+        const QString text = m_tokenizer ? qstr(m_tokenizer->decode(generated)) : QString();
+        emit generationStep(r.id, int(generated.size()), r.newTokens, std::make_shared<mythos::Trace>(seq), text);
+        return !m_cancel.load();
+    };
+    mythos::generate(*m_model, ids, 1, P, go);
+    if (m_cancel.load())
+        throw mythos::Cancelled();
+    seq.options["generation"] = {{"new_tokens", r.newTokens},
+                                 {"greedy", r.sampling.greedy},
+                                 {"temperature", r.sampling.temperature},
+                                 {"top_k", r.sampling.topK},
+                                 {"seed", r.sampling.seed}};
+    auto res = std::make_shared<RunResult>();
+    res->id = r.id;
+    res->generation = true;
+    res->generated = generated;
+    res->generatedText = m_tokenizer ? qstr(m_tokenizer->decode(generated)) : QString();
+    res->trace = std::make_shared<mythos::Trace>(std::move(seq));
+    res->ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    res->loopsRun = r.loops;
+    // The deep run (if any) is of another sequence now; the next run over prompt + new
+    // tokens re-runs the prefill.
+    emit runFinished(res);
+}
+
+void InferenceWorker::measureLatency(const std::vector<int32_t>& ids, int loops, RunResult& res) {
+    // A cached prefill of the prompt at `loops` loops, then a few greedy decode steps: what a
+    // user of the model pays per prompt and per token (not the deep run the views use).
+    constexpr int kSteps = 4;
+    const auto& cfg = m_model->config();
+    const int64_t P = int64_t(ids.size());
+    const int steps = int(std::min<int64_t>(kSteps, cfg.max_seq_len - P));
+    auto cache = m_model->newCache(1);
+    mythos::ForwardOptions fo;
+    fo.nLoops = loops;
+    fo.cache = &cache;
+    fo.cancel = &m_cancel;
+    auto t0 = Clock::now();
+    auto logits = m_model->forward(ids, 1, P, fo);
+    res.prefillMs = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    if (steps <= 0)
+        return;
+    const int64_t V = cfg.vocab_size;
+    int32_t next = int32_t(std::max_element(logits.end() - V, logits.end()) - (logits.end() - V));
+    t0 = Clock::now();
+    for (int s = 0; s < steps; ++s) {
+        fo.startPos = P + s;
+        logits = m_model->forward({next}, 1, 1, fo);
+        next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    res.decodeMsPerToken = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / steps;
 }
 
 void InferenceWorker::setRescalePreview(bool on, double target) {

@@ -13,6 +13,7 @@
 #include <QThread>
 
 #include "mythos/config.h"
+#include "mythos/generate.h"
 #include "mythos/model.h"
 #include "mythos/tokenizer.h"
 #include "traceview.h"
@@ -25,6 +26,13 @@ struct RunRequest {
     std::vector<int32_t> ids;    // used when non-empty
     int loops = 1;
     double actThreshold = 0;     // 0 = the model's
+    // Generation: newTokens > 0 generates that many tokens after the prompt with a KV cache
+    // at `loops` loops, streaming every step (generationStep) before runFinished.
+    int newTokens = 0;
+    mythos::SamplingOptions sampling;
+    bool measureLatency = false; // also time a cached prefill and a few decode steps (comparison)
+    // Report: one trace per loop count (ascending) from one deep run, in RunResult::series.
+    std::vector<int> seriesLoops;
 };
 
 struct RunResult {
@@ -34,6 +42,13 @@ struct RunResult {
     bool reused = false;    // answered from the stored deep run (one coda pass)
     int loopsRun = 0;       // recurrent iterations this request had to run
     int depth = 0;          // depth of the stored deep run afterwards
+    // Generation: the new tokens and their text (the trace covers prompt + new tokens).
+    bool generation = false;
+    std::vector<int32_t> generated;
+    QString generatedText;
+    // measureLatency: a cached prefill of the prompt and the mean decode step, in ms.
+    double prefillMs = 0, decodeMsPerToken = 0;
+    QList<TracePtr> series; // RunRequest::seriesLoops
 };
 using RunResultPtr = std::shared_ptr<const RunResult>;
 
@@ -75,6 +90,9 @@ signals:
     void runFinished(mx::RunResultPtr result);
     void runFailed(quint64 id, const QString& error);
     void runCancelled(quint64 id);
+    // One generated token: the sequence so far as a trace (prompt + every token fed so far),
+    // step = tokens generated so far, of total.
+    void generationStep(quint64 id, int step, int total, mx::TracePtr trace, const QString& text);
     void rescaleChanged(bool on, double rho);
     void saveFinished(const QString& folder, const QString& error); // error empty on success
 
@@ -83,6 +101,8 @@ private slots:
 
 private:
     void run(const RunRequest& r);
+    void runGeneration(const RunRequest& r, const std::vector<int32_t>& ids);
+    void measureLatency(const std::vector<int32_t>& ids, int loops, RunResult& res);
     void invalidateDeepRun();
 
     std::unique_ptr<mythos::Model> m_model;
@@ -117,3 +137,4 @@ void registerMetaTypes();
 
 Q_DECLARE_METATYPE(mx::RunResultPtr)
 Q_DECLARE_METATYPE(mx::ModelInfoPtr)
+Q_DECLARE_METATYPE(mx::TracePtr)

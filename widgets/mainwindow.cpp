@@ -3,6 +3,7 @@
 #include <QAction>
 #include <QApplication>
 #include <QCheckBox>
+#include <QComboBox>
 #include <QCloseEvent>
 #include <QDir>
 #include <QDoubleSpinBox>
@@ -11,12 +12,15 @@
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QInputDialog>
+#include <QLineEdit>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QPlainTextEdit>
+#include <QProgressBar>
 #include <QProgressDialog>
+#include <QPushButton>
 #include <QSettings>
 #include <QSlider>
 #include <QSpinBox>
@@ -32,6 +36,7 @@
 #include "mythos/config.h"
 #include "mythos/errors.h"
 #include "mythos/trace.h"
+#include "report.h"
 #include "routingview.h"
 #include "stabilityview.h"
 #include "tokenstrip.h"
@@ -82,6 +87,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_thread(new Work
     connect(w, &InferenceWorker::runFinished, this, &MainWindow::onRunFinished);
     connect(w, &InferenceWorker::runFailed, this, &MainWindow::onRunFailed);
     connect(w, &InferenceWorker::runCancelled, this, &MainWindow::onRunCancelled);
+    connect(w, &InferenceWorker::generationStep, this, &MainWindow::onGenerationStep);
     connect(w, &InferenceWorker::rescaleChanged, this, [this](bool on, double rho) {
         m_stability->setRescalePreviewActive(on);
         statusBar()->showMessage(on ? tr("Previewing A rescaled to rho = %1").arg(rho, 0, 'f', 4)
@@ -120,6 +126,7 @@ void MainWindow::buildUi() {
     m_tokens->setObjectName("tokens");
     topLay->addWidget(m_prompt);
     topLay->addWidget(m_tokens);
+    topLay->addWidget(buildGenerationBar(top));
 
     m_tabs = new QTabWidget(split);
     m_tabs->setObjectName("views");
@@ -231,6 +238,8 @@ void MainWindow::buildMenus() {
     saveTr->setShortcut(QKeySequence::Save);
     auto* exp = file->addAction(tr("&Export Chart..."), this, &MainWindow::exportDialog);
     exp->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
+    auto* rep = file->addAction(tr("Export &Report..."), this, &MainWindow::exportReportDialog);
+    rep->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E));
     file->addSeparator();
     auto* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
     quit->setShortcut(QKeySequence::Quit);
@@ -238,6 +247,8 @@ void MainWindow::buildMenus() {
     auto* runMenu = menuBar()->addMenu(tr("&Run"));
     auto* runAct = runMenu->addAction(tr("&Run Now"), this, &MainWindow::runNow);
     runAct->setShortcuts({QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::Key_F5)});
+    auto* gen = runMenu->addAction(tr("&Generate"), this, [this] { generate(m_genTokens->value()); });
+    gen->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_G));
     m_cancelAction = runMenu->addAction(tr("&Cancel"), this, &MainWindow::cancelRun);
     m_cancelAction->setShortcut(QKeySequence(Qt::Key_Escape));
     runMenu->addSeparator();
@@ -358,6 +369,12 @@ void MainWindow::runNow() {
     m_debounce.stop();
     if (!m_info || m_recorded || prompt().isEmpty())
         return;
+    if (m_generating) {
+        // A change during generation stops it; the tokens so far join the prompt and the new
+        // run covers them (a cache built at one loop count is never reused at another).
+        worker()->cancel();
+        endGeneration(false);
+    }
     if (!m_changeClock.isValid())
         m_changeClock.start();
     RunRequest r;
@@ -377,7 +394,25 @@ void MainWindow::cancelRun() {
 void MainWindow::onRunFinished(RunResultPtr r) {
     if (r->id != m_runRequest)
         return; // a newer request is on its way
+    if (r->id == m_reportRequest) {
+        m_reportRequest = 0;
+        writeReportFor(r->series, r->ms);
+        return;
+    }
     m_shownRequest = r->id;
+    if (r->generation) {
+        showTrace(r->trace);
+        m_genText = r->generatedText;
+        endGeneration(true);
+        const double perToken = r->generated.empty() ? 0 : r->ms / double(r->generated.size());
+        m_statusRun->setText(tr("generated %1 tokens at %2 loops in %3 ms (%4 ms per token, prefill included); "
+                                "changing the loop count re-runs the whole sequence")
+                                 .arg(r->generated.size())
+                                 .arg(r->trace->nLoops)
+                                 .arg(r->ms, 0, 'f', 0)
+                                 .arg(perToken, 0, 'f', 1));
+        return;
+    }
     showTrace(r->trace);
     m_lastLatencyMs = m_changeClock.isValid() ? double(m_changeClock.nsecsElapsed()) / 1e6 : 0;
     const auto& tr_ = *r->trace;
@@ -395,14 +430,269 @@ void MainWindow::onRunFinished(RunResultPtr r) {
 void MainWindow::onRunFailed(quint64 id, const QString& error) {
     if (id != 0 && id != m_runRequest)
         return;
+    if (m_generating && id == m_genRequest)
+        endGeneration(false);
+    if (id != 0 && id == m_reportRequest) {
+        m_reportRequest = 0;
+        emit reportFinished(false, error);
+    }
     m_lastError = error;
     m_statusRun->setText(tr("error: %1").arg(error));
     emit runErrored(error);
 }
 
 void MainWindow::onRunCancelled(quint64 id) {
+    if (m_generating && id == m_genRequest)
+        endGeneration(false);
+    if (id != 0 && id == m_reportRequest) {
+        m_reportRequest = 0;
+        emit reportFinished(false, tr("cancelled"));
+    }
     if (id == m_runRequest)
         m_statusRun->setText(tr("cancelled"));
+}
+
+// ---- generation ----
+
+QWidget* MainWindow::buildGenerationBar(QWidget* parent) {
+    auto* bar = new QWidget(parent);
+    bar->setObjectName("generationBar");
+    auto* lay = new QHBoxLayout(bar);
+    lay->setContentsMargins(0, 0, 0, 0);
+    m_genButton = new QPushButton(tr("Generate"), bar);
+    m_genButton->setObjectName("generateButton");
+    m_genButton->setToolTip(tr("Generate tokens after the prompt with a KV cache at the current loop count (Ctrl+G); "
+                               "Esc stops"));
+    m_genTokens = new QSpinBox(bar);
+    m_genTokens->setObjectName("generateTokens");
+    m_genTokens->setRange(1, 4096);
+    m_genTokens->setValue(16);
+    m_genTokens->setSuffix(tr(" tokens"));
+    m_genMode = new QComboBox(bar);
+    m_genMode->setObjectName("generateMode");
+    m_genMode->addItems({tr("greedy"), tr("sampled")});
+    m_genTemp = new QDoubleSpinBox(bar);
+    m_genTemp->setObjectName("generateTemperature");
+    m_genTemp->setRange(0.05, 5.0);
+    m_genTemp->setSingleStep(0.05);
+    m_genTemp->setValue(1.0);
+    m_genTemp->setPrefix(tr("T "));
+    m_genTemp->setToolTip(tr("Sampling temperature"));
+    m_genTopK = new QSpinBox(bar);
+    m_genTopK->setObjectName("generateTopK");
+    m_genTopK->setRange(0, 1 << 20);
+    m_genTopK->setValue(50);
+    m_genTopK->setPrefix(tr("top-k "));
+    m_genTopK->setToolTip(tr("Sample among the k most likely tokens (0 = all)"));
+    m_genSeed = new QSpinBox(bar);
+    m_genSeed->setObjectName("generateSeed");
+    m_genSeed->setRange(0, 1 << 30);
+    m_genSeed->setPrefix(tr("seed "));
+    m_genProgress = new QProgressBar(bar);
+    m_genProgress->setObjectName("generateProgress");
+    m_genProgress->setFormat(tr("%v / %m tokens"));
+    m_genProgress->setMaximumWidth(220);
+    m_genProgress->hide();
+    for (QWidget* w : {static_cast<QWidget*>(m_genButton), static_cast<QWidget*>(m_genTokens),
+                       static_cast<QWidget*>(m_genMode), static_cast<QWidget*>(m_genTemp),
+                       static_cast<QWidget*>(m_genTopK), static_cast<QWidget*>(m_genSeed),
+                       static_cast<QWidget*>(m_genProgress)})
+        lay->addWidget(w);
+    lay->addStretch(1);
+    auto syncSampling = [this] {
+        const bool sampled = m_genMode->currentIndex() == 1;
+        m_genTemp->setEnabled(sampled);
+        m_genTopK->setEnabled(sampled);
+        m_genSeed->setEnabled(sampled);
+    };
+    connect(m_genMode, qOverload<int>(&QComboBox::currentIndexChanged), this, syncSampling);
+    syncSampling();
+    connect(m_genButton, &QPushButton::clicked, this, [this] {
+        if (m_generating)
+            cancelRun();
+        else
+            generate(m_genTokens->value());
+    });
+    return bar;
+}
+
+void MainWindow::setSampling(bool greedy, double temperature, int topK, quint64 seed) {
+    m_genMode->setCurrentIndex(greedy ? 0 : 1);
+    m_genTemp->setValue(temperature);
+    m_genTopK->setValue(topK);
+    m_genSeed->setValue(int(seed));
+}
+
+void MainWindow::generate(int tokens) {
+    if (!m_info || m_recorded) {
+        showError(tr("Cannot generate"), tr("Open a model first."));
+        return;
+    }
+    if (prompt().isEmpty()) {
+        showError(tr("Cannot generate"), tr("Type a prompt first."));
+        return;
+    }
+    m_debounce.stop();
+    RunRequest r;
+    r.id = ++m_runRequest;
+    r.prompt = prompt();
+    r.loops = loops();
+    r.actThreshold = m_threshold->value();
+    r.newTokens = std::max(1, tokens);
+    r.sampling.greedy = m_genMode->currentIndex() == 0;
+    r.sampling.temperature = m_genTemp->value();
+    r.sampling.topK = m_genTopK->value();
+    r.sampling.seed = quint64(m_genSeed->value());
+    m_genRequest = r.id;
+    m_generating = true;
+    m_genPrompt = r.prompt;
+    m_genText.clear();
+    m_prompt->setReadOnly(true);
+    m_genButton->setText(tr("Stop"));
+    m_genProgress->setRange(0, r.newTokens);
+    m_genProgress->setValue(0);
+    m_genProgress->show();
+    m_statusRun->setText(tr("generating %1 tokens at %2 loops...").arg(r.newTokens).arg(r.loops));
+    worker()->submit(std::move(r));
+}
+
+void MainWindow::onGenerationStep(quint64 id, int step, int total, TracePtr trace, const QString& text) {
+    if (!m_generating || id != m_genRequest)
+        return;
+    m_genText = text;
+    showTrace(trace);
+    m_genProgress->setMaximum(total);
+    m_genProgress->setValue(step);
+    m_statusRun->setText(tr("generating: %1 of %2 tokens at %3 loops (Esc stops)").arg(step).arg(total).arg(trace->nLoops));
+    emit generationProgress(step, total);
+}
+
+void MainWindow::endGeneration(bool completed) {
+    m_generating = false;
+    m_genButton->setText(tr("Generate"));
+    m_genProgress->hide();
+    m_prompt->setReadOnly(false);
+    // The generated text joins the prompt (without a new run: the views already show it), so
+    // that the next change runs over the whole sequence.
+    if (!m_genText.isEmpty() && prompt() == m_genPrompt) {
+        const QSignalBlocker block(m_prompt);
+        m_prompt->setPlainText(m_genPrompt + m_genText);
+        m_prompt->moveCursor(QTextCursor::End);
+    }
+    if (!completed)
+        m_statusRun->setText(tr("generation stopped after %1 tokens").arg(m_genProgress->value()));
+    emit generationFinished(completed);
+}
+
+// ---- report ----
+
+void MainWindow::exportReportDialog() {
+    if (!m_trace) {
+        showError(tr("Nothing to report"), tr("Run a prompt first."));
+        return;
+    }
+    QList<int> loopsList;
+    if (!m_recorded) {
+        QString def;
+        QList<int> d{1, int(std::max<int64_t>(1, m_info->config.max_loop_iters / 2)), int(m_info->config.max_loop_iters),
+                     loops()};
+        std::sort(d.begin(), d.end());
+        d.erase(std::unique(d.begin(), d.end()), d.end());
+        QStringList parts;
+        for (int k : d)
+            parts << QString::number(k);
+        bool ok = false;
+        const QString text = QInputDialog::getText(this, tr("Export Report"),
+                                                   tr("Loop counts (comma-separated; every chart is made at each):"),
+                                                   QLineEdit::Normal, parts.join(","), &ok);
+        if (!ok)
+            return;
+        for (const QString& p : text.split(',', Qt::SkipEmptyParts)) {
+            bool good = false;
+            const int k = p.trimmed().toInt(&good);
+            if (!good || k < 1 || k > 4096) {
+                showError(tr("Export Report"), tr("'%1' is not a loop count between 1 and 4096.").arg(p.trimmed()));
+                return;
+            }
+            loopsList << k;
+        }
+        if (loopsList.isEmpty())
+            return;
+    }
+    const QString folder = QFileDialog::getSaveFileName(this, tr("Report folder (created; an old report there is replaced)"),
+                                                        QDir::home().filePath("mythos-report"));
+    if (folder.isEmpty())
+        return;
+    exportReport(folder, loopsList);
+}
+
+void MainWindow::exportReport(const QString& folder, const QList<int>& loopsList) {
+    const QString problem = reportFolderProblem(folder);
+    if (!problem.isEmpty()) {
+        showError(tr("Could not export the report"), problem);
+        emit reportFinished(false, problem);
+        return;
+    }
+    m_reportFolder = folder;
+    if (m_recorded || !m_info) {
+        if (!m_trace) {
+            emit reportFinished(false, tr("nothing to report"));
+            return;
+        }
+        writeReportFor({m_trace}, 0);
+        return;
+    }
+    std::vector<int> ks;
+    for (int k : loopsList)
+        if (k >= 1)
+            ks.push_back(k);
+    std::sort(ks.begin(), ks.end());
+    ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+    if (ks.empty())
+        ks.push_back(loops());
+    m_debounce.stop();
+    RunRequest r;
+    r.id = ++m_runRequest;
+    r.prompt = prompt();
+    r.loops = loops();
+    r.actThreshold = m_threshold->value();
+    r.seriesLoops = ks;
+    m_reportRequest = r.id;
+    m_statusRun->setText(tr("running %1 loop counts for the report...").arg(ks.size()));
+    worker()->submit(std::move(r));
+}
+
+void MainWindow::writeReportFor(const QList<TracePtr>& traces, double engineMs) {
+    ReportInput in;
+    const TracePtr first = traces.value(0, m_trace);
+    in.model = m_info ? m_info->spec : QString::fromStdString(first->model);
+    in.config = m_info ? m_info->config : first->config;
+    in.parameters = m_info ? m_info->parameters : mythos::countParameters(first->config).total;
+    in.rhoA = m_info ? m_info->rhoA : first->rhoA;
+    in.prompt = prompt();
+    in.traces = traces;
+    in.engineOptions = QString::fromStdString(first->options.dump());
+    if (engineMs > 0)
+        in.runTimingsMs.push_back({"deep_run_and_traces", engineMs});
+    QProgressDialog progress(tr("Writing the report..."), tr("Cancel"), 0, 100, this);
+    progress.setWindowModality(Qt::WindowModal);
+    progress.setMinimumDuration(500);
+    const ExportResult res = writeReport(in, m_reportFolder, QSize(1000, 600), [&](int done, int total) {
+        progress.setMaximum(total);
+        progress.setValue(done);
+        QCoreApplication::processEvents(QEventLoop::ExcludeUserInputEvents);
+        return !progress.wasCanceled();
+    });
+    progress.reset();
+    if (res.ok) {
+        statusBar()->showMessage(tr("Wrote the report (%1 files) to %2").arg(res.files.size()).arg(m_reportFolder), 10000);
+        m_statusRun->setText(tr("report written to %1").arg(m_reportFolder));
+        emit reportFinished(true, m_reportFolder);
+    } else {
+        if (res.error != "cancelled")
+            showError(tr("Could not export the report"), res.error);
+        emit reportFinished(false, res.error);
+    }
 }
 
 void MainWindow::showTrace(const TracePtr& tr) {

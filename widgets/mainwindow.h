@@ -13,6 +13,9 @@
 QT_BEGIN_NAMESPACE
 class QAction;
 class QCheckBox;
+class QComboBox;
+class QProgressBar;
+class QPushButton;
 class QDoubleSpinBox;
 class QLabel;
 class QMenu;
@@ -57,6 +60,16 @@ public:
     // Shows error dialogs (interactive) or only the status bar (tests, screenshots).
     void setInteractive(bool on) { m_interactive = on; }
 
+    // Generates `tokens` new tokens after the prompt at the current loop count (greedy, or
+    // sampled with the generation bar's temperature, top-k and seed), streaming each token
+    // into the token strip and the views; Esc or the Stop button cancels.
+    void generate(int tokens);
+    void setSampling(bool greedy, double temperature, int topK, quint64 seed);
+    bool generating() const { return m_generating; }
+    // Writes a report (every chart of every view at each loop count, data, traces, one PDF)
+    // into `folder`; the result arrives as reportFinished. A recorded trace is reported alone.
+    void exportReport(const QString& folder, const QList<int>& loops);
+
     TracePtr currentTrace() const { return m_trace; }
     ModelInfoPtr modelInfo() const { return m_info; }
     QList<TraceView*> views() const { return m_views; }
@@ -78,6 +91,9 @@ signals:
     void modelFailedToOpen(const QString& error);
     void traceShown(); // the views show a new trace
     void runErrored(const QString& error);
+    void generationProgress(int step, int total); // after the views show that step
+    void generationFinished(bool completed);      // false when cancelled or failed
+    void reportFinished(bool ok, const QString& folderOrError);
 
 protected:
     void dragEnterEvent(QDragEnterEvent* e) override;
@@ -105,6 +121,11 @@ private:
     void saveTraceDialog();
     void exportDialog();
     void raiseLoopLimit();
+    void onGenerationStep(quint64 id, int step, int total, TracePtr trace, const QString& text);
+    void endGeneration(bool completed);
+    void exportReportDialog();
+    void writeReportFor(const QList<TracePtr>& traces, double engineMs);
+    QWidget* buildGenerationBar(QWidget* parent);
 
     WorkerThread* m_thread = nullptr;
     ModelInfoPtr m_info;
@@ -136,6 +157,20 @@ private:
     QMenu* m_recentMenu = nullptr;
     QAction* m_cancelAction = nullptr;
     QPointer<QProgressDialog> m_progress;
+    // Generation
+    QSpinBox* m_genTokens = nullptr;
+    QComboBox* m_genMode = nullptr;
+    QDoubleSpinBox* m_genTemp = nullptr;
+    QSpinBox* m_genTopK = nullptr;
+    QSpinBox* m_genSeed = nullptr;
+    QPushButton* m_genButton = nullptr;
+    QProgressBar* m_genProgress = nullptr;
+    bool m_generating = false;
+    quint64 m_genRequest = 0;
+    QString m_genPrompt, m_genText; // the prompt generation started from, the text so far
+    // Report
+    quint64 m_reportRequest = 0;
+    QString m_reportFolder;
     QTimer m_debounce;
     QTimer m_progressDelay;
 };

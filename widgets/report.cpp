@@ -24,6 +24,8 @@
 #include <nlohmann/json.hpp>
 
 #include "haltingview.h"
+#include "kvview.h"
+#include "routingview.h"
 #include "mythos/kvcache.h"
 #include "mythos/stability.h"
 #include "stabilityview.h"
@@ -399,7 +401,7 @@ QString cleanFolder(const QString& folder) {
 
 QList<TraceView*> createReportViews(QWidget* parent) {
     QList<TraceView*> views;
-    views << new HaltingView(parent);
+    views << new HaltingView(parent) << new RoutingView(parent) << new KvView(parent);
     auto* stability = new StabilityView(parent);
     // A report has no model to rescale: the Rescale A controls stay disabled.
     stability->setModelAvailable(false);

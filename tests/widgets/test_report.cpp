@@ -155,7 +155,7 @@ private slots:
             ids << v->viewId();
             QVERIFY(!v->charts().isEmpty());
         }
-        QCOMPARE(ids, (QStringList{"halting", "stability"}));
+        QCOMPARE(ids, (QStringList{"halting", "routing", "kv", "stability"}));
     }
 
     void writesEveryChartAtEveryLoopCount() {
