@@ -54,12 +54,17 @@ int main(int argc, char** argv) {
     QCommandLineOption modelOpt("model", "Model folder or preset:NAME[:SEED].", "DIR");
     QCommandLineOption promptOpt("prompt", "Prompt text.", "TEXT");
     QCommandLineOption loopsOpt("loops", "Loop count.", "N");
-    QCommandLineOption viewOpt("view", "View to show: halting, routing, kv, stability.", "NAME");
+    QCommandLineOption viewOpt("view", "View to show: halting, routing, kv, stability, compare.", "NAME");
     QCommandLineOption traceOpt("trace", "Open a recorded trace instead of a model.", "FILE");
     QCommandLineOption shotOpt("screenshot", "Render the window to FILE.png after one run and exit.", "FILE");
     QCommandLineOption sizeOpt("size", "Window size for --screenshot (default 1280x800).", "WxH", "1280x800");
     QCommandLineOption tokenOpt("select-token", "Select token I.", "I");
-    cli.addOptions({modelOpt, promptOpt, loopsOpt, viewOpt, traceOpt, shotOpt, sizeOpt, tokenOpt});
+    QCommandLineOption compareOpt("compare", "Compare with a second model folder or preset.", "DIR");
+    QCommandLineOption variantOpt("compare-variant",
+                                  "Compare with the model's config changed by a JSON object, e.g. "
+                                  "'{\"act_threshold\": 0.9}'.",
+                                  "JSON");
+    cli.addOptions({modelOpt, promptOpt, loopsOpt, viewOpt, traceOpt, shotOpt, sizeOpt, tokenOpt, compareOpt, variantOpt});
     cli.process(app);
 
     auto fail = [](const QString& msg) {
@@ -93,13 +98,18 @@ int main(int argc, char** argv) {
         w.resize(1280, 800);
     }
     if (cli.isSet(viewOpt) && !w.selectView(cli.value(viewOpt)))
-        return fail("unknown view '" + cli.value(viewOpt) + "' (halting, routing, kv, stability)");
+        return fail("unknown view '" + cli.value(viewOpt) + "' (halting, routing, kv, stability, compare)");
 
     {
         const QSignalBlocker block(&w); // set the prompt before any model: the first run uses it
         w.setPrompt(cli.isSet(promptOpt) ? cli.value(promptOpt) : QString::fromUtf8(kDefaultPrompt));
     }
+    const bool comparing = cli.isSet(compareOpt) || cli.isSet(variantOpt);
     QObject::connect(&w, &mx::MainWindow::modelReady, &w, [&] {
+        if (cli.isSet(compareOpt))
+            w.openCompareModel(cli.value(compareOpt));
+        else if (cli.isSet(variantOpt))
+            w.openCompareVariant(cli.value(variantOpt));
         if (loops > 0) {
             if (loops > w.loopLimit())
                 w.setLoopLimit(loops);
@@ -125,10 +135,16 @@ int main(int argc, char** argv) {
                 QApplication::exit(exitCode);
             });
         };
-        QObject::connect(&w, &mx::MainWindow::traceShown, &w, [&, finishShot] {
-            if (cli.isSet(tokenOpt))
-                w.setSelectedToken(cli.value(tokenOpt).toInt());
-            finishShot();
+        // With a comparison, the picture waits for the second model's run.
+        QObject::connect(&w, comparing ? &mx::MainWindow::compareTraceShown : &mx::MainWindow::traceShown, &w,
+                         [&, finishShot] {
+                             if (cli.isSet(tokenOpt))
+                                 w.setSelectedToken(cli.value(tokenOpt).toInt());
+                             finishShot();
+                         });
+        QObject::connect(&w, &mx::MainWindow::compareFailed, &w, [&](const QString& e) {
+            exitCode = fail(e);
+            QApplication::exit(exitCode);
         });
         QObject::connect(&w, &mx::MainWindow::modelFailedToOpen, &w, [&](const QString& e) {
             exitCode = fail(e);

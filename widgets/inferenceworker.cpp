@@ -66,32 +66,87 @@ void InferenceWorker::openModel(const QString& spec, quint64 id) {
             return !m_cancel.load();
         };
         auto model = mythos::Model::open(spec.toStdString(), {}, progress);
-        std::optional<mythos::Tokenizer> tok;
-        if (spec.startsWith("preset:"))
-            tok = mythos::Tokenizer::forModel({}, model->config().vocab_size);
-        else
-            tok = mythos::Tokenizer::forModel(spec.toStdString(), model->config().vocab_size);
-        // Only now does the new model replace the old one: a failure above keeps it.
-        m_model = std::move(model);
-        m_tokenizer = std::move(tok);
-        m_spec = spec;
-        m_previewOn = false;
-        m_originalLogA = m_model->weights().at("recurrent.injection.log_A").data;
-        m_last.reset();
-        invalidateDeepRun();
-        auto info = std::make_shared<ModelInfo>();
-        info->spec = spec;
-        info->displayName = spec.startsWith("preset:") ? spec : QFileInfo(spec).fileName();
-        info->config = m_model->config();
-        info->parameters = mythos::countParameters(m_model->config()).total;
-        info->hasTokenizer = m_tokenizer.has_value();
-        info->rhoA = mythos::spectralRadiusDiagonal(m_model->injectionA());
-        emit modelOpened(id, info);
+        adopt(std::move(model), spec, spec.startsWith("preset:") ? spec : QFileInfo(spec).fileName(), spec, id);
     } catch (const mythos::Cancelled&) {
         emit modelFailed(id, tr("Loading %1 was cancelled.").arg(spec));
     } catch (const std::exception& e) {
         emit modelFailed(id, qstr(e.what()));
     }
+}
+
+void InferenceWorker::openModelVariant(const QString& spec, const QString& overridesJson, quint64 id) {
+    m_cancel.store(false);
+    try {
+        nlohmann::json over;
+        try {
+            over = nlohmann::json::parse(overridesJson.toStdString());
+        } catch (const std::exception& e) {
+            throw mythos::ArgumentError(std::string("the config variant is not valid JSON: ") + e.what());
+        }
+        if (!over.is_object())
+            throw mythos::ArgumentError("the config variant must be a JSON object of fields to change");
+        auto progress = [this, id](int64_t done, int64_t total) {
+            emit modelProgress(id, int(done), int(total));
+            return !m_cancel.load();
+        };
+        auto base = mythos::Model::open(spec.toStdString(), {}, progress);
+        mythos::EngineOptions opts = base->options();
+        nlohmann::json cfg = mythos::configToJson(base->config());
+        QStringList changes;
+        for (auto it = over.begin(); it != over.end(); ++it) {
+            const std::string& key = it.key();
+            changes << QString::fromStdString(key + "=" + it.value().dump());
+            if (key == "act_final_remainder") {
+                if (!it.value().is_boolean())
+                    throw mythos::ArgumentError("act_final_remainder must be true or false");
+                opts.actFinalRemainder = it.value().get<bool>();
+            } else if (key == "kv_layout") {
+                if (!it.value().is_string())
+                    throw mythos::ArgumentError("kv_layout must be \"reference\" or \"compact\"");
+                opts.kvLayout = mythos::parseKvLayout(it.value().get<std::string>());
+            } else if (!cfg.contains(key)) {
+                throw mythos::ArgumentError("'" + key + "' is not a config field or engine option");
+            } else {
+                cfg[key] = it.value();
+            }
+        }
+        const mythos::Config c = mythos::parseConfig(cfg.dump(), "config variant");
+        // The constructor checks that every weight still has the shape the config needs.
+        auto model = std::make_unique<mythos::Model>(c, base->weights(), opts);
+        const QString base_ = spec.startsWith("preset:") ? spec : QFileInfo(spec).fileName();
+        const QString name = base_ + " [" + changes.join(", ") + "]";
+        model->setName(name.toStdString());
+        adopt(std::move(model), name, name, spec, id);
+    } catch (const mythos::Cancelled&) {
+        emit modelFailed(id, tr("Loading %1 was cancelled.").arg(spec));
+    } catch (const std::exception& e) {
+        emit modelFailed(id, qstr(e.what()));
+    }
+}
+
+void InferenceWorker::adopt(std::unique_ptr<mythos::Model> model, const QString& spec, const QString& displayName,
+                            const QString& tokenizerSource, quint64 id) {
+    std::optional<mythos::Tokenizer> tok;
+    if (tokenizerSource.startsWith("preset:"))
+        tok = mythos::Tokenizer::forModel({}, model->config().vocab_size);
+    else
+        tok = mythos::Tokenizer::forModel(tokenizerSource.toStdString(), model->config().vocab_size);
+    // Only now does the new model replace the old one: a failure above keeps it.
+    m_model = std::move(model);
+    m_tokenizer = std::move(tok);
+    m_spec = tokenizerSource;
+    m_previewOn = false;
+    m_originalLogA = m_model->weights().at("recurrent.injection.log_A").data;
+    m_last.reset();
+    invalidateDeepRun();
+    auto info = std::make_shared<ModelInfo>();
+    info->spec = spec;
+    info->displayName = displayName;
+    info->config = m_model->config();
+    info->parameters = mythos::countParameters(m_model->config()).total;
+    info->hasTokenizer = m_tokenizer.has_value();
+    info->rhoA = mythos::spectralRadiusDiagonal(m_model->injectionA());
+    emit modelOpened(id, info);
 }
 
 void InferenceWorker::run(const RunRequest& r) {

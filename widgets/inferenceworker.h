@@ -77,6 +77,11 @@ public:
 
 public slots:
     void openModel(const QString& spec, quint64 id);
+    // The model of `spec` with some config fields and engine options changed (a JSON object:
+    // config fields that keep every weight's shape, e.g. {"act_threshold": 0.9,
+    // "rope_theta": 10000}, and the engine options "act_final_remainder" (bool) and
+    // "kv_layout" ("reference"/"compact")). ModelInfo::spec names the variant.
+    void openModelVariant(const QString& spec, const QString& overridesJson, quint64 id);
     // Rescales A to `target` in the loaded model (on) or restores the original (off), then
     // re-runs the last request.
     void setRescalePreview(bool on, double target);
@@ -101,6 +106,8 @@ private slots:
 
 private:
     void run(const RunRequest& r);
+    void adopt(std::unique_ptr<mythos::Model> model, const QString& spec, const QString& displayName,
+               const QString& tokenizerSource, quint64 id);
     void runGeneration(const RunRequest& r, const std::vector<int32_t>& ids);
     void measureLatency(const std::vector<int32_t>& ids, int loops, RunResult& res);
     void invalidateDeepRun();

@@ -31,6 +31,7 @@
 #include <QVBoxLayout>
 
 #include "chartexporter.h"
+#include "comparisonview.h"
 #include "haltingview.h"
 #include "kvview.h"
 #include "mythos/config.h"
@@ -134,13 +135,43 @@ void MainWindow::buildUi() {
     m_routing = new RoutingView(m_tabs);
     m_kv = new KvView(m_tabs);
     m_stability = new StabilityView(m_tabs);
-    m_views = {m_halting, m_routing, m_kv, m_stability};
+    m_compare = new ComparisonView(m_tabs);
+    m_views = {m_halting, m_routing, m_kv, m_stability, m_compare};
     for (auto* v : m_views) {
         m_tabs->addTab(v, v->viewTitle());
         connect(v, &TraceView::tokenSelected, this, &MainWindow::setSelectedToken);
     }
-    connect(m_tabs, &QTabWidget::currentChanged, this,
-            [this](int i) { syncView(qobject_cast<TraceView*>(m_tabs->widget(i))); });
+    connect(m_tabs, &QTabWidget::currentChanged, this, [this](int i) {
+        syncView(qobject_cast<TraceView*>(m_tabs->widget(i)));
+        if (m_tabs->widget(i) == m_compare && m_compareInfo)
+            runNow(); // measures both models' latency while the Compare view is open
+    });
+    connect(m_compare, &ComparisonView::compareWithFolderRequested, this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, tr("Compare with a model folder"),
+                                                              QSettings().value("paths/lastModelFolder").toString());
+        if (!dir.isEmpty())
+            openCompareModel(dir);
+    });
+    connect(m_compare, &ComparisonView::compareWithPresetRequested, this, [this] {
+        const QString spec = choosePreset(tr("Compare with a preset"));
+        if (!spec.isEmpty())
+            openCompareModel(spec);
+    });
+    connect(m_compare, &ComparisonView::compareWithVariantRequested, this, [this] {
+        if (!m_info) {
+            showError(tr("Nothing to vary"), tr("Open a model first."));
+            return;
+        }
+        bool ok = false;
+        const QString text = QInputDialog::getText(
+            this, tr("Compare with a config variant"),
+            tr("Fields to change, as JSON: config fields that keep every weight's shape (act_threshold, "
+               "rope_theta, ...) and the engine options act_final_remainder (true/false) and kv_layout "
+               "(reference/compact):"),
+            QLineEdit::Normal, QStringLiteral("{\"act_final_remainder\": true}"), &ok);
+        if (ok && !text.trimmed().isEmpty())
+            openCompareVariant(text);
+    });
     split->addWidget(top);
     split->addWidget(m_tabs);
     split->setStretchFactor(0, 0);
@@ -279,6 +310,14 @@ void MainWindow::buildMenus() {
         a->setShortcut(QKeySequence(Qt::CTRL | (Qt::Key_1 + i)));
     }
 
+    auto* cmp = menuBar()->addMenu(tr("&Compare"));
+    cmp->addAction(tr("Compare With Model &Folder..."), m_compare, &ComparisonView::compareWithFolderRequested);
+    cmp->addAction(tr("Compare With &Preset..."), m_compare, &ComparisonView::compareWithPresetRequested);
+    auto* variant = cmp->addAction(tr("Compare With Config &Variant..."), m_compare,
+                                   &ComparisonView::compareWithVariantRequested);
+    variant->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_K));
+    cmp->addAction(tr("&Stop Comparing"), this, &MainWindow::stopComparing);
+
     auto* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&About Mythos Explorer"), this, [this] {
         QMessageBox::about(this, tr("About Mythos Explorer"),
@@ -336,6 +375,7 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
     updateLoopControls();
     m_stability->setModelAvailable(true);
     m_stability->setRescalePreviewActive(false);
+    m_compare->setModels(m_info, m_compareInfo);
     m_prompt->setReadOnly(false);
     if (!m_info->spec.startsWith("preset:"))
         QSettings().setValue("paths/lastModelFolder", m_info->spec);
@@ -382,6 +422,12 @@ void MainWindow::runNow() {
     r.prompt = prompt();
     r.loops = loops();
     r.actThreshold = m_threshold->value();
+    r.measureLatency = m_compareInfo && currentView() == m_compare;
+    if (m_compareInfo) {
+        RunRequest b = r;
+        b.id = ++m_compareRunRequest;
+        compareWorker()->submit(std::move(b));
+    }
     m_statusRun->setText(tr("running %1 loops...").arg(r.loops));
     worker()->submit(std::move(r));
 }
@@ -414,6 +460,8 @@ void MainWindow::onRunFinished(RunResultPtr r) {
         return;
     }
     showTrace(r->trace);
+    if (m_compareInfo)
+        m_compare->setResultA(r);
     m_lastLatencyMs = m_changeClock.isValid() ? double(m_changeClock.nsecsElapsed()) / 1e6 : 0;
     const auto& tr_ = *r->trace;
     QString how = r->reused ? tr("deep run reused: one coda pass")
@@ -795,6 +843,12 @@ void MainWindow::openModelDialog() {
 }
 
 void MainWindow::openPresetDialog() {
+    const QString spec = choosePreset(tr("Open a preset"));
+    if (!spec.isEmpty())
+        openModel(spec);
+}
+
+QString MainWindow::choosePreset(const QString& title) {
     QStringList names;
     for (const auto& n : mythos::presetNames()) {
         const auto c = mythos::preset(n);
@@ -803,12 +857,72 @@ void MainWindow::openPresetDialog() {
                           QLocale().toString(qlonglong(mythos::countParameters(c).total)));
     }
     bool ok = false;
-    const QString choice = QInputDialog::getItem(this, tr("Open a preset"),
-                                                 tr("Random weights initialised like the reference:"), names,
-                                                 names.indexOf(names.filter("readme_mla").value(0)), false, &ok);
+    const QString choice = QInputDialog::getItem(this, title, tr("Random weights initialised like the reference:"),
+                                                 names, names.indexOf(names.filter("readme_mla").value(0)), false, &ok);
     if (!ok)
+        return {};
+    return "preset:" + choice.section(' ', 0, 0) + ":1";
+}
+
+// ---- comparison ----
+
+InferenceWorker* MainWindow::compareWorker() {
+    if (m_compareThread)
+        return m_compareThread->worker();
+    m_compareThread = new WorkerThread(this);
+    auto* w = m_compareThread->worker();
+    connect(w, &InferenceWorker::modelOpened, this, [this](quint64 id, ModelInfoPtr info) {
+        if (id != m_compareModelRequest)
+            return;
+        m_compareInfo = std::move(info);
+        m_compare->setModels(m_info, m_compareInfo);
+        selectView(m_compare->viewId());
+        statusBar()->showMessage(tr("Comparing with %1").arg(m_compareInfo->displayName), 5000);
+        emit compareModelReady();
+        runNow();
+    });
+    connect(w, &InferenceWorker::modelFailed, this, [this](quint64 id, const QString& error) {
+        if (id != m_compareModelRequest)
+            return;
+        showError(tr("Could not open the model to compare with"), error);
+        emit compareFailed(error);
+    });
+    connect(w, &InferenceWorker::runFinished, this, [this](RunResultPtr r) {
+        if (r->id != m_compareRunRequest || !m_compareInfo)
+            return;
+        m_compare->setResultB(r);
+        emit compareTraceShown();
+    });
+    connect(w, &InferenceWorker::runFailed, this, [this](quint64 id, const QString& error) {
+        if (id == m_compareRunRequest && m_compareInfo)
+            m_compare->setErrorB(error);
+    });
+    return w;
+}
+
+void MainWindow::openCompareModel(const QString& spec) {
+    m_compareModelRequest += 1;
+    statusBar()->showMessage(tr("Opening %1 to compare...").arg(spec));
+    QMetaObject::invokeMethod(compareWorker(), "openModel", Qt::QueuedConnection, Q_ARG(QString, spec),
+                              Q_ARG(quint64, m_compareModelRequest));
+}
+
+void MainWindow::openCompareVariant(const QString& overridesJson) {
+    if (!m_info) {
+        showError(tr("Nothing to vary"), tr("Open a model first."));
+        emit compareFailed(tr("no model is open"));
         return;
-    openModel("preset:" + choice.section(' ', 0, 0) + ":1");
+    }
+    m_compareModelRequest += 1;
+    statusBar()->showMessage(tr("Opening a variant of %1 to compare...").arg(m_info->displayName));
+    QMetaObject::invokeMethod(compareWorker(), "openModelVariant", Qt::QueuedConnection, Q_ARG(QString, m_info->spec),
+                              Q_ARG(QString, overridesJson), Q_ARG(quint64, m_compareModelRequest));
+}
+
+void MainWindow::stopComparing() {
+    m_compareModelRequest += 1;
+    m_compareInfo.reset();
+    m_compare->setModels(m_info, nullptr);
 }
 
 void MainWindow::updateRecentMenu() {

@@ -29,6 +29,7 @@ QT_END_NAMESPACE
 namespace mx {
 
 class TokenStrip;
+class ComparisonView;
 class HaltingView;
 class KvView;
 class RoutingView;
@@ -70,6 +71,13 @@ public:
     // into `folder`; the result arrives as reportFinished. A recorded trace is reported alone.
     void exportReport(const QString& folder, const QList<int>& loops);
 
+    // Comparison: a second model runs every prompt at the same loop count (Compare view).
+    void openCompareModel(const QString& spec);
+    void openCompareVariant(const QString& overridesJson); // the current model with changed fields
+    void stopComparing();
+    ModelInfoPtr compareInfo() const { return m_compareInfo; }
+    ComparisonView* comparisonView() const { return m_compare; }
+
     TracePtr currentTrace() const { return m_trace; }
     ModelInfoPtr modelInfo() const { return m_info; }
     QList<TraceView*> views() const { return m_views; }
@@ -94,6 +102,9 @@ signals:
     void generationProgress(int step, int total); // after the views show that step
     void generationFinished(bool completed);      // false when cancelled or failed
     void reportFinished(bool ok, const QString& folderOrError);
+    void compareModelReady();
+    void compareFailed(const QString& error);
+    void compareTraceShown(); // the Compare view received B's trace
 
 protected:
     void dragEnterEvent(QDragEnterEvent* e) override;
@@ -126,6 +137,8 @@ private:
     void exportReportDialog();
     void writeReportFor(const QList<TracePtr>& traces, double engineMs);
     QWidget* buildGenerationBar(QWidget* parent);
+    QString choosePreset(const QString& title);
+    InferenceWorker* compareWorker();
 
     WorkerThread* m_thread = nullptr;
     ModelInfoPtr m_info;
@@ -168,6 +181,11 @@ private:
     bool m_generating = false;
     quint64 m_genRequest = 0;
     QString m_genPrompt, m_genText; // the prompt generation started from, the text so far
+    // Comparison
+    ComparisonView* m_compare = nullptr;
+    WorkerThread* m_compareThread = nullptr;
+    ModelInfoPtr m_compareInfo;
+    quint64 m_compareModelRequest = 0, m_compareRunRequest = 0;
     // Report
     quint64 m_reportRequest = 0;
     QString m_reportFolder;

@@ -1,0 +1,81 @@
+#pragma once
+// "Compare": two models (for example an MLA and a GQA checkpoint, or one checkpoint and a
+// variant of its config) on the same prompt at the same loop count, with the window's shared
+// token selection. Halting loops side by side and their difference, next-token agreement per
+// token (top-1 match and KL divergence), and a table of routing balance, KV bytes, parameter
+// count, rho(A) and measured prefill and decode latency.
+#include <QStringList>
+#include <QVector>
+
+#include "inferenceworker.h"
+#include "mythos/analysis.h"
+#include "traceview.h"
+
+QT_BEGIN_NAMESPACE
+class QPushButton;
+class QScrollArea;
+class QStackedWidget;
+class QTableWidget;
+QT_END_NAMESPACE
+
+namespace mx {
+
+class BarChart;
+class LineChart;
+
+class ComparisonView : public TraceView {
+    Q_OBJECT
+public:
+    explicit ComparisonView(QWidget* parent = nullptr);
+
+    QString viewId() const override { return QStringLiteral("compare"); }
+    QString viewTitle() const override { return tr("Compare"); }
+    // Model A's trace (the window's); B's arrives through setOther.
+    void setTrace(const TracePtr& trace) override;
+    void setSelectedToken(int index) override;
+    QList<ChartHandle> charts() const override;
+
+    void setModels(const ModelInfoPtr& a, const ModelInfoPtr& b); // b null: nothing to compare
+    void setResultA(const RunResultPtr& r); // latency of A's run, when measured
+    void setResultB(const RunResultPtr& r); // B's trace and latency
+    void setErrorB(const QString& error);
+    bool hasComparison() const { return m_b != nullptr; }
+    TracePtr traceB() const { return m_b; }
+
+    // Figures of the shown pair; valid when both traces are of the same tokens and loops.
+    bool comparable() const { return m_comparable; }
+    const mythos::Agreement& agreement() const { return m_agreement; }
+    QString summary() const;
+    LineChart* haltingChart() const { return m_halting; }
+    BarChart* haltingDiff() const { return m_diff; }
+    BarChart* klChart() const { return m_kl; }
+    QTableWidget* table() const { return m_table; }
+    DataTable tableData() const;
+
+signals:
+    void compareWithFolderRequested();
+    void compareWithPresetRequested();
+    void compareWithVariantRequested();
+
+private:
+    void rebuild();
+
+    QStackedWidget* m_stack = nullptr;
+    QScrollArea* m_scroll = nullptr;
+    QLabel* m_summary = nullptr;
+    LineChart* m_halting = nullptr;
+    BarChart* m_diff = nullptr;
+    BarChart* m_kl = nullptr;
+    QTableWidget* m_table = nullptr;
+
+    ModelInfoPtr m_infoA, m_infoB;
+    TracePtr m_b;
+    RunResultPtr m_resA, m_resB;
+    QString m_errorB;
+    bool m_comparable = false;
+    mythos::Agreement m_agreement;
+    int m_selected = -1;
+    QStringList m_labels;
+};
+
+} // namespace mx
