@@ -211,30 +211,14 @@ void HaltingText::paintEvent(QPaintEvent*) {
         p.drawText(QRect(r.right() - kPadX - tagW, r.top(), tagW + 2, r.height() - kPadY),
                    Qt::AlignLeft | Qt::AlignBottom, tag);
         p.setFont(font());
-        if (i == m_selected) {
-            p.setBrush(Qt::NoBrush);
-            p.setPen(QPen(selectionColor(), 3));
-            p.drawRoundedRect(QRectF(r).adjusted(-3, -3, 3, 3), 4, 4);
-        }
     }
-    if (hasFocus() && m_selected >= 0 && m_selected < m_rects.size()) {
-        p.setPen(QPen(pal.color(QPalette::WindowText), 1, Qt::DotLine));
-        p.setBrush(Qt::NoBrush);
-        p.drawRect(m_rects[m_selected].adjusted(-5, -5, 4, 4));
-    }
+    paintSelection(p);
 }
 
 // ---- HaltingView ----
 
 HaltingView::HaltingView(QWidget* parent) : TraceView(parent) {
-    auto* outer = new QVBoxLayout(this);
-    outer->setContentsMargins(0, 0, 0, 0);
-    m_scroll = new QScrollArea(this);
-    m_scroll->setWidgetResizable(true);
-    m_scroll->setFrameShape(QFrame::NoFrame);
-    outer->addWidget(m_scroll);
-
-    auto* content = new QWidget;
+    auto* content = makeScrollPage(m_scroll);
     auto* lay = new QVBoxLayout(content);
     lay->setContentsMargins(8, 6, 8, 6);
     lay->setSpacing(6);
@@ -284,7 +268,6 @@ HaltingView::HaltingView(QWidget* parent) : TraceView(parent) {
     grid->setColumnStretch(0, 1);
     grid->setColumnStretch(1, 1);
     lay->addLayout(grid, 1);
-    m_scroll->setWidget(content);
 
     connect(m_text, &HaltingText::tokenClicked, this, &HaltingView::selectFromUi);
     connect(m_heatmap, &Heatmap::rowClicked, this, &HaltingView::selectFromUi);

@@ -90,14 +90,7 @@ Unit unitFor(double maxBytes) {
 } // namespace
 
 KvView::KvView(QWidget* parent) : TraceView(parent) {
-    auto* outer = new QVBoxLayout(this);
-    outer->setContentsMargins(0, 0, 0, 0);
-    m_scroll = new QScrollArea(this);
-    m_scroll->setWidgetResizable(true);
-    m_scroll->setFrameShape(QFrame::NoFrame);
-    outer->addWidget(m_scroll);
-
-    auto* content = new QWidget;
+    auto* content = makeScrollPage(m_scroll);
     auto* lay = new QVBoxLayout(content);
     lay->setContentsMargins(8, 6, 8, 6);
     lay->setSpacing(6);
@@ -131,7 +124,6 @@ KvView::KvView(QWidget* parent) : TraceView(parent) {
     grid->setColumnStretch(0, 1);
     grid->setColumnStretch(1, 1);
     lay->addLayout(grid, 1);
-    m_scroll->setWidget(content);
     m_summary->setText(tr("No trace yet: run the model or open a trace file."));
 }
 

@@ -139,30 +139,14 @@ void ExpertText::paintEvent(QPaintEvent*) {
         p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 3, 3);
         p.setPen(isDark(c) ? Qt::white : Qt::black);
         p.drawText(r, Qt::AlignCenter, m_labels[i]);
-        if (i == m_selected) {
-            p.setPen(QPen(selectionColor(), 3));
-            p.setBrush(Qt::NoBrush);
-            p.drawRoundedRect(QRectF(r).adjusted(-2, -2, 2, 2), 4, 4);
-        }
     }
-    if (hasFocus() && m_selected >= 0 && m_selected < m_rects.size()) {
-        p.setPen(QPen(pal.color(QPalette::Highlight), 1, Qt::DotLine));
-        p.setBrush(Qt::NoBrush);
-        p.drawRect(m_rects[m_selected].adjusted(-5, -5, 4, 4));
-    }
+    paintSelection(p);
 }
 
 // ---- RoutingView ----
 
 RoutingView::RoutingView(QWidget* parent) : TraceView(parent) {
-    auto* outer = new QVBoxLayout(this);
-    outer->setContentsMargins(0, 0, 0, 0);
-    m_scroll = new QScrollArea(this);
-    m_scroll->setWidgetResizable(true);
-    m_scroll->setFrameShape(QFrame::NoFrame);
-    outer->addWidget(m_scroll);
-
-    auto* content = new QWidget;
+    auto* content = makeScrollPage(m_scroll);
     auto* lay = new QVBoxLayout(content);
     lay->setContentsMargins(8, 6, 8, 6);
     lay->setSpacing(6);
@@ -239,7 +223,6 @@ RoutingView::RoutingView(QWidget* parent) : TraceView(parent) {
     grid->setColumnStretch(0, 1);
     grid->setColumnStretch(1, 1);
     lay->addLayout(grid, 1);
-    m_scroll->setWidget(content);
 
     connect(m_text, &ExpertText::tokenClicked, this, &RoutingView::selectFromUi);
     connect(m_tokenMap, &Heatmap::rowClicked, this, &RoutingView::selectFromUi);

@@ -134,18 +134,11 @@ StabilityView::StabilityView(QWidget* parent) : TraceView(parent) {
 }
 
 void StabilityView::buildUi() {
-    auto* outer = new QVBoxLayout(this);
-    outer->setContentsMargins(0, 0, 0, 0);
-    m_scroll = new QScrollArea(this);
+    auto* content = makeScrollPage(m_scroll);
     m_scroll->setObjectName("stabilityScroll");
-    m_scroll->setWidgetResizable(true);
-    m_scroll->setFrameShape(QFrame::NoFrame);
-    outer->addWidget(m_scroll);
-    auto* content = new QWidget(m_scroll);
     m_grid = new QGridLayout(content);
     m_grid->setContentsMargins(6, 6, 6, 6);
     m_grid->setSpacing(8);
-    m_scroll->setWidget(content);
 
     // Summary: rho in large type, its status in words and colour, horizon, range of A.
     m_summary = new QFrame(content);

@@ -6,6 +6,8 @@
 #include <QPainter>
 #include <QToolTip>
 
+#include "traceview.h"
+
 namespace mx {
 
 namespace {
@@ -49,6 +51,19 @@ void ChipRow::setSelected(int index) {
         return;
     m_selected = index;
     update();
+}
+
+void ChipRow::paintSelection(QPainter& p) const {
+    if (m_selected < 0 || m_selected >= m_rects.size())
+        return;
+    const QRect r = m_rects[m_selected];
+    p.setBrush(Qt::NoBrush);
+    p.setPen(QPen(selectionColor(), 3));
+    p.drawRoundedRect(QRectF(r).adjusted(-3, -3, 3, 3), 4, 4);
+    if (hasFocus()) {
+        p.setPen(QPen(palette().color(QPalette::WindowText), 1, Qt::DotLine));
+        p.drawRect(r.adjusted(-5, -5, 4, 4));
+    }
 }
 
 void ChipRow::mousePressEvent(QMouseEvent* e) {

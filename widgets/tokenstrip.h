@@ -7,6 +7,10 @@
 #include <QVector>
 #include <QWidget>
 
+QT_BEGIN_NAMESPACE
+class QPainter;
+QT_END_NAMESPACE
+
 namespace mx {
 
 // Keyboard selection over a row of token chips: Right/Left move, Escape clears. Returns the
@@ -32,6 +36,8 @@ signals:
 
 protected:
     virtual QString chipTooltip(int index) const = 0;
+    // The selected chip's ring (in selectionColor()) and, with focus, a dotted focus frame.
+    void paintSelection(QPainter& p) const;
     void mousePressEvent(QMouseEvent* e) override;
     void keyPressEvent(QKeyEvent* e) override;
     bool event(QEvent* e) override; // tooltips; Escape clears a selection before shortcuts see it

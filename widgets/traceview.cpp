@@ -1,6 +1,21 @@
 #include "traceview.h"
 
+#include <QScrollArea>
+#include <QVBoxLayout>
+
 namespace mx {
+
+QWidget* TraceView::makeScrollPage(QScrollArea*& scroll) {
+    auto* outer = new QVBoxLayout(this);
+    outer->setContentsMargins(0, 0, 0, 0);
+    scroll = new QScrollArea(this);
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    outer->addWidget(scroll);
+    auto* content = new QWidget;
+    scroll->setWidget(content);
+    return content;
+}
 
 QString tokenLabel(const mythos::Trace& tr, int i) {
     if (i < 0 || i >= tr.seqLen)

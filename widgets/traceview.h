@@ -13,6 +13,10 @@
 #include "datatable.h"
 #include "mythos/trace.h"
 
+QT_BEGIN_NAMESPACE
+class QScrollArea;
+QT_END_NAMESPACE
+
 namespace mx {
 
 // One exportable chart: the widget to render and the data behind it.
@@ -44,6 +48,10 @@ signals:
     void tokenSelected(int index);
 
 protected:
+    // The view's page: a frameless, resizable scroll area filling the view (stored in
+    // `scroll`) around the returned content widget, which the caller gives a layout.
+    QWidget* makeScrollPage(QScrollArea*& scroll);
+
     TracePtr m_trace;
 };
 
