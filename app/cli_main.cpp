@@ -15,6 +15,7 @@
 #include "cli_args.h"
 #include "mythos/config.h"
 #include "mythos/errors.h"
+#include "mythos/evaluate.h"
 #include "mythos/fileio.h"
 #include "mythos/generate.h"
 #include "mythos/kvcache.h"
@@ -597,89 +598,7 @@ std::string oneLine(std::string s) {
     return s;
 }
 
-// One held-out prompt of `mythos-cli eval` (tools/tasks.py write_prompts).
-struct EvalPrompt {
-    std::vector<int32_t> prompt, answer;
-    int64_t hops = 0;
-    std::string task;
-};
-
-constexpr uint64_t kEvalMaxBytes = 16ull << 20;
-constexpr std::size_t kEvalMaxLines = 100000;
-
-// Every line is validated; a bad one is a FormatError naming FILE:LINE.
-std::vector<EvalPrompt> loadEvalPrompts(const fs::path& file, const Tokenizer& tok, int64_t maxSeqLen) {
-    const std::string text = readTextFile(file, kEvalMaxBytes);
-    std::vector<EvalPrompt> out;
-    std::size_t lineNo = 0, pos = 0;
-    while (pos < text.size()) {
-        std::size_t end = text.find('\n', pos);
-        if (end == std::string::npos)
-            end = text.size();
-        std::string line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++lineNo;
-        if (!line.empty() && line.back() == '\r')
-            line.pop_back();
-        if (line.find_first_not_of(" \t") == std::string::npos)
-            continue;
-        if (out.size() >= kEvalMaxLines)
-            throw FormatError(file.string() + ": more than " + std::to_string(kEvalMaxLines) + " prompts");
-        const std::string where = file.string() + ":" + std::to_string(lineNo) + ": ";
-        json j;
-        try {
-            j = json::parse(line);
-        } catch (const json::exception&) {
-            throw FormatError(where + "not a JSON object");
-        }
-        if (!j.is_object())
-            throw FormatError(where + "not a JSON object");
-        for (const char* key : {"prompt", "answer"})
-            if (!j.contains(key) || !j[key].is_string() || j[key].get<std::string>().empty())
-                throw FormatError(where + "\"" + key + "\" must be a non-empty string");
-        if (!j.contains("hops") || !j["hops"].is_number_integer() || j["hops"].get<int64_t>() < 0 ||
-            j["hops"].get<int64_t>() > 1000000)
-            throw FormatError(where + "\"hops\" must be an integer >= 0");
-        if (j.contains("task") && !j["task"].is_string())
-            throw FormatError(where + "\"task\" must be a string");
-        EvalPrompt p;
-        try {
-            p.prompt = tok.encode(j["prompt"].get<std::string>());
-            p.answer = tok.encode(j["answer"].get<std::string>());
-        } catch (const std::exception& e) {
-            throw FormatError(where + oneLine(e.what()));
-        }
-        if (int64_t(p.prompt.size() + p.answer.size()) > maxSeqLen)
-            throw FormatError(where + "prompt + answer exceed max_seq_len = " + std::to_string(maxSeqLen));
-        p.hops = j["hops"].get<int64_t>();
-        p.task = j.value("task", std::string());
-        out.push_back(std::move(p));
-    }
-    if (out.empty())
-        throw FormatError(file.string() + ": no prompts");
-    return out;
-}
-
-// Accuracy and halting statistics of one group of prompts at one loop count.
-struct EvalCell {
-    int64_t n = 0, correct = 0;
-    int64_t tokens = 0, halted = 0;
-    double haltSum = 0;
-    void add(bool ok, const std::vector<int32_t>& haltLoop) {
-        ++n;
-        correct += ok;
-        for (int32_t h : haltLoop) {
-            ++tokens;
-            if (h > 0) {
-                ++halted;
-                haltSum += h;
-            }
-        }
-    }
-    double accuracy() const { return n ? double(correct) / double(n) : 0.0; }
-    json meanHalt() const { return halted ? json(haltSum / double(halted)) : json(nullptr); }
-    double neverHalted() const { return tokens ? double(tokens - halted) / double(tokens) : 0.0; }
-};
+json meanHaltJson(const EvalCell& c) { return c.halted ? json(c.meanHalt()) : json(nullptr); }
 
 std::string fmtHalt(const EvalCell& c) {
     char buf[32];
@@ -705,29 +624,10 @@ int cmdEval(const Args& a) {
     const fs::path file = a.str("prompts");
     const auto prompts = loadEvalPrompts(file, *tok, c.max_seq_len);
 
-    std::map<int64_t, EvalCell> byLoops;
-    std::map<std::pair<int64_t, int64_t>, EvalCell> byHops; // (hops, loops)
-    std::map<std::tuple<std::string, int64_t, int64_t>, EvalCell> byTask; // (task, hops, loops)
-    for (int64_t L : loops) {
-        for (const auto& p : prompts) {
-            const int64_t P = int64_t(p.prompt.size());
-            GenerateOptions go;
-            go.nLoops = L;
-            go.maxNewTokens = int64_t(p.answer.size());
-            go.sampling.greedy = true;
-            go.keepStepLogits = false;
-            const auto res = generate(*model, p.prompt, 1, P, go);
-            const bool ok = res.generated == p.answer;
-            Trace tr;
-            ForwardOptions fo;
-            fo.nLoops = L;
-            fo.trace = &tr;
-            model->forward(p.prompt, 1, P, fo);
-            byLoops[L].add(ok, tr.haltLoop);
-            byHops[{p.hops, L}].add(ok, tr.haltLoop);
-            byTask[{p.task, p.hops, L}].add(ok, tr.haltLoop);
-        }
-    }
+    const EvalResult ev = evaluate(*model, prompts, std::vector<int64_t>(loops.begin(), loops.end()));
+    const auto& byLoops = ev.byLoops;
+    auto byHops = ev.byHops;
+    auto byTask = ev.byTask;
     // Expert load over every prompt at max_loop_iters (every loop executed, every position).
     std::vector<int64_t> load(std::size_t(c.n_experts), 0);
     double rho = 0;
@@ -763,14 +663,14 @@ int cmdEval(const Args& a) {
         for (const auto& [L, cell] : byLoops)
             jl.push_back({{"loops", L},
                           {"accuracy", cell.accuracy()},
-                          {"mean_halt_loop", cell.meanHalt()},
+                          {"mean_halt_loop", meanHaltJson(cell)},
                           {"never_halted", cell.neverHalted()},
                           {"n", cell.n}});
         for (const auto& [key, cell] : byHops)
             jh.push_back({{"hops", key.first},
                           {"loops", key.second},
                           {"accuracy", cell.accuracy()},
-                          {"mean_halt_loop", cell.meanHalt()},
+                          {"mean_halt_loop", meanHaltJson(cell)},
                           {"never_halted", cell.neverHalted()},
                           {"n", cell.n}});
         for (const auto& [key, cell] : byTask)
@@ -778,7 +678,7 @@ int cmdEval(const Args& a) {
                           {"hops", std::get<1>(key)},
                           {"loops", std::get<2>(key)},
                           {"accuracy", cell.accuracy()},
-                          {"mean_halt_loop", cell.meanHalt()},
+                          {"mean_halt_loop", meanHaltJson(cell)},
                           {"never_halted", cell.neverHalted()},
                           {"n", cell.n}});
         json j = {{"model", spec},

@@ -23,6 +23,8 @@ void registerMetaTypes() {
     qRegisterMetaType<RunResultPtr>("mx::RunResultPtr");
     qRegisterMetaType<ModelInfoPtr>("mx::ModelInfoPtr");
     qRegisterMetaType<TracePtr>("mx::TracePtr");
+    qRegisterMetaType<SweepResultPtr>("mx::SweepResultPtr");
+    qRegisterMetaType<QList<int>>("QList<int>");
 }
 
 InferenceWorker::InferenceWorker() { registerMetaTypes(); }
@@ -348,6 +350,38 @@ void InferenceWorker::saveRescaled(const QString& folder, double target) {
         emit saveFinished(folder, {});
     } catch (const std::exception& e) {
         emit saveFinished(folder, qstr(e.what()));
+    }
+}
+
+void InferenceWorker::depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops) {
+    m_sweepCancel.store(false);
+    if (!m_model) {
+        emit sweepFailed(id, tr("No model is open."));
+        return;
+    }
+    try {
+        if (!m_tokenizer)
+            throw mythos::ArgumentError("this model has no tokenizer.json: a prompt set needs text prompts");
+        const auto t0 = Clock::now();
+        const auto prompts = mythos::loadEvalPrompts(promptsFile.toStdString(), *m_tokenizer, m_model->config().max_seq_len);
+        std::vector<int64_t> ks(loops.begin(), loops.end());
+        auto res = std::make_shared<SweepResult>();
+        res->promptsFile = promptsFile;
+        res->maxLoopIters = m_model->config().max_loop_iters;
+        res->prompts = int64_t(prompts.size());
+        res->eval = mythos::evaluate(
+            *m_model, prompts, ks,
+            [&](int64_t done, int64_t total) {
+                emit sweepProgress(id, int(done), int(total));
+                return !m_sweepCancel.load();
+            },
+            &m_sweepCancel);
+        res->ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        emit sweepFinished(id, res);
+    } catch (const mythos::Cancelled&) {
+        emit sweepFailed(id, QStringLiteral("cancelled"));
+    } catch (const std::exception& e) {
+        emit sweepFailed(id, qstr(e.what()));
     }
 }
 

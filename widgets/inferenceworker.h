@@ -13,6 +13,7 @@
 #include <QThread>
 
 #include "mythos/config.h"
+#include "mythos/evaluate.h"
 #include "mythos/generate.h"
 #include "mythos/model.h"
 #include "mythos/tokenizer.h"
@@ -52,6 +53,16 @@ struct RunResult {
 };
 using RunResultPtr = std::shared_ptr<const RunResult>;
 
+// A depth sweep: accuracy and halting of a prompt set at several loop counts.
+struct SweepResult {
+    QString promptsFile;
+    int64_t maxLoopIters = 0;
+    int64_t prompts = 0;
+    mythos::EvalResult eval;
+    double ms = 0;
+};
+using SweepResultPtr = std::shared_ptr<const SweepResult>;
+
 struct ModelInfo {
     QString spec;        // folder or preset:NAME[:seed]
     QString displayName; // folder name or preset
@@ -74,6 +85,9 @@ public:
     // Thread-safe: cancels the running request or model load (not a slot, so it works
     // while the worker is busy).
     void cancel();
+    // Thread-safe: cancels a running depth sweep (ordinary requests do not cancel a sweep;
+    // they wait for it).
+    void cancelSweep() { m_sweepCancel.store(true); }
 
 public slots:
     void openModel(const QString& spec, quint64 id);
@@ -86,6 +100,8 @@ public slots:
     // re-runs the last request.
     void setRescalePreview(bool on, double target);
     void saveRescaled(const QString& folder, double target);
+    // Evaluates the prompt set (JSONL, see mythos::loadEvalPrompts) at each loop count.
+    void depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops);
 
 signals:
     void modelProgress(quint64 id, int done, int total);
@@ -100,6 +116,9 @@ signals:
     void generationStep(quint64 id, int step, int total, mx::TracePtr trace, const QString& text);
     void rescaleChanged(bool on, double rho);
     void saveFinished(const QString& folder, const QString& error); // error empty on success
+    void sweepProgress(quint64 id, int done, int total);
+    void sweepFinished(quint64 id, mx::SweepResultPtr result);
+    void sweepFailed(quint64 id, const QString& error); // "cancelled" when cancelled
 
 private slots:
     void processPending();
@@ -123,6 +142,7 @@ private:
     QMutex m_mutex;
     std::optional<RunRequest> m_pending;
     std::atomic<bool> m_cancel{false};
+    std::atomic<bool> m_sweepCancel{false};
 };
 
 // Owns the worker's thread: `quit(); wait();` on destruction.
@@ -145,3 +165,4 @@ void registerMetaTypes();
 Q_DECLARE_METATYPE(mx::RunResultPtr)
 Q_DECLARE_METATYPE(mx::ModelInfoPtr)
 Q_DECLARE_METATYPE(mx::TracePtr)
+Q_DECLARE_METATYPE(mx::SweepResultPtr)

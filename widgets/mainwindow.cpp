@@ -32,6 +32,7 @@
 
 #include "chartexporter.h"
 #include "comparisonview.h"
+#include "depthsweepview.h"
 #include "haltingview.h"
 #include "kvview.h"
 #include "mythos/config.h"
@@ -89,6 +90,25 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_thread(new Work
     connect(w, &InferenceWorker::runFailed, this, &MainWindow::onRunFailed);
     connect(w, &InferenceWorker::runCancelled, this, &MainWindow::onRunCancelled);
     connect(w, &InferenceWorker::generationStep, this, &MainWindow::onGenerationStep);
+    connect(w, &InferenceWorker::sweepProgress, this, [this](quint64 id, int done, int total) {
+        if (id == m_sweepRequest)
+            m_sweep->setProgress(done, total);
+    });
+    connect(w, &InferenceWorker::sweepFinished, this, [this](quint64 id, SweepResultPtr r) {
+        if (id == m_sweepRequest)
+            m_sweep->setResult(r);
+    });
+    connect(w, &InferenceWorker::sweepFailed, this, [this](quint64 id, const QString& error) {
+        if (id == m_sweepRequest)
+            m_sweep->setError(error);
+    });
+    connect(m_sweep, &DepthSweepView::runRequested, this, [this](const QString& file, const QList<int>& ks) {
+        m_sweepRequest += 1;
+        m_sweep->setRunning(true);
+        QMetaObject::invokeMethod(worker(), "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, m_sweepRequest),
+                                  Q_ARG(QString, file), Q_ARG(QList<int>, ks));
+    });
+    connect(m_sweep, &DepthSweepView::cancelRequested, this, [this] { worker()->cancelSweep(); });
     connect(w, &InferenceWorker::rescaleChanged, this, [this](bool on, double rho) {
         m_stability->setRescalePreviewActive(on);
         statusBar()->showMessage(on ? tr("Previewing A rescaled to rho = %1").arg(rho, 0, 'f', 4)
@@ -135,8 +155,9 @@ void MainWindow::buildUi() {
     m_routing = new RoutingView(m_tabs);
     m_kv = new KvView(m_tabs);
     m_stability = new StabilityView(m_tabs);
+    m_sweep = new DepthSweepView(m_tabs);
     m_compare = new ComparisonView(m_tabs);
-    m_views = {m_halting, m_routing, m_kv, m_stability, m_compare};
+    m_views = {m_halting, m_routing, m_kv, m_stability, m_sweep, m_compare};
     for (auto* v : m_views) {
         m_tabs->addTab(v, v->viewTitle());
         connect(v, &TraceView::tokenSelected, this, &MainWindow::setSelectedToken);
@@ -376,6 +397,13 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
     m_stability->setModelAvailable(true);
     m_stability->setRescalePreviewActive(false);
     m_compare->setModels(m_info, m_compareInfo);
+    m_sweep->setModelAvailable(true);
+    {
+        // The model folder's held-out prompt set, when it has one.
+        const QString set = QDir(m_info->spec).filePath("prompts.jsonl");
+        if (!m_info->spec.startsWith("preset:") && QFileInfo::exists(set))
+            m_sweep->setPromptSet(set);
+    }
     m_prompt->setReadOnly(false);
     if (!m_info->spec.startsWith("preset:"))
         QSettings().setValue("paths/lastModelFolder", m_info->spec);
@@ -434,6 +462,7 @@ void MainWindow::runNow() {
 
 void MainWindow::cancelRun() {
     worker()->cancel();
+    worker()->cancelSweep();
     m_statusRun->setText(tr("cancelled"));
 }
 
@@ -951,6 +980,7 @@ bool MainWindow::openTrace(const QString& path) {
         m_recorded = true;
         m_info.reset();
         m_stability->setModelAvailable(false);
+        m_sweep->setModelAvailable(false);
         m_modelLabel->setText(tr("recorded trace %1 (no model)").arg(QFileInfo(path).fileName()));
         {
             const QSignalBlocker b(m_prompt);

@@ -30,6 +30,7 @@ namespace mx {
 
 class TokenStrip;
 class ComparisonView;
+class DepthSweepView;
 class HaltingView;
 class KvView;
 class RoutingView;
@@ -77,6 +78,7 @@ public:
     void stopComparing();
     ModelInfoPtr compareInfo() const { return m_compareInfo; }
     ComparisonView* comparisonView() const { return m_compare; }
+    DepthSweepView* depthSweepView() const { return m_sweep; }
 
     TracePtr currentTrace() const { return m_trace; }
     ModelInfoPtr modelInfo() const { return m_info; }
@@ -181,6 +183,9 @@ private:
     bool m_generating = false;
     quint64 m_genRequest = 0;
     QString m_genPrompt, m_genText; // the prompt generation started from, the text so far
+    // Depth sweep
+    DepthSweepView* m_sweep = nullptr;
+    quint64 m_sweepRequest = 0;
     // Comparison
     ComparisonView* m_compare = nullptr;
     WorkerThread* m_compareThread = nullptr;

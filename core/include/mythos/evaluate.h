@@ -1,0 +1,56 @@
+#pragma once
+// Held-out prompt sets and their evaluation: greedy exact-match accuracy and halting
+// statistics per loop count, per hop count and per task (`mythos-cli eval` and the
+// explorer's depth sweep share this).
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "mythos/model.h"
+#include "mythos/tokenizer.h"
+
+namespace mythos {
+
+// One line of a prompt set (JSONL: {"prompt", "answer", "hops"[, "task"]}), tokenized.
+struct EvalPrompt {
+    std::vector<int32_t> prompt, answer;
+    int64_t hops = 0;
+    std::string task;
+};
+
+// Every line is validated; a bad one is a FormatError naming FILE:LINE. At most 16 MiB and
+// 100000 prompts; prompt + answer must fit max_seq_len.
+std::vector<EvalPrompt> loadEvalPrompts(const std::filesystem::path& file, const Tokenizer& tok, int64_t maxSeqLen);
+
+// Accuracy and halting statistics of one group of prompts at one loop count.
+struct EvalCell {
+    int64_t n = 0, correct = 0;
+    int64_t tokens = 0, halted = 0; // prompt tokens, those that halted
+    double haltSum = 0;
+    void add(bool ok, const std::vector<int32_t>& haltLoop);
+    double accuracy() const { return n ? double(correct) / double(n) : 0.0; }
+    double meanHalt() const { return halted ? haltSum / double(halted) : 0.0; } // of halted tokens
+    double neverHalted() const { return tokens ? double(tokens - halted) / double(tokens) : 0.0; }
+};
+
+struct EvalResult {
+    std::vector<int64_t> loops; // ascending
+    std::map<int64_t, EvalCell> byLoops;
+    std::map<std::pair<int64_t, int64_t>, EvalCell> byHops;                    // (hops, loops)
+    std::map<std::tuple<std::string, int64_t, int64_t>, EvalCell> byTask;     // (task, hops, loops)
+};
+
+// For each loop count and prompt: greedy generation of len(answer) tokens with a KV cache
+// (exact match of the whole answer) and the halting loops of an uncached forward of the
+// prompt. `progress(done, total)` after each (loop count, prompt); false cancels (Cancelled).
+EvalResult evaluate(Model& model, const std::vector<EvalPrompt>& prompts, std::vector<int64_t> loops,
+                    const std::function<bool(int64_t done, int64_t total)>& progress = {},
+                    const std::atomic<bool>* cancel = nullptr);
+
+} // namespace mythos

@@ -1,0 +1,134 @@
+#include "mythos/evaluate.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "mythos/errors.h"
+#include "mythos/fileio.h"
+#include "mythos/generate.h"
+#include "mythos/trace.h"
+
+namespace mythos {
+
+namespace {
+
+std::string firstLine(std::string s) {
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    return s;
+}
+
+} // namespace
+
+namespace {
+constexpr uint64_t kEvalMaxBytes = 16ull << 20;
+constexpr std::size_t kEvalMaxLines = 100000;
+} // namespace
+
+// Every line is validated; a bad one is a FormatError naming FILE:LINE.
+std::vector<EvalPrompt> loadEvalPrompts(const std::filesystem::path& file, const Tokenizer& tok, int64_t maxSeqLen) {
+    const std::string text = readTextFile(file, kEvalMaxBytes);
+    std::vector<EvalPrompt> out;
+    std::size_t lineNo = 0, pos = 0;
+    while (pos < text.size()) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string::npos)
+            end = text.size();
+        std::string line = text.substr(pos, end - pos);
+        pos = end + 1;
+        ++lineNo;
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos)
+            continue;
+        if (out.size() >= kEvalMaxLines)
+            throw FormatError(file.string() + ": more than " + std::to_string(kEvalMaxLines) + " prompts");
+        const std::string where = file.string() + ":" + std::to_string(lineNo) + ": ";
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception&) {
+            throw FormatError(where + "not a JSON object");
+        }
+        if (!j.is_object())
+            throw FormatError(where + "not a JSON object");
+        for (const char* key : {"prompt", "answer"})
+            if (!j.contains(key) || !j[key].is_string() || j[key].get<std::string>().empty())
+                throw FormatError(where + "\"" + key + "\" must be a non-empty string");
+        if (!j.contains("hops") || !j["hops"].is_number_integer() || j["hops"].get<int64_t>() < 0 ||
+            j["hops"].get<int64_t>() > 1000000)
+            throw FormatError(where + "\"hops\" must be an integer >= 0");
+        if (j.contains("task") && !j["task"].is_string())
+            throw FormatError(where + "\"task\" must be a string");
+        EvalPrompt p;
+        try {
+            p.prompt = tok.encode(j["prompt"].get<std::string>());
+            p.answer = tok.encode(j["answer"].get<std::string>());
+        } catch (const std::exception& e) {
+            throw FormatError(where + firstLine(e.what()));
+        }
+        if (int64_t(p.prompt.size() + p.answer.size()) > maxSeqLen)
+            throw FormatError(where + "prompt + answer exceed max_seq_len = " + std::to_string(maxSeqLen));
+        p.hops = j["hops"].get<int64_t>();
+        p.task = j.value("task", std::string());
+        out.push_back(std::move(p));
+    }
+    if (out.empty())
+        throw FormatError(file.string() + ": no prompts");
+    return out;
+}
+
+void EvalCell::add(bool ok, const std::vector<int32_t>& haltLoop) {
+    ++n;
+    correct += ok;
+    for (int32_t h : haltLoop) {
+        ++tokens;
+        if (h > 0) {
+            ++halted;
+            haltSum += h;
+        }
+    }
+}
+
+EvalResult evaluate(Model& model, const std::vector<EvalPrompt>& prompts, std::vector<int64_t> loops,
+                    const std::function<bool(int64_t, int64_t)>& progress, const std::atomic<bool>* cancel) {
+    std::sort(loops.begin(), loops.end());
+    loops.erase(std::unique(loops.begin(), loops.end()), loops.end());
+    for (int64_t L : loops)
+        if (L < 1)
+            throw ArgumentError("loop counts must be >= 1");
+    EvalResult res;
+    res.loops = loops;
+    const int64_t total = int64_t(loops.size() * prompts.size());
+    int64_t done = 0;
+    for (int64_t L : loops) {
+        for (const auto& p : prompts) {
+            if (cancel && cancel->load())
+                throw Cancelled();
+            const int64_t P = int64_t(p.prompt.size());
+            GenerateOptions go;
+            go.nLoops = L;
+            go.maxNewTokens = int64_t(p.answer.size());
+            go.sampling.greedy = true;
+            go.keepStepLogits = false;
+            go.cancel = cancel;
+            const auto gen = generate(model, p.prompt, 1, P, go);
+            const bool ok = gen.generated == p.answer;
+            Trace tr;
+            ForwardOptions fo;
+            fo.nLoops = L;
+            fo.trace = &tr;
+            fo.cancel = cancel;
+            model.forward(p.prompt, 1, P, fo);
+            res.byLoops[L].add(ok, tr.haltLoop);
+            res.byHops[{p.hops, L}].add(ok, tr.haltLoop);
+            res.byTask[{p.task, p.hops, L}].add(ok, tr.haltLoop);
+            ++done;
+            if (progress && !progress(done, total))
+                throw Cancelled();
+        }
+    }
+    return res;
+}
+
+} // namespace mythos

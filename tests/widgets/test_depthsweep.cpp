@@ -1,0 +1,157 @@
+// Depth sweep: the worker's sweep equals mythos::evaluate on the same prompts, the view's
+// curves are its numbers (overall and per hop count), progress arrives, cancel stops it,
+// bad prompt sets are reported, and the window offers the model folder's prompts.jsonl.
+#include <QFile>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <set>
+
+#include "charts.h"
+#include "depthsweepview.h"
+#include "inferenceworker.h"
+#include "mainwindow.h"
+#include "mythos/evaluate.h"
+#include "qtest_main.h"
+
+using namespace mx;
+
+namespace {
+
+const QString kModel = QStringLiteral(MYTHOS_SOURCE_DIR "/resources/models/demo_mla");
+
+bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
+    const auto before = spy.count();
+    return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
+}
+
+// The first `n` prompts of the bundled set.
+QString smallSet(const QTemporaryDir& dir, int n) {
+    QFile in(kModel + "/prompts.jsonl");
+    if (!in.open(QIODevice::ReadOnly))
+        return {};
+    QByteArray out;
+    for (int i = 0; i < n && !in.atEnd(); ++i)
+        out += in.readLine();
+    const QString path = dir.filePath("set.jsonl");
+    QFile f(path);
+    if (!f.open(QIODevice::WriteOnly))
+        return {};
+    f.write(out);
+    return path;
+}
+
+} // namespace
+
+class TestDepthSweep : public QObject {
+    Q_OBJECT
+private slots:
+    void init() {
+        QCoreApplication::setOrganizationName("MythosExplorerTests");
+        QSettings().clear();
+    }
+
+    void sweepEqualsTheEngineEvaluationAndFillsTheCharts() {
+        QTemporaryDir dir;
+        const QString set = smallSet(dir, 6);
+        QVERIFY(!set.isEmpty());
+        WorkerThread thread;
+        auto* w = thread.worker();
+        QSignalSpy opened(w, &InferenceWorker::modelOpened);
+        QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, kModel), Q_ARG(quint64, 1));
+        QVERIFY(waitForSignal(opened, 60000));
+        QSignalSpy progress(w, &InferenceWorker::sweepProgress);
+        QSignalSpy finished(w, &InferenceWorker::sweepFinished);
+        QMetaObject::invokeMethod(w, "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, 7), Q_ARG(QString, set),
+                                  Q_ARG(QList<int>, (QList<int>{4, 1, 2})));
+        QVERIFY(waitForSignal(finished, 120000));
+        QCOMPARE(progress.count(), 18);
+        QCOMPARE(progress.last().at(1).toInt(), 18);
+        const auto r = finished.first().at(1).value<SweepResultPtr>();
+        QVERIFY(r);
+        QCOMPARE(r->prompts, int64_t(6));
+        QCOMPARE(r->eval.loops, (std::vector<int64_t>{1, 2, 4}));
+
+        auto model = mythos::Model::open(kModel.toStdString());
+        const auto tok = mythos::Tokenizer::forModel(kModel.toStdString(), model->config().vocab_size);
+        QVERIFY(tok.has_value());
+        const auto prompts = mythos::loadEvalPrompts(set.toStdString(), *tok, model->config().max_seq_len);
+        const auto want = mythos::evaluate(*model, prompts, {1, 2, 4});
+        for (const auto& [L, cell] : want.byLoops) {
+            QCOMPARE(r->eval.byLoops.at(L).correct, cell.correct);
+            QCOMPARE(r->eval.byLoops.at(L).haltSum, cell.haltSum);
+        }
+        QCOMPARE(r->eval.byHops.size(), want.byHops.size());
+
+        DepthSweepView v;
+        v.resize(1100, 600);
+        v.setResult(r);
+        const auto& acc = v.accuracyChart()->series();
+        QVERIFY(acc.size() >= 2); // all prompts + one per hop count
+        QCOMPARE(acc[0].points.size(), 3);
+        QCOMPARE(acc[0].points[2].x(), 4.0);
+        QCOMPARE(acc[0].points[2].y(), want.byLoops.at(4).accuracy());
+        const auto& halt = v.haltingChart()->series();
+        QCOMPARE(halt[0].points[0].y(), want.byLoops.at(1).halted ? want.byLoops.at(1).meanHalt() : halt[0].points[0].y());
+        int hopSeries = 0;
+        std::set<int64_t> hops;
+        for (const auto& [key, cell] : want.byHops)
+            hops.insert(key.first);
+        for (const auto& s : acc)
+            hopSeries += s.name.endsWith("hops") || s.name.endsWith("hop");
+        QCOMPARE(hopSeries, int(hops.size()));
+        QCOMPARE(v.charts().size(), 2);
+        QVERIFY(v.summary().contains("6 prompts"));
+        v.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&v));
+        QTest::qWait(100);
+        QVERIFY(v.grab().toImage().save(QDir::temp().filePath("mx_depth_sweep.png")));
+    }
+
+    void cancelAndBadInput() {
+        QTemporaryDir dir;
+        WorkerThread thread;
+        auto* w = thread.worker();
+        QSignalSpy opened(w, &InferenceWorker::modelOpened);
+        QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, kModel), Q_ARG(quint64, 1));
+        QVERIFY(waitForSignal(opened, 60000));
+        QSignalSpy failed(w, &InferenceWorker::sweepFailed);
+        QSignalSpy finished(w, &InferenceWorker::sweepFinished);
+        // Cancel on the first progress report.
+        connect(w, &InferenceWorker::sweepProgress, this, [w](quint64, int done, int) {
+            if (done == 1)
+                w->cancelSweep();
+        }, Qt::DirectConnection);
+        QMetaObject::invokeMethod(w, "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, 1),
+                                  Q_ARG(QString, smallSet(dir, 8)), Q_ARG(QList<int>, (QList<int>{1, 2, 4, 8})));
+        QVERIFY(waitForSignal(failed, 120000));
+        QCOMPARE(failed.last().at(1).toString(), QString("cancelled"));
+        QCOMPARE(finished.count(), 0);
+
+        QFile bad(dir.filePath("bad.jsonl"));
+        QVERIFY(bad.open(QIODevice::WriteOnly));
+        bad.write("{\"prompt\": \"a=1;a?\", \"answer\": \"1\"}\n");
+        bad.close();
+        QMetaObject::invokeMethod(w, "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, 2),
+                                  Q_ARG(QString, bad.fileName()), Q_ARG(QList<int>, (QList<int>{1})));
+        QVERIFY(QTest::qWaitFor([&] { return failed.count() == 2; }, 60000));
+        const QString msg = failed.last().at(1).toString();
+        QVERIFY2(msg.contains("bad.jsonl:1") && msg.contains("hops"), qPrintable(msg));
+    }
+
+    void windowOffersTheBundledPromptSet() {
+        MainWindow win;
+        win.setInteractive(false);
+        QSignalSpy ready(&win, &MainWindow::modelReady);
+        win.openModel(kModel);
+        QVERIFY(waitForSignal(ready, 60000));
+        QCOMPARE(win.depthSweepView()->promptSet(), kModel + "/prompts.jsonl");
+        QVERIFY(win.selectView("sweep"));
+        QString error;
+        win.depthSweepView()->setLoops({3, 1});
+        QCOMPARE(win.depthSweepView()->loops(&error), (QList<int>{1, 3}));
+    }
+};
+
+MX_QTEST_MAIN(TestDepthSweep)
+#include "test_depthsweep.moc"
