@@ -1,12 +1,15 @@
 #include "mythos/ops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <tuple>
 
 #include <omp.h>
+
+#include <immintrin.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -23,6 +26,157 @@ struct MatmulKey {
     bool operator<(const MatmulKey& o) const { return tie() < o.tie(); }
 };
 constexpr auto kRuntime = DNNL_RUNTIME_DIM_VAL;
+
+// Below this many multiply-adds a matmul runs on one thread: waking and joining a team costs
+// more than the work (decode steps and small MoE groups; see bench/NOTES.md).
+constexpr int64_t kParallelMacs = int64_t(1) << 18;
+
+// Sets the OpenMP team size for one call and restores it (oneDNN reads it at execution).
+class ScopedThreads {
+public:
+    explicit ScopedThreads(int n) : m_prev(omp_get_max_threads()) {
+        if (n != m_prev)
+            omp_set_num_threads(n);
+    }
+    ~ScopedThreads() {
+        if (omp_get_max_threads() != m_prev)
+            omp_set_num_threads(m_prev);
+    }
+    ScopedThreads(const ScopedThreads&) = delete;
+    ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+private:
+    int m_prev;
+};
+// ---- small-M kernels ----
+// A decode step multiplies one row by each weight matrix: the work is a few thousand
+// multiply-adds, far less than what creating oneDNN memory objects and dispatching a
+// primitive costs. Rows up to kSmallRows go through these direct kernels instead (AVX-512
+// when the CPU has it, a portable loop otherwise); bench/NOTES.md has the numbers.
+constexpr int64_t kSmallRows = 4;
+
+// Sum of the 16 lanes (through memory: GCC 12 warns falsely inside _mm512_reduce_add_ps).
+__attribute__((target("avx512f"))) inline float hsum(__m512 v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float s = 0;
+    for (float x : t)
+        s += x;
+    return s;
+}
+
+// y[m][n] (+)= dot(x[m], w[n]) for w [N][K] row-major.
+__attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
+                                                          const float* w, int64_t N, float* y, int64_t ldy,
+                                                          bool accumulate) {
+    const int64_t tail = K % 16;
+    const __mmask16 mask = __mmask16((1u << tail) - 1u);
+    for (int64_t m = 0; m < M; ++m) {
+        const float* xm = x + m * ldx;
+        float* ym = y + m * ldy;
+        int64_t n = 0;
+        for (; n + 4 <= N; n += 4) {
+            const float* w0 = w + n * K;
+            const float* w1 = w0 + K;
+            const float* w2 = w1 + K;
+            const float* w3 = w2 + K;
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+                   a3 = _mm512_setzero_ps();
+            int64_t k = 0;
+            for (; k + 16 <= K; k += 16) {
+                const __m512 xv = _mm512_loadu_ps(xm + k);
+                a0 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w0 + k), a0);
+                a1 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w1 + k), a1);
+                a2 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w2 + k), a2);
+                a3 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w3 + k), a3);
+            }
+            if (tail) {
+                const __m512 xv = _mm512_maskz_loadu_ps(mask, xm + k);
+                a0 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, w0 + k), a0);
+                a1 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, w1 + k), a1);
+                a2 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, w2 + k), a2);
+                a3 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, w3 + k), a3);
+            }
+            const float r[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+            for (int i = 0; i < 4; ++i)
+                ym[n + i] = accumulate ? ym[n + i] + r[i] : r[i];
+        }
+        for (; n < N; ++n) {
+            const float* wn = w + n * K;
+            __m512 a = _mm512_setzero_ps();
+            int64_t k = 0;
+            for (; k + 16 <= K; k += 16)
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(xm + k), _mm512_loadu_ps(wn + k), a);
+            if (tail)
+                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xm + k), _mm512_maskz_loadu_ps(mask, wn + k), a);
+            const float r = hsum(a);
+            ym[n] = accumulate ? ym[n] + r : r;
+        }
+    }
+}
+
+// y[m][:] (+)= sum_k x[m][k] * w[k][:] for w [K][N] row-major.
+__attribute__((target("avx512f"))) void smallMatmulKNAvx512(const float* x, int64_t M, int64_t K, const float* w,
+                                                            int64_t N, float* y, bool accumulate) {
+    const int64_t tail = N % 16;
+    const __mmask16 mask = __mmask16((1u << tail) - 1u);
+    for (int64_t m = 0; m < M; ++m) {
+        const float* xm = x + m * K;
+        float* ym = y + m * N;
+        for (int64_t n0 = 0; n0 < N; n0 += 16) {
+            const __mmask16 mk = n0 + 16 <= N ? __mmask16(0xFFFF) : mask;
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t k = 0; k < K; ++k)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(xm[k]), _mm512_maskz_loadu_ps(mk, w + k * N + n0), acc);
+            if (accumulate)
+                acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mk, ym + n0));
+            _mm512_mask_storeu_ps(ym + n0, mk, acc);
+        }
+    }
+}
+
+void smallLinearPortable(const float* x, int64_t M, int64_t K, int64_t ldx, const float* w, int64_t N, float* y,
+                         int64_t ldy, bool accumulate) {
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+            float acc[8] = {};
+            const float* xm = x + m * ldx;
+            const float* wn = w + n * K;
+            int64_t k = 0;
+            for (; k + 8 <= K; k += 8)
+                for (int i = 0; i < 8; ++i)
+                    acc[i] += xm[k + i] * wn[k + i];
+            float r = 0;
+            for (; k < K; ++k)
+                r += xm[k] * wn[k];
+            for (float a : acc)
+                r += a;
+            y[m * ldy + n] = accumulate ? y[m * ldy + n] + r : r;
+        }
+}
+
+void smallMatmulKNPortable(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
+                           bool accumulate) {
+    for (int64_t m = 0; m < M; ++m) {
+        float* ym = y + m * N;
+        if (!accumulate)
+            std::fill(ym, ym + N, 0.0f);
+        for (int64_t k = 0; k < K; ++k) {
+            const float xk = x[m * K + k];
+            const float* wk = w + k * N;
+            for (int64_t n = 0; n < N; ++n)
+                ym[n] += xk * wk[n];
+        }
+    }
+}
+
+std::atomic<bool> g_portableOnly{false};
+
+bool hasAvx512() {
+    static const bool yes = __builtin_cpu_supports("avx512f");
+    return yes && !g_portableOnly.load(std::memory_order_relaxed);
+}
+
 } // namespace
 
 struct MatmulEngine::Primitive {
@@ -77,6 +231,13 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
                 std::fill(y + i * ldy, y + i * ldy + N, 0.0f);
         return;
     }
+    if (M <= kSmallRows) {
+        if (hasAvx512())
+            smallLinearAvx512(x, M, K, ldx, w, N, y, ldy, accumulate);
+        else
+            smallLinearPortable(x, M, K, ldx, w, N, y, ldy, accumulate);
+        return;
+    }
     run(m_impl->get({K, N, accumulate, false}), x, M, ldx, w, y, ldy);
 }
 
@@ -84,6 +245,13 @@ void MatmulEngine::matmulKN(const float* x, int64_t M, int64_t K, const float* w
                             bool accumulate) {
     if (M <= 0 || N <= 0 || K <= 0)
         return linearStrided(x, M, K, K, w, N, y, N, accumulate);
+    if (M <= kSmallRows) {
+        if (hasAvx512())
+            smallMatmulKNAvx512(x, M, K, w, N, y, accumulate);
+        else
+            smallMatmulKNPortable(x, M, K, w, N, y, accumulate);
+        return;
+    }
     run(m_impl->get({K, N, accumulate, true}), x, M, K, w, y, N);
 }
 
@@ -92,6 +260,7 @@ void MatmulEngine::run(Primitive& e, const float* x, int64_t M, int64_t ldx, con
     dnnl::memory src({{M, e.k}, dt::f32, {ldx, 1}}, m_impl->engine, const_cast<float*>(x));
     dnnl::memory wei(e.wei, m_impl->engine, const_cast<float*>(w));
     dnnl::memory dst({{M, e.n}, dt::f32, {ldy, 1}}, m_impl->engine, y);
+    const ScopedThreads threads(M * e.k * e.n < kParallelMacs ? 1 : omp_get_max_threads());
     e.prim.execute(m_impl->stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
     m_impl->stream.wait();
 }
@@ -168,6 +337,8 @@ void applyRope(float* x, int64_t d, int64_t pos, const float* freqs) {
         x[2 * i + 1] = a * s + b * c;
     }
 }
+
+void usePortableSmallKernels(bool on) { g_portableOnly.store(on); }
 
 void setNumThreads(int n) {
     if (n <= 0)

@@ -541,11 +541,23 @@ struct Shape {
     int64_t m, k, n;
 };
 
-TEST(MatmulEngineTest, LinearMatchesReferenceAndReusesPrimitives) {
+class MatmulEngineTest : public ::testing::TestWithParam<bool> {
+protected:
+    void SetUp() override { usePortableSmallKernels(GetParam()); }
+    void TearDown() override { usePortableSmallKernels(false); }
+};
+
+INSTANTIATE_TEST_SUITE_P(SmallKernels, MatmulEngineTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "portable" : "native"; });
+
+TEST_P(MatmulEngineTest, LinearMatchesReferenceAndReusesPrimitives) {
     std::mt19937 rng(1234);
     MatmulEngine mm;
     EXPECT_EQ(mm.primitiveCount(), 0u);
-    const std::vector<Shape> shapes = {{1, 128, 128}, {64, 128, 170}, {7, 32, 48}};
+    // Rows <= 4 take the direct small-row kernels (no primitive; odd K and N exercise their
+    // tails); the others oneDNN.
+    const std::vector<Shape> shapes = {{1, 128, 128}, {64, 128, 170}, {7, 32, 48}, {3, 37, 5}, {4, 200, 33}, {2, 16, 17}};
+    const auto viaOneDnn = std::count_if(shapes.begin(), shapes.end(), [](const Shape& s) { return s.m > 4; });
     for (int pass = 0; pass < 2; ++pass) {
         for (const auto& s : shapes) {
             SCOPED_TRACE(std::to_string(s.m) + "x" + std::to_string(s.k) + "x" + std::to_string(s.n));
@@ -580,14 +592,16 @@ TEST(MatmulEngineTest, LinearMatchesReferenceAndReusesPrimitives) {
             EXPECT_LE(maxRelErr(kn, ref), 1e-5) << "matmulKN accumulate";
         }
         // linear, linear+accumulate, matmulKN, matmulKN+accumulate for each shape.
-        EXPECT_EQ(mm.primitiveCount(), 4 * shapes.size()) << "pass " << pass;
+        EXPECT_EQ(mm.primitiveCount(), std::size_t(4 * viaOneDnn)) << "pass " << pass;
     }
 }
 
-TEST(MatmulEngineTest, StridedLinearMatchesReference) {
+TEST(MatmulEngine, StridedLinearMatchesReference) {
     std::mt19937 rng(99);
     MatmulEngine mm;
-    const int64_t M = 5, K = 24, N = 12, ldx = 40, ldy = 20;
+    for (const int64_t M : {5, 3}) { // oneDNN and the small-row kernel
+    SCOPED_TRACE(M);
+    const int64_t K = 24, N = 12, ldx = 40, ldy = 20;
     const auto xs = randomVector(std::size_t(M * ldx), rng);
     const auto w = randomVector(std::size_t(N * K), rng);
     std::vector<float> ys(std::size_t(M * ldy), -7.0f);
@@ -601,9 +615,10 @@ TEST(MatmulEngineTest, StridedLinearMatchesReference) {
     }
     linearReference(x.data(), M, K, w.data(), N, ref.data());
     EXPECT_LE(maxRelErr(got, ref), 1e-5);
+    }
 }
 
-TEST(MatmulEngineTest, ModelForwardIsRepeatable) {
+TEST(MatmulEngine, ModelForwardIsRepeatable) {
     auto model = Model::open(caseDir("tiny_mla"));
     const std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9, 2, 6};
     const auto first = model->forward(ids, 1, 8, {.nLoops = 4});

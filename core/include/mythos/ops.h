@@ -56,6 +56,9 @@ void applyRope(float* x, int64_t d, int64_t pos, const float* freqs);
 // freqs[i] = 1 / (theta ^ (2i / d)) computed in fp32.
 void ropeFrequencies(int64_t d, double theta, float* freqs);
 
+// Tests: run the small-row matmul kernels' portable loops even on an AVX-512 CPU.
+void usePortableSmallKernels(bool on);
+
 // Number of threads used by oneDNN and the engine's own loops (0 = all cores).
 void setNumThreads(int n);
 int numThreads();
