@@ -4,7 +4,7 @@ Why these tasks: the explorer exists to show looped-depth behaviour, so the demo
 need inputs where the amount of computation per token visibly varies and can exceed what
 training saw (depth extrapolation):
 
-  * ``chain``: multi-hop variable lookups, "c=b;a=3;b=a;c?3". The statements are
+  * ``chain``: multi-hop variable lookups, "c=b;a=3;b=a;?c3". The statements are
     shuffled, so answering needs one lookup per hop; ``hops`` = assignments on the path
     from the queried variable to the digit. Training uses 1..4 hops, evaluation up to 8.
   * ``add``: multi-digit addition with carries, "47+85=132"; the leading answer digit
@@ -33,28 +33,40 @@ STOI: Dict[str, int] = {c: i for i, c in enumerate(VOCAB)}
 
 TRAIN_MAX_HOPS = 4
 EVAL_MAX_HOPS = 8
+# Statements per chain prompt (the chain plus distractors), training and evaluation alike.
+MAX_STATEMENTS = 11
 TRAIN_MAX_DIGITS = 4
 EVAL_MAX_DIGITS = 8
+# Training mix (chain, add, text). Addition is left out of the bundled recipe: in the
+# 20-minute CPU budget a model this small does not learn carries, and every step spent on
+# it is taken from the chains, where depth visibly matters.
+TRAIN_MIX = (0.9, 0.0, 0.1)
 
 
 @dataclass
 class Example:
-    """``prompt`` + ``answer`` + "\\n" is the full line. ``target_from`` is the first
-    character index whose prediction is trained: the answer for the reasoning tasks
-    (the prompt's random symbols are not predictable), everything for text."""
+    """``prompt`` + ``answer`` + ``more`` + "\n" is the full line. ``more`` holds extra
+    training queries after the first (";c?1;y?1"), so one line trains several lookups.
+    ``targets`` are the character indices whose prediction is trained: by default from
+    ``target_from`` on (the answer for the reasoning tasks, since the prompt's random
+    symbols are not predictable; everything for text)."""
     task: str
     prompt: str
     answer: str
     hops: int
     target_from: int = field(default=-1)
+    more: str = ""
+    targets: Optional[List[int]] = None
 
     def __post_init__(self):
         if self.target_from < 0:
             self.target_from = len(self.prompt)
+        if self.targets is None:
+            self.targets = list(range(self.target_from, len(self.text)))
 
     @property
     def text(self) -> str:
-        return self.prompt + self.answer + "\n"
+        return self.prompt + self.answer + self.more + "\n"
 
 
 def encode(text: str) -> List[int]:
@@ -65,24 +77,51 @@ def decode(ids: Iterable[int]) -> str:
     return "".join(VOCAB[i] if 0 < i < len(VOCAB) else "" for i in ids)
 
 
-def make_chain(rng: random.Random, hops: int, distractors: Optional[int] = None) -> Example:
-    """hops >= 1. The queried variable reaches its digit through ``hops`` assignments; a
-    distractor chain ending in a different digit makes shortcut guesses fail."""
-    if distractors is None:
-        distractors = rng.randint(0, 2)
-    names = rng.sample(LETTERS, hops + distractors * hops)
-    digit = rng.choice(DIGITS)
+def make_chain(rng: random.Random, hops: int, extra: Optional[int] = None,
+               queries: int = 1, max_statements: int = 0) -> Example:
+    """A prompt like "b=a;a=3;c=b;d=c;?d" with the answer "3": the query "?d" comes last so
+    that the answer is predicted at the queried variable itself (with "d?" the model must
+    first fetch the variable from the previous position, and a small model trained for
+    minutes sits on a plateau before it learns that). hops >= 1: the queried variable
+    reaches its digit through ``hops`` assignments.
+    ``extra`` distractor statements (default: 1..MAX_STATEMENTS - hops, at least 1) form
+    other chains of 1..hops assignments, each ending in a different digit (and no deeper
+    than the queried one, so extra queries stay within the curriculum), so guessing a digit
+    seen in the prompt or following the wrong chain fails. The same length rule holds for
+    training and evaluation, so prompts of every hop count span the trained positions."""
+    if extra is None:
+        extra = rng.randint(1, max(1, (max_statements or MAX_STATEMENTS) - hops))
+    names = rng.sample(LETTERS, hops + extra)
+    digits = rng.sample(DIGITS, 1 + min(extra, 9))
+    digit = digits[0]
     chain = names[:hops]
     stmts = [f"{chain[0]}={digit}"] + [f"{chain[i]}={chain[i - 1]}" for i in range(1, hops)]
-    used = hops
-    for _ in range(distractors):
-        n = rng.randint(1, hops)
+    used, k = hops, 1
+    while used < hops + extra:
+        n = min(rng.randint(1, hops), hops + extra - used)
         other = names[used: used + n]
         used += n
-        d2 = rng.choice([d for d in DIGITS if d != digit])
+        d2 = digits[min(k, len(digits) - 1)]
+        k += 1
         stmts += [f"{other[0]}={d2}"] + [f"{other[i]}={other[i - 1]}" for i in range(1, n)]
     rng.shuffle(stmts)
-    return Example("chain", ";".join(stmts) + f";{chain[-1]}?", digit, hops)
+    ex = Example("chain", ";".join(stmts) + f";?{chain[-1]}", digit, hops)
+    if queries > 1:
+        # Further queries about random variables of the prompt (any chain, any depth);
+        # only their answer digits are trained.
+        env = dict(st.split("=") for st in stmts)
+
+        def value(v):
+            while not env[v].isdigit():
+                v = env[v]
+            return env[v]
+        more, targets = "", [len(ex.prompt)]
+        for v in rng.sample(sorted(env), min(queries - 1, len(env))):
+            more += f";?{v}"
+            targets.append(len(ex.prompt) + 1 + len(more))
+            more += value(v)
+        ex.more, ex.targets = more, targets
+    return ex
 
 
 def make_add(rng: random.Random, digits: int) -> Example:
@@ -118,12 +157,14 @@ def make_text(rng: random.Random) -> Example:
 
 
 def sample_train(rng: random.Random, max_hops: int = TRAIN_MAX_HOPS,
-                 max_digits: int = TRAIN_MAX_DIGITS, mix=(0.5, 0.35, 0.15)) -> Example:
+                 max_digits: int = TRAIN_MAX_DIGITS, mix=TRAIN_MIX, queries: int = 1,
+                 max_statements: int = 0) -> Example:
     """One training example: chain / addition / text with the given probabilities and
     uniformly many hops (digits) up to the training limits."""
     r = rng.random()
     if r < mix[0]:
-        return make_chain(rng, rng.randint(1, max_hops))
+        return make_chain(rng, rng.randint(1, max_hops), queries=queries,
+                          max_statements=max_statements)
     if r < mix[0] + mix[1]:
         return make_add(rng, rng.randint(1, max_digits))
     return make_text(rng)

@@ -41,15 +41,25 @@ class TasksTest(unittest.TestCase):
         rng = random.Random(5)
         for h in range(1, tasks.EVAL_MAX_HOPS + 1):
             e = tasks.make_chain(rng, h)
-            stmts, var = e.prompt[:-1].rsplit(";", 1)
-            var = var.rstrip("?")
+            stmts, var = e.prompt.rsplit(";", 1)
+            self.assertTrue(var.startswith("?"), e.prompt)
+            var = var[1:]
             self.assertEqual(resolve(stmts, var), e.answer)
+            self.assertLessEqual(len(stmts.split(";")), max(tasks.MAX_STATEMENTS, h + 1))
             # exactly h assignments lie on the path from the query to the digit
             env = dict(s.split("=") for s in stmts.split(";"))
             n, v = 1, var
             while not env[v].isdigit():
                 v, n = env[v], n + 1
             self.assertEqual(n, h)
+        # every extra training query is answered right and trained at its answer digit
+        for h in range(1, tasks.TRAIN_MAX_HOPS + 1):
+            e = tasks.make_chain(rng, h, queries=5)
+            stmts = e.prompt.rsplit(";", 1)[0]
+            for c in e.targets:
+                self.assertTrue(e.text[c].isdigit())
+                self.assertEqual(e.text[c - 2], "?")
+                self.assertEqual(resolve(stmts, e.text[c - 1]), e.text[c])
         for d in range(1, tasks.EVAL_MAX_DIGITS + 1):
             e = tasks.make_add(rng, d)
             a, b = e.prompt[:-1].split("+")
