@@ -29,25 +29,8 @@ constexpr auto kRuntime = DNNL_RUNTIME_DIM_VAL;
 
 // Below this many multiply-adds a matmul runs on one thread: waking and joining a team costs
 // more than the work (decode steps and small MoE groups; see bench/NOTES.md).
-constexpr int64_t kParallelMacs = int64_t(1) << 18;
+constexpr int64_t kParallelMacs = int64_t(1) << 24;
 
-// Sets the OpenMP team size for one call and restores it (oneDNN reads it at execution).
-class ScopedThreads {
-public:
-    explicit ScopedThreads(int n) : m_prev(omp_get_max_threads()) {
-        if (n != m_prev)
-            omp_set_num_threads(n);
-    }
-    ~ScopedThreads() {
-        if (omp_get_max_threads() != m_prev)
-            omp_set_num_threads(m_prev);
-    }
-    ScopedThreads(const ScopedThreads&) = delete;
-    ScopedThreads& operator=(const ScopedThreads&) = delete;
-
-private:
-    int m_prev;
-};
 // ---- small-M kernels ----
 // A decode step multiplies one row by each weight matrix: the work is a few thousand
 // multiply-adds, far less than what creating oneDNN memory objects and dispatching a
@@ -336,6 +319,16 @@ void applyRope(float* x, int64_t d, int64_t pos, const float* freqs) {
         x[2 * i] = a * c - b * s;
         x[2 * i + 1] = a * s + b * c;
     }
+}
+
+ScopedThreads::ScopedThreads(int n) : m_prev(omp_get_max_threads()) {
+    if (n != m_prev)
+        omp_set_num_threads(n);
+}
+
+ScopedThreads::~ScopedThreads() {
+    if (omp_get_max_threads() != m_prev)
+        omp_set_num_threads(m_prev);
 }
 
 void usePortableSmallKernels(bool on) { g_portableOnly.store(on); }

@@ -59,6 +59,19 @@ void ropeFrequencies(int64_t d, double theta, float* freqs);
 // Tests: run the small-row matmul kernels' portable loops even on an AVX-512 CPU.
 void usePortableSmallKernels(bool on);
 
+// Runs the enclosing scope with `n` OpenMP threads (oneDNN reads the team size when a
+// primitive executes), restoring the previous count at the end.
+class ScopedThreads {
+public:
+    explicit ScopedThreads(int n);
+    ~ScopedThreads();
+    ScopedThreads(const ScopedThreads&) = delete;
+    ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+private:
+    int m_prev;
+};
+
 // Number of threads used by oneDNN and the engine's own loops (0 = all cores).
 void setNumThreads(int n);
 int numThreads();
