@@ -480,7 +480,7 @@ void RoutingView::rebuildLoop() {
     m_tokenMap->setData(T, E, cells, rows, experts);
     m_tokenMap->setRange(0, loop > 0 ? 1.0 : double(L));
     m_tokenMap->setTitle(loop > 0 ? tr("Gate weight per token and expert, loop %1").arg(loop)
-                                  : tr("Gate weight per token and expert, summed over %1 loops").arg(L));
+                                  : tr("Gate weight per token and expert, sum of %1 loops").arg(L));
     m_tokenMap->setHighlightedRow(m_selected);
 
     const auto& stats = loop > 0 ? m_stats.perLoop[std::size_t(loop - 1)] : m_stats.overall;

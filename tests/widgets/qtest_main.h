@@ -4,6 +4,15 @@
 #include <QtTest>
 #include <cstdlib>
 
+#include <QSignalSpy>
+
+// Waits until `spy` has a recorded emission (one already recorded counts: QSignalSpy::wait
+// only counts emissions after it starts, and signals from a worker thread may have arrived).
+inline bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
+    const auto before = spy.count();
+    return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
+}
+
 #define MX_QTEST_MAIN(TestClass)                                   \
     int main(int argc, char** argv) {                              \
         if (!std::getenv("QT_QPA_PLATFORM"))                       \

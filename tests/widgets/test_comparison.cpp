@@ -19,11 +19,6 @@ using namespace mx;
 
 namespace {
 
-bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
-    const auto before = spy.count();
-    return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
-}
-
 TracePtr runOf(mythos::Model& m, int loops) {
     std::vector<int32_t> ids;
     for (int i = 0; i < 10; ++i)

@@ -20,11 +20,6 @@ namespace {
 
 const QString kModel = QStringLiteral(MYTHOS_SOURCE_DIR "/resources/models/demo_mla");
 
-bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
-    const auto before = spy.count();
-    return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
-}
-
 // The first `n` prompts of the bundled set.
 QString smallSet(const QTemporaryDir& dir, int n) {
     QFile in(kModel + "/prompts.jsonl");

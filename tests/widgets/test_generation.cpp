@@ -19,10 +19,6 @@
 using namespace mx;
 
 namespace {
-bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
-    const auto before = spy.count();
-    return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
-}
 const QString kPrompt = QStringLiteral("Loops");
 } // namespace
 

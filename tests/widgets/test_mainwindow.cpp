@@ -12,12 +12,6 @@
 #include "mainwindow.h"
 #include "qtest_main.h"
 
-// QSignalSpy::wait only counts emissions that arrive after it starts; signals from the
-// worker thread may already be recorded by then.
-static bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
-    const auto before = spy.count();
-    return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
-}
 #include "tokenstrip.h"
 
 using namespace mx;

@@ -6,13 +6,6 @@
 #include "mythos/model.h"
 #include "qtest_main.h"
 
-// QSignalSpy::wait only counts emissions that arrive after it starts; signals from the
-// worker thread may already be recorded by then.
-static bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
-    const auto before = spy.count();
-    return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
-}
-
 using namespace mx;
 
 // The worker emits from its own thread; spies listen to this relay, which re-emits every
