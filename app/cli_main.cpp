@@ -56,7 +56,8 @@ Commands:
             generate with a KV cache like the reference's generate()
   bench     --model SPEC [--prompt-len 64] [--loops 1,4,8,16] [--decode 32]
             [--decode-loops 4,16] [--repeats 5] [--threads N] [--json]
-            prefill latency and decode tokens/s (medians after a warm-up)
+            prefill latency, loop-count change on a deep run (one coda pass) and
+            decode tokens/s (medians after a warm-up)
   rescale   --model DIR --target 0.9 --out DIR
             rescale the injection A to a spectral radius and save a new model folder
   eval      --model DIR --prompts FILE.jsonl [--loops 1,2,4,8,16] [--json]
@@ -440,10 +441,29 @@ int cmdBench(const Args& a) {
             tps[key] = double(decode - 1) / (median(dec) / 1000.0);
         }
     }
+    // A loop-count change in the explorer: one deep run to the largest count, then each count
+    // is one coda pass and the head over the stored loops, with its trace (DESIGN.md).
+    json loopChange = json::object();
+    {
+        const int64_t deepest = *std::max_element(loops.begin(), loops.end());
+        const DeepRun run = model->deepRun(prompt, 1, P, deepest);
+        for (int64_t L : loops) {
+            std::vector<double> times;
+            for (int64_t r = 0; r <= repeats; ++r) {
+                Trace tr;
+                auto t0 = Clock::now();
+                model->logitsAt(run, L, &tr);
+                if (r > 0)
+                    times.push_back(ms(t0));
+            }
+            loopChange[std::to_string(L)] = median(times);
+        }
+    }
     if (a.flag("json")) {
         json j = {{"model", a.str("model")},
                   {"threads", numThreads()},
                   {"prompt_len", P},
+                  {"loop_change_ms", loopChange},
                   {"decode", decode},
                   {"repeats", repeats},
                   {"prefill_ms", prefill},
@@ -455,10 +475,10 @@ int cmdBench(const Args& a) {
     std::printf("%s: prompt %lld tokens, %lld decode steps, %lld threads, median of %lld after a warm-up\n",
                 a.str("model").c_str(), (long long)P, (long long)(decode > 0 ? decode - 1 : 0), (long long)numThreads(),
                 (long long)repeats);
-    std::printf("%8s %14s %18s\n", "loops", "prefill ms", "decode tokens/s");
+    std::printf("%8s %14s %18s %18s\n", "loops", "prefill ms", "loop change ms", "decode tokens/s");
     for (int64_t L : loops) {
         const std::string key = std::to_string(L);
-        std::printf("%8lld %14.3f", (long long)L, prefill[key].get<double>());
+        std::printf("%8lld %14.3f %18.3f", (long long)L, prefill[key].get<double>(), loopChange[key].get<double>());
         if (tps.contains(key))
             std::printf(" %18.1f", tps[key].get<double>());
         std::printf("\n");
