@@ -441,6 +441,34 @@ int cmdBench(const Args& a) {
             tps[key] = double(decode - 1) / (median(dec) / 1000.0);
         }
     }
+    // Roofline: the matmul GFLOP/s of the prefill at the deepest loop count against the best
+    // rate oneDNN reaches for a large sgemm in this run (same threads).
+    json roofline = json::object();
+    {
+        const int64_t deepest = *std::max_element(loops.begin(), loops.end());
+        KvCache cache = model->newCache(1);
+        ForwardOptions fo;
+        fo.nLoops = deepest;
+        fo.cache = &cache;
+        resetMatmulMacs();
+        model->forward(prompt, 1, P, fo);
+        const double macs = double(matmulMacs());
+        const double prefillMs = prefill[std::to_string(deepest)].get<double>();
+        MatmulEngine mm;
+        const int64_t n = 1024;
+        std::vector<float> x(std::size_t(n * n), 0.5f), w(std::size_t(n * n), 0.25f), y(std::size_t(n * n));
+        std::vector<double> t;
+        for (int r = 0; r < 6; ++r) {
+            auto t0 = Clock::now();
+            mm.linear(x.data(), n, n, w.data(), n, y.data());
+            if (r > 0)
+                t.push_back(ms(t0));
+        }
+        const double peak = 2.0 * double(n * n * n) / (median(t) / 1000.0) / 1e9;
+        const double got = 2.0 * macs / (prefillMs / 1000.0) / 1e9;
+        roofline = {{"loops", deepest}, {"prefill_matmul_gflop", 2.0 * macs / 1e9}, {"prefill_gflops", got},
+                    {"sgemm_1024_gflops", peak}, {"fraction", got / peak}};
+    }
     // A loop-count change in the explorer: one deep run to the largest count, then each count
     // is one coda pass and the head over the stored loops, with its trace (DESIGN.md).
     json loopChange = json::object();
@@ -464,6 +492,7 @@ int cmdBench(const Args& a) {
                   {"threads", numThreads()},
                   {"prompt_len", P},
                   {"loop_change_ms", loopChange},
+                  {"roofline", roofline},
                   {"decode", decode},
                   {"repeats", repeats},
                   {"prefill_ms", prefill},
@@ -483,6 +512,10 @@ int cmdBench(const Args& a) {
             std::printf(" %18.1f", tps[key].get<double>());
         std::printf("\n");
     }
+    std::printf("matmuls of the %lld-loop prefill: %.3f GFLOP at %.1f GFLOP/s = %.1f%% of a 1024^3 sgemm's %.1f GFLOP/s\n",
+                (long long)roofline["loops"].get<int64_t>(), roofline["prefill_matmul_gflop"].get<double>(),
+                roofline["prefill_gflops"].get<double>(), 100.0 * roofline["fraction"].get<double>(),
+                roofline["sgemm_1024_gflops"].get<double>());
     return 0;
 }
 

@@ -154,6 +154,7 @@ void smallMatmulKNPortable(const float* x, int64_t M, int64_t K, const float* w,
 }
 
 std::atomic<bool> g_portableOnly{false};
+std::atomic<uint64_t> g_macs{0};
 
 bool hasAvx512() {
     static const bool yes = __builtin_cpu_supports("avx512f");
@@ -214,6 +215,7 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
                 std::fill(y + i * ldy, y + i * ldy + N, 0.0f);
         return;
     }
+    g_macs.fetch_add(uint64_t(M * K * N), std::memory_order_relaxed);
     if (M <= kSmallRows) {
         if (hasAvx512())
             smallLinearAvx512(x, M, K, ldx, w, N, y, ldy, accumulate);
@@ -228,6 +230,7 @@ void MatmulEngine::matmulKN(const float* x, int64_t M, int64_t K, const float* w
                             bool accumulate) {
     if (M <= 0 || N <= 0 || K <= 0)
         return linearStrided(x, M, K, K, w, N, y, N, accumulate);
+    g_macs.fetch_add(uint64_t(M * K * N), std::memory_order_relaxed);
     if (M <= kSmallRows) {
         if (hasAvx512())
             smallMatmulKNAvx512(x, M, K, w, N, y, accumulate);
@@ -330,6 +333,9 @@ ScopedThreads::~ScopedThreads() {
     if (omp_get_max_threads() != m_prev)
         omp_set_num_threads(m_prev);
 }
+
+uint64_t matmulMacs() { return g_macs.load(std::memory_order_relaxed); }
+void resetMatmulMacs() { g_macs.store(0, std::memory_order_relaxed); }
 
 void usePortableSmallKernels(bool on) { g_portableOnly.store(on); }
 

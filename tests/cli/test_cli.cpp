@@ -226,6 +226,8 @@ TEST_F(Cli, BenchJsonHasEveryLoopCount) {
         EXPECT_GT(j["decode_tokens_per_s"][k].get<double>(), 0);
         ASSERT_TRUE(j["loop_change_ms"].contains(k));
         EXPECT_GT(j["loop_change_ms"][k].get<double>(), 0);
+        EXPECT_GT(j["roofline"]["prefill_matmul_gflop"].get<double>(), 0);
+        EXPECT_GT(j["roofline"]["fraction"].get<double>(), 0);
     }
     EXPECT_EQ(j["threads"], 1);
 }

@@ -36,6 +36,10 @@ private:
     std::unique_ptr<Impl> m_impl;
 };
 
+// Multiply-adds done by every MatmulEngine since the last reset (for FLOP/s figures).
+uint64_t matmulMacs();
+void resetMatmulMacs();
+
 // Plain reference path for tests: y = x W^T (+ y).
 void linearReference(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
                      bool accumulate = false);
