@@ -242,7 +242,24 @@ void RoutingView::setTrace(const TracePtr& trace) {
         m_labels << displayToken(tr_, t);
     if (m_selected >= int(tr_.seqLen))
         m_selected = -1;
-    m_canUnbias = !tr_.routerLogits.empty();
+    m_routingError.clear();
+    m_recorded = m_unbiasedSel = {};
+    m_biasChanged = std::numeric_limits<double>::quiet_NaN();
+    try {
+        m_recorded = mythos::recordedRouting(tr_);
+    } catch (const std::exception& e) {
+        m_routingError = QString::fromStdString(e.what());
+    }
+    m_canUnbias = m_routingError.isEmpty() && !tr_.routerLogits.empty();
+    if (m_canUnbias) {
+        try {
+            m_unbiasedSel = mythos::unbiasedRouting(tr_);
+            // How much the router bias changes: expert sets that differ between the two choices.
+            m_biasChanged = mythos::expertSetDifference(m_recorded, m_unbiasedSel);
+        } catch (const std::exception&) {
+            m_canUnbias = false;
+        }
+    }
     m_modeCombo->setEnabled(m_canUnbias);
     m_modeCombo->setToolTip(m_canUnbias ? tr("The router picks its experts by logits + a balancing bias; the "
                                              "unbiased choice shows what the bias changes")
@@ -283,31 +300,14 @@ void RoutingView::rebuild() {
     const mythos::Trace& tr_ = *m_trace;
     const int L = int(tr_.loopsExecuted), E = int(tr_.nExperts);
     const bool unbiased = m_unbiased && m_canUnbias;
-    try {
-        m_sel = unbiased ? mythos::unbiasedRouting(tr_) : mythos::recordedRouting(tr_);
-    } catch (const std::exception& e) {
+    if (!m_routingError.isEmpty()) {
         m_sel = {};
         m_stats = {};
-        m_summary->setText(tr("This trace's routing cannot be shown: %1").arg(QString::fromStdString(e.what())));
+        m_summary->setText(tr("This trace's routing cannot be shown: %1").arg(m_routingError));
         return;
     }
+    m_sel = unbiased ? m_unbiasedSel : m_recorded;
     m_stats = mythos::routingStats(m_sel);
-
-    // How much the router bias changes: expert sets that differ between the two choices.
-    m_biasChanged = std::numeric_limits<double>::quiet_NaN();
-    if (m_canUnbias) {
-        const auto a = mythos::recordedRouting(tr_), b = mythos::unbiasedRouting(tr_);
-        const int64_t K = a.topK, rows = a.loops * a.batch * a.seqLen;
-        int64_t changed = 0;
-        for (int64_t r = 0; r < rows; ++r) {
-            std::vector<int32_t> x(a.ids.begin() + r * K, a.ids.begin() + (r + 1) * K);
-            std::vector<int32_t> y(b.ids.begin() + r * K, b.ids.begin() + (r + 1) * K);
-            std::sort(x.begin(), x.end());
-            std::sort(y.begin(), y.end());
-            changed += x != y;
-        }
-        m_biasChanged = rows ? double(changed) / double(rows) : 0.0;
-    }
 
     // Expert x loop load.
     QStringList experts, loops;

@@ -121,6 +121,9 @@ private:
     int m_selected = -1;
     double m_biasChanged = 0;
     QStringList m_labels;
+    // Both selections of the trace, made once in setTrace; m_sel is the one shown.
+    mythos::RoutingSelection m_recorded, m_unbiasedSel;
+    QString m_routingError; // why the trace's routing cannot be shown (empty when it can)
     mythos::RoutingSelection m_sel;
     mythos::RoutingStats m_stats;
 };

@@ -146,13 +146,7 @@ RoutingStats routingStats(const RoutingSelection& sel) {
                 const std::size_t prev = std::size_t(((l - 1) * N + n) * K);
                 if (sel.ids[base] != sel.ids[prev])
                     ++top1Changed;
-                std::vector<int32_t> a(sel.ids.begin() + std::ptrdiff_t(base),
-                                       sel.ids.begin() + std::ptrdiff_t(base + std::size_t(K)));
-                std::vector<int32_t> b(sel.ids.begin() + std::ptrdiff_t(prev),
-                                       sel.ids.begin() + std::ptrdiff_t(prev + std::size_t(K)));
-                std::sort(a.begin(), a.end());
-                std::sort(b.begin(), b.end());
-                if (a != b)
+                if (!sameExpertSet(sel.ids.data() + base, sel.ids.data() + prev, K))
                     ++setChanged;
             }
         }
@@ -172,6 +166,24 @@ RoutingStats routingStats(const RoutingSelection& sel) {
         st.meanSetSwitch = std::accumulate(st.setSwitch.begin() + 1, st.setSwitch.end(), 0.0) / double(L - 1);
     }
     return st;
+}
+
+bool sameExpertSet(const int32_t* a, const int32_t* b, int64_t k) {
+    std::vector<int32_t> x(a, a + k), y(b, b + k);
+    std::sort(x.begin(), x.end());
+    std::sort(y.begin(), y.end());
+    return x == y;
+}
+
+double expertSetDifference(const RoutingSelection& a, const RoutingSelection& b) {
+    if (a.loops != b.loops || a.batch != b.batch || a.seqLen != b.seqLen || a.topK != b.topK ||
+        a.ids.size() != b.ids.size())
+        throw ArgumentError("the two routing selections are of different shapes");
+    const int64_t K = a.topK, rows = a.loops * a.batch * a.seqLen;
+    int64_t changed = 0;
+    for (int64_t r = 0; r < rows; ++r)
+        changed += !sameExpertSet(a.ids.data() + r * K, b.ids.data() + r * K, K);
+    return rows ? double(changed) / double(rows) : 0.0;
 }
 
 std::vector<float> tokenExpertGates(const RoutingSelection& sel, int64_t b, int64_t loop) {

@@ -69,6 +69,20 @@ TEST(Analysis, RoutingStatsCountLoadsSwitchesAndDeadExperts) {
     EXPECT_NEAR(st.meanTop1Switch, 2.0 / 3, 1e-12);
 }
 
+TEST(Analysis, ExpertSetDifferenceIgnoresOrder) {
+    const auto a = handMade();
+    auto b = a;
+    std::swap(b.ids[0], b.ids[1]); // same set, other order
+    EXPECT_DOUBLE_EQ(expertSetDifference(a, b), 0.0);
+    b.ids[2] = 3; // token 1 at loop 1: {0,2} -> {3,2}
+    EXPECT_DOUBLE_EQ(expertSetDifference(a, b), 1.0 / 6.0);
+    b.ids.pop_back();
+    EXPECT_THROW(expertSetDifference(a, b), ArgumentError);
+    const int32_t x[] = {4, 1}, y[] = {1, 4}, z[] = {1, 5};
+    EXPECT_TRUE(sameExpertSet(x, y, 2));
+    EXPECT_FALSE(sameExpertSet(x, z, 2));
+}
+
 TEST(Analysis, TokenExpertGatesPerLoopAndSummed) {
     const auto s = handMade();
     const auto l2 = tokenExpertGates(s, 0, 1);

@@ -52,6 +52,12 @@ struct RoutingStats {
 };
 
 RoutingStats routingStats(const RoutingSelection& sel);
+
+// Whether the k experts at a and at b are the same set (order ignored).
+bool sameExpertSet(const int32_t* a, const int32_t* b, int64_t k);
+// Share of (loop, row, token) positions whose expert sets differ between two selections of
+// the same trace (e.g. the recorded and the unbiased one). ArgumentError on other shapes.
+double expertSetDifference(const RoutingSelection& a, const RoutingSelection& b);
 LoadStats loadStats(const std::vector<double>& counts, const std::vector<double>& gateSums, double tokens);
 
 // Gate weight of every expert for every token of batch row `b`: [T][E]; loop < 0 sums over loops.
