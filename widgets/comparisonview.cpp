@@ -277,9 +277,10 @@ void ComparisonView::rebuild() {
     sb.dashed = true;
     sa.markers = sb.markers = T <= 80;
     QStringList cats;
-    QVector<double> diff, kl;
-    QVector<QColor> diffColors, klColors;
-    m_labels.clear();
+    QVector<double> kl;
+    QVector<QColor> klColors;
+    m_diffValues.clear();
+    m_diffColors.clear();
     try {
         m_agreement = mythos::compareNextToken(*m_trace, *m_b);
     } catch (const std::exception& e) {
@@ -293,9 +294,8 @@ void ComparisonView::rebuild() {
         sa.points << QPointF(t, va);
         sb.points << QPointF(t, vb);
         cats << QString::number(t);
-        m_labels << displayToken(*m_trace, t);
-        diff << vb - va;
-        diffColors << (vb > va ? QColor(200, 80, 40) : QColor(40, 110, 190));
+        m_diffValues << vb - va;
+        m_diffColors << (vb > va ? QColor(200, 80, 40) : QColor(40, 110, 190));
         kl << m_agreement.klAB[std::size_t(t)];
         klColors << (m_agreement.top1A[std::size_t(t)] == m_agreement.top1B[std::size_t(t)] ? QColor(60, 150, 70)
                                                                                          : QColor(200, 50, 40));
@@ -303,19 +303,14 @@ void ComparisonView::rebuild() {
     m_halting->setSeries({sa, sb});
     m_halting->setXRange(-0.5, T - 0.5);
     m_halting->setYRange(0, 4.0 * std::ceil((L + 1.5) / 4.0)); // whole-number ticks
-    m_halting->setMarkers(m_selected >= 0 ? QVector<QPair<double, QString>>{{double(m_selected), tr("selected")}}
-                                          : QVector<QPair<double, QString>>{},
-                          {{double(L + 1), tr("never halted")}});
+    m_neverLoop = L + 1;
     m_halting->setTitle(tr("Halting loop per token at %1 loops").arg(m_trace->nLoops));
-    m_diff->setBars(cats, diff, diffColors);
+    m_diffCategories = cats;
     m_diff->setHorizontalMarker(0.0, {});
     m_diff->setNote(tr("above 0: B thinks longer"));
     m_kl->setBars(cats, kl, klColors);
     m_kl->setNote(tr("green: same top-1 token, red: different"));
-    if (m_selected >= 0 && m_selected < T) {
-        diffColors[m_selected] = selectionColor();
-        m_diff->setBars(cats, diff, diffColors);
-    }
+    applySelection();
 
     int sameHalt = 0;
     for (int t = 0; t < T; ++t)
@@ -332,10 +327,20 @@ void ComparisonView::rebuild() {
                            .arg(sameHalt));
 }
 
+void ComparisonView::applySelection() {
+    m_halting->setMarkers(m_selected >= 0 ? QVector<QPair<double, QString>>{{double(m_selected), tr("selected")}}
+                                          : QVector<QPair<double, QString>>{},
+                          {{double(m_neverLoop), tr("never halted")}});
+    QVector<QColor> colors = m_diffColors;
+    if (m_selected >= 0 && m_selected < colors.size())
+        colors[m_selected] = selectionColor();
+    m_diff->setBars(m_diffCategories, m_diffValues, colors);
+}
+
 void ComparisonView::setSelectedToken(int index) {
     m_selected = index;
     if (m_comparable)
-        rebuild();
+        applySelection(); // the figures stay; only the marks move
 }
 
 QString ComparisonView::summary() const { return m_summary->text(); }

@@ -59,6 +59,7 @@ signals:
 
 private:
     void rebuild();
+    void applySelection(); // the selected token's marks in the halting and difference charts
 
     QStackedWidget* m_stack = nullptr;
     QScrollArea* m_scroll = nullptr;
@@ -75,7 +76,11 @@ private:
     bool m_comparable = false;
     mythos::Agreement m_agreement;
     int m_selected = -1;
-    QStringList m_labels;
+    // The difference bars without the selection mark, and the "never halted" height.
+    QStringList m_diffCategories;
+    QVector<double> m_diffValues;
+    QVector<QColor> m_diffColors;
+    int m_neverLoop = 0;
 };
 
 } // namespace mx
