@@ -445,11 +445,7 @@ void MainWindow::runNow() {
     }
     if (!m_changeClock.isValid())
         m_changeClock.start();
-    RunRequest r;
-    r.id = ++m_runRequest;
-    r.prompt = prompt();
-    r.loops = loops();
-    r.actThreshold = m_threshold->value();
+    RunRequest r = newRequest();
     r.measureLatency = m_compareInfo && currentView() == m_compare;
     if (m_compareInfo) {
         RunRequest b = r;
@@ -458,6 +454,15 @@ void MainWindow::runNow() {
     }
     m_statusRun->setText(tr("running %1 loops...").arg(r.loops));
     worker()->submit(std::move(r));
+}
+
+RunRequest MainWindow::newRequest() {
+    RunRequest r;
+    r.id = ++m_runRequest;
+    r.prompt = prompt();
+    r.loops = loops();
+    r.actThreshold = m_threshold->value();
+    return r;
 }
 
 void MainWindow::cancelRun() {
@@ -610,11 +615,7 @@ void MainWindow::generate(int tokens) {
         return;
     }
     m_debounce.stop();
-    RunRequest r;
-    r.id = ++m_runRequest;
-    r.prompt = prompt();
-    r.loops = loops();
-    r.actThreshold = m_threshold->value();
+    RunRequest r = newRequest();
     r.newTokens = std::max(1, tokens);
     r.sampling.greedy = m_genMode->currentIndex() == 0;
     r.sampling.temperature = m_genTemp->value();
@@ -728,11 +729,7 @@ void MainWindow::exportReport(const QString& folder, const QList<int>& loopsList
     if (ks.empty())
         ks.push_back(loops());
     m_debounce.stop();
-    RunRequest r;
-    r.id = ++m_runRequest;
-    r.prompt = prompt();
-    r.loops = loops();
-    r.actThreshold = m_threshold->value();
+    RunRequest r = newRequest();
     r.seriesLoops = ks;
     m_reportRequest = r.id;
     m_statusRun->setText(tr("running %1 loop counts for the report...").arg(ks.size()));

@@ -117,6 +117,8 @@ private:
     void buildUi();
     void buildMenus();
     void scheduleRun();
+    // A request for the window's prompt, loop count and threshold, with the next id.
+    RunRequest newRequest();
     void showTrace(const TracePtr& tr);
     void syncView(TraceView* v); // brings a view up to the current trace and selection
     void updateLoopControls();
