@@ -38,8 +38,7 @@ QString haltText(int loop) {
 
 // ---- HaltingText ----
 
-HaltingText::HaltingText(QWidget* parent) : ChipRow(parent) {
-    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+HaltingText::HaltingText(QWidget* parent) : ChipText(kGapY, parent) {
     setAccessibleName(tr("Prompt shaded by halting loop"));
 }
 
@@ -51,16 +50,10 @@ QColor HaltingText::loopColor(int loop, int loops) {
 
 void HaltingText::setTokens(const QStringList& labels, const QVector<int>& haltLoops, int loops,
                             const QStringList& tooltips) {
-    m_labels = labels;
     m_halt = haltLoops;
-    m_halt.resize(m_labels.size());
+    m_halt.resize(labels.size());
     m_loops = loops;
-    m_tooltips = tooltips;
-    if (m_selected >= m_labels.size())
-        m_selected = -1;
-    m_rects = layoutChips(width());
-    setFixedHeight(heightForWidth(width()));
-    update();
+    setChips(labels, tooltips);
 }
 
 QColor HaltingText::tokenColor(int index) const {
@@ -69,11 +62,7 @@ QColor HaltingText::tokenColor(int index) const {
     return loopColor(m_halt[index], m_loops);
 }
 
-QRect HaltingText::tokenRect(int index) const {
-    return index >= 0 && index < m_rects.size() ? m_rects[index] : QRect();
-}
-
-int HaltingText::legendHeight() const { return fontMetrics().height() + 8; }
+int HaltingText::legendHeight(int) const { return fontMetrics().height() + 8; }
 
 QVector<QRect> HaltingText::layoutChips(int width) const {
     const QFontMetrics fm(font());
@@ -86,24 +75,7 @@ QVector<QRect> HaltingText::layoutChips(int width) const {
         widths << std::max(fm.horizontalAdvance(m_labels[i]), fm.horizontalAdvance(' ')) + 3 +
                       fms.horizontalAdvance(tag) + 2 * kPadX;
     }
-    return flowChips(widths, width - 3, 3, legendHeight() + kGapY, fm.height() + 2 * kPadY, kGapX, kGapY);
-}
-
-int HaltingText::heightForWidth(int w) const {
-    const auto rects = layoutChips(w);
-    const QFontMetrics fm(font());
-    return (rects.isEmpty() ? legendHeight() + kGapY + fm.height() + 2 * kPadY : rects.back().bottom() + 1) + 4;
-}
-
-QSize HaltingText::sizeHint() const { return {600, heightForWidth(std::max(width(), 600))}; }
-
-QSize HaltingText::minimumSizeHint() const { return {200, legendHeight() + fontMetrics().height() + 20}; }
-
-void HaltingText::resizeEvent(QResizeEvent*) {
-    m_rects = layoutChips(width());
-    const int h = heightForWidth(width());
-    if (h != height())
-        setFixedHeight(h);
+    return flowChips(widths, width - 3, 3, legendHeight(width) + kGapY, fm.height() + 2 * kPadY, kGapX, kGapY);
 }
 
 void HaltingText::paintEvent(QPaintEvent*) {
@@ -176,7 +148,7 @@ void HaltingText::paintEvent(QPaintEvent*) {
 
     if (m_labels.isEmpty()) {
         p.setPen(pal.color(QPalette::PlaceholderText));
-        p.drawText(QRect(3, legendHeight() + kGapY, width() - 6, lh + 2 * kPadY), Qt::AlignLeft | Qt::AlignVCenter,
+        p.drawText(QRect(3, legendHeight(width()) + kGapY, width() - 6, lh + 2 * kPadY), Qt::AlignLeft | Qt::AlignVCenter,
                    tr("(no tokens)"));
         return;
     }

@@ -22,33 +22,22 @@ class Heatmap;
 
 // The prompt as wrapped token chips filled with the colour of their halting loop, under a
 // legend of the colour scale; never-halted tokens are hatched and outlined in red.
-class HaltingText : public ChipRow {
+class HaltingText : public ChipText {
     Q_OBJECT
 public:
     explicit HaltingText(QWidget* parent = nullptr);
 
     // haltLoops: 1-based, 0 = never halted; loops = L (the colour scale's 1..L).
     void setTokens(const QStringList& labels, const QVector<int>& haltLoops, int loops, const QStringList& tooltips);
-    int count() const override { return int(m_labels.size()); }
-    QRect tokenRect(int index) const;
     QColor tokenColor(int index) const; // fill colour; neverHaltedColor() for never halted
     static QColor loopColor(int loop, int loops);
 
-    // Its height follows its width (set in resizeEvent, so that a scroll area around the
-    // view needs no height-for-width support).
-    int heightForWidth(int w) const override;
-    QSize sizeHint() const override;
-    QSize minimumSizeHint() const override;
-
 protected:
-    QString chipTooltip(int index) const override { return m_tooltips.value(index); }
     void paintEvent(QPaintEvent*) override;
-    void resizeEvent(QResizeEvent*) override;
+    QVector<QRect> layoutChips(int width) const override;
+    int legendHeight(int width) const override;
 
 private:
-    int legendHeight() const;
-    QVector<QRect> layoutChips(int width) const;
-    QStringList m_labels, m_tooltips;
     QVector<int> m_halt;
     int m_loops = 0;
 };

@@ -32,8 +32,7 @@ QString expertName(int e) { return QStringLiteral("E%1").arg(e); }
 
 // ---- ExpertText ----
 
-ExpertText::ExpertText(QWidget* parent) : ChipRow(parent) {
-    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+ExpertText::ExpertText(QWidget* parent) : ChipText(kGap, parent) {
     setAccessibleName(tr("Prompt coloured by top expert"));
 }
 
@@ -48,15 +47,9 @@ QColor ExpertText::expertColor(int expert, int nExperts) {
 
 void ExpertText::setTokens(const QStringList& labels, const QVector<int>& experts, int nExperts,
                            const QStringList& tooltips) {
-    m_labels = labels;
     m_experts = experts;
     m_nExperts = nExperts;
-    m_tooltips = tooltips;
-    if (m_selected >= m_labels.size())
-        m_selected = -1;
-    m_rects = layoutChips(width());
-    setFixedHeight(heightForWidth(width()));
-    update();
+    setChips(labels, tooltips);
 }
 
 QColor ExpertText::tokenColor(int index) const {
@@ -65,14 +58,16 @@ QColor ExpertText::tokenColor(int index) const {
     return expertColor(m_experts[index], m_nExperts);
 }
 
-QRect ExpertText::tokenRect(int index) const { return m_rects.value(index); }
-
-int ExpertText::legendHeight(int width) const {
+QVector<QRect> ExpertText::legendRects(int width) const {
     const QFontMetrics fm(font());
     QVector<int> widths{fm.horizontalAdvance(tr("Top expert:")) + 6};
     for (int e = 0; e < m_nExperts; ++e)
         widths << fm.horizontalAdvance(expertName(e)) + 12;
-    const auto r = flowChips(widths, width - 3, 3, 3, fm.height() + 2, 3, 3);
+    return flowChips(widths, width - 3, 3, 3, fm.height() + 2, 3, 3);
+}
+
+int ExpertText::legendHeight(int width) const {
+    const auto r = legendRects(width);
     return r.isEmpty() ? 0 : r.back().bottom() + 1;
 }
 
@@ -84,33 +79,13 @@ QVector<QRect> ExpertText::layoutChips(int width) const {
     return flowChips(widths, width - 3, 3, legendHeight(width) + kGap + 2, fm.height() + 2 * kPadY, kGap, kGap);
 }
 
-int ExpertText::heightForWidth(int w) const {
-    const auto rects = layoutChips(w);
-    const QFontMetrics fm(font());
-    return (rects.isEmpty() ? legendHeight(w) + kGap + fm.height() + 2 * kPadY : rects.back().bottom() + 1) + 4;
-}
-
-QSize ExpertText::sizeHint() const { return {600, heightForWidth(std::max(width(), 600))}; }
-QSize ExpertText::minimumSizeHint() const { return {200, legendHeight(200) + fontMetrics().height() + 20}; }
-
-void ExpertText::resizeEvent(QResizeEvent*) {
-    m_rects = layoutChips(width());
-    const int h = heightForWidth(width());
-    if (h != height())
-        setFixedHeight(h);
-}
-
 void ExpertText::paintEvent(QPaintEvent*) {
     QPainter p(this);
     p.setRenderHint(QPainter::Antialiasing);
     const QPalette pal = palette();
     const QFontMetrics fm(font());
 
-    // Legend: "Top expert:" then one swatch per expert, wrapped like the chips.
-    QVector<int> widths{fm.horizontalAdvance(tr("Top expert:")) + 6};
-    for (int e = 0; e < m_nExperts; ++e)
-        widths << fm.horizontalAdvance(expertName(e)) + 12;
-    const auto legend = flowChips(widths, width() - 3, 3, 3, fm.height() + 2, 3, 3);
+    const auto legend = legendRects(width());
     for (int i = 0; i < legend.size(); ++i) {
         if (i == 0) {
             p.setPen(pal.color(QPalette::WindowText));

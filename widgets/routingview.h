@@ -27,32 +27,25 @@ class LineChart;
 
 // The prompt as wrapped token chips filled with the colour of each token's top expert, under a
 // legend of the expert colours.
-class ExpertText : public ChipRow {
+class ExpertText : public ChipText {
     Q_OBJECT
 public:
     explicit ExpertText(QWidget* parent = nullptr);
 
     // experts: the top expert of each token (-1 = none); nExperts sets the legend.
     void setTokens(const QStringList& labels, const QVector<int>& experts, int nExperts, const QStringList& tooltips);
-    int count() const override { return int(m_labels.size()); }
-    QRect tokenRect(int index) const;
     QColor tokenColor(int index) const;
     int tokenExpert(int index) const { return m_experts.value(index, -1); }
     static QColor expertColor(int expert, int nExperts);
 
-    int heightForWidth(int w) const override;
-    QSize sizeHint() const override;
-    QSize minimumSizeHint() const override;
-
 protected:
-    QString chipTooltip(int index) const override { return m_tooltips.value(index); }
     void paintEvent(QPaintEvent*) override;
-    void resizeEvent(QResizeEvent*) override;
+    QVector<QRect> layoutChips(int width) const override;
+    int legendHeight(int width) const override;
 
 private:
-    QVector<QRect> layoutChips(int width) const;
-    int legendHeight(int width) const;
-    QStringList m_labels, m_tooltips;
+    // "Top expert:" then one swatch per expert, wrapped like the chips.
+    QVector<QRect> legendRects(int width) const;
     QVector<int> m_experts;
     int m_nExperts = 0;
 };

@@ -104,6 +104,39 @@ bool ChipRow::event(QEvent* e) {
     return QWidget::event(e);
 }
 
+// ---- ChipText ----
+
+ChipText::ChipText(int lineGap, QWidget* parent) : ChipRow(parent), m_lineGap(lineGap) {
+    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Fixed);
+}
+
+void ChipText::setChips(const QStringList& labels, const QStringList& tooltips) {
+    m_labels = labels;
+    m_tooltips = tooltips;
+    if (m_selected >= m_labels.size())
+        m_selected = -1;
+    m_rects = layoutChips(width());
+    setFixedHeight(heightForWidth(width()));
+    update();
+}
+
+int ChipText::heightForWidth(int w) const {
+    const auto rects = layoutChips(w);
+    const QFontMetrics fm(font());
+    return (rects.isEmpty() ? legendHeight(w) + m_lineGap + fm.height() + 2 * kPadY : rects.back().bottom() + 1) + 4;
+}
+
+QSize ChipText::sizeHint() const { return {600, heightForWidth(std::max(width(), 600))}; }
+
+QSize ChipText::minimumSizeHint() const { return {200, legendHeight(200) + fontMetrics().height() + 20}; }
+
+void ChipText::resizeEvent(QResizeEvent*) {
+    m_rects = layoutChips(width());
+    const int h = heightForWidth(width());
+    if (h != height())
+        setFixedHeight(h);
+}
+
 // ---- TokenStrip ----
 
 TokenStrip::TokenStrip(QWidget* parent) : ChipRow(parent) {

@@ -46,6 +46,37 @@ protected:
     int m_selected = -1;
 };
 
+// A legend over wrapped chips, one per token, whose height follows its width (set on every
+// relayout, so that a scroll area around a view needs no height-for-width support): the
+// shared part of the halting and routing texts. Subclasses lay out the legend and the chips
+// and paint them.
+class ChipText : public ChipRow {
+    Q_OBJECT
+public:
+    // lineGap: the space between the legend and the first line of chips when there are none.
+    explicit ChipText(int lineGap, QWidget* parent = nullptr);
+
+    int count() const override { return int(m_labels.size()); }
+    QRect tokenRect(int index) const { return m_rects.value(index); }
+
+    int heightForWidth(int w) const override;
+    QSize sizeHint() const override;
+    QSize minimumSizeHint() const override;
+
+protected:
+    // Stores the chips' texts and tooltips, keeps the selection in range, lays out again.
+    void setChips(const QStringList& labels, const QStringList& tooltips);
+    virtual QVector<QRect> layoutChips(int width) const = 0;
+    virtual int legendHeight(int width) const = 0;
+    QString chipTooltip(int index) const override { return m_tooltips.value(index); }
+    void resizeEvent(QResizeEvent*) override;
+
+    QStringList m_labels, m_tooltips;
+
+private:
+    int m_lineGap;
+};
+
 class TokenStrip : public ChipRow {
     Q_OBJECT
 public:
