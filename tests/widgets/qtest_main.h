@@ -4,6 +4,8 @@
 #include <QtTest>
 #include <cstdlib>
 
+#include <QDir>
+#include <QFile>
 #include <QSignalSpy>
 
 // Waits until `spy` has a recorded emission (one already recorded counts: QSignalSpy::wait
@@ -11,6 +13,19 @@
 inline bool waitForSignal(QSignalSpy& spy, int timeoutMs) {
     const auto before = spy.count();
     return before > 0 || QTest::qWaitFor([&] { return spy.count() > before; }, timeoutMs);
+}
+
+// The bytes of a file (empty when it cannot be read).
+inline QByteArray readAll(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        return {};
+    return f.readAll();
+}
+
+// Everything in the folder, hidden files included: QSaveFile's temporaries are "name.XXXXXX".
+inline QStringList entries(const QString& dir) {
+    return QDir(dir).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden | QDir::System, QDir::Name);
 }
 
 #define MX_QTEST_MAIN(TestClass)                                   \

@@ -25,17 +25,6 @@ using namespace mx;
 
 namespace {
 
-QByteArray readAll(const QString& path) {
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly))
-        return {};
-    return f.readAll();
-}
-
-// Everything in the folder, hidden files included: QSaveFile's temporaries are "name.XXXXXX".
-QStringList entries(const QString& dir) {
-    return QDir(dir).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden | QDir::System, QDir::Name);
-}
 
 // Set MX_EXPORT_KEEP_DIR to look at the exported images after the run.
 void keepForInspection(const QString& file, const QString& name) {

@@ -27,16 +27,6 @@ namespace {
 
 const QSize kChartSize(900, 540);
 
-QByteArray readAll(const QString& path) {
-    QFile f(path);
-    if (!f.open(QIODevice::ReadOnly))
-        return {};
-    return f.readAll();
-}
-
-QStringList entries(const QString& dir) {
-    return QDir(dir).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden | QDir::System, QDir::Name);
-}
 
 // RFC 4180 records (quoted cells may hold line breaks, e.g. a "\n" token).
 int csvRecords(const QString& text) {
