@@ -163,7 +163,10 @@ void ComparisonView::setTrace(const TracePtr& trace) {
 
 void ComparisonView::setResultA(const RunResultPtr& r) {
     m_resA = r;
-    rebuild();
+    // The view rebuilds when it is given the result's trace (setTrace); only a result for
+    // the trace already shown needs a rebuild here.
+    if (r && r->trace == m_trace)
+        rebuild();
 }
 
 void ComparisonView::setResultB(const RunResultPtr& r) {

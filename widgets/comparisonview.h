@@ -36,7 +36,8 @@ public:
     QList<ChartHandle> charts() const override;
 
     void setModels(const ModelInfoPtr& a, const ModelInfoPtr& b); // b null: nothing to compare
-    void setResultA(const RunResultPtr& r); // latency of A's run, when measured
+    // Latency of A's run, when measured; give it before setTrace(r->trace), which rebuilds.
+    void setResultA(const RunResultPtr& r);
     void setResultB(const RunResultPtr& r); // B's trace and latency
     void setErrorB(const QString& error);
     bool hasComparison() const { return m_b != nullptr; }

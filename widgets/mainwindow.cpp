@@ -493,9 +493,9 @@ void MainWindow::onRunFinished(RunResultPtr r) {
                                  .arg(perToken, 0, 'f', 1));
         return;
     }
-    showTrace(r->trace);
     if (m_compareInfo)
-        m_compare->setResultA(r);
+        m_compare->setResultA(r); // before the views get the trace: one rebuild per run
+    showTrace(r->trace);
     m_lastLatencyMs = m_changeClock.isValid() ? double(m_changeClock.nsecsElapsed()) / 1e6 : 0;
     const auto& tr_ = *r->trace;
     QString how = r->reused ? tr("deep run reused: one coda pass")
