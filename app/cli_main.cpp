@@ -652,15 +652,27 @@ std::string oneLine(std::string s) {
 }
 
 json meanHaltJson(const EvalCell& c) { return c.halted ? json(c.meanHalt()) : json(nullptr); }
+json answerHaltJson(const EvalCell& c) { return c.answerHalted ? json(c.meanAnswerHalt()) : json(nullptr); }
 
-std::string fmtHalt(const EvalCell& c) {
+// The halting fields of one cell: every prompt token, and the answer token alone.
+void addHaltFields(json& j, const EvalCell& c) {
+    j["mean_halt_loop"] = meanHaltJson(c);
+    j["never_halted"] = c.neverHalted();
+    j["answer_halt_loop"] = answerHaltJson(c);
+    j["answer_never_halted"] = c.answerNeverHalted();
+    j["n"] = c.n;
+}
+
+std::string fmtHalt(bool any, double mean) {
     char buf[32];
-    if (c.halted)
-        std::snprintf(buf, sizeof buf, "%.2f", c.haltSum / double(c.halted));
+    if (any)
+        std::snprintf(buf, sizeof buf, "%.2f", mean);
     else
         std::snprintf(buf, sizeof buf, "-");
     return buf;
 }
+std::string fmtHalt(const EvalCell& c) { return fmtHalt(c.halted > 0, c.meanHalt()); }
+std::string fmtAnswerHalt(const EvalCell& c) { return fmtHalt(c.answerHalted > 0, c.meanAnswerHalt()); }
 
 int cmdEval(const Args& a) {
     const std::string spec = a.str("model");
@@ -714,26 +726,26 @@ int cmdEval(const Args& a) {
     if (a.flag("json")) {
         json jl = json::array(), jh = json::array(), jt = json::array();
         for (const auto& [L, cell] : byLoops)
-            jl.push_back({{"loops", L},
-                          {"accuracy", cell.accuracy()},
-                          {"mean_halt_loop", meanHaltJson(cell)},
-                          {"never_halted", cell.neverHalted()},
-                          {"n", cell.n}});
+        {
+            json o = {{"loops", L}, {"accuracy", cell.accuracy()}};
+            addHaltFields(o, cell);
+            jl.push_back(o);
+        }
         for (const auto& [key, cell] : byHops)
-            jh.push_back({{"hops", key.first},
-                          {"loops", key.second},
-                          {"accuracy", cell.accuracy()},
-                          {"mean_halt_loop", meanHaltJson(cell)},
-                          {"never_halted", cell.neverHalted()},
-                          {"n", cell.n}});
+        {
+            json o = {{"hops", key.first}, {"loops", key.second}, {"accuracy", cell.accuracy()}};
+            addHaltFields(o, cell);
+            jh.push_back(o);
+        }
         for (const auto& [key, cell] : byTask)
-            jt.push_back({{"task", std::get<0>(key)},
-                          {"hops", std::get<1>(key)},
-                          {"loops", std::get<2>(key)},
-                          {"accuracy", cell.accuracy()},
-                          {"mean_halt_loop", meanHaltJson(cell)},
-                          {"never_halted", cell.neverHalted()},
-                          {"n", cell.n}});
+        {
+            json o = {{"task", std::get<0>(key)},
+                      {"hops", std::get<1>(key)},
+                      {"loops", std::get<2>(key)},
+                      {"accuracy", cell.accuracy()}};
+            addHaltFields(o, cell);
+            jt.push_back(o);
+        }
         json j = {{"model", spec},
                   {"prompts", file.string()},
                   {"n_prompts", int64_t(prompts.size())},
@@ -754,10 +766,12 @@ int cmdEval(const Args& a) {
     }
     std::printf("%s: %lld prompts from %s, greedy, KV cache; halting from an uncached forward of each prompt\n",
                 spec.c_str(), (long long)prompts.size(), file.string().c_str());
-    std::printf("\n%8s %10s %16s %14s %6s\n", "loops", "accuracy", "mean halt loop", "never halted", "n");
+    std::printf("\n%8s %10s %16s %14s %18s %14s %6s\n", "loops", "accuracy", "mean halt loop", "never halted",
+                "answer halt loop", "never halted", "n");
+    std::printf("%8s %10s %31s %33s\n", "", "", "(every prompt token)", "(answer token)");
     for (const auto& [L, cell] : byLoops)
-        std::printf("%8lld %10.3f %16s %14.3f %6lld\n", (long long)L, cell.accuracy(), fmtHalt(cell).c_str(),
-                    cell.neverHalted(), (long long)cell.n);
+        std::printf("%8lld %10.3f %16s %14.3f %18s %14.3f %6lld\n", (long long)L, cell.accuracy(), fmtHalt(cell).c_str(),
+                    cell.neverHalted(), fmtAnswerHalt(cell).c_str(), cell.answerNeverHalted(), (long long)cell.n);
     auto table = [&](const std::string& title, auto cellFor, const std::vector<std::pair<std::string, int64_t>>& rows) {
         std::printf("\n%s\n%-12s", title.c_str(), "hops");
         for (int64_t L : loops)
@@ -767,7 +781,7 @@ int cmdEval(const Args& a) {
             std::printf("%-12s", (task.empty() ? std::to_string(h) : task + " " + std::to_string(h)).c_str());
             for (int64_t L : loops) {
                 const EvalCell& cell = cellFor(task, h, L);
-                std::printf(" %5.2f %6s", cell.accuracy(), fmtHalt(cell).c_str());
+                std::printf(" %5.2f %6s", cell.accuracy(), fmtAnswerHalt(cell).c_str());
             }
             std::printf("\n");
         }
@@ -779,7 +793,7 @@ int cmdEval(const Args& a) {
     for (const auto& [key, cell] : byTask)
         if (std::get<2>(key) == loops.front())
             taskRows.push_back({std::get<0>(key).empty() ? "-" : std::get<0>(key), std::get<1>(key)});
-    table("accuracy and mean halting loop by hops x loops", [&](const std::string&, int64_t h, int64_t L) -> const EvalCell& {
+    table("accuracy and mean halting loop of the answer token (the prompt's last) by hops x loops", [&](const std::string&, int64_t h, int64_t L) -> const EvalCell& {
         return byHops[{h, L}];
     }, hopRows);
     const bool anyTask = std::any_of(prompts.begin(), prompts.end(), [](const EvalPrompt& p) { return !p.task.empty(); });

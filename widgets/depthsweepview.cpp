@@ -1,5 +1,6 @@
 #include "depthsweepview.h"
 
+#include <QComboBox>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QGridLayout>
@@ -10,6 +11,7 @@
 #include <QPushButton>
 #include <QScrollArea>
 #include <QVBoxLayout>
+#include <optional>
 #include <set>
 
 #include "charts.h"
@@ -64,9 +66,23 @@ DepthSweepView::DepthSweepView(QWidget* parent) : TraceView(parent) {
         c->setIntegerX(true);
         c->setMinimumSize(300, 280);
     }
+    auto* haltRow = new QHBoxLayout;
+    auto* haltLabel = new QLabel(tr("&Halting of:"), content);
+    m_haltingOf = new QComboBox(content);
+    m_haltingOf->setObjectName("sweepHaltingOf");
+    m_haltingOf->addItem(tr("the answer token"));
+    m_haltingOf->addItem(tr("every prompt token"));
+    m_haltingOf->setToolTip(tr("The answer token is the prompt's last: its prediction is the first answer "
+                               "character, so its halting loop is the work the question needed. Most other "
+                               "prompt tokens are easy whatever the question."));
+    haltLabel->setBuddy(m_haltingOf);
+    haltRow->addStretch(1);
+    haltRow->addWidget(haltLabel);
+    haltRow->addWidget(m_haltingOf);
     auto* grid = new QGridLayout;
-    grid->addWidget(m_accuracy, 0, 0);
-    grid->addWidget(m_halting, 0, 1);
+    grid->addLayout(haltRow, 0, 1);
+    grid->addWidget(m_accuracy, 1, 0);
+    grid->addWidget(m_halting, 1, 1);
     grid->setColumnStretch(0, 1);
     grid->setColumnStretch(1, 1);
     lay->addLayout(grid, 1);
@@ -74,9 +90,11 @@ DepthSweepView::DepthSweepView(QWidget* parent) : TraceView(parent) {
     connect(browse, &QPushButton::clicked, this, &DepthSweepView::choose);
     connect(m_run, &QPushButton::clicked, this, &DepthSweepView::start);
     connect(m_cancel, &QPushButton::clicked, this, &DepthSweepView::cancelRequested);
+    connect(m_haltingOf, &QComboBox::currentIndexChanged, this, &DepthSweepView::rebuildHalting);
     m_summary->setText(tr("Accuracy and halting of a held-out prompt set at several loop counts: does thinking "
                           "longer help, and beyond the trained depth? Choose a prompt set and run the sweep."));
     setModelAvailable(false);
+    rebuildHalting();
 }
 
 void DepthSweepView::choose() {
@@ -156,60 +174,104 @@ void DepthSweepView::setError(const QString& error) {
                                                   .arg(error.toHtmlEscaped()));
 }
 
+void DepthSweepView::setHaltingOf(HaltingOf h) { m_haltingOf->setCurrentIndex(h == HaltingOf::AnswerToken ? 0 : 1); }
+
+DepthSweepView::HaltingOf DepthSweepView::haltingOf() const {
+    return m_haltingOf->currentIndex() == 0 ? HaltingOf::AnswerToken : HaltingOf::EveryToken;
+}
+
+namespace {
+
+// The halting statistic the chart shows for one cell, or nothing when no token counted halted.
+std::optional<double> haltOf(const mythos::EvalCell& cell, DepthSweepView::HaltingOf of) {
+    if (of == DepthSweepView::HaltingOf::AnswerToken)
+        return cell.answerHalted ? std::optional<double>(cell.meanAnswerHalt()) : std::nullopt;
+    return cell.halted ? std::optional<double>(cell.meanHalt()) : std::nullopt;
+}
+
+QString hopsName(int64_t hops) { return hops == 1 ? DepthSweepView::tr("1 hop") : DepthSweepView::tr("%1 hops").arg(hops); }
+
+} // namespace
+
 void DepthSweepView::setResult(const SweepResultPtr& r) {
     setRunning(false);
     m_result = r;
     if (!r)
         return;
     const auto& ev = r->eval;
-    Series acc, halt;
-    acc.name = halt.name = tr("all prompts");
-    acc.markers = halt.markers = true;
-    acc.color = halt.color = QColor(20, 20, 20);
-    for (const auto& [L, cell] : ev.byLoops) {
+    Series acc;
+    acc.name = tr("all prompts");
+    acc.markers = true;
+    acc.color = QColor(20, 20, 20);
+    for (const auto& [L, cell] : ev.byLoops)
         acc.points << QPointF(double(L), cell.accuracy());
-        if (cell.halted)
-            halt.points << QPointF(double(L), cell.meanHalt());
-    }
-    QVector<Series> accs{acc}, halts{halt};
-    std::map<int64_t, std::pair<Series, Series>> byHops;
-    for (const auto& [key, cell] : ev.byHops) {
-        auto& [a, h] = byHops[key.first];
-        a.points << QPointF(double(key.second), cell.accuracy());
-        if (cell.halted)
-            h.points << QPointF(double(key.second), cell.meanHalt());
-    }
+    QVector<Series> accs{acc};
+    std::map<int64_t, Series> byHops;
+    for (const auto& [key, cell] : ev.byHops)
+        byHops[key.first].points << QPointF(double(key.second), cell.accuracy());
     int i = 0;
-    for (auto& [hops, pair] : byHops) {
-        auto& [a, h] = pair;
-        a.name = h.name = hops == 1 ? tr("1 hop") : tr("%1 hops").arg(hops);
-        a.color = h.color = categoricalColor(i++);
-        a.dashed = h.dashed = true;
+    for (auto& [hops, a] : byHops) {
+        a.name = hopsName(hops);
+        a.color = categoricalColor(i++);
+        a.dashed = true;
         accs << a;
-        halts << h;
     }
     const double hi = double(ev.loops.empty() ? 1 : ev.loops.back());
     for (auto* c : {m_accuracy, m_halting})
         c->setXRange(ev.loops.empty() ? 1 : double(ev.loops.front()), std::max(hi, double(ev.loops.front()) + 1));
     m_accuracy->setSeries(accs);
     m_accuracy->setYRange(0, 1.0);
-    m_halting->setSeries(halts);
-    m_halting->setYRange(0, 0);
     const QVector<QPair<double, QString>> mark{{double(r->maxLoopIters), tr("max_loop_iters")}};
     m_accuracy->setMarkers(mark);
     m_halting->setMarkers(mark);
+    rebuildHalting();
 
     QStringList rows;
+    auto fmt = [](bool any, double v) { return any ? QString::number(v, 'f', 2) : QStringLiteral("-"); };
     for (const auto& [L, cell] : ev.byLoops)
-        rows << tr("%1 loops: %2% correct, mean halting loop %3")
+        rows << tr("%1 loops: %2% correct, answer token halts at loop %3 (never: %4%), prompt tokens at %5")
                     .arg(L)
                     .arg(100.0 * cell.accuracy(), 0, 'f', 1)
-                    .arg(cell.halted ? QString::number(cell.meanHalt(), 'f', 2) : QStringLiteral("-"));
+                    .arg(fmt(cell.answerHalted > 0, cell.meanAnswerHalt()))
+                    .arg(100.0 * cell.answerNeverHalted(), 0, 'f', 0)
+                    .arg(fmt(cell.halted > 0, cell.meanHalt()));
     m_summary->setText(tr("<b>%1</b>: %2 prompts, greedy exact match, in %3 s. %4.")
                            .arg(QFileInfo(r->promptsFile).fileName().toHtmlEscaped())
                            .arg(r->prompts)
                            .arg(r->ms / 1000.0, 0, 'f', 1)
                            .arg(rows.join("; ")));
+}
+
+void DepthSweepView::rebuildHalting() {
+    const bool answer = haltingOf() == HaltingOf::AnswerToken;
+    m_halting->setTitle(answer ? tr("Halting loop of the answer token against loop count")
+                               : tr("Mean halting loop of every prompt token against loop count"));
+    if (!m_result)
+        return;
+    const auto& ev = m_result->eval;
+    Series all;
+    all.name = tr("all prompts");
+    all.markers = true;
+    all.color = QColor(20, 20, 20);
+    for (const auto& [L, cell] : ev.byLoops)
+        if (auto v = haltOf(cell, haltingOf()))
+            all.points << QPointF(double(L), *v);
+    QVector<Series> halts{all};
+    std::map<int64_t, Series> byHops;
+    for (const auto& [key, cell] : ev.byHops) {
+        auto& h = byHops[key.first]; // every hop count gets its series (and colour), even if empty
+        if (auto v = haltOf(cell, haltingOf()))
+            h.points << QPointF(double(key.second), *v);
+    }
+    int i = 0;
+    for (auto& [hops, h] : byHops) {
+        h.name = hopsName(hops);
+        h.color = categoricalColor(i++);
+        h.dashed = true;
+        halts << h;
+    }
+    m_halting->setSeries(halts);
+    m_halting->setYRange(0, 0);
 }
 
 QString DepthSweepView::summary() const { return m_summary->text(); }

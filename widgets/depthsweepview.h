@@ -8,6 +8,7 @@
 #include "traceview.h"
 
 QT_BEGIN_NAMESPACE
+class QComboBox;
 class QLineEdit;
 class QProgressBar;
 class QPushButton;
@@ -44,6 +45,11 @@ public:
     QString summary() const;
     LineChart* accuracyChart() const { return m_accuracy; }
     LineChart* haltingChart() const { return m_halting; }
+    // Which tokens the halting chart averages: the answer token (the prompt's last, whose
+    // prediction is the first answer character; the default) or every prompt token.
+    enum class HaltingOf { AnswerToken, EveryToken };
+    void setHaltingOf(HaltingOf h);
+    HaltingOf haltingOf() const;
 
 signals:
     void runRequested(const QString& promptsFile, const QList<int>& loops);
@@ -52,10 +58,12 @@ signals:
 private:
     void choose();
     void start();
+    void rebuildHalting();
 
     QScrollArea* m_scroll = nullptr;
     QLineEdit* m_file = nullptr;
     QLineEdit* m_loops = nullptr;
+    QComboBox* m_haltingOf = nullptr;
     QPushButton* m_run = nullptr;
     QPushButton* m_cancel = nullptr;
     QProgressBar* m_progress = nullptr;

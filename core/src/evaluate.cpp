@@ -88,6 +88,10 @@ void EvalCell::add(bool ok, const std::vector<int32_t>& haltLoop) {
             haltSum += h;
         }
     }
+    if (!haltLoop.empty() && haltLoop.back() > 0) {
+        ++answerHalted;
+        answerHaltSum += haltLoop.back();
+    }
 }
 
 EvalResult evaluate(Model& model, const std::vector<EvalPrompt>& prompts, std::vector<int64_t> loops,

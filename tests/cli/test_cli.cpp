@@ -318,6 +318,16 @@ TEST_F(Cli, EvalReportsAccuracyByLoopsAndRejectsBadPrompts) {
         EXPECT_EQ(e["n"].get<int64_t>(), 3);
         EXPECT_GE(e["never_halted"].get<double>(), 0.0);
         EXPECT_LE(e["never_halted"].get<double>(), 1.0);
+        // The answer token's halting: a loop in 1..L when some answer token halted, else null.
+        const double anh = e["answer_never_halted"].get<double>();
+        EXPECT_GE(anh, 0.0);
+        EXPECT_LE(anh, 1.0);
+        if (anh < 1.0) {
+            EXPECT_GE(e["answer_halt_loop"].get<double>(), 1.0);
+            EXPECT_LE(e["answer_halt_loop"].get<double>(), double(e["loops"].get<int64_t>()));
+        } else {
+            EXPECT_TRUE(e["answer_halt_loop"].is_null());
+        }
     }
     EXPECT_EQ(seen, (std::vector<int64_t>{1, 2, 4, 8}));
     int64_t hopsTotal = 0;

@@ -8,6 +8,7 @@
 #include "golden.h"
 #include "mythos/analysis.h"
 #include "mythos/errors.h"
+#include "mythos/evaluate.h"
 #include "mythos/generate.h"
 #include "mythos/model.h"
 
@@ -31,6 +32,25 @@ RoutingSelection handMade() {
 }
 
 } // namespace
+
+TEST(Analysis, EvalCellCountsEveryTokenAndTheAnswerToken) {
+    EvalCell c;
+    c.add(true, {1, 2, 3});  // answer token (the last) halted at loop 3
+    c.add(false, {1, 0, 0}); // answer token never halted
+    c.add(true, {2, 2, 1});
+    EXPECT_EQ(c.n, 3);
+    EXPECT_EQ(c.correct, 2);
+    EXPECT_EQ(c.tokens, 9);
+    EXPECT_EQ(c.halted, 7);
+    EXPECT_DOUBLE_EQ(c.meanHalt(), 12.0 / 7.0);
+    EXPECT_DOUBLE_EQ(c.neverHalted(), 2.0 / 9.0);
+    EXPECT_EQ(c.answerHalted, 2);
+    EXPECT_DOUBLE_EQ(c.meanAnswerHalt(), 2.0); // (3 + 1) / 2
+    EXPECT_DOUBLE_EQ(c.answerNeverHalted(), 1.0 / 3.0);
+    EvalCell empty;
+    EXPECT_EQ(empty.meanAnswerHalt(), 0.0);
+    EXPECT_EQ(empty.answerNeverHalted(), 0.0);
+}
 
 TEST(Analysis, GiniAndEntropyOfKnownDistributions) {
     EXPECT_DOUBLE_EQ(gini({1, 1, 1, 1}), 0.0);

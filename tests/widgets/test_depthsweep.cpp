@@ -75,6 +75,7 @@ private slots:
         for (const auto& [L, cell] : want.byLoops) {
             QCOMPARE(r->eval.byLoops.at(L).correct, cell.correct);
             QCOMPARE(r->eval.byLoops.at(L).haltSum, cell.haltSum);
+            QCOMPARE(r->eval.byLoops.at(L).answerHaltSum, cell.answerHaltSum);
         }
         QCOMPARE(r->eval.byHops.size(), want.byHops.size());
 
@@ -86,8 +87,29 @@ private slots:
         QCOMPARE(acc[0].points.size(), 3);
         QCOMPARE(acc[0].points[2].x(), 4.0);
         QCOMPARE(acc[0].points[2].y(), want.byLoops.at(4).accuracy());
-        const auto& halt = v.haltingChart()->series();
-        QCOMPARE(halt[0].points[0].y(), want.byLoops.at(1).halted ? want.byLoops.at(1).meanHalt() : halt[0].points[0].y());
+        // The halting chart: the answer token by default, every prompt token on request; a
+        // loop count at which no such token halted has no point.
+        QCOMPARE(v.haltingOf(), DepthSweepView::HaltingOf::AnswerToken);
+        for (auto of : {DepthSweepView::HaltingOf::AnswerToken, DepthSweepView::HaltingOf::EveryToken}) {
+            v.setHaltingOf(of);
+            const bool answer = of == DepthSweepView::HaltingOf::AnswerToken;
+            QCOMPARE(v.haltingChart()->title().contains("answer token"), answer);
+            QList<QPointF> expected;
+            for (const auto& [L, cell] : want.byLoops)
+                if (answer ? cell.answerHalted > 0 : cell.halted > 0)
+                    expected << QPointF(double(L), answer ? cell.meanAnswerHalt() : cell.meanHalt());
+            const auto& halt = v.haltingChart()->series();
+            QCOMPARE(halt.size(), acc.size());
+            QCOMPARE(QList<QPointF>(halt[0].points.begin(), halt[0].points.end()), expected);
+            // The first hop count's series too.
+            const int64_t h1 = want.byHops.begin()->first.first;
+            QList<QPointF> hopExpected;
+            for (const auto& [key, cell] : want.byHops)
+                if (key.first == h1 && (answer ? cell.answerHalted > 0 : cell.halted > 0))
+                    hopExpected << QPointF(double(key.second), answer ? cell.meanAnswerHalt() : cell.meanHalt());
+            QCOMPARE(QList<QPointF>(halt[1].points.begin(), halt[1].points.end()), hopExpected);
+        }
+        v.setHaltingOf(DepthSweepView::HaltingOf::AnswerToken);
         int hopSeries = 0;
         std::set<int64_t> hops;
         for (const auto& [key, cell] : want.byHops)

@@ -28,15 +28,23 @@ struct EvalPrompt {
 // 100000 prompts; prompt + answer must fit max_seq_len.
 std::vector<EvalPrompt> loadEvalPrompts(const std::filesystem::path& file, const Tokenizer& tok, int64_t maxSeqLen);
 
-// Accuracy and halting statistics of one group of prompts at one loop count.
+// Accuracy and halting statistics of one group of prompts at one loop count. Halting is
+// counted twice: over every prompt token, and over the answer token alone (the prompt's
+// last token, whose prediction is the first answer character). The second is the one that
+// measures the work a prompt needs: most prompt tokens are easy whatever the question.
 struct EvalCell {
     int64_t n = 0, correct = 0;
     int64_t tokens = 0, halted = 0; // prompt tokens, those that halted
     double haltSum = 0;
+    int64_t answerHalted = 0;       // prompts whose answer token halted
+    double answerHaltSum = 0;
+    // haltLoop: 1-based halting loop of every prompt token, 0 = never halted.
     void add(bool ok, const std::vector<int32_t>& haltLoop);
     double accuracy() const { return n ? double(correct) / double(n) : 0.0; }
     double meanHalt() const { return halted ? haltSum / double(halted) : 0.0; } // of halted tokens
     double neverHalted() const { return tokens ? double(tokens - halted) / double(tokens) : 0.0; }
+    double meanAnswerHalt() const { return answerHalted ? answerHaltSum / double(answerHalted) : 0.0; }
+    double answerNeverHalted() const { return n ? double(n - answerHalted) / double(n) : 0.0; }
 };
 
 struct EvalResult {
