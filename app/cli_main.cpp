@@ -77,13 +77,17 @@ Common options:
                             KV-cache layout (compact stores MLA's rope key once)
   --act-final-remainder     give still-running positions the ACT remainder on the
                             last loop (Graves 2016; the reference does not)
+  --weights f32|bf16        how the large matrices are held (default f32, the
+                            reference's numbers); bf16 halves weight memory, logits
+                            within about 1e-2 relative (trace, generate, bench, eval,
+                            report)
 
 SPEC is a model folder (config.json + *.safetensors [+ tokenizer.json]) or
 preset:NAME[:SEED] for random weights (see `mythos-cli presets`).
 Run `mythos-cli <command> --help` for a command's options.
 )";
 
-const std::set<std::string> kCommonValued = {"model", "threads", "kv-layout"};
+const std::set<std::string> kCommonValued = {"model", "threads", "kv-layout", "weights"};
 const std::set<std::string> kCommonFlags = {"act-final-remainder", "help"};
 
 std::set<std::string> with(std::set<std::string> base, std::initializer_list<std::string> more) {
@@ -96,6 +100,7 @@ EngineOptions engineOptions(const Args& a) {
     o.threads = int(a.integer("threads", 0, 0, 1024));
     o.kvLayout = parseKvLayout(a.str("kv-layout", "reference"));
     o.actFinalRemainder = a.flag("act-final-remainder");
+    o.weightType = parseWeightType(a.str("weights", "f32"));
     return o;
 }
 
@@ -490,6 +495,8 @@ int cmdBench(const Args& a) {
     if (a.flag("json")) {
         json j = {{"model", a.str("model")},
                   {"threads", numThreads()},
+                  {"weight_type", weightTypeName(model->options().weightType)},
+                  {"weight_bytes", model->weightBytes()},
                   {"prompt_len", P},
                   {"loop_change_ms", loopChange},
                   {"roofline", roofline},
@@ -501,9 +508,11 @@ int cmdBench(const Args& a) {
         std::cout << j.dump(2) << "\n";
         return 0;
     }
-    std::printf("%s: prompt %lld tokens, %lld decode steps, %lld threads, median of %lld after a warm-up\n",
-                a.str("model").c_str(), (long long)P, (long long)(decode > 0 ? decode - 1 : 0), (long long)numThreads(),
-                (long long)repeats);
+    std::printf("%s: %s weights (%s), prompt %lld tokens, %lld decode steps, %lld threads, median of %lld after a "
+                "warm-up\n",
+                a.str("model").c_str(), weightTypeName(model->options().weightType).c_str(),
+                humanBytes(double(model->weightBytes())).c_str(), (long long)P, (long long)(decode > 0 ? decode - 1 : 0),
+                (long long)numThreads(), (long long)repeats);
     std::printf("%8s %14s %18s %18s\n", "loops", "prefill ms", "loop change ms", "decode tokens/s");
     for (int64_t L : loops) {
         const std::string key = std::to_string(L);
@@ -549,7 +558,8 @@ QSize parseSize(const std::string& text) {
 }
 
 std::string engineOptionsText(const EngineOptions& o) {
-    return "kv_layout " + kvLayoutName(o.kvLayout) + ", act_final_remainder " + (o.actFinalRemainder ? "on" : "off");
+    return "kv_layout " + kvLayoutName(o.kvLayout) + ", act_final_remainder " + (o.actFinalRemainder ? "on" : "off") +
+           ", weights " + weightTypeName(o.weightType);
 }
 #endif
 

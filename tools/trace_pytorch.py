@@ -167,7 +167,7 @@ def trace_model(model, ids, n_loops=None, kv_cache=None, start_pos=0, *, include
         "weights_hash": weights_hash(model) if hash_weights else "",
         "config": _config_dict(cfg),
         # What this run did, in the app's option names: the reference's behaviour.
-        "options": {"act_final_remainder": False, "kv_layout": "reference"},
+        "options": {"act_final_remainder": False, "kv_layout": "reference", "weight_type": "f32"},
         "batch": int(B),
         "seq_len": int(T),
         "start_pos": int(start_pos),

@@ -106,6 +106,10 @@ void InferenceWorker::openModelVariant(const QString& spec, const QString& overr
                 if (!it.value().is_string())
                     throw mythos::ArgumentError("kv_layout must be \"reference\" or \"compact\"");
                 opts.kvLayout = mythos::parseKvLayout(it.value().get<std::string>());
+            } else if (key == "weight_type") {
+                if (!it.value().is_string())
+                    throw mythos::ArgumentError("weight_type must be \"f32\" or \"bf16\"");
+                opts.weightType = mythos::parseWeightType(it.value().get<std::string>());
             } else if (!cfg.contains(key)) {
                 throw mythos::ArgumentError("'" + key + "' is not a config field or engine option");
             } else {

@@ -187,8 +187,8 @@ void MainWindow::buildUi() {
         const QString text = QInputDialog::getText(
             this, tr("Compare with a config variant"),
             tr("Fields to change, as JSON: config fields that keep every weight's shape (act_threshold, "
-               "rope_theta, ...) and the engine options act_final_remainder (true/false) and kv_layout "
-               "(reference/compact):"),
+               "rope_theta, ...) and the engine options act_final_remainder (true/false), kv_layout "
+               "(reference/compact) and weight_type (f32/bf16):"),
             QLineEdit::Normal, QStringLiteral("{\"act_final_remainder\": true}"), &ok);
         if (ok && !text.trimmed().isEmpty())
             openCompareVariant(text);

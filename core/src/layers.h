@@ -16,32 +16,34 @@ struct Ctx {
     const std::vector<float>& ropeFreqs; // width ropeDim()/2
 };
 
+// Matrices are WeightRef (fp32 or bf16, EngineOptions::weightType); norm scales and the
+// router bias are always fp32.
 struct AttnWeights {
     // GQA
-    const float* wq = nullptr;
-    const float* wk = nullptr;
-    const float* wv = nullptr;
+    WeightRef wq;
+    WeightRef wk;
+    WeightRef wv;
     // MLA
-    const float* qDown = nullptr;
+    WeightRef qDown;
     const float* qNorm = nullptr;
-    const float* qUpNope = nullptr;
-    const float* qUpRope = nullptr;
-    const float* kvDown = nullptr;
+    WeightRef qUpNope;
+    WeightRef qUpRope;
+    WeightRef kvDown;
     const float* kvNorm = nullptr;
-    const float* kvUp = nullptr;
+    WeightRef kvUp;
     // both
-    const float* wo = nullptr;
+    WeightRef wo;
 };
 
 struct FfnWeights {
-    const float* gate = nullptr;
-    const float* up = nullptr;
-    const float* down = nullptr;
+    WeightRef gate;
+    WeightRef up;
+    WeightRef down;
     int64_t hidden = 0;
 };
 
 struct MoeWeights {
-    const float* router = nullptr;
+    const float* router = nullptr; // fp32 in both weight types (bf16Eligible)
     const float* routerBias = nullptr;
     std::vector<FfnWeights> routed;
     std::vector<FfnWeights> shared;

@@ -85,10 +85,10 @@ struct Model::Impl {
     std::vector<float> ropeFreqs;
     std::vector<BlockWeights> prelude, coda;
     BlockWeights rec;
-    const float* embed = nullptr;
+    WeightRef embed; // also the tied head
     const float* finalNorm = nullptr;
     const float* recNorm = nullptr;
-    const float* loraDown = nullptr;
+    WeightRef loraDown;
     const float* loraB = nullptr;
     const float* loraScale = nullptr;
     const float* haltW = nullptr;
@@ -108,11 +108,25 @@ struct Model::Impl {
 
 namespace {
 
-const float* ptr(const Weights& w, const std::string& name) {
+const Tensor& find(const Weights& w, const std::string& name) {
     auto it = w.find(name);
     if (it == w.end())
         throw ArgumentError("missing weight " + name);
-    return it->second.data.data();
+    return it->second;
+}
+
+// An fp32 weight (norm scales, biases, the router: never held in bf16).
+const float* ptr(const Weights& w, const std::string& name) {
+    const Tensor& t = find(w, name);
+    if (t.isBf16())
+        throw ArgumentError("weight " + name + " is held in bf16 but is only used as fp32");
+    return t.data.data();
+}
+
+// A matrix, fp32 or bf16 as held.
+WeightRef ref(const Weights& w, const std::string& name) {
+    const Tensor& t = find(w, name);
+    return t.isBf16() ? WeightRef::bf16Bits(t.bf16.data()) : WeightRef(t.data.data());
 }
 
 BlockWeights bindBlock(const Weights& w, const Config& c, const std::string& p, bool moe) {
@@ -121,21 +135,21 @@ BlockWeights bindBlock(const Weights& w, const Config& c, const std::string& p, 
     b.ffnNorm = ptr(w, p + "ffn_norm.weight");
     const std::string a = p + "attn.";
     if (c.isMla()) {
-        b.attn.qDown = ptr(w, a + "q_down.weight");
+        b.attn.qDown = ref(w, a + "q_down.weight");
         b.attn.qNorm = ptr(w, a + "q_norm.weight");
-        b.attn.qUpNope = ptr(w, a + "q_up_nope.weight");
-        b.attn.qUpRope = ptr(w, a + "q_up_rope.weight");
-        b.attn.kvDown = ptr(w, a + "kv_down.weight");
+        b.attn.qUpNope = ref(w, a + "q_up_nope.weight");
+        b.attn.qUpRope = ref(w, a + "q_up_rope.weight");
+        b.attn.kvDown = ref(w, a + "kv_down.weight");
         b.attn.kvNorm = ptr(w, a + "kv_norm.weight");
-        b.attn.kvUp = ptr(w, a + "kv_up.weight");
+        b.attn.kvUp = ref(w, a + "kv_up.weight");
     } else {
-        b.attn.wq = ptr(w, a + "wq.weight");
-        b.attn.wk = ptr(w, a + "wk.weight");
-        b.attn.wv = ptr(w, a + "wv.weight");
+        b.attn.wq = ref(w, a + "wq.weight");
+        b.attn.wk = ref(w, a + "wk.weight");
+        b.attn.wv = ref(w, a + "wv.weight");
     }
-    b.attn.wo = ptr(w, a + "wo.weight");
+    b.attn.wo = ref(w, a + "wo.weight");
     auto ffn = [&](const std::string& q, int64_t hidden) {
-        return detail::FfnWeights{ptr(w, q + "gate.weight"), ptr(w, q + "up.weight"), ptr(w, q + "down.weight"),
+        return detail::FfnWeights{ref(w, q + "gate.weight"), ref(w, q + "up.weight"), ref(w, q + "down.weight"),
                                   hidden};
     };
     b.moe = moe;
@@ -168,6 +182,13 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
             throw ArgumentError("weight " + ex.name + " has shape " + shapeToString(it->second.shape) +
                                 ", the config needs " + shapeToString(ex.shape));
     }
+    // One tensor at a time, so a conversion never holds two copies of every weight.
+    for (auto& [name, t] : m_weights) {
+        if (m_opts.weightType == WeightType::BF16 && bf16Eligible(name))
+            t.toBf16();
+        else
+            t.toF32();
+    }
     setNumThreads(m_opts.threads);
     auto& im = *m_impl;
     im.ropeFreqs.resize(std::size_t(m_cfg.ropeDim() / 2));
@@ -177,10 +198,10 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
     for (int64_t i = 0; i < m_cfg.coda_layers; ++i)
         im.coda.push_back(bindBlock(m_weights, m_cfg, "coda." + std::to_string(i) + ".", false));
     im.rec = bindBlock(m_weights, m_cfg, "recurrent.block.", true);
-    im.embed = ptr(m_weights, "embed.weight");
+    im.embed = ref(m_weights, "embed.weight");
     im.finalNorm = ptr(m_weights, "norm.weight");
     im.recNorm = ptr(m_weights, "recurrent.norm.weight");
-    im.loraDown = ptr(m_weights, "recurrent.lora.down.weight");
+    im.loraDown = ref(m_weights, "recurrent.lora.down.weight");
     im.loraB = ptr(m_weights, "recurrent.lora.B");
     im.loraScale = ptr(m_weights, "recurrent.lora.scale.weight");
     im.haltW = ptr(m_weights, "recurrent.act.halt.weight");
@@ -204,16 +225,18 @@ std::unique_ptr<Model> Model::open(const std::string& spec, EngineOptions option
             seed = std::stoull(s);
         }
         Config cfg = preset(rest);
-        auto m = std::make_unique<Model>(cfg, randomWeights(cfg, seed, progress), options);
+        auto m = std::make_unique<Model>(cfg, randomWeights(cfg, seed, progress, options.weightType), options);
         m->setName(spec);
         return m;
     }
-    Checkpoint ck = loadCheckpoint(spec, progress);
+    Checkpoint ck = loadCheckpoint(spec, progress, options.weightType);
     auto m = std::make_unique<Model>(ck.config, std::move(ck.weights), options);
     m->setName(spec);
     m->m_hash = ck.weightsHash;
     return m;
 }
+
+std::size_t Model::weightBytes() const { return mythos::weightBytes(m_weights); }
 
 const std::string& Model::weightsHash() const {
     if (m_hash.empty())
@@ -234,7 +257,12 @@ void Model::setWeight(const std::string& name, const Tensor& t) {
         throw ArgumentError("weight " + name + " has shape " + shapeToString(it->second.shape) + ", not " +
                             shapeToString(t.shape));
     // Copy in place: the bound pointers stay valid.
-    std::copy(t.data.begin(), t.data.end(), it->second.data.begin());
+    const std::vector<float> v = t.values();
+    Tensor& dst = it->second;
+    if (dst.isBf16())
+        std::transform(v.begin(), v.end(), dst.bf16.begin(), floatToBf16);
+    else
+        std::copy(v.begin(), v.end(), dst.data.begin());
     m_hash.clear();
     m_impl->A = injectionA();
 }
@@ -271,7 +299,8 @@ static void fillTraceHeader(Trace& tr, const Model& m, const std::vector<int32_t
     tr.model = m.name();
     tr.weightsHash = m.weightsHash();
     tr.options = {{"act_final_remainder", m.options().actFinalRemainder},
-                  {"kv_layout", kvLayoutName(m.options().kvLayout)}};
+                  {"kv_layout", kvLayoutName(m.options().kvLayout)},
+                  {"weight_type", weightTypeName(m.options().weightType)}};
     tr.batch = B;
     tr.seqLen = T;
     tr.startPos = startPos;
@@ -318,8 +347,15 @@ std::vector<float> Model::embedAndPrelude(const std::vector<int32_t>& ids, int64
     const int64_t D = c.dim, N = B * T;
     auto ctx = im.ctx(c);
     std::vector<float> x(static_cast<std::size_t>(N * D));
-    for (int64_t n = 0; n < N; ++n)
-        std::memcpy(x.data() + n * D, im.embed + int64_t(ids[std::size_t(n)]) * D, std::size_t(D) * sizeof(float));
+    for (int64_t n = 0; n < N; ++n) {
+        const int64_t row = int64_t(ids[std::size_t(n)]) * D;
+        float* xn = x.data() + n * D;
+        if (im.embed.bf16)
+            for (int64_t i = 0; i < D; ++i)
+                xn[i] = bf16ToFloat(im.embed.bf16[row + i]);
+        else
+            std::memcpy(xn, im.embed.f32 + row, std::size_t(D) * sizeof(float));
+    }
     for (std::size_t i = 0; i < im.prelude.size(); ++i) {
         checkCancel(cancel);
         detail::blockForward(ctx, im.prelude[i], x.data(), B, T, startPos, cache, "prelude_" + std::to_string(i),

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -22,7 +23,8 @@ struct MatmulKey {
     int64_t k, n;
     bool accumulate;
     bool weightsKN; // W stored [K, N] instead of nn.Linear's [N, K]
-    auto tie() const { return std::tie(k, n, accumulate, weightsKN); }
+    bool bf16 = false; // bf16 source and weights (fp32 accumulation and destination)
+    auto tie() const { return std::tie(k, n, accumulate, weightsKN, bf16); }
     bool operator<(const MatmulKey& o) const { return tie() < o.tie(); }
 };
 constexpr auto kRuntime = DNNL_RUNTIME_DIM_VAL;
@@ -153,11 +155,120 @@ void smallMatmulKNPortable(const float* x, int64_t M, int64_t K, const float* w,
     }
 }
 
+// ---- bf16 weights ----
+// A bf16 number is the top half of an fp32 one: widening is a 16-bit shift, exact. The
+// small-row kernels widen the weights as they load them and keep x in fp32, so the only
+// rounding beyond fp32's is the weights' own.
+inline float widenBf16(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
+
+// Round to nearest even, NaN kept a NaN (as floatToBf16).
+inline uint16_t roundToBf16(float f) {
+    const uint32_t x = std::bit_cast<uint32_t>(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return uint16_t((x >> 16) | 0x40u);
+    return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+// 16 bf16 weights widened to fp32 (masked loads of 16-bit lanes need AVX512BW/VL). The
+// zero-masked forms with a full mask: GCC 12 warns falsely about the unmasked ones'
+// undefined pass-through operand.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 widenBf16x16(__m256i raw) {
+    const __mmask16 all = 0xFFFF;
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, raw), 16));
+}
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 loadBf16(const uint16_t* p) {
+    return widenBf16x16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 loadBf16(__mmask16 m, const uint16_t* p) {
+    return widenBf16x16(_mm256_maskz_loadu_epi16(m, p));
+}
+
+// y[m][n] (+)= dot(x[m], widen(w[n])) for bf16 w [N][K] row-major; smallLinearAvx512's
+// blocking (four weight rows share each load of x).
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void smallLinearBf16Avx512(
+    const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N, float* y, int64_t ldy,
+    bool accumulate) {
+    const int64_t tail = K % 16;
+    const __mmask16 mask = __mmask16((1u << tail) - 1u);
+    for (int64_t m = 0; m < M; ++m) {
+        const float* xm = x + m * ldx;
+        float* ym = y + m * ldy;
+        int64_t n = 0;
+        for (; n + 4 <= N; n += 4) {
+            const uint16_t* w0 = w + n * K;
+            const uint16_t* w1 = w0 + K;
+            const uint16_t* w2 = w1 + K;
+            const uint16_t* w3 = w2 + K;
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+                   a3 = _mm512_setzero_ps();
+            int64_t k = 0;
+            for (; k + 16 <= K; k += 16) {
+                const __m512 xv = _mm512_loadu_ps(xm + k);
+                a0 = _mm512_fmadd_ps(xv, loadBf16(w0 + k), a0);
+                a1 = _mm512_fmadd_ps(xv, loadBf16(w1 + k), a1);
+                a2 = _mm512_fmadd_ps(xv, loadBf16(w2 + k), a2);
+                a3 = _mm512_fmadd_ps(xv, loadBf16(w3 + k), a3);
+            }
+            if (tail) {
+                const __m512 xv = _mm512_maskz_loadu_ps(mask, xm + k);
+                a0 = _mm512_fmadd_ps(xv, loadBf16(mask, w0 + k), a0);
+                a1 = _mm512_fmadd_ps(xv, loadBf16(mask, w1 + k), a1);
+                a2 = _mm512_fmadd_ps(xv, loadBf16(mask, w2 + k), a2);
+                a3 = _mm512_fmadd_ps(xv, loadBf16(mask, w3 + k), a3);
+            }
+            const float r[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+            for (int i = 0; i < 4; ++i)
+                ym[n + i] = accumulate ? ym[n + i] + r[i] : r[i];
+        }
+        for (; n < N; ++n) {
+            const uint16_t* wn = w + n * K;
+            __m512 a = _mm512_setzero_ps();
+            int64_t k = 0;
+            for (; k + 16 <= K; k += 16)
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(xm + k), loadBf16(wn + k), a);
+            if (tail)
+                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xm + k), loadBf16(mask, wn + k), a);
+            const float r = hsum(a);
+            ym[n] = accumulate ? ym[n] + r : r;
+        }
+    }
+}
+
+void smallLinearBf16Portable(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N,
+                             float* y, int64_t ldy, bool accumulate) {
+    for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) {
+            float acc[8] = {};
+            const float* xm = x + m * ldx;
+            const uint16_t* wn = w + n * K;
+            int64_t k = 0;
+            for (; k + 8 <= K; k += 8)
+                for (int i = 0; i < 8; ++i)
+                    acc[i] += xm[k + i] * widenBf16(wn[k + i]);
+            float r = 0;
+            for (; k < K; ++k)
+                r += xm[k] * widenBf16(wn[k]);
+            for (float a : acc)
+                r += a;
+            y[m * ldy + n] = accumulate ? y[m * ldy + n] + r : r;
+        }
+}
+
+// Rows of weights widened at a time where oneDNN has no bf16 matmul: a few MiB of fp32.
+constexpr int64_t kWidenRows = 256;
+
 std::atomic<bool> g_portableOnly{false};
 std::atomic<uint64_t> g_macs{0};
 
 bool hasAvx512() {
     static const bool yes = __builtin_cpu_supports("avx512f");
+    return yes && !g_portableOnly.load(std::memory_order_relaxed);
+}
+
+// The bf16 small-row kernel's masked 16-bit loads.
+bool hasAvx512Bw() {
+    static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                            __builtin_cpu_supports("avx512vl");
     return yes && !g_portableOnly.load(std::memory_order_relaxed);
 }
 
@@ -167,22 +278,27 @@ struct MatmulEngine::Primitive {
     dnnl::memory::desc wei;
     dnnl::matmul prim;
     int64_t k, n;
+    dnnl::memory::data_type src = dnnl::memory::data_type::f32;
 };
 
 struct MatmulEngine::Impl {
     dnnl::engine engine{dnnl::engine::kind::cpu, 0};
     dnnl::stream stream{engine};
     std::map<MatmulKey, Primitive> cache;
+    bool bf16Unsupported = false;  // oneDNN has no bf16 matmul on this CPU
+    std::vector<uint16_t> xBf16;   // the source rounded to bf16
+    std::vector<float> wWide;      // a block of bf16 weight rows widened to fp32
 
     Primitive& get(const MatmulKey& key) {
         auto it = cache.find(key);
         if (it != cache.end())
             return it->second;
         using dt = dnnl::memory::data_type;
-        dnnl::memory::desc src({kRuntime, key.k}, dt::f32, dnnl::memory::dims{kRuntime, 1});
+        const dt in = key.bf16 ? dt::bf16 : dt::f32;
+        dnnl::memory::desc src({kRuntime, key.k}, in, dnnl::memory::dims{kRuntime, 1});
         // nn.Linear stores W as [N, K]; the matmul wants [K, N]: the same bytes with
         // transposed strides, so no copy is needed.
-        dnnl::memory::desc wei({key.k, key.n}, dt::f32,
+        dnnl::memory::desc wei({key.k, key.n}, in,
                                key.weightsKN ? dnnl::memory::dims{key.n, 1} : dnnl::memory::dims{1, key.k});
         dnnl::memory::desc dst({kRuntime, key.n}, dt::f32, dnnl::memory::dims{kRuntime, 1});
         dnnl::primitive_attr attr;
@@ -193,19 +309,32 @@ struct MatmulEngine::Impl {
         }
         dnnl::matmul::desc desc(src, wei, dst);
         dnnl::matmul::primitive_desc pd(desc, attr, engine);
-        return cache.emplace(key, Primitive{wei, dnnl::matmul(pd), key.k, key.n}).first->second;
+        return cache.emplace(key, Primitive{wei, dnnl::matmul(pd), key.k, key.n, in}).first->second;
+    }
+
+    // The bf16 primitive, or nullptr when this oneDNN cannot make one on this CPU (it
+    // needs AVX-512); the caller then widens the weights.
+    Primitive* getBf16(const MatmulKey& key) {
+        if (bf16Unsupported)
+            return nullptr;
+        try {
+            return &get(key);
+        } catch (const dnnl::error&) {
+            bf16Unsupported = true;
+            return nullptr;
+        }
     }
 };
 
 MatmulEngine::MatmulEngine() : m_impl(std::make_unique<Impl>()) {}
 MatmulEngine::~MatmulEngine() = default;
 
-void MatmulEngine::linear(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
+void MatmulEngine::linear(const float* x, int64_t M, int64_t K, WeightRef w, int64_t N, float* y,
                           bool accumulate) {
     linearStrided(x, M, K, K, w, N, y, N, accumulate);
 }
 
-void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, const float* w,
+void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w,
                                  int64_t N, float* y, int64_t ldy, bool accumulate) {
     if (M <= 0 || N <= 0)
         return;
@@ -216,14 +345,49 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
         return;
     }
     g_macs.fetch_add(uint64_t(M * K * N), std::memory_order_relaxed);
-    if (M <= kSmallRows) {
-        if (hasAvx512())
-            smallLinearAvx512(x, M, K, ldx, w, N, y, ldy, accumulate);
+    if (w.bf16) {
+        if (M > kSmallRows)
+            runBf16(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
+        else if (hasAvx512Bw())
+            smallLinearBf16Avx512(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
         else
-            smallLinearPortable(x, M, K, ldx, w, N, y, ldy, accumulate);
+            smallLinearBf16Portable(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
         return;
     }
-    run(m_impl->get({K, N, accumulate, false}), x, M, ldx, w, y, ldy);
+    if (M <= kSmallRows) {
+        if (hasAvx512())
+            smallLinearAvx512(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
+        else
+            smallLinearPortable(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
+        return;
+    }
+    run(m_impl->get({K, N, accumulate, false}), x, M, ldx, w.f32, y, ldy);
+}
+
+void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N,
+                           float* y, int64_t ldy, bool accumulate) {
+    auto& im = *m_impl;
+    Primitive* p =
+        g_portableOnly.load(std::memory_order_relaxed) ? nullptr : im.getBf16({K, N, accumulate, false, true});
+    if (p) {
+        // oneDNN 2.6 multiplies bf16 by bf16 only (no fp32 source with bf16 weights): the
+        // source is rounded to bf16 once per call, which costs M*K against M*K*N.
+        im.xBf16.resize(std::size_t(M * K));
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t k = 0; k < K; ++k)
+                im.xBf16[std::size_t(m * K + k)] = roundToBf16(x[m * ldx + k]);
+        run(*p, im.xBf16.data(), M, K, w, y, ldy);
+        return;
+    }
+    // No bf16 matmul here: the fp32 one on blocks of weight rows widened to fp32 (exact), so
+    // the results are those of the small-row kernels, never a full fp32 copy of W.
+    for (int64_t n0 = 0; n0 < N; n0 += kWidenRows) {
+        const int64_t nb = std::min(kWidenRows, N - n0);
+        im.wWide.resize(std::size_t(nb * K));
+        for (int64_t i = 0; i < nb * K; ++i)
+            im.wWide[std::size_t(i)] = widenBf16(w[n0 * K + i]);
+        run(im.get({K, nb, accumulate, false}), x, M, ldx, im.wWide.data(), y + n0, ldy);
+    }
 }
 
 void MatmulEngine::matmulKN(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
@@ -241,10 +405,10 @@ void MatmulEngine::matmulKN(const float* x, int64_t M, int64_t K, const float* w
     run(m_impl->get({K, N, accumulate, true}), x, M, K, w, y, N);
 }
 
-void MatmulEngine::run(Primitive& e, const float* x, int64_t M, int64_t ldx, const float* w, float* y, int64_t ldy) {
+void MatmulEngine::run(Primitive& e, const void* x, int64_t M, int64_t ldx, const void* w, float* y, int64_t ldy) {
     using dt = dnnl::memory::data_type;
-    dnnl::memory src({{M, e.k}, dt::f32, {ldx, 1}}, m_impl->engine, const_cast<float*>(x));
-    dnnl::memory wei(e.wei, m_impl->engine, const_cast<float*>(w));
+    dnnl::memory src({{M, e.k}, e.src, {ldx, 1}}, m_impl->engine, const_cast<void*>(x));
+    dnnl::memory wei(e.wei, m_impl->engine, const_cast<void*>(w));
     dnnl::memory dst({{M, e.n}, dt::f32, {ldy, 1}}, m_impl->engine, y);
     const ScopedThreads threads(M * e.k * e.n < kParallelMacs ? 1 : omp_get_max_threads());
     e.prim.execute(m_impl->stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});

@@ -600,6 +600,47 @@ std::vector<float> SafetensorsFile::readF32(const TensorInfo& t) const
     return out;
 }
 
+std::vector<uint16_t> SafetensorsFile::readBf16(const TensorInfo& t) const
+{
+    if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
+        throw FormatError(m_path.string() + ": tensor " + quotedName(t.name) + " has dtype " + printable(t.dtypeText) +
+                          "; only F32, F16 and BF16 can be read as floating point");
+    const std::byte* src = data(t);
+    const auto n = static_cast<std::size_t>(t.numel());
+    if (t.end - t.begin != n * dtypeSize(t.dtype))
+        throw ArgumentError(m_path.string() + ": tensor " + quotedName(t.name) + " size does not match its shape");
+    std::vector<uint16_t> out(n);
+    if (t.dtype == DType::BF16) {
+        if (n)
+            std::memcpy(out.data(), src, n * 2);
+        return out;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        float f;
+        if (t.dtype == DType::F32) {
+            std::memcpy(&f, src + 4 * i, 4);
+        } else {
+            uint16_t h;
+            std::memcpy(&h, src + 2 * i, 2);
+            f = halfToFloat(h);
+        }
+        out[i] = floatToBf16(f);
+    }
+    return out;
+}
+
+void SafetensorsFile::release(const TensorInfo& t) const
+{
+    const std::byte* begin = data(t);
+    const std::byte* end = begin + (t.end - t.begin);
+    // Only whole pages inside the tensor: its neighbours' bytes stay mapped.
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+    const uintptr_t last = reinterpret_cast<uintptr_t>(end) / page * page;
+    if (page > 0 && last > first)
+        ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED); // advice: failure is harmless
+}
+
 std::vector<int64_t> SafetensorsFile::readI64(const TensorInfo& t) const
 {
     if (t.dtype != DType::I64 && t.dtype != DType::I32)

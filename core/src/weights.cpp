@@ -22,6 +22,44 @@ int64_t Tensor::numel() const {
     return n;
 }
 
+std::vector<float> Tensor::values() const {
+    if (!isBf16())
+        return data;
+    std::vector<float> out(bf16.size());
+    for (std::size_t i = 0; i < bf16.size(); ++i)
+        out[i] = bf16ToFloat(bf16[i]);
+    return out;
+}
+
+std::size_t Tensor::bytes() const { return data.size() * sizeof(float) + bf16.size() * sizeof(uint16_t); }
+
+void Tensor::toBf16() {
+    if (isBf16() || data.empty())
+        return;
+    bf16.resize(data.size());
+    for (std::size_t i = 0; i < data.size(); ++i)
+        bf16[i] = floatToBf16(data[i]);
+    std::vector<float>().swap(data); // clear() would keep the capacity
+}
+
+void Tensor::toF32() {
+    if (!isBf16())
+        return;
+    data = values();
+    std::vector<uint16_t>().swap(bf16);
+}
+
+std::string weightTypeName(WeightType t) { return t == WeightType::BF16 ? "bf16" : "f32"; }
+
+WeightType parseWeightType(const std::string& s) {
+    if (s == "f32")
+        return WeightType::F32;
+    if (s == "bf16")
+        return WeightType::BF16;
+    throw ArgumentError("unknown weight type '" + s + "' (use f32 or bf16)");
+}
+
+
 std::vector<ExpectedTensor> expectedTensors(const Config& c) {
     std::vector<ExpectedTensor> out;
     const int64_t D = c.dim;
@@ -123,11 +161,24 @@ uint64_t fnv1a(const void* data, std::size_t n, uint64_t h = 0xcbf29ce484222325u
 
 enum class Init { Normal, Uniform, Ones, Zeros, Value };
 
-void fillRandom(Tensor& t, Init init, double scale, uint64_t seed, const std::string& name) {
+// Fills t with the initialisation, as fp32 or (bf16 = true) straight into bf16 bits: the
+// same values rounded, without a full fp32 copy of the tensor.
+void fillRandom(Tensor& t, Init init, double scale, uint64_t seed, const std::string& name, bool bf16 = false) {
     const int64_t n = t.numel();
-    t.data.resize(std::size_t(n));
+    if (bf16)
+        t.bf16.resize(std::size_t(n));
+    else
+        t.data.resize(std::size_t(n));
+    auto store = [&t, bf16](int64_t i, float v) {
+        if (bf16)
+            t.bf16[std::size_t(i)] = floatToBf16(v);
+        else
+            t.data[std::size_t(i)] = v;
+    };
     if (init == Init::Ones || init == Init::Zeros || init == Init::Value) {
-        std::fill(t.data.begin(), t.data.end(), init == Init::Ones ? 1.0f : init == Init::Zeros ? 0.0f : float(scale));
+        const float v = init == Init::Ones ? 1.0f : init == Init::Zeros ? 0.0f : float(scale);
+        for (int64_t i = 0; i < n; ++i)
+            store(i, v);
         return;
     }
     const uint64_t base = fnv1a(name.data(), name.size(), seed * 0x9E3779B97F4A7C15ull + 1);
@@ -141,16 +192,16 @@ void fillRandom(Tensor& t, Init init, double scale, uint64_t seed, const std::st
             const double u1 = (double(splitmix(state) >> 11) + 1.0) * 0x1.0p-53;
             const double u2 = double(splitmix(state) >> 11) * 0x1.0p-53;
             if (init == Init::Uniform) {
-                t.data[std::size_t(i)] = float((2 * u1 - 1) * scale);
+                store(i, float((2 * u1 - 1) * scale));
                 if (i + 1 < end)
-                    t.data[std::size_t(i + 1)] = float((2 * u2 - 1) * scale);
+                    store(i + 1, float((2 * u2 - 1) * scale));
                 continue;
             }
             // Box-Muller
             const double r = std::sqrt(-2.0 * std::log(u1)), th = 2.0 * M_PI * u2;
-            t.data[std::size_t(i)] = float(r * std::cos(th) * scale);
+            store(i, float(r * std::cos(th) * scale));
             if (i + 1 < end)
-                t.data[std::size_t(i + 1)] = float(r * std::sin(th) * scale);
+                store(i + 1, float(r * std::sin(th) * scale));
         }
     }
 }
@@ -161,7 +212,12 @@ bool endsWith(const std::string& s, const std::string& suffix) {
 
 } // namespace
 
-Checkpoint loadCheckpoint(const fs::path& folder, const ProgressFn& progress) {
+bool bf16Eligible(const std::string& name) {
+    return endsWith(name, ".weight") && !endsWith(name, "norm.weight") && !endsWith(name, "ffn.router.weight") &&
+           name != "recurrent.act.halt.weight" && name != "recurrent.lora.scale.weight";
+}
+
+Checkpoint loadCheckpoint(const fs::path& folder, const ProgressFn& progress, WeightType type) {
     if (!fs::is_directory(folder))
         throw FileError(folder.string() + ": not a model folder (expected a folder with config.json and model.safetensors)");
     Checkpoint ck;
@@ -197,7 +253,13 @@ Checkpoint loadCheckpoint(const fs::path& folder, const ProgressFn& progress) {
                               shapeToString(info->shape) + ", the config needs " + shapeToString(ex.shape));
         Tensor t;
         t.shape = ex.shape;
-        t.data = file->readF32(*info);
+        if (type == WeightType::BF16 && bf16Eligible(ex.name))
+            t.bf16 = file->readBf16(*info);
+        else
+            t.data = file->readF32(*info);
+        // Done with these bytes of the mapping: dropping its pages keeps a checkpoint's
+        // resident memory near the size of the weights kept, not twice that.
+        file->release(*info);
         ck.weights.emplace(ex.name, std::move(t));
         if (progress && !progress(++done, int64_t(expected.size())))
             throw Cancelled();
@@ -208,7 +270,7 @@ Checkpoint loadCheckpoint(const fs::path& folder, const ProgressFn& progress) {
     return ck;
 }
 
-Weights randomWeights(const Config& cfg, uint64_t seed, const ProgressFn& progress) {
+Weights randomWeights(const Config& cfg, uint64_t seed, const ProgressFn& progress, WeightType type) {
     validateOrThrow(cfg, "config", physicalMemory());
     Weights w;
     const auto expected = expectedTensors(cfg);
@@ -228,7 +290,7 @@ Weights randomWeights(const Config& cfg, uint64_t seed, const ProgressFn& progre
         else if (n == "recurrent.act.halt.bias") // nn.Linear's default bias init
             fillRandom(t, Init::Uniform, 1.0 / std::sqrt(double(cfg.dim)), seed, n);
         else // every Linear and Embedding weight, and lora.B: N(0, 0.02)
-            fillRandom(t, Init::Normal, 0.02, seed, n);
+            fillRandom(t, Init::Normal, 0.02, seed, n, type == WeightType::BF16 && bf16Eligible(n));
         w.emplace(n, std::move(t));
         if (progress && !progress(++done, int64_t(expected.size()) - 1))
             throw Cancelled();
@@ -243,13 +305,16 @@ void saveCheckpoint(const fs::path& folder, const Config& cfg, const Weights& we
     if (ec)
         throw FileError(folder.string() + ": cannot create the folder: " + ec.message());
     std::vector<TensorToWrite> out;
+    std::map<std::string, std::vector<float>> widened; // fp32 values of tensors held in bf16
     for (const auto& ex : expectedTensors(cfg)) {
         if (ex.optional)
             continue;
         auto it = weights.find(ex.name);
         if (it == weights.end())
             throw ArgumentError("cannot save: weight " + ex.name + " is missing");
-        out.push_back({ex.name, it->second.shape, it->second.data.data()});
+        const Tensor& t = it->second;
+        const float* data = t.isBf16() ? (widened[ex.name] = t.values()).data() : t.data.data();
+        out.push_back({ex.name, t.shape, data});
     }
     auto meta = metadata;
     meta.emplace("format", "pt");
@@ -264,14 +329,23 @@ std::string hashWeights(const Weights& weights) {
         h = fnv1a(name.data(), name.size(), h);
         // Sample large tensors with a stride so hashing a 1B model stays fast, but always
         // include every element of small ones.
-        const std::size_t n = t.data.size();
+        const std::size_t n = t.isBf16() ? t.bf16.size() : t.data.size();
         const std::size_t step = n > (1u << 20) ? n / (1u << 18) : 1;
-        for (std::size_t i = 0; i < n; i += step)
-            h = fnv1a(&t.data[i], sizeof(float), h);
+        for (std::size_t i = 0; i < n; i += step) {
+            const float v = t.isBf16() ? bf16ToFloat(t.bf16[i]) : t.data[i];
+            h = fnv1a(&v, sizeof(float), h);
+        }
     }
     char buf[17];
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
     return buf;
+}
+
+std::size_t weightBytes(const Weights& weights) {
+    std::size_t n = 0;
+    for (const auto& [name, t] : weights)
+        n += t.bytes();
+    return n;
 }
 
 } // namespace mythos

@@ -232,6 +232,35 @@ TEST_F(Cli, BenchJsonHasEveryLoopCount) {
     EXPECT_EQ(j["threads"], 1);
 }
 
+TEST_F(Cli, Bf16WeightsHalveTheWeightBytesAndAreRecorded) {
+    const std::vector<std::string> bench = {"bench", "--model", tinyGqa, "--prompt-len", "8", "--loops", "2",
+                                            "--decode", "3", "--repeats", "1", "--threads", "1", "--json"};
+    auto withWeights = [&](const std::string& w) {
+        auto args = bench;
+        args.insert(args.end(), {"--weights", w});
+        return args;
+    };
+    const auto f32 = run(withWeights("f32"));
+    const auto bf16 = run(withWeights("bf16"));
+    ASSERT_EQ(f32.code, 0) << f32.out;
+    ASSERT_EQ(bf16.code, 0) << bf16.out;
+    const json jf = json::parse(f32.out), jb = json::parse(bf16.out);
+    EXPECT_EQ(jf["weight_type"], "f32");
+    EXPECT_EQ(jb["weight_type"], "bf16");
+    EXPECT_LE(jb["weight_bytes"].get<double>(), 0.55 * jf["weight_bytes"].get<double>());
+    EXPECT_GT(jb["decode_tokens_per_s"]["2"].get<double>(), 0);
+    EXPECT_EQ(json::parse(run(bench).out)["weight_type"], "f32") << "f32 is the default";
+
+    const fs::path out = dir / "t.json";
+    auto r = run({"trace", "--model", tinyMla, "--ids", "1,2,3", "--loops", "2", "--weights", "bf16", "--out",
+                  out.string()});
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(readJson(out)["options"]["weight_type"], "bf16");
+    r = run({"generate", "--model", tinyMla, "--ids", "1,2,3", "--loops", "2", "--new-tokens", "3", "--greedy",
+             "--weights", "bf16"});
+    EXPECT_EQ(r.code, 0) << r.out;
+}
+
 TEST_F(Cli, RescaleWritesANewModel) {
     const fs::path out = dir / "rescaled";
     auto r = run({"rescale", "--model", tinyGqa, "--target", "0.5", "--out", out.string()});
@@ -253,6 +282,7 @@ TEST_F(Cli, ErrorsAreOneLineAndNonZero) {
         {"trace", "--model", tinyMla, "--ids", "1,2", "--loops", "0", "--out", (dir / "x.json").string()},
         {"trace", "--model", tinyMla, "--ids", "1,2", "--loops", "2", "--out", "/nonexistent/dir/x.json"},
         {"bench", "--model", tinyMla, "--loops", "1,a"},
+        {"trace", "--model", tinyMla, "--ids", "1,2", "--loops", "2", "--weights", "f16", "--out", (dir / "x.json").string()},
         {"info", "--model", tinyMla, "--bogus"},
         {"generate", "--model", "preset:no_such_preset", "--ids", "1", "--loops", "1", "--new-tokens", "1"},
     };

@@ -151,7 +151,7 @@ private slots:
         QVERIFY(waitForSignal(ready, 60000));
         QSignalSpy cmpReady(&win, &MainWindow::compareModelReady);
         QSignalSpy cmpShown(&win, &MainWindow::compareTraceShown);
-        win.openCompareVariant(R"({"rope_theta": 100.0, "kv_layout": "compact"})");
+        win.openCompareVariant(R"({"rope_theta": 100.0, "kv_layout": "compact", "weight_type": "bf16"})");
         QVERIFY(waitForSignal(cmpReady, 60000));
         QVERIFY(win.compareInfo());
         QCOMPARE(win.compareInfo()->config.rope_theta, 100.0);
@@ -160,6 +160,8 @@ private slots:
         QVERIFY(waitForSignal(cmpShown, 60000));
         QVERIFY(QTest::qWaitFor([&] { return win.comparisonView()->comparable(); }, 60000));
         QCOMPARE(win.comparisonView()->traceB()->nLoops, int64_t(win.loops()));
+        QCOMPARE(win.comparisonView()->traceB()->options.value("weight_type", ""), std::string("bf16"));
+        QCOMPARE(win.currentTrace()->options.value("weight_type", ""), std::string("f32"));
 
         // The shared loop count moves both models.
         win.setLive(false);
@@ -182,7 +184,8 @@ private slots:
                                          std::pair{QString(R"({"colour": 1})"), QString("colour")},
                                          std::pair{QString(R"({"dim": 8})"), QString("shape")},
                                          std::pair{QString(R"({"n_experts_per_tok": 1})"), QString("shape")},
-                                         std::pair{QString(R"({"kv_layout": "zip"})"), QString("zip")}}) {
+                                         std::pair{QString(R"({"kv_layout": "zip"})"), QString("zip")},
+                                         std::pair{QString(R"({"weight_type": "f16"})"), QString("f16")}}) {
             QSignalSpy failed(&win, &MainWindow::compareFailed);
             win.openCompareVariant(json);
             QVERIFY2(waitForSignal(failed, 60000), qPrintable(json));

@@ -28,6 +28,9 @@ struct EngineOptions {
     bool actFinalRemainder = false;
     KvLayout kvLayout = KvLayout::Reference;
     int threads = 0; // 0 = all cores
+    // BF16 holds the large matrices in bf16 (half the memory; logits within about 1e-2
+    // relative of fp32, see docs/engine.md). The default F32 is the reference's numbers.
+    WeightType weightType = WeightType::F32;
 };
 
 struct ForwardOptions {
@@ -53,18 +56,22 @@ struct DeepRun {
 
 class Model {
 public:
+    // Tensors are converted to the options' weight type (bf16 <-> fp32) one at a time.
     Model(Config cfg, Weights weights, EngineOptions options = {});
     ~Model();
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
 
-    // A checkpoint folder, or "preset:NAME[:seed]" for random weights.
+    // A checkpoint folder, or "preset:NAME[:seed]" for random weights. With
+    // WeightType::BF16 the matrices are read or generated straight into bf16.
     static std::unique_ptr<Model> open(const std::string& spec, EngineOptions options = {},
                                        const ProgressFn& progress = {});
 
     const Config& config() const { return m_cfg; }
     const EngineOptions& options() const { return m_opts; }
+    // The weights as held: with WeightType::BF16 the eligible matrices are bf16 (Tensor::bf16).
     const Weights& weights() const { return m_weights; }
+    std::size_t weightBytes() const; // resident bytes of the weights
     const std::string& name() const { return m_name; }
     void setName(std::string n) { m_name = std::move(n); }
     const std::string& weightsHash() const;
@@ -88,7 +95,8 @@ public:
 
     // Injection A = exp(-exp(clamp(log_dt + log_A, -20, 20))), its spectral radius.
     std::vector<float> injectionA() const;
-    // Replaces the weights (e.g. after rescaling A); shapes must match.
+    // Replaces the weights (e.g. after rescaling A); shapes must match. A weight held in
+    // bf16 takes the new values rounded to bf16.
     void setWeight(const std::string& name, const Tensor& t);
 
 private:

@@ -6,9 +6,26 @@
 
 namespace mythos {
 
+// A Linear weight [N, K] row-major, held as fp32 or as bf16 bits (WeightType::BF16). A
+// plain `const float*` converts to an fp32 weight.
+struct WeightRef {
+    const float* f32 = nullptr;
+    const uint16_t* bf16 = nullptr;
+    WeightRef() = default;
+    WeightRef(const float* w) : f32(w) {} // implicit: fp32 is the common case
+    static WeightRef bf16Bits(const uint16_t* w) {
+        WeightRef r;
+        r.bf16 = w;
+        return r;
+    }
+};
 
 // y[M,N] = x[M,K] * W^T (+ y when accumulate), W stored row-major as [N,K] like
 // nn.Linear.weight. One instance per thread of use; not thread-safe.
+// With bf16 weights the products accumulate in fp32: rows <= 4 widen the weights in
+// registers and keep x in fp32; larger M goes through oneDNN's bf16 matmul (x rounded to
+// bf16, fp32 accumulation and output), or, where oneDNN has no bf16 matmul (no AVX-512),
+// through the fp32 matmul on blocks of weight rows widened to fp32.
 class MatmulEngine {
 public:
     MatmulEngine();
@@ -16,10 +33,10 @@ public:
     MatmulEngine(const MatmulEngine&) = delete;
     MatmulEngine& operator=(const MatmulEngine&) = delete;
 
-    void linear(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
+    void linear(const float* x, int64_t M, int64_t K, WeightRef w, int64_t N, float* y,
                 bool accumulate = false);
     // Same, with x rows ldx floats apart and y rows ldy floats apart.
-    void linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, const float* w, int64_t N,
+    void linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N,
                        float* y, int64_t ldy, bool accumulate = false);
 
     // y[M,N] = x[M,K] * W (+ y), W stored row-major as [K,N] (used untransposed, like the
@@ -32,7 +49,9 @@ public:
 private:
     struct Impl;
     struct Primitive;
-    void run(Primitive& p, const float* x, int64_t M, int64_t ldx, const float* w, float* y, int64_t ldy);
+    void run(Primitive& p, const void* x, int64_t M, int64_t ldx, const void* w, float* y, int64_t ldy);
+    void runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N, float* y,
+                 int64_t ldy, bool accumulate);
     std::unique_ptr<Impl> m_impl;
 };
 
@@ -60,7 +79,9 @@ void applyRope(float* x, int64_t d, int64_t pos, const float* freqs);
 // freqs[i] = 1 / (theta ^ (2i / d)) computed in fp32.
 void ropeFrequencies(int64_t d, double theta, float* freqs);
 
-// Tests: run the small-row matmul kernels' portable loops even on an AVX-512 CPU.
+// Tests: take the paths of a CPU without AVX-512 even on one that has it: the small-row
+// matmul kernels' portable loops, and for bf16 weights with more rows the fp32 matmul on
+// widened blocks of weights instead of oneDNN's bf16 matmul.
 void usePortableSmallKernels(bool on);
 
 // Runs the enclosing scope with `n` OpenMP threads (oneDNN reads the team size when a

@@ -58,6 +58,14 @@ public:
     std::vector<float> readF32(const TensorInfo& t) const;
     void readF32Into(const TensorInfo& t, float* dst) const; // dst holds numel floats
 
+    // F32 / F16 / BF16 as bf16 bits: BF16 copied exactly, the others rounded to nearest
+    // even without an fp32 copy of the tensor.
+    std::vector<uint16_t> readBf16(const TensorInfo& t) const;
+
+    // Gives the mapping's pages of a tensor back to the kernel once it has been read (they
+    // are read again from the file if needed): loading stays near the size of what is kept.
+    void release(const TensorInfo& t) const;
+
     // Integer tensors (I64, I32) converted to int64.
     std::vector<int64_t> readI64(const TensorInfo& t) const;
 
