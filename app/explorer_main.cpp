@@ -24,8 +24,10 @@ bool wantsScreenshot(int argc, char** argv) {
     return false;
 }
 
-// Lower case, digits and = ; ? + . only, so that the demo model's tokenizer knows every character.
-const char* kDefaultPrompt = "b=a;a=3;c=b;d=c;d?3 47+85=132 loops let hard tokens think longer.";
+// A chain prompt in the demo models' format (tools/tasks.py): four queries of 1, 3, 1 and 2
+// hops, each followed by its answer, so the halting view shows the answer tokens "?a", "?c",
+// "?d", "?b" thinking for different numbers of loops.
+const char* kDefaultPrompt = "c=b;a=3;b=a;d=7;?a3;?c3;?d7;?b3";
 
 } // namespace
 

@@ -49,7 +49,8 @@ class Example:
     training queries after the first (";c?1;y?1"), so one line trains several lookups.
     ``targets`` are the character indices whose prediction is trained: by default from
     ``target_from`` on (the answer for the reasoning tasks, since the prompt's random
-    symbols are not predictable; everything for text)."""
+    symbols are not predictable; everything for text). ``target_hops`` (chains with extra
+    queries) gives each target's hop count, in the order of ``targets``."""
     task: str
     prompt: str
     answer: str
@@ -57,6 +58,7 @@ class Example:
     target_from: int = field(default=-1)
     more: str = ""
     targets: Optional[List[int]] = None
+    target_hops: Optional[List[int]] = None
 
     def __post_init__(self):
         if self.target_from < 0:
@@ -111,16 +113,19 @@ def make_chain(rng: random.Random, hops: int, extra: Optional[int] = None,
         # only their answer digits are trained.
         env = dict(st.split("=") for st in stmts)
 
-        def value(v):
+        def resolve(v):
+            n = 1
             while not env[v].isdigit():
-                v = env[v]
-            return env[v]
-        more, targets = "", [len(ex.prompt)]
+                v, n = env[v], n + 1
+            return env[v], n
+        more, targets, target_hops = "", [len(ex.prompt)], [hops]
         for v in rng.sample(sorted(env), min(queries - 1, len(env))):
             more += f";?{v}"
             targets.append(len(ex.prompt) + 1 + len(more))
-            more += value(v)
-        ex.more, ex.targets = more, targets
+            digit, n = resolve(v)
+            more += digit
+            target_hops.append(n)
+        ex.more, ex.targets, ex.target_hops = more, targets, target_hops
     return ex
 
 

@@ -217,7 +217,11 @@ void LineChart::rebuild() {
         addMarker({m.first, yr.first}, {m.first, yr.second}, m.second, QColor(90, 90, 90));
     for (const auto& m : m_hmarkers)
         addMarker({xr.first, m.first}, {xr.second, m.first}, m.second, QColor(176, 48, 32));
-    m_chart->legend()->setVisible(m_series.size() + m_vmarkers.size() + m_hmarkers.size() > 1);
+    const qsizetype entries = m_series.size() + m_vmarkers.size() + m_hmarkers.size();
+    m_chart->legend()->setVisible(entries > 1);
+    // A bottom legend is one row, and Qt Charts elides its entries when they do not fit
+    // (a depth sweep has one series per hop count): more than five go in a column at the right.
+    m_chart->legend()->setAlignment(entries > 5 ? Qt::AlignRight : Qt::AlignBottom);
 }
 
 DataTable LineChart::table() const {

@@ -214,6 +214,7 @@ void DepthSweepView::setResult(const SweepResultPtr& r) {
         a.name = hopsName(hops);
         a.color = categoricalColor(i++);
         a.dashed = true;
+        a.markers = true; // a hop count measured at one loop count is a single point
         accs << a;
     }
     const double hi = double(ev.loops.empty() ? 1 : ev.loops.back());
@@ -268,6 +269,7 @@ void DepthSweepView::rebuildHalting() {
         h.name = hopsName(hops);
         h.color = categoricalColor(i++);
         h.dashed = true;
+        h.markers = true;
         halts << h;
     }
     m_halting->setSeries(halts);

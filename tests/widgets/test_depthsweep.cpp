@@ -20,14 +20,20 @@ namespace {
 
 const QString kModel = QStringLiteral(MYTHOS_SOURCE_DIR "/resources/models/demo_mla");
 
-// The first `n` prompts of the bundled set.
+// `n` prompts of the bundled set, spread evenly over it (it is ordered by hop count), so
+// the set has several hop counts.
 QString smallSet(const QTemporaryDir& dir, int n) {
     QFile in(kModel + "/prompts.jsonl");
     if (!in.open(QIODevice::ReadOnly))
         return {};
+    QList<QByteArray> lines;
+    while (!in.atEnd())
+        lines << in.readLine();
+    if (lines.size() < n)
+        return {};
     QByteArray out;
-    for (int i = 0; i < n && !in.atEnd(); ++i)
-        out += in.readLine();
+    for (int i = 0; i < n; ++i)
+        out += lines[int(qsizetype(i) * lines.size() / n)];
     const QString path = dir.filePath("set.jsonl");
     QFile f(path);
     if (!f.open(QIODevice::WriteOnly))
@@ -83,7 +89,7 @@ private slots:
         v.resize(1100, 600);
         v.setResult(r);
         const auto& acc = v.accuracyChart()->series();
-        QVERIFY(acc.size() >= 2); // all prompts + one per hop count
+        QVERIFY(acc.size() >= 4); // all prompts + one per hop count (the set spans several)
         QCOMPARE(acc[0].points.size(), 3);
         QCOMPARE(acc[0].points[2].x(), 4.0);
         QCOMPARE(acc[0].points[2].y(), want.byLoops.at(4).accuracy());

@@ -56,6 +56,14 @@ class TasksTest(unittest.TestCase):
         for h in range(1, tasks.TRAIN_MAX_HOPS + 1):
             e = tasks.make_chain(rng, h, queries=5)
             stmts = e.prompt.rsplit(";", 1)[0]
+            self.assertEqual(len(e.target_hops), len(e.targets))
+            self.assertEqual(e.target_hops[0], h)
+            env = dict(st.split("=") for st in stmts.split(";"))
+            for c, th in zip(e.targets, e.target_hops):
+                n, v = 1, e.text[c - 1]
+                while not env[v].isdigit():
+                    v, n = env[v], n + 1
+                self.assertEqual(n, th)
             for c in e.targets:
                 self.assertTrue(e.text[c].isdigit())
                 self.assertEqual(e.text[c - 2], "?")
@@ -108,6 +116,26 @@ class TrainDemoSmokeTest(unittest.TestCase):
                     self.assertLessEqual(len(json.load(f)["vocab"]), model.cfg.vocab_size)
                 self.assertLessEqual(float(model.injection_A().max()), train_demo.RHO_MAX + 1e-6)
             self.assertIn("[mla] step     3", out.getvalue())
+
+    def test_scaled_recurrent_forward_is_the_model_at_scale_one(self):
+        # The training-time pass-through scaling must vanish at s = 1 (the trained model is
+        # the reference's), and change the output below 1.
+        torch.manual_seed(3)
+        model = mt.OpenMythos(train_demo.demo_config("gqa"))
+        with torch.no_grad():
+            model.recurrent.act.halt.bias.fill_(-3.0)  # keep every loop running
+        ids = torch.randint(1, model.cfg.vocab_size, (2, 12))
+        with torch.no_grad():
+            want = model(ids, n_loops=3)
+            model.recurrent.forward = train_demo.scaled_recurrent_forward(model.recurrent, 1.0)
+            same = model(ids, n_loops=3)
+            model.recurrent.forward = train_demo.scaled_recurrent_forward(model.recurrent, 0.5)
+            other = model(ids, n_loops=3)
+            model.recurrent.__dict__.pop("forward")
+            again = model(ids, n_loops=3)
+        self.assertTrue(torch.equal(want, same))
+        self.assertTrue(torch.equal(want, again))
+        self.assertGreater(float((want - other).abs().max()), 1e-3)
 
     def test_rescale_rule(self):
         model = mt.OpenMythos(train_demo.demo_config("gqa"))
