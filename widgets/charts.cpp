@@ -175,6 +175,12 @@ void LineChart::rebuild() {
     } else {
         auto* y = new QValueAxis;
         y->setRange(yr.first, yr.second);
+        if (!(m_ylo < m_yhi)) {
+            // An automatic range gets round tick values (0.5, 1, 1.5, ... rather than 0.85,
+            // 1.68, ...); markers span the widened range.
+            y->applyNiceNumbers();
+            yr = {y->min(), y->max()};
+        }
         y->setLabelFormat("%.3g");
         ax = y;
     }
