@@ -60,7 +60,7 @@ Commands:
             decode tokens/s (medians after a warm-up)
   rescale   --model DIR --target 0.9 --out DIR
             rescale the injection A to a spectral radius and save a new model folder
-  eval      --model DIR --prompts FILE.jsonl [--loops 1,2,4,8,16] [--json]
+  eval      --model DIR [--prompts FILE.jsonl] [--loops 1,2,4,8,16] [--json]
             greedy exact-match accuracy of held-out prompts ({"prompt", "answer",
             "hops"[, "task"]} per line) at each loop count, by hops x loops, with the
             mean halting loop, routing entropy, dead experts and rho(A)
@@ -79,15 +79,51 @@ Common options:
                             last loop (Graves 2016; the reference does not)
   --weights f32|bf16        how the large matrices are held (default f32, the
                             reference's numbers); bf16 halves weight memory, logits
-                            within about 1e-2 relative (trace, generate, bench, eval,
+                            within about 2% of fp32 (trace, generate, bench, eval,
                             report)
 
 SPEC is a model folder (config.json + *.safetensors [+ tokenizer.json]) or
-preset:NAME[:SEED] for random weights (see `mythos-cli presets`).
+preset:NAME[:SEED] for random weights (see `mythos-cli presets`). Without --model
+the bundled demo model (demo_mla) is used, and eval's --prompts defaults to the
+model folder's prompts.jsonl.
 Run `mythos-cli <command> --help` for a command's options.
 )";
 
 const std::set<std::string> kCommonValued = {"model", "threads", "kv-layout", "weights"};
+
+// The bundled demo model: installed beside the executable, or in the source tree (a build
+// directory). Empty when neither exists.
+std::string bundledDemoModel() {
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    std::vector<fs::path> dirs;
+    if (!ec) {
+        dirs.push_back(exe.parent_path() / "../share/mythos-explorer/models/demo_mla");
+        dirs.push_back(exe.parent_path() / "../../resources/models/demo_mla");
+    }
+#ifdef MYTHOS_SOURCE_DIR
+    dirs.push_back(fs::path(MYTHOS_SOURCE_DIR) / "resources/models/demo_mla");
+#endif
+    for (const auto& d : dirs)
+        if (fs::exists(d / "config.json", ec))
+            return fs::weakly_canonical(d, ec).string();
+    return {};
+}
+
+// --model, or the bundled demo model when it is not given (said once on stderr).
+std::string modelSpec(const Args& a) {
+    if (a.has("model"))
+        return a.str("model");
+    static const std::string demo = [] {
+        std::string d = bundledDemoModel();
+        if (!d.empty())
+            std::fprintf(stderr, "mythos-cli: no --model given; using the bundled demo model %s\n", d.c_str());
+        return d;
+    }();
+    if (demo.empty())
+        throw UsageError("missing required option --model (and the bundled demo model was not found)");
+    return demo;
+}
 const std::set<std::string> kCommonFlags = {"act-final-remainder", "help"};
 
 std::set<std::string> with(std::set<std::string> base, std::initializer_list<std::string> more) {
@@ -136,7 +172,7 @@ std::vector<int32_t> inputIds(const Args& a, const std::optional<Tokenizer>& tok
 }
 
 std::unique_ptr<Model> openModel(const Args& a) {
-    return Model::open(a.str("model"), engineOptions(a));
+    return Model::open(modelSpec(a), engineOptions(a));
 }
 
 std::string humanBytes(double b) {
@@ -166,7 +202,7 @@ std::string withCommas(int64_t n) {
 // info needs only the config and the injection parameters: it never loads the whole
 // model, so it is instant even for the largest presets.
 int cmdInfo(const Args& a) {
-    const std::string spec = a.str("model");
+    const std::string spec = modelSpec(a);
     Config cfg;
     std::vector<float> A;
     std::string source;
@@ -277,7 +313,7 @@ int cmdInfo(const Args& a) {
 
 int cmdTrace(const Args& a) {
     auto model = openModel(a);
-    const auto tok = tokenizerFor(a.str("model"), model->config().vocab_size);
+    const auto tok = tokenizerFor(modelSpec(a), model->config().vocab_size);
     int64_t B = 0, T = 0;
     const auto ids = inputIds(a, tok, B, T);
     const fs::path out = a.str("out");
@@ -304,7 +340,7 @@ int cmdTrace(const Args& a) {
 
 int cmdGenerate(const Args& a) {
     auto model = openModel(a);
-    const auto tok = tokenizerFor(a.str("model"), model->config().vocab_size);
+    const auto tok = tokenizerFor(modelSpec(a), model->config().vocab_size);
     int64_t B = 0, P = 0;
     const auto ids = inputIds(a, tok, B, P);
     GenerateOptions go;
@@ -361,7 +397,7 @@ int cmdGenerate(const Args& a) {
                                                   res.stepLogits.begin() + (t * B + b + 1) * V));
             steps.push_back(perB);
         }
-        json j = {{"model", a.str("model")},
+        json j = {{"model", modelSpec(a)},
                   {"n_loops", go.nLoops},
                   {"prompt_len", P},
                   {"sampling",
@@ -493,7 +529,7 @@ int cmdBench(const Args& a) {
         }
     }
     if (a.flag("json")) {
-        json j = {{"model", a.str("model")},
+        json j = {{"model", modelSpec(a)},
                   {"threads", numThreads()},
                   {"weight_type", weightTypeName(model->options().weightType)},
                   {"weight_bytes", model->weightBytes()},
@@ -510,7 +546,7 @@ int cmdBench(const Args& a) {
     }
     std::printf("%s: %s weights (%s), prompt %lld tokens, %lld decode steps, %lld threads, median of %lld after a "
                 "warm-up\n",
-                a.str("model").c_str(), weightTypeName(model->options().weightType).c_str(),
+                modelSpec(a).c_str(), weightTypeName(model->options().weightType).c_str(),
                 humanBytes(double(model->weightBytes())).c_str(), (long long)P, (long long)(decode > 0 ? decode - 1 : 0),
                 (long long)numThreads(), (long long)repeats);
     std::printf("%8s %14s %18s %18s\n", "loops", "prefill ms", "loop change ms", "decode tokens/s");
@@ -529,7 +565,7 @@ int cmdBench(const Args& a) {
 }
 
 int cmdRescale(const Args& a) {
-    const std::string spec = a.str("model");
+    const std::string spec = modelSpec(a);
     if (spec.rfind("preset:", 0) == 0)
         throw UsageError("rescale needs a model folder");
     const double target = a.real("target", 0.9, 1e-9, 1.0);
@@ -570,7 +606,7 @@ int cmdReport(const Args& a) {
     (void)a;
     throw UsageError("this mythos-cli was built without Qt (MYTHOS_BUILD_GUI=OFF), so it cannot render reports");
 #else
-    const std::string spec = a.str("model");
+    const std::string spec = modelSpec(a);
     const std::string outDir = a.str("out");
     auto loops = a.intList("loops", {1, 4, 8, 16}, 1, 4096);
     std::sort(loops.begin(), loops.end());
@@ -685,7 +721,7 @@ std::string fmtHalt(const EvalCell& c) { return fmtHalt(c.halted > 0, c.meanHalt
 std::string fmtAnswerHalt(const EvalCell& c) { return fmtHalt(c.answerHalted > 0, c.meanAnswerHalt()); }
 
 int cmdEval(const Args& a) {
-    const std::string spec = a.str("model");
+    const std::string spec = modelSpec(a);
     if (spec.rfind("preset:", 0) == 0)
         throw UsageError("eval needs a model folder with tokenizer.json");
     auto loops = a.intList("loops", {1, 2, 4, 8, 16}, 1, 4096);
@@ -696,7 +732,10 @@ int cmdEval(const Args& a) {
     const auto tok = tokenizerFor(spec, c.vocab_size);
     if (!tok)
         throw UsageError("this model has no tokenizer.json and a vocabulary under 256: eval needs text prompts");
-    const fs::path file = a.str("prompts");
+    // Default: the model folder's own prompt set, as in the explorer's Depth sweep.
+    const fs::path file = a.has("prompts") ? fs::path(a.str("prompts")) : fs::path(spec) / "prompts.jsonl";
+    if (!a.has("prompts") && !fs::exists(file))
+        throw UsageError("eval needs --prompts FILE.jsonl (" + spec + " has no prompts.jsonl)");
     const auto prompts = loadEvalPrompts(file, *tok, c.max_seq_len);
 
     const EvalResult ev = evaluate(*model, prompts, std::vector<int64_t>(loops.begin(), loops.end()));

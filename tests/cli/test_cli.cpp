@@ -275,7 +275,6 @@ TEST_F(Cli, RescaleWritesANewModel) {
 TEST_F(Cli, ErrorsAreOneLineAndNonZero) {
     const std::vector<std::vector<std::string>> bad = {
         {"info", "--model", "/nonexistent/folder"},
-        {"info"},
         {"trace", "--model", tinyMla, "--ids", "1,2,999", "--loops", "2", "--out", (dir / "x.json").string()},
         {"trace", "--model", tinyMla, "--ids", "1,2;3", "--loops", "2", "--out", (dir / "x.json").string()},
         {"trace", "--model", tinyMla, "--ids", "1,x", "--loops", "2", "--out", (dir / "x.json").string()},
@@ -316,6 +315,31 @@ TEST_F(Cli, BadModelFilesGiveClearErrors) {
     EXPECT_NE(r.out.find("config.json"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("n_heads"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("n_kv_heads"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, WithoutModelTheBundledDemoModelAndItsPromptsAreUsed) {
+    auto r = run({"info", "--json"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("using the bundled demo model"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("demo_mla"), std::string::npos) << r.out;
+    const json info = json::parse(r.out.substr(r.out.find('{')));
+    std::ifstream cfgIn(fs::path(MYTHOS_SOURCE_DIR) / "resources/models/demo_mla/config.json");
+    const json cfg = json::parse(cfgIn);
+    EXPECT_EQ(info.dump().find("\"dim\":" + std::to_string(cfg["dim"].get<int64_t>())) != std::string::npos, true)
+        << info.dump();
+    // eval's prompt set defaults to the model folder's prompts.jsonl.
+    r = run({"eval", "--loops", "1", "--json", "--threads", "1"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    const json ev = json::parse(r.out.substr(r.out.find('{')));
+    std::ifstream promptsIn(fs::path(MYTHOS_SOURCE_DIR) / "resources/models/demo_mla/prompts.jsonl");
+    int64_t lines = 0;
+    for (std::string line; std::getline(promptsIn, line);)
+        lines += !line.empty();
+    EXPECT_EQ(ev["n_prompts"].get<int64_t>(), lines);
+    EXPECT_NE(ev["prompts"].get<std::string>().find("prompts.jsonl"), std::string::npos);
+    // A model folder without prompts.jsonl still needs --prompts.
+    r = run({"eval", "--model", tinyMla, "--loops", "1"});
+    EXPECT_NE(r.code, 0);
 }
 
 TEST_F(Cli, EvalReportsAccuracyByLoopsAndRejectsBadPrompts) {
