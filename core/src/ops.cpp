@@ -50,9 +50,49 @@ __attribute__((target("avx512f"))) inline float hsum(__m512 v) {
     return s;
 }
 
-// y[m][n] (+)= dot(x[m], w[n]) for w [N][K] row-major.
+// ---- bf16 weights ----
+// A bf16 number is the top half of an fp32 one: widening is a 16-bit shift, exact. The
+// small-row kernels widen the weights as they load them and keep x in fp32, so the only
+// rounding beyond fp32's is the weights' own.
+inline float widenBf16(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
+
+// Round to nearest even, NaN kept a NaN (as floatToBf16).
+inline uint16_t roundToBf16(float f) {
+    const uint32_t x = std::bit_cast<uint32_t>(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return uint16_t((x >> 16) | 0x40u);
+    return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+// One 16-lane load of a weight row as fp32 (whole or the first `tail` lanes, the rest 0):
+// fp32 rows load directly, bf16 rows are widened. The widening is AVX512F only, so both
+// weight types run wherever the fp32 kernel does; the bf16 tail goes through a zeroed
+// buffer (a masked 16-bit load would need AVX512BW/VL). The zero-masked conversions with a
+// full mask: GCC 12 warns falsely about the unmasked ones' undefined pass-through operand.
+__attribute__((target("avx512f"))) inline __m512 loadRow(const float* p) { return _mm512_loadu_ps(p); }
+__attribute__((target("avx512f"))) inline __m512 loadRow(const float* p, __mmask16 tail) {
+    return _mm512_maskz_loadu_ps(tail, p);
+}
+__attribute__((target("avx512f"))) inline __m512 widenBf16x16(__m256i raw) {
+    const __mmask16 all = 0xFFFF;
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, raw), 16));
+}
+__attribute__((target("avx512f"))) inline __m512 loadRow(const uint16_t* p) {
+    return widenBf16x16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+__attribute__((target("avx512f"))) inline __m512 loadRow(const uint16_t* p, __mmask16 tail) {
+    alignas(32) uint16_t buf[16] = {};
+    for (int i = 0; i < 16; ++i)
+        if (tail & (1u << i))
+            buf[i] = p[i];
+    return widenBf16x16(_mm256_load_si256(reinterpret_cast<const __m256i*>(buf)));
+}
+
+// y[m][n] (+)= dot(x[m], w[n]) for w [N][K] row-major, w fp32 or bf16 (widened as loaded,
+// x kept in fp32). Four weight rows share each load of x.
+template <typename W>
 __attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
-                                                          const float* w, int64_t N, float* y, int64_t ldy,
+                                                          const W* w, int64_t N, float* y, int64_t ldy,
                                                           bool accumulate) {
     const int64_t tail = K % 16;
     const __mmask16 mask = __mmask16((1u << tail) - 1u);
@@ -61,39 +101,39 @@ __attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_
         float* ym = y + m * ldy;
         int64_t n = 0;
         for (; n + 4 <= N; n += 4) {
-            const float* w0 = w + n * K;
-            const float* w1 = w0 + K;
-            const float* w2 = w1 + K;
-            const float* w3 = w2 + K;
+            const W* w0 = w + n * K;
+            const W* w1 = w0 + K;
+            const W* w2 = w1 + K;
+            const W* w3 = w2 + K;
             __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
                    a3 = _mm512_setzero_ps();
             int64_t k = 0;
             for (; k + 16 <= K; k += 16) {
                 const __m512 xv = _mm512_loadu_ps(xm + k);
-                a0 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w0 + k), a0);
-                a1 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w1 + k), a1);
-                a2 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w2 + k), a2);
-                a3 = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w3 + k), a3);
+                a0 = _mm512_fmadd_ps(xv, loadRow(w0 + k), a0);
+                a1 = _mm512_fmadd_ps(xv, loadRow(w1 + k), a1);
+                a2 = _mm512_fmadd_ps(xv, loadRow(w2 + k), a2);
+                a3 = _mm512_fmadd_ps(xv, loadRow(w3 + k), a3);
             }
             if (tail) {
                 const __m512 xv = _mm512_maskz_loadu_ps(mask, xm + k);
-                a0 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, w0 + k), a0);
-                a1 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, w1 + k), a1);
-                a2 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, w2 + k), a2);
-                a3 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, w3 + k), a3);
+                a0 = _mm512_fmadd_ps(xv, loadRow(w0 + k, mask), a0);
+                a1 = _mm512_fmadd_ps(xv, loadRow(w1 + k, mask), a1);
+                a2 = _mm512_fmadd_ps(xv, loadRow(w2 + k, mask), a2);
+                a3 = _mm512_fmadd_ps(xv, loadRow(w3 + k, mask), a3);
             }
             const float r[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
             for (int i = 0; i < 4; ++i)
                 ym[n + i] = accumulate ? ym[n + i] + r[i] : r[i];
         }
         for (; n < N; ++n) {
-            const float* wn = w + n * K;
+            const W* wn = w + n * K;
             __m512 a = _mm512_setzero_ps();
             int64_t k = 0;
             for (; k + 16 <= K; k += 16)
-                a = _mm512_fmadd_ps(_mm512_loadu_ps(xm + k), _mm512_loadu_ps(wn + k), a);
+                a = _mm512_fmadd_ps(_mm512_loadu_ps(xm + k), loadRow(wn + k), a);
             if (tail)
-                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xm + k), _mm512_maskz_loadu_ps(mask, wn + k), a);
+                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xm + k), loadRow(wn + k, mask), a);
             const float r = hsum(a);
             ym[n] = accumulate ? ym[n] + r : r;
         }
@@ -120,20 +160,24 @@ __attribute__((target("avx512f"))) void smallMatmulKNAvx512(const float* x, int6
     }
 }
 
-void smallLinearPortable(const float* x, int64_t M, int64_t K, int64_t ldx, const float* w, int64_t N, float* y,
+inline float weightValue(float v) { return v; }
+inline float weightValue(uint16_t b) { return widenBf16(b); }
+
+template <typename W>
+void smallLinearPortable(const float* x, int64_t M, int64_t K, int64_t ldx, const W* w, int64_t N, float* y,
                          int64_t ldy, bool accumulate) {
     for (int64_t m = 0; m < M; ++m)
         for (int64_t n = 0; n < N; ++n) {
             float acc[8] = {};
             const float* xm = x + m * ldx;
-            const float* wn = w + n * K;
+            const W* wn = w + n * K;
             int64_t k = 0;
             for (; k + 8 <= K; k += 8)
                 for (int i = 0; i < 8; ++i)
-                    acc[i] += xm[k + i] * wn[k + i];
+                    acc[i] += xm[k + i] * weightValue(wn[k + i]);
             float r = 0;
             for (; k < K; ++k)
-                r += xm[k] * wn[k];
+                r += xm[k] * weightValue(wn[k]);
             for (float a : acc)
                 r += a;
             y[m * ldy + n] = accumulate ? y[m * ldy + n] + r : r;
@@ -155,105 +199,6 @@ void smallMatmulKNPortable(const float* x, int64_t M, int64_t K, const float* w,
     }
 }
 
-// ---- bf16 weights ----
-// A bf16 number is the top half of an fp32 one: widening is a 16-bit shift, exact. The
-// small-row kernels widen the weights as they load them and keep x in fp32, so the only
-// rounding beyond fp32's is the weights' own.
-inline float widenBf16(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
-
-// Round to nearest even, NaN kept a NaN (as floatToBf16).
-inline uint16_t roundToBf16(float f) {
-    const uint32_t x = std::bit_cast<uint32_t>(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u)
-        return uint16_t((x >> 16) | 0x40u);
-    return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
-
-// 16 bf16 weights widened to fp32 (masked loads of 16-bit lanes need AVX512BW/VL). The
-// zero-masked forms with a full mask: GCC 12 warns falsely about the unmasked ones'
-// undefined pass-through operand.
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 widenBf16x16(__m256i raw) {
-    const __mmask16 all = 0xFFFF;
-    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(all, _mm512_maskz_cvtepu16_epi32(all, raw), 16));
-}
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 loadBf16(const uint16_t* p) {
-    return widenBf16x16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 loadBf16(__mmask16 m, const uint16_t* p) {
-    return widenBf16x16(_mm256_maskz_loadu_epi16(m, p));
-}
-
-// y[m][n] (+)= dot(x[m], widen(w[n])) for bf16 w [N][K] row-major; smallLinearAvx512's
-// blocking (four weight rows share each load of x).
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void smallLinearBf16Avx512(
-    const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N, float* y, int64_t ldy,
-    bool accumulate) {
-    const int64_t tail = K % 16;
-    const __mmask16 mask = __mmask16((1u << tail) - 1u);
-    for (int64_t m = 0; m < M; ++m) {
-        const float* xm = x + m * ldx;
-        float* ym = y + m * ldy;
-        int64_t n = 0;
-        for (; n + 4 <= N; n += 4) {
-            const uint16_t* w0 = w + n * K;
-            const uint16_t* w1 = w0 + K;
-            const uint16_t* w2 = w1 + K;
-            const uint16_t* w3 = w2 + K;
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
-                   a3 = _mm512_setzero_ps();
-            int64_t k = 0;
-            for (; k + 16 <= K; k += 16) {
-                const __m512 xv = _mm512_loadu_ps(xm + k);
-                a0 = _mm512_fmadd_ps(xv, loadBf16(w0 + k), a0);
-                a1 = _mm512_fmadd_ps(xv, loadBf16(w1 + k), a1);
-                a2 = _mm512_fmadd_ps(xv, loadBf16(w2 + k), a2);
-                a3 = _mm512_fmadd_ps(xv, loadBf16(w3 + k), a3);
-            }
-            if (tail) {
-                const __m512 xv = _mm512_maskz_loadu_ps(mask, xm + k);
-                a0 = _mm512_fmadd_ps(xv, loadBf16(mask, w0 + k), a0);
-                a1 = _mm512_fmadd_ps(xv, loadBf16(mask, w1 + k), a1);
-                a2 = _mm512_fmadd_ps(xv, loadBf16(mask, w2 + k), a2);
-                a3 = _mm512_fmadd_ps(xv, loadBf16(mask, w3 + k), a3);
-            }
-            const float r[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
-            for (int i = 0; i < 4; ++i)
-                ym[n + i] = accumulate ? ym[n + i] + r[i] : r[i];
-        }
-        for (; n < N; ++n) {
-            const uint16_t* wn = w + n * K;
-            __m512 a = _mm512_setzero_ps();
-            int64_t k = 0;
-            for (; k + 16 <= K; k += 16)
-                a = _mm512_fmadd_ps(_mm512_loadu_ps(xm + k), loadBf16(wn + k), a);
-            if (tail)
-                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xm + k), loadBf16(mask, wn + k), a);
-            const float r = hsum(a);
-            ym[n] = accumulate ? ym[n] + r : r;
-        }
-    }
-}
-
-void smallLinearBf16Portable(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N,
-                             float* y, int64_t ldy, bool accumulate) {
-    for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) {
-            float acc[8] = {};
-            const float* xm = x + m * ldx;
-            const uint16_t* wn = w + n * K;
-            int64_t k = 0;
-            for (; k + 8 <= K; k += 8)
-                for (int i = 0; i < 8; ++i)
-                    acc[i] += xm[k + i] * widenBf16(wn[k + i]);
-            float r = 0;
-            for (; k < K; ++k)
-                r += xm[k] * widenBf16(wn[k]);
-            for (float a : acc)
-                r += a;
-            y[m * ldy + n] = accumulate ? y[m * ldy + n] + r : r;
-        }
-}
-
 // Rows of weights widened at a time where oneDNN has no bf16 matmul: a few MiB of fp32.
 constexpr int64_t kWidenRows = 256;
 
@@ -262,13 +207,6 @@ std::atomic<uint64_t> g_macs{0};
 
 bool hasAvx512() {
     static const bool yes = __builtin_cpu_supports("avx512f");
-    return yes && !g_portableOnly.load(std::memory_order_relaxed);
-}
-
-// The bf16 small-row kernel's masked 16-bit loads.
-bool hasAvx512Bw() {
-    static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                            __builtin_cpu_supports("avx512vl");
     return yes && !g_portableOnly.load(std::memory_order_relaxed);
 }
 
@@ -348,10 +286,10 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
     if (w.bf16) {
         if (M > kSmallRows)
             runBf16(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
-        else if (hasAvx512Bw())
-            smallLinearBf16Avx512(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
+        else if (hasAvx512())
+            smallLinearAvx512(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
         else
-            smallLinearBf16Portable(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
+            smallLinearPortable(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
         return;
     }
     if (M <= kSmallRows) {
