@@ -429,6 +429,11 @@ class RecurrentBlock(nn.Module):
         self.lora = LoRAAdapter(cfg.dim, cfg.lora_rank, cfg.max_loop_iters)
         self.norm = RMSNorm(cfg.dim)
         self.loop_dim = cfg.dim // 8
+        # Training aid only (tools/train_demo.py --inner-scale), not part of the model: below
+        # 1 the pass-through terms are scaled, norm(h + lie + s e), the block's own residual
+        # by s and h <- s (A h + B e) + block output. At 1 (always, outside such training)
+        # the forward is exactly the reference's.
+        self.passthrough_scale = 1.0
 
     def forward(self, h, e, freqs, mask=None, n_loops=None, kv_cache=None, aux=None):
         """``aux`` (a dict) receives per-loop lists when given; the tensors keep their
@@ -439,12 +444,17 @@ class RecurrentBlock(nn.Module):
         halted = torch.zeros(b, t, dtype=torch.bool, device=h.device)
         cum = torch.zeros(b, t, device=h.device)
         h_out = torch.zeros_like(h)
+        s = self.passthrough_scale
         for i in range(n_loops):
             lie = loop_index_vector(i, d, self.loop_dim, h.device, h.dtype)
-            combined = self.norm(h + lie + e)
+            es = e if s == 1.0 else s * e
+            combined = self.norm(h + lie + es)
             y = self.block(combined, freqs, mask, kv_cache, f"recurrent_loop_{i}")
+            if s != 1.0:
+                y = y - (1.0 - s) * combined
+                h = s * h
             y = y + self.lora(y, i)
-            h = self.injection(h, e, y)
+            h = self.injection(h, es, y)
             p = self.act(h)
             running = (~halted).to(p.dtype)
             weight = torch.where(cum + p >= thr, (1.0 - cum).clamp(min=0), p) * running

@@ -22,7 +22,7 @@ commit history and the model cards say what happened):
   * the coda's attention is held at zero for the first --coda-attn-off of the run, so the
     lookup forms in the recurrent block, and the block's pass-through terms (the state, the
     re-injected input, the block's own residual) are scaled by --inner-scale at the start,
-    annealed to exactly the model by --anneal (scaled_recurrent_forward). With the full
+    annealed to exactly the model by --anneal (RecurrentBlock.passthrough_scale). With the full
     pass-through the attention output is small against the token's own embedding, and no
     lookup formed in 1,500 steps; scaled down, it forms in a few hundred. The states the
     deep supervision decodes are scaled the same way (--deep-scale) for the same reason;
@@ -128,48 +128,6 @@ def init_fan_in(model: mt.OpenMythos, embed_std: float) -> None:
                 std *= 0.5
             torch.nn.init.normal_(m.weight, std=std)
     torch.nn.init.normal_(model.embed.weight, std=embed_std)
-
-
-def scaled_recurrent_forward(block: mt.RecurrentBlock, s: float):
-    """The recurrent block's forward (mythos_torch.RecurrentBlock.forward) with the
-    pass-through terms scaled by ``s`` during training: the input injection reads
-    norm(h + lie + s e), the block's own residual is scaled by s and the state update is
-    h <- s (A h + B e) + block output. At s = 1 this is exactly the model. Annealed from
-    --inner-scale to 1: with the full pass-through the block's attention output is small
-    against the state, and the lookup did not form in the block."""
-    def forward(h, e, freqs, mask=None, n_loops=None, kv_cache=None, aux=None):
-        n_loops = n_loops or block.cfg.max_loop_iters
-        b, t, d = h.shape
-        thr = block.cfg.act_threshold
-        halted = torch.zeros(b, t, dtype=torch.bool, device=h.device)
-        cum = torch.zeros(b, t, device=h.device)
-        h_out = torch.zeros_like(h)
-        for i in range(n_loops):
-            lie = mt.loop_index_vector(i, d, block.loop_dim, h.device, h.dtype)
-            combined = block.norm(h + lie + s * e)
-            y = block.block(combined, freqs, mask, kv_cache, f"recurrent_loop_{i}") - (1.0 - s) * combined
-            y = y + block.lora(y, i)
-            h = block.injection(s * h, s * e, y)
-            p = block.act(h)
-            running = (~halted).to(p.dtype)
-            weight = torch.where(cum + p >= thr, (1.0 - cum).clamp(min=0), p) * running
-            h_out = h_out + weight.unsqueeze(-1) * h
-            cum = cum + p * running
-            halted = halted | (cum >= thr)
-            if aux is not None:
-                logits, ids, gates = block.block.ffn.last_routing
-                aux["p"].append(p)
-                aux["cum_p"].append(cum)
-                aux["weight"].append(weight)
-                aux["h_norm"].append(h.detach().float().norm(dim=-1))
-                aux["router_logits"].append(logits)
-                aux["topk_ids"].append(ids)
-                aux["topk_weights"].append(gates)
-            block.block.ffn.last_routing = None
-            if kv_cache is None and bool(halted.all()):
-                break
-        return h_out
-    return forward
 
 
 def rescale_rho(model: mt.OpenMythos, target: float = RHO_MAX):
@@ -307,13 +265,12 @@ def train_variant(variant: str, args, budget_s: float, log) -> dict:
         states = []
         hook = model.recurrent.injection.register_forward_hook(lambda m, i, o: states.append(o))
         inner = math.exp(math.log(args.inner_scale) * max(0.0, 1.0 - progress / max(args.anneal, 1e-9)))
-        if inner < 1.0:
-            model.recurrent.forward = scaled_recurrent_forward(model.recurrent, inner)
+        model.recurrent.passthrough_scale = inner
         try:
             logits, aux = model.forward_with_aux(ids, n_loops=n_loops)
         finally:
             hook.remove()
-            model.recurrent.__dict__.pop("forward", None)
+            model.recurrent.passthrough_scale = 1.0
         L = len(states)
         B, T = ids.shape
         # (1) The model's own output (the reference's ACT mixture), for answers it has
