@@ -24,13 +24,7 @@ using testutil::maxRelErr;
 
 std::string caseDir(const std::string& name) { return golden::find(name).dir.string(); }
 
-std::vector<float> randomVector(std::size_t n, std::mt19937& rng) {
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    std::vector<float> v(n);
-    for (auto& x : v)
-        x = dist(rng);
-    return v;
-}
+using testutil::randomVector;
 
 std::vector<uint16_t> toBf16(const std::vector<float>& v) {
     std::vector<uint16_t> out(v.size());

@@ -529,13 +529,7 @@ TEST(RandomInitTest, DeterministicPerSeedAndReferenceStatistics) {
 // ---------------------------------------------------------------------------------------
 // MatmulEngine
 
-std::vector<float> randomVector(std::size_t n, std::mt19937& rng) {
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    std::vector<float> v(n);
-    for (auto& x : v)
-        x = dist(rng);
-    return v;
-}
+using testutil::randomVector;
 
 struct Shape {
     int64_t m, k, n;

@@ -46,4 +46,13 @@ inline double maxRelErr(const std::vector<float>& got, const std::vector<float>&
     return maxRef > 0 ? maxErr / maxRef : maxErr;
 }
 
+// n draws of N(0, 1).
+inline std::vector<float> randomVector(std::size_t n, std::mt19937& rng) {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    std::vector<float> v(n);
+    for (auto& x : v)
+        x = dist(rng);
+    return v;
+}
+
 } // namespace testutil
