@@ -11,6 +11,7 @@
 #include <QPushButton>
 #include <QScrollArea>
 #include <QVBoxLayout>
+#include <functional>
 #include <optional>
 #include <set>
 
@@ -191,6 +192,37 @@ std::optional<double> haltOf(const mythos::EvalCell& cell, DepthSweepView::Halti
 
 QString hopsName(int64_t hops) { return hops == 1 ? DepthSweepView::tr("1 hop") : DepthSweepView::tr("%1 hops").arg(hops); }
 
+// One chart's series: all prompts (solid), then one per hop count (dashed, with markers: a
+// hop count measured at one loop count is a single point), each point `valueOf(cell)` of a
+// loop count where it has one. Every hop count gets its series (and colour), even if empty,
+// so colours match between the two charts.
+QVector<Series> sweepSeries(const mythos::EvalResult& ev,
+                            const std::function<std::optional<double>(const mythos::EvalCell&)>& valueOf) {
+    Series all;
+    all.name = DepthSweepView::tr("all prompts");
+    all.markers = true;
+    all.color = QColor(20, 20, 20);
+    for (const auto& [L, cell] : ev.byLoops)
+        if (auto v = valueOf(cell))
+            all.points << QPointF(double(L), *v);
+    QVector<Series> out{all};
+    std::map<int64_t, Series> byHops;
+    for (const auto& [key, cell] : ev.byHops) {
+        auto& h = byHops[key.first];
+        if (auto v = valueOf(cell))
+            h.points << QPointF(double(key.second), *v);
+    }
+    int i = 0;
+    for (auto& [hops, h] : byHops) {
+        h.name = hopsName(hops);
+        h.color = categoricalColor(i++);
+        h.dashed = true;
+        h.markers = true;
+        out << h;
+    }
+    return out;
+}
+
 } // namespace
 
 void DepthSweepView::setResult(const SweepResultPtr& r) {
@@ -199,24 +231,8 @@ void DepthSweepView::setResult(const SweepResultPtr& r) {
     if (!r)
         return;
     const auto& ev = r->eval;
-    Series acc;
-    acc.name = tr("all prompts");
-    acc.markers = true;
-    acc.color = QColor(20, 20, 20);
-    for (const auto& [L, cell] : ev.byLoops)
-        acc.points << QPointF(double(L), cell.accuracy());
-    QVector<Series> accs{acc};
-    std::map<int64_t, Series> byHops;
-    for (const auto& [key, cell] : ev.byHops)
-        byHops[key.first].points << QPointF(double(key.second), cell.accuracy());
-    int i = 0;
-    for (auto& [hops, a] : byHops) {
-        a.name = hopsName(hops);
-        a.color = categoricalColor(i++);
-        a.dashed = true;
-        a.markers = true; // a hop count measured at one loop count is a single point
-        accs << a;
-    }
+    const QVector<Series> accs =
+        sweepSeries(ev, [](const mythos::EvalCell& c) { return std::optional<double>(c.accuracy()); });
     const double hi = double(ev.loops.empty() ? 1 : ev.loops.back());
     for (auto* c : {m_accuracy, m_halting})
         c->setXRange(ev.loops.empty() ? 1 : double(ev.loops.front()), std::max(hi, double(ev.loops.front()) + 1));
@@ -228,14 +244,14 @@ void DepthSweepView::setResult(const SweepResultPtr& r) {
     rebuildHalting();
 
     QStringList rows;
-    auto fmt = [](bool any, double v) { return any ? QString::number(v, 'f', 2) : QStringLiteral("-"); };
+    auto fmt = [](std::optional<double> v) { return v ? QString::number(*v, 'f', 2) : QStringLiteral("-"); };
     for (const auto& [L, cell] : ev.byLoops)
         rows << tr("%1 loops: %2% correct, answer token halts at loop %3 (never: %4%), prompt tokens at %5")
                     .arg(L)
                     .arg(100.0 * cell.accuracy(), 0, 'f', 1)
-                    .arg(fmt(cell.answerHalted > 0, cell.meanAnswerHalt()))
+                    .arg(fmt(haltOf(cell, HaltingOf::AnswerToken)))
                     .arg(100.0 * cell.answerNeverHalted(), 0, 'f', 0)
-                    .arg(fmt(cell.halted > 0, cell.meanHalt()));
+                    .arg(fmt(haltOf(cell, HaltingOf::EveryToken)));
     m_summary->setText(tr("<b>%1</b>: %2 prompts, greedy exact match, in %3 s. %4.")
                            .arg(QFileInfo(r->promptsFile).fileName().toHtmlEscaped())
                            .arg(r->prompts)
@@ -249,29 +265,9 @@ void DepthSweepView::rebuildHalting() {
                                : tr("Mean halting loop of every prompt token against loop count"));
     if (!m_result)
         return;
-    const auto& ev = m_result->eval;
-    Series all;
-    all.name = tr("all prompts");
-    all.markers = true;
-    all.color = QColor(20, 20, 20);
-    for (const auto& [L, cell] : ev.byLoops)
-        if (auto v = haltOf(cell, haltingOf()))
-            all.points << QPointF(double(L), *v);
-    QVector<Series> halts{all};
-    std::map<int64_t, Series> byHops;
-    for (const auto& [key, cell] : ev.byHops) {
-        auto& h = byHops[key.first]; // every hop count gets its series (and colour), even if empty
-        if (auto v = haltOf(cell, haltingOf()))
-            h.points << QPointF(double(key.second), *v);
-    }
-    int i = 0;
-    for (auto& [hops, h] : byHops) {
-        h.name = hopsName(hops);
-        h.color = categoricalColor(i++);
-        h.dashed = true;
-        h.markers = true;
-        halts << h;
-    }
+    const auto of = haltingOf();
+    const QVector<Series> halts =
+        sweepSeries(m_result->eval, [of](const mythos::EvalCell& c) { return haltOf(c, of); });
     m_halting->setSeries(halts);
     m_halting->setYRange(0, 0);
 }
