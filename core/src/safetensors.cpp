@@ -562,15 +562,21 @@ const std::byte* SafetensorsFile::data(const TensorInfo& t) const
     return static_cast<const std::byte*>(m_map) + m_dataStart + t.begin;
 }
 
-void SafetensorsFile::readF32Into(const TensorInfo& t, float* dst) const
+const std::byte* SafetensorsFile::floatData(const TensorInfo& t) const
 {
     if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
         throw FormatError(m_path.string() + ": tensor " + quotedName(t.name) + " has dtype " + printable(t.dtypeText) +
                           "; only F32, F16 and BF16 can be read as floating point");
     const std::byte* src = data(t);
-    const auto n = static_cast<std::size_t>(t.numel());
-    if (t.end - t.begin != n * dtypeSize(t.dtype))
+    if (t.end - t.begin != static_cast<uint64_t>(t.numel()) * dtypeSize(t.dtype))
         throw ArgumentError(m_path.string() + ": tensor " + quotedName(t.name) + " size does not match its shape");
+    return src;
+}
+
+void SafetensorsFile::readF32Into(const TensorInfo& t, float* dst) const
+{
+    const std::byte* src = floatData(t);
+    const auto n = static_cast<std::size_t>(t.numel());
     if (t.dtype == DType::F32) {
         if (n)
             std::memcpy(dst, src, n * 4);
@@ -588,27 +594,16 @@ std::vector<float> SafetensorsFile::readF32(const TensorInfo& t) const
 {
     // Validate before allocating numel floats: numel is only bounded by the file size
     // once dtype, offsets and size have been checked.
-    if (t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16) {
-        data(t);
-        if (t.end - t.begin != static_cast<uint64_t>(t.numel()) * dtypeSize(t.dtype))
-            throw ArgumentError(m_path.string() + ": tensor " + quotedName(t.name) + " size does not match its shape");
-    }
-    std::vector<float> out;
-    if (t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16)
-        out.resize(static_cast<std::size_t>(t.numel()));
+    floatData(t);
+    std::vector<float> out(static_cast<std::size_t>(t.numel()));
     readF32Into(t, out.data());
     return out;
 }
 
 std::vector<uint16_t> SafetensorsFile::readBf16(const TensorInfo& t) const
 {
-    if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
-        throw FormatError(m_path.string() + ": tensor " + quotedName(t.name) + " has dtype " + printable(t.dtypeText) +
-                          "; only F32, F16 and BF16 can be read as floating point");
-    const std::byte* src = data(t);
+    const std::byte* src = floatData(t);
     const auto n = static_cast<std::size_t>(t.numel());
-    if (t.end - t.begin != n * dtypeSize(t.dtype))
-        throw ArgumentError(m_path.string() + ": tensor " + quotedName(t.name) + " size does not match its shape");
     std::vector<uint16_t> out(n);
     if (t.dtype == DType::BF16) {
         if (n)

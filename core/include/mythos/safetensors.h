@@ -71,6 +71,9 @@ public:
 
 private:
     SafetensorsFile() = default;
+    // data(t) of an F32 / F16 / BF16 tensor whose byte size matches its shape; FormatError
+    // for another dtype, ArgumentError for a size mismatch.
+    const std::byte* floatData(const TensorInfo& t) const;
     std::filesystem::path m_path;
     void* m_map = nullptr;
     std::size_t m_mapSize = 0;
