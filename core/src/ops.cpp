@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -13,6 +12,8 @@
 #include <immintrin.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
+
+#include "mythos/safetensors.h"
 
 namespace mythos {
 
@@ -51,18 +52,8 @@ __attribute__((target("avx512f"))) inline float hsum(__m512 v) {
 }
 
 // ---- bf16 weights ----
-// A bf16 number is the top half of an fp32 one: widening is a 16-bit shift, exact. The
-// small-row kernels widen the weights as they load them and keep x in fp32, so the only
-// rounding beyond fp32's is the weights' own.
-inline float widenBf16(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
-
-// Round to nearest even, NaN kept a NaN (as floatToBf16).
-inline uint16_t roundToBf16(float f) {
-    const uint32_t x = std::bit_cast<uint32_t>(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u)
-        return uint16_t((x >> 16) | 0x40u);
-    return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
+// The small-row kernels widen the weights as they load them (bf16ToFloat's shift) and keep
+// x in fp32, so the only rounding beyond fp32's is the weights' own.
 
 // One 16-lane load of a weight row as fp32 (whole or the first `tail` lanes, the rest 0):
 // fp32 rows load directly, bf16 rows are widened. The widening is AVX512F only, so both
@@ -161,7 +152,7 @@ __attribute__((target("avx512f"))) void smallMatmulKNAvx512(const float* x, int6
 }
 
 inline float weightValue(float v) { return v; }
-inline float weightValue(uint16_t b) { return widenBf16(b); }
+inline float weightValue(uint16_t b) { return bf16ToFloat(b); }
 
 template <typename W>
 void smallLinearPortable(const float* x, int64_t M, int64_t K, int64_t ldx, const W* w, int64_t N, float* y,
@@ -313,7 +304,7 @@ void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, co
         im.xBf16.resize(std::size_t(M * K));
         for (int64_t m = 0; m < M; ++m)
             for (int64_t k = 0; k < K; ++k)
-                im.xBf16[std::size_t(m * K + k)] = roundToBf16(x[m * ldx + k]);
+                im.xBf16[std::size_t(m * K + k)] = floatToBf16(x[m * ldx + k]);
         run(*p, im.xBf16.data(), M, K, w, y, ldy);
         return;
     }
@@ -323,7 +314,7 @@ void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, co
         const int64_t nb = std::min(kWidenRows, N - n0);
         im.wWide.resize(std::size_t(nb * K));
         for (int64_t i = 0; i < nb * K; ++i)
-            im.wWide[std::size_t(i)] = widenBf16(w[n0 * K + i]);
+            im.wWide[std::size_t(i)] = bf16ToFloat(w[n0 * K + i]);
         run(im.get({K, nb, accumulate, false}), x, M, ldx, im.wWide.data(), y + n0, ldy);
     }
 }

@@ -175,16 +175,6 @@ uint16_t floatToHalf(float f)
     return static_cast<uint16_t>(sign | r);
 }
 
-float bf16ToFloat(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
-
-uint16_t floatToBf16(float f)
-{
-    const uint32_t x = std::bit_cast<uint32_t>(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u)
-        return static_cast<uint16_t>((x >> 16) | 0x40u); // keep NaN a NaN after truncation
-    return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
-
 // ---------------------------------------------------------------------------------------
 // Reader
 
