@@ -10,13 +10,6 @@ namespace mythos::detail {
 
 namespace {
 
-float dot(const float* a, const float* b, int64_t n) {
-    double s = 0;
-    for (int64_t i = 0; i < n; ++i)
-        s += double(a[i]) * double(b[i]);
-    return float(s);
-}
-
 KvEntry& cacheEntry(KvCache& cache, const std::string& key, int64_t B, int64_t widthA, int64_t widthB) {
     if (cache.batch() != B)
         throw ArgumentError("KV cache holds " + std::to_string(cache.batch()) + " batch rows, the input has " +
@@ -38,10 +31,6 @@ void appendRows(std::vector<float>& dst, const float* src, int64_t T, int64_t w,
     for (int64_t t = 0; t < T; ++t)
         std::memcpy(dst.data() + old + t * w, src + t * stride, std::size_t(w) * sizeof(float));
 }
-
-// Query i of a chunk of T new tokens after `prev` cached ones sees keys 0..prev+i.
-// (For T == 1 that is every key, as in the reference's unmasked decode step.)
-inline int64_t lastVisibleKey(int64_t prev, int64_t i) { return prev + i; }
 
 void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
                 KvCache* cache, const std::string& key, float* x) {
@@ -70,7 +59,6 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
         entry->length += T;
     }
     const int64_t S = entry ? entry->length : T;
-    const int64_t prev = S - T;
     const float scale = float(std::pow(double(d), -0.5));
 
     std::vector<float> out(static_cast<std::size_t>(N * H * d));
@@ -80,22 +68,10 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
             const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * T * kvw;
             const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * T * kvw;
             const int64_t kh = h / groups;
-            std::vector<float> p(static_cast<std::size_t>(S));
-            for (int64_t i = 0; i < T; ++i) {
-                const float* qi = q.data() + ((b * T + i) * H + h) * d;
-                const int64_t last = lastVisibleKey(prev, i);
-                for (int64_t j = 0; j <= last; ++j)
-                    p[std::size_t(j)] = dot(qi, K + j * kvw + kh * d, d) * scale;
-                softmaxInPlace(p.data(), last + 1);
-                float* o = out.data() + ((b * T + i) * H + h) * d;
-                std::fill(o, o + d, 0.0f);
-                for (int64_t j = 0; j <= last; ++j) {
-                    const float pj = p[std::size_t(j)];
-                    const float* vj = V + j * kvw + kh * d;
-                    for (int64_t e = 0; e < d; ++e)
-                        o[e] += pj * vj[e];
-                }
-            }
+            const AttendQuery qs{q.data() + (b * T * H + h) * d, H * d, nullptr, 0};
+            const AttendKeys ks{K + kh * d, kvw, d, nullptr, 0, 0};
+            const AttendValues vs{V + kh * d, kvw, d};
+            attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * d, H * d);
         }
     ctx.mm.linear(out.data(), N, H * d, w.wo, D, x, true);
 }
@@ -146,7 +122,6 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
             std::memcpy(localC.data() + n * r, kvRaw.data() + n * (r + rope), std::size_t(r) * sizeof(float));
     }
     const int64_t S = entry ? entry->length : T;
-    const int64_t prev = S - T;
     const int64_t ropeStride = copies * rope;
 
     // K_nope and V are rebuilt from the normalised latent of every visible position.
@@ -163,29 +138,14 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
 #pragma omp parallel for collapse(2) if (B * H * T * S > 4096)
     for (int64_t b = 0; b < B; ++b)
         for (int64_t h = 0; h < H; ++h) {
-            const float* KV = kv.data() + b * S * kvUpW;
+            const float* KV = kv.data() + b * S * kvUpW + h * (nope + vd);
             const float* R = entry ? entry->b[std::size_t(b)].data() : kr.data() + b * T * rope;
             const int64_t ropeOff = copies > 1 ? h * rope : 0;
-            std::vector<float> p(static_cast<std::size_t>(S));
-            for (int64_t i = 0; i < T; ++i) {
-                const float* qni = qn.data() + ((b * T + i) * H + h) * nope;
-                const float* qpi = qp.data() + ((b * T + i) * H + h) * rope;
-                const int64_t last = lastVisibleKey(prev, i);
-                for (int64_t j = 0; j <= last; ++j) {
-                    const float* kj = KV + j * kvUpW + h * (nope + vd);
-                    const float s = dot(qni, kj, nope) + dot(qpi, R + j * ropeStride + ropeOff, rope);
-                    p[std::size_t(j)] = s * scale;
-                }
-                softmaxInPlace(p.data(), last + 1);
-                float* o = out.data() + ((b * T + i) * H + h) * vd;
-                std::fill(o, o + vd, 0.0f);
-                for (int64_t j = 0; j <= last; ++j) {
-                    const float pj = p[std::size_t(j)];
-                    const float* vj = KV + j * kvUpW + h * (nope + vd) + nope;
-                    for (int64_t e = 0; e < vd; ++e)
-                        o[e] += pj * vj[e];
-                }
-            }
+            const AttendQuery qs{qn.data() + (b * T * H + h) * nope, H * nope, qp.data() + (b * T * H + h) * rope,
+                                 H * rope};
+            const AttendKeys ks{KV, kvUpW, nope, R + ropeOff, ropeStride, rope};
+            const AttendValues vs{KV + nope, kvUpW, vd};
+            attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * vd, H * vd);
         }
     ctx.mm.linear(out.data(), N, H * vd, w.wo, D, x, true);
 }

@@ -10,6 +10,9 @@
 
 namespace mythos::detail {
 
+// AVX-512 kernels are used (the CPU has them and usePortableSmallKernels is off).
+bool avx512Enabled();
+
 struct Ctx {
     const Config& cfg;
     MatmulEngine& mm;

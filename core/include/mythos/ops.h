@@ -73,6 +73,30 @@ void siluMul(float* a, const float* b, int64_t n);
 void softmaxInPlace(float* x, int64_t n);
 
 
+// One attention head over a causal window, the reference's
+// softmax(scale * q k^T + causal mask) v in fp32: T queries at positions S-T .. S-1 attend
+// to keys 0 .. their own position. Queries and keys come in two parts each (MLA's no-rope
+// and rope halves; GQA leaves the second empty), rows `ld` floats apart. Vectorised over
+// keys with AVX-512 (a portable loop otherwise); each thread keeps its own scratch.
+struct AttendQuery {
+    const float* q1 = nullptr;
+    int64_t ld1 = 0;
+    const float* q2 = nullptr;
+    int64_t ld2 = 0;
+};
+struct AttendKeys {
+    const float* k1 = nullptr;
+    int64_t ld1 = 0, d1 = 0;
+    const float* k2 = nullptr;
+    int64_t ld2 = 0, d2 = 0;
+};
+struct AttendValues {
+    const float* v = nullptr;
+    int64_t ld = 0, dv = 0;
+};
+void attendHead(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S,
+                float scale, float* out, int64_t ldo);
+
 // Rotates interleaved pairs (x[2i], x[2i+1]) of a width-d vector at position pos by the
 // angle pos * freqs[i] (the reference's complex multiply).
 void applyRope(float* x, int64_t d, int64_t pos, const float* freqs);

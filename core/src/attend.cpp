@@ -1,0 +1,210 @@
+// One attention head over a causal window: scores, softmax and the weighted sum of values,
+// vectorised over keys (AVX-512) with a portable fallback of the same arithmetic.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include <immintrin.h>
+
+#include "layers.h"
+#include "simd.h"
+#include "mythos/ops.h"
+
+namespace mythos {
+
+namespace {
+
+// Scratch of one thread: the head's keys transposed to [dk][S rounded up to 16] and one row
+// of probabilities. Grown on demand, never shrunk, so a run allocates once per thread.
+struct AttendScratch {
+    std::vector<float> kt;
+    std::vector<float> p;
+    std::vector<float> q;
+};
+
+AttendScratch& scratch() {
+    thread_local AttendScratch s;
+    return s;
+}
+
+int64_t roundUp16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// Gathers the two parts of the keys into kt[e][j] (e < d1 from k1, then d2 from k2), zero
+// past S up to the padded width.
+void transposeKeys(const AttendKeys& k, int64_t S, int64_t Sp, float* kt) {
+    const int64_t dk = k.d1 + k.d2;
+    for (int64_t j = 0; j < S; ++j) {
+        const float* r1 = k.k1 + j * k.ld1;
+        for (int64_t e = 0; e < k.d1; ++e)
+            kt[e * Sp + j] = r1[e];
+        const float* r2 = k.k2 + j * k.ld2;
+        for (int64_t e = 0; e < k.d2; ++e)
+            kt[(k.d1 + e) * Sp + j] = r2[e];
+    }
+    for (int64_t e = 0; e < dk; ++e)
+        std::fill(kt + e * Sp + S, kt + e * Sp + Sp, 0.0f);
+}
+
+// ---- AVX-512 ----
+
+__attribute__((target("avx512f"))) inline float hsum16(__m512 v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float s = 0;
+    for (float x : t)
+        s += x;
+    return s;
+}
+
+__attribute__((target("avx512f"))) inline float hmax16(__m512 v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float m = t[0];
+    for (int i = 1; i < 16; ++i)
+        m = std::max(m, t[i]);
+    return m;
+}
+
+__attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64_t T, const AttendKeys& k,
+                                                     const AttendValues& v, int64_t S, float scale,
+                                                     float* out, int64_t ldo, AttendScratch& s) {
+    const int64_t dk = k.d1 + k.d2, dv = v.dv, prev = S - T, Sp = roundUp16(S);
+    s.kt.resize(std::size_t(dk * Sp));
+    s.p.resize(std::size_t(Sp));
+    s.q.resize(std::size_t(dk));
+    transposeKeys(k, S, Sp, s.kt.data());
+    const float* kt = s.kt.data();
+    float* p = s.p.data();
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (int64_t i = 0; i < T; ++i) {
+        std::copy(q.q1 + i * q.ld1, q.q1 + i * q.ld1 + k.d1, s.q.begin());
+        std::copy(q.q2 + i * q.ld2, q.q2 + i * q.ld2 + k.d2, s.q.begin() + k.d1);
+        const float* qi = s.q.data();
+        const int64_t n = prev + i + 1; // keys 0..prev+i are visible
+        const int64_t chunks = (n + 15) / 16;
+        // Scores, four chunks of 16 keys per pass over the query.
+        int64_t c = 0;
+        for (; c + 4 <= chunks; c += 4) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+                   a3 = _mm512_setzero_ps();
+            const float* base = kt + c * 16;
+            for (int64_t e = 0; e < dk; ++e) {
+                const __m512 qe = _mm512_set1_ps(qi[e]);
+                const float* row = base + e * Sp;
+                a0 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row), a0);
+                a1 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 16), a1);
+                a2 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 32), a2);
+                a3 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 48), a3);
+            }
+            _mm512_storeu_ps(p + c * 16, _mm512_mul_ps(a0, vscale));
+            _mm512_storeu_ps(p + c * 16 + 16, _mm512_mul_ps(a1, vscale));
+            _mm512_storeu_ps(p + c * 16 + 32, _mm512_mul_ps(a2, vscale));
+            _mm512_storeu_ps(p + c * 16 + 48, _mm512_mul_ps(a3, vscale));
+        }
+        for (; c < chunks; ++c) {
+            __m512 a = _mm512_setzero_ps();
+            const float* base = kt + c * 16;
+            for (int64_t e = 0; e < dk; ++e)
+                a = _mm512_fmadd_ps(_mm512_set1_ps(qi[e]), _mm512_loadu_ps(base + e * Sp), a);
+            _mm512_storeu_ps(p + c * 16, _mm512_mul_ps(a, vscale));
+        }
+        // Softmax over p[0..n).
+        const int64_t full = n / 16, tail = n % 16;
+        const __mmask16 tmask = __mmask16((1u << tail) - 1u);
+        __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+        for (int64_t b = 0; b < full; ++b)
+            mx = _mm512_maskz_max_ps(simd::kAll, mx, _mm512_loadu_ps(p + b * 16));
+        if (tail)
+            mx = _mm512_mask_max_ps(mx, tmask, mx, _mm512_loadu_ps(p + full * 16));
+        const __m512 vmax = _mm512_set1_ps(hmax16(mx));
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t b = 0; b < full; ++b) {
+            const __m512 ex = simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(p + b * 16), vmax));
+            _mm512_storeu_ps(p + b * 16, ex);
+            sum = _mm512_add_ps(sum, ex);
+        }
+        if (tail) {
+            const __m512 ex = _mm512_maskz_mov_ps(
+                tmask, simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(p + full * 16), vmax)));
+            _mm512_storeu_ps(p + full * 16, ex);
+            sum = _mm512_add_ps(sum, ex);
+        }
+        const __m512 inv = _mm512_set1_ps(1.0f / hsum16(sum));
+        for (int64_t b = 0; b < (n + 15) / 16; ++b)
+            _mm512_storeu_ps(p + b * 16, _mm512_mul_ps(_mm512_loadu_ps(p + b * 16), inv));
+        // out_i = sum_j p_j v_j, 16 value lanes at a time, four keys in flight.
+        float* o = out + i * ldo;
+        for (int64_t c0 = 0; c0 < dv; c0 += 16) {
+            const __mmask16 m = c0 + 16 <= dv ? __mmask16(0xFFFF) : __mmask16((1u << (dv - c0)) - 1u);
+            const float* vb = v.v + c0;
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+                   a3 = _mm512_setzero_ps();
+            int64_t j = 0;
+            for (; j + 4 <= n; j += 4) {
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(m, vb + j * v.ld), a0);
+                a1 = _mm512_fmadd_ps(_mm512_set1_ps(p[j + 1]), _mm512_maskz_loadu_ps(m, vb + (j + 1) * v.ld), a1);
+                a2 = _mm512_fmadd_ps(_mm512_set1_ps(p[j + 2]), _mm512_maskz_loadu_ps(m, vb + (j + 2) * v.ld), a2);
+                a3 = _mm512_fmadd_ps(_mm512_set1_ps(p[j + 3]), _mm512_maskz_loadu_ps(m, vb + (j + 3) * v.ld), a3);
+            }
+            for (; j < n; ++j)
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(m, vb + j * v.ld), a0);
+            const __m512 acc = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+            _mm512_mask_storeu_ps(o + c0, m, acc);
+        }
+    }
+}
+
+// ---- portable ----
+
+void attendPortable(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S,
+                    float scale, float* out, int64_t ldo, AttendScratch& s) {
+    const int64_t dk = k.d1 + k.d2, dv = v.dv, prev = S - T, Sp = roundUp16(S);
+    s.kt.resize(std::size_t(dk * Sp));
+    s.p.resize(std::size_t(Sp));
+    s.q.resize(std::size_t(dk));
+    transposeKeys(k, S, Sp, s.kt.data());
+    const float* kt = s.kt.data();
+    float* p = s.p.data();
+    for (int64_t i = 0; i < T; ++i) {
+        std::copy(q.q1 + i * q.ld1, q.q1 + i * q.ld1 + k.d1, s.q.begin());
+        std::copy(q.q2 + i * q.ld2, q.q2 + i * q.ld2 + k.d2, s.q.begin() + k.d1);
+        const int64_t n = prev + i + 1;
+        std::fill(p, p + n, 0.0f);
+        for (int64_t e = 0; e < dk; ++e) {
+            const float qe = s.q[std::size_t(e)];
+            const float* row = kt + e * Sp;
+            for (int64_t j = 0; j < n; ++j)
+                p[j] += qe * row[j];
+        }
+        for (int64_t j = 0; j < n; ++j)
+            p[j] *= scale;
+        softmaxInPlace(p, n);
+        float* o = out + i * ldo;
+        std::fill(o, o + dv, 0.0f);
+        for (int64_t j = 0; j < n; ++j) {
+            const float pj = p[j];
+            const float* vj = v.v + j * v.ld;
+            for (int64_t c = 0; c < dv; ++c)
+                o[c] += pj * vj[c];
+        }
+    }
+}
+
+} // namespace
+
+void attendHead(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S,
+                float scale, float* out, int64_t ldo) {
+    if (T <= 0)
+        return;
+    if (S < T)
+        throw std::invalid_argument("attendHead: fewer keys than queries");
+    AttendScratch& s = scratch();
+    if (detail::avx512Enabled())
+        attendAvx512(q, T, k, v, S, scale, out, ldo, s);
+    else
+        attendPortable(q, T, k, v, S, scale, out, ldo, s);
+}
+
+} // namespace mythos

@@ -1,0 +1,154 @@
+// The element-wise and attention kernels against plain double-precision loops, on the
+// AVX-512 path and on the portable one.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "mythos/ops.h"
+#include "testutil.h"
+
+namespace {
+
+// Restores the AVX-512 kernels when a test that forced the portable ones ends.
+class KernelPath : public ::testing::TestWithParam<bool> {
+protected:
+    void SetUp() override { mythos::usePortableSmallKernels(GetParam()); }
+    void TearDown() override { mythos::usePortableSmallKernels(false); }
+};
+
+struct HeadCase {
+    int64_t T, S, d1, d2, dv;
+};
+
+// softmax(scale * q k^T, causal) v for one head, in double, with q = [q1 q2], k = [k1 k2].
+std::vector<float> attendNaive(const std::vector<float>& q1, const std::vector<float>& q2,
+                               const std::vector<float>& k1, const std::vector<float>& k2,
+                               const std::vector<float>& v, const HeadCase& c, float scale) {
+    std::vector<float> out(std::size_t(c.T * c.dv));
+    const int64_t prev = c.S - c.T;
+    for (int64_t i = 0; i < c.T; ++i) {
+        const int64_t n = prev + i + 1;
+        std::vector<double> s(static_cast<std::size_t>(n));
+        double mx = -1e300;
+        for (int64_t j = 0; j < n; ++j) {
+            double dot = 0;
+            for (int64_t e = 0; e < c.d1; ++e)
+                dot += double(q1[std::size_t(i * c.d1 + e)]) * k1[std::size_t(j * c.d1 + e)];
+            for (int64_t e = 0; e < c.d2; ++e)
+                dot += double(q2[std::size_t(i * c.d2 + e)]) * k2[std::size_t(j * c.d2 + e)];
+            s[std::size_t(j)] = dot * scale;
+            mx = std::max(mx, s[std::size_t(j)]);
+        }
+        double sum = 0;
+        for (auto& x : s)
+            sum += (x = std::exp(x - mx));
+        for (int64_t e = 0; e < c.dv; ++e) {
+            double o = 0;
+            for (int64_t j = 0; j < n; ++j)
+                o += s[std::size_t(j)] / sum * v[std::size_t(j * c.dv + e)];
+            out[std::size_t(i * c.dv + e)] = float(o);
+        }
+    }
+    return out;
+}
+
+TEST_P(KernelPath, AttendHeadMatchesTheSoftmaxOfScaledScoresOverVisibleKeys) {
+    std::mt19937 rng(7);
+    // Prefill (T = S), a decode step (T = 1), a chunk after cached keys, widths that are and
+    // are not multiples of 16, a single key, MLA's two-part keys and GQA's one-part ones.
+    const HeadCase cases[] = {{64, 64, 16, 16, 16}, {1, 97, 16, 16, 16}, {5, 40, 32, 0, 32},
+                              {1, 1, 7, 3, 5},       {33, 70, 24, 8, 40}, {17, 17, 128, 0, 128}};
+    for (const auto& c : cases) {
+        SCOPED_TRACE("T=" + std::to_string(c.T) + " S=" + std::to_string(c.S) + " d1=" + std::to_string(c.d1) +
+                     " d2=" + std::to_string(c.d2) + " dv=" + std::to_string(c.dv));
+        // Rows of the inputs sit ld floats apart with junk in between, like the model's heads.
+        const int64_t pad = 3;
+        auto strided = [&](const std::vector<float>& dense, int64_t rows, int64_t w) {
+            std::vector<float> s(std::size_t(rows * (w + pad)), 1e30f);
+            for (int64_t r = 0; r < rows; ++r)
+                std::copy_n(dense.begin() + r * w, w, s.begin() + r * (w + pad));
+            return s;
+        };
+        const auto q1 = testutil::randomVector(std::size_t(c.T * c.d1), rng);
+        const auto q2 = testutil::randomVector(std::size_t(c.T * c.d2), rng);
+        const auto k1 = testutil::randomVector(std::size_t(c.S * c.d1), rng);
+        const auto k2 = testutil::randomVector(std::size_t(c.S * c.d2), rng);
+        const auto v = testutil::randomVector(std::size_t(c.S * c.dv), rng);
+        const float scale = 1.0f / std::sqrt(float(c.d1 + c.d2));
+        const auto sq1 = strided(q1, c.T, c.d1), sq2 = strided(q2, c.T, c.d2), sk1 = strided(k1, c.S, c.d1),
+                   sk2 = strided(k2, c.S, c.d2), sv = strided(v, c.S, c.dv);
+        std::vector<float> out(std::size_t(c.T * (c.dv + pad)), -7.0f);
+        mythos::attendHead({sq1.data(), c.d1 + pad, sq2.data(), c.d2 + pad}, c.T,
+                           {sk1.data(), c.d1 + pad, c.d1, sk2.data(), c.d2 + pad, c.d2}, {sv.data(), c.dv + pad, c.dv},
+                           c.S, scale, out.data(), c.dv + pad);
+        const auto ref = attendNaive(q1, q2, k1, k2, v, c, scale);
+        std::vector<float> got(std::size_t(c.T * c.dv));
+        for (int64_t i = 0; i < c.T; ++i) {
+            std::copy_n(out.begin() + i * (c.dv + pad), c.dv, got.begin() + i * c.dv);
+            for (int64_t e = c.dv; e < c.dv + pad; ++e) // the gap between output rows is untouched
+                ASSERT_EQ(out[std::size_t(i * (c.dv + pad) + e)], -7.0f);
+        }
+        EXPECT_LT(testutil::maxRelErr(got, ref), 2e-6);
+    }
+}
+
+TEST_P(KernelPath, AttendHeadOfTheFirstQueryReturnsTheFirstValue) {
+    // Query 0 of a prefill sees only key 0: its output is v_0 exactly, whatever the scores.
+    const std::vector<float> q = {100.0f, -3.0f, 2.0f, 5.0f}, k = {1, 2, -50, -50, 3, 4, -50, -50};
+    const std::vector<float> v = {0.25f, -1.5f, 9.0f, 4.0f};
+    std::vector<float> out(4);
+    mythos::attendHead({q.data(), 2, nullptr, 0}, 2, {k.data(), 4, 2, nullptr, 0, 0}, {v.data(), 2, 2}, 2, 1.0f,
+                       out.data(), 2);
+    EXPECT_EQ(out[0], 0.25f);
+    EXPECT_EQ(out[1], -1.5f);
+    // Query 1 (q = (2, 5)) sees keys 0 and 1 with scores 2*1+5*2 = 12 and 2*3+5*4 = 26.
+    const double p1 = 1.0 / (1.0 + std::exp(12.0 - 26.0));
+    EXPECT_NEAR(out[2], (1 - p1) * 0.25 + p1 * 9.0, 1e-6);
+    EXPECT_NEAR(out[3], (1 - p1) * -1.5 + p1 * 4.0, 1e-6);
+}
+
+TEST_P(KernelPath, SiluMulMatchesTheScalarFormulaOverTheWholeRange) {
+    std::vector<float> a, b;
+    for (float x = -120.0f; x <= 120.0f; x += 0.37f) {
+        a.push_back(x);
+        b.push_back(0.5f + std::fabs(std::sin(x)));
+    }
+    a.push_back(0.0f);
+    b.push_back(3.0f);
+    std::vector<float> got = a;
+    mythos::siluMul(got.data(), b.data(), int64_t(got.size()));
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double x = a[i];
+        const double want = x / (1.0 + std::exp(-x)) * b[i];
+        EXPECT_NEAR(got[i], want, 4e-7 * std::max(1.0, std::fabs(want))) << "x = " << x;
+    }
+}
+
+TEST_P(KernelPath, RmsNormMatchesDoublePrecisionOnRowsOfEveryTailLength) {
+    std::mt19937 rng(3);
+    for (int64_t n : {1, 7, 16, 31, 256, 2053}) {
+        const int64_t rows = 3;
+        const auto x = testutil::randomVector(std::size_t(rows * n), rng);
+        const auto w = testutil::randomVector(std::size_t(n), rng);
+        std::vector<float> y(x.size());
+        mythos::rmsNorm(x.data(), w.data(), y.data(), rows, n);
+        for (int64_t r = 0; r < rows; ++r) {
+            double ss = 0;
+            for (int64_t i = 0; i < n; ++i)
+                ss += double(x[std::size_t(r * n + i)]) * x[std::size_t(r * n + i)];
+            const double inv = 1.0 / std::sqrt(ss / double(n) + 1e-6);
+            for (int64_t i = 0; i < n; ++i) {
+                const double want = x[std::size_t(r * n + i)] * inv * w[std::size_t(i)];
+                EXPECT_NEAR(y[std::size_t(r * n + i)], want, 1e-6 * std::max(1.0, std::fabs(want)));
+            }
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernels, KernelPath, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "portable" : "avx512"; });
+
+} // namespace
