@@ -67,48 +67,97 @@ __attribute__((target("avx512f"))) inline float hmax16(__m512 v) {
     return m;
 }
 
+// sum over `d` lanes of q * k, accumulated into acc (d any width, masked tail).
+__attribute__((target("avx512f"))) inline __m512 fmaRow(const float* q, const float* k, int64_t d, __m512 acc) {
+    int64_t e = 0;
+    for (; e + 16 <= d; e += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + e), _mm512_loadu_ps(k + e), acc);
+    if (e < d) {
+        const __mmask16 m = simd::firstLanes(d - e);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + e), _mm512_maskz_loadu_ps(m, k + e), acc);
+    }
+    return acc;
+}
+
+__attribute__((target("avx512f"))) inline __m512 dotKey(const float* q1, const float* q2, const AttendKeys& k,
+                                                       int64_t j, __m512 acc) {
+    acc = fmaRow(q1, k.k1 + j * k.ld1, k.d1, acc);
+    return fmaRow(q2, k.k2 + j * k.ld2, k.d2, acc);
+}
+
+// Scores of one query against keys 0..n-1 read in place, four keys per lane reduction:
+// cheaper than transposing the keys when only a few queries share them (decode steps).
+__attribute__((target("avx512f"))) void scoresDirect(const float* q1, const float* q2, const AttendKeys& k,
+                                                     int64_t n, float scale, float* p) {
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const __m512 z = _mm512_setzero_ps();
+        simd::hsum4(dotKey(q1, q2, k, j, z), dotKey(q1, q2, k, j + 1, z), dotKey(q1, q2, k, j + 2, z),
+                    dotKey(q1, q2, k, j + 3, z), p + j);
+        for (int i = 0; i < 4; ++i)
+            p[j + i] *= scale;
+    }
+    for (; j < n; ++j) {
+        float r[4];
+        const __m512 z = _mm512_setzero_ps();
+        simd::hsum4(dotKey(q1, q2, k, j, z), z, z, z, r);
+        p[j] = r[0] * scale;
+    }
+}
+
+// Below this many queries the scores are computed from the keys in place (scoresDirect);
+// from it on, transposing the keys once pays for itself.
+constexpr int64_t kTransposeFromQueries = 8;
+
 __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64_t T, const AttendKeys& k,
                                                      const AttendValues& v, int64_t S, float scale,
                                                      float* out, int64_t ldo, AttendScratch& s) {
     const int64_t dk = k.d1 + k.d2, dv = v.dv, prev = S - T, Sp = roundUp16(S);
-    s.kt.resize(std::size_t(dk * Sp));
+    const bool transposed = T >= kTransposeFromQueries;
     s.p.resize(std::size_t(Sp));
     s.q.resize(std::size_t(dk));
-    transposeKeys(k, S, Sp, s.kt.data());
+    if (transposed) {
+        s.kt.resize(std::size_t(dk * Sp));
+        transposeKeys(k, S, Sp, s.kt.data());
+    }
     const float* kt = s.kt.data();
     float* p = s.p.data();
     const __m512 vscale = _mm512_set1_ps(scale);
     for (int64_t i = 0; i < T; ++i) {
-        std::copy(q.q1 + i * q.ld1, q.q1 + i * q.ld1 + k.d1, s.q.begin());
-        std::copy(q.q2 + i * q.ld2, q.q2 + i * q.ld2 + k.d2, s.q.begin() + k.d1);
-        const float* qi = s.q.data();
         const int64_t n = prev + i + 1; // keys 0..prev+i are visible
-        const int64_t chunks = (n + 15) / 16;
-        // Scores, four chunks of 16 keys per pass over the query.
-        int64_t c = 0;
-        for (; c + 4 <= chunks; c += 4) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
-                   a3 = _mm512_setzero_ps();
-            const float* base = kt + c * 16;
-            for (int64_t e = 0; e < dk; ++e) {
-                const __m512 qe = _mm512_set1_ps(qi[e]);
-                const float* row = base + e * Sp;
-                a0 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row), a0);
-                a1 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 16), a1);
-                a2 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 32), a2);
-                a3 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 48), a3);
+        if (!transposed) {
+            scoresDirect(q.q1 + i * q.ld1, q.q2 + i * q.ld2, k, n, scale, p);
+        } else {
+            std::copy(q.q1 + i * q.ld1, q.q1 + i * q.ld1 + k.d1, s.q.begin());
+            std::copy(q.q2 + i * q.ld2, q.q2 + i * q.ld2 + k.d2, s.q.begin() + k.d1);
+            const float* qi = s.q.data();
+            const int64_t chunks = (n + 15) / 16;
+            // Scores, four chunks of 16 keys per pass over the query.
+            int64_t c = 0;
+            for (; c + 4 <= chunks; c += 4) {
+                __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+                       a3 = _mm512_setzero_ps();
+                const float* base = kt + c * 16;
+                for (int64_t e = 0; e < dk; ++e) {
+                    const __m512 qe = _mm512_set1_ps(qi[e]);
+                    const float* row = base + e * Sp;
+                    a0 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row), a0);
+                    a1 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 16), a1);
+                    a2 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 32), a2);
+                    a3 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 48), a3);
+                }
+                _mm512_storeu_ps(p + c * 16, _mm512_mul_ps(a0, vscale));
+                _mm512_storeu_ps(p + c * 16 + 16, _mm512_mul_ps(a1, vscale));
+                _mm512_storeu_ps(p + c * 16 + 32, _mm512_mul_ps(a2, vscale));
+                _mm512_storeu_ps(p + c * 16 + 48, _mm512_mul_ps(a3, vscale));
             }
-            _mm512_storeu_ps(p + c * 16, _mm512_mul_ps(a0, vscale));
-            _mm512_storeu_ps(p + c * 16 + 16, _mm512_mul_ps(a1, vscale));
-            _mm512_storeu_ps(p + c * 16 + 32, _mm512_mul_ps(a2, vscale));
-            _mm512_storeu_ps(p + c * 16 + 48, _mm512_mul_ps(a3, vscale));
-        }
-        for (; c < chunks; ++c) {
-            __m512 a = _mm512_setzero_ps();
-            const float* base = kt + c * 16;
-            for (int64_t e = 0; e < dk; ++e)
-                a = _mm512_fmadd_ps(_mm512_set1_ps(qi[e]), _mm512_loadu_ps(base + e * Sp), a);
-            _mm512_storeu_ps(p + c * 16, _mm512_mul_ps(a, vscale));
+            for (; c < chunks; ++c) {
+                __m512 a = _mm512_setzero_ps();
+                const float* base = kt + c * 16;
+                for (int64_t e = 0; e < dk; ++e)
+                    a = _mm512_fmadd_ps(_mm512_set1_ps(qi[e]), _mm512_loadu_ps(base + e * Sp), a);
+                _mm512_storeu_ps(p + c * 16, _mm512_mul_ps(a, vscale));
+            }
         }
         // Softmax over p[0..n).
         const int64_t full = n / 16, tail = n % 16;

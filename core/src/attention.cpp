@@ -32,6 +32,9 @@ void appendRows(std::vector<float>& dst, const float* src, int64_t T, int64_t w,
         std::memcpy(dst.data() + old + t * w, src + t * stride, std::size_t(w) * sizeof(float));
 }
 
+// Heads run across the thread team only when there is enough work to pay for waking it.
+bool parallelHeads(int64_t B, int64_t H, int64_t T, int64_t S) { return B * H * T * S > 4096; }
+
 void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
                 KvCache* cache, const std::string& key, float* x) {
     const Config& c = ctx.cfg;
@@ -62,17 +65,16 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const float scale = float(std::pow(double(d), -0.5));
 
     std::vector<float> out(static_cast<std::size_t>(N * H * d));
-#pragma omp parallel for collapse(2) if (B * H * T * S > 4096)
-    for (int64_t b = 0; b < B; ++b)
-        for (int64_t h = 0; h < H; ++h) {
-            const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * T * kvw;
-            const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * T * kvw;
-            const int64_t kh = h / groups;
-            const AttendQuery qs{q.data() + (b * T * H + h) * d, H * d, nullptr, 0};
-            const AttendKeys ks{K + kh * d, kvw, d, nullptr, 0, 0};
-            const AttendValues vs{V + kh * d, kvw, d};
-            attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * d, H * d);
-        }
+    forEachIndex(B * H, parallelHeads(B, H, T, S), [&](int64_t bh) {
+        const int64_t b = bh / H, h = bh % H;
+        const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * T * kvw;
+        const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * T * kvw;
+        const int64_t kh = h / groups;
+        const AttendQuery qs{q.data() + (b * T * H + h) * d, H * d, nullptr, 0};
+        const AttendKeys ks{K + kh * d, kvw, d, nullptr, 0, 0};
+        const AttendValues vs{V + kh * d, kvw, d};
+        attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * d, H * d);
+    });
     ctx.mm.linear(out.data(), N, H * d, w.wo, D, x, true);
 }
 
@@ -135,18 +137,17 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
 
     const float scale = float(std::pow(double(nope + rope), -0.5));
     std::vector<float> out(static_cast<std::size_t>(N * H * vd));
-#pragma omp parallel for collapse(2) if (B * H * T * S > 4096)
-    for (int64_t b = 0; b < B; ++b)
-        for (int64_t h = 0; h < H; ++h) {
-            const float* KV = kv.data() + b * S * kvUpW + h * (nope + vd);
-            const float* R = entry ? entry->b[std::size_t(b)].data() : kr.data() + b * T * rope;
-            const int64_t ropeOff = copies > 1 ? h * rope : 0;
-            const AttendQuery qs{qn.data() + (b * T * H + h) * nope, H * nope, qp.data() + (b * T * H + h) * rope,
-                                 H * rope};
-            const AttendKeys ks{KV, kvUpW, nope, R + ropeOff, ropeStride, rope};
-            const AttendValues vs{KV + nope, kvUpW, vd};
-            attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * vd, H * vd);
-        }
+    forEachIndex(B * H, parallelHeads(B, H, T, S), [&](int64_t bh) {
+        const int64_t b = bh / H, h = bh % H;
+        const float* KV = kv.data() + b * S * kvUpW + h * (nope + vd);
+        const float* R = entry ? entry->b[std::size_t(b)].data() : kr.data() + b * T * rope;
+        const int64_t ropeOff = copies > 1 ? h * rope : 0;
+        const AttendQuery qs{qn.data() + (b * T * H + h) * nope, H * nope, qp.data() + (b * T * H + h) * rope,
+                             H * rope};
+        const AttendKeys ks{KV, kvUpW, nope, R + ropeOff, ropeStride, rope};
+        const AttendValues vs{KV + nope, kvUpW, vd};
+        attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * vd, H * vd);
+    });
     ctx.mm.linear(out.data(), N, H * vd, w.wo, D, x, true);
 }
 

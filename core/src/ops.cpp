@@ -115,7 +115,8 @@ __attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_
                 a2 = _mm512_fmadd_ps(xv, loadRow(w2 + k, mask), a2);
                 a3 = _mm512_fmadd_ps(xv, loadRow(w3 + k, mask), a3);
             }
-            const float r[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+            float r[4];
+            simd::hsum4(a0, a1, a2, a3, r);
             for (int i = 0; i < 4; ++i)
                 ym[n + i] = accumulate ? ym[n + i] + r[i] : r[i];
         }
@@ -408,14 +409,13 @@ __attribute__((target("avx512f"))) void siluMulAvx512(float* a, const float* b, 
 } // namespace
 
 void rmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
-#pragma omp parallel for if (rows * n > 65536)
-    for (int64_t r = 0; r < rows; ++r) {
+    detail::forEachIndex(rows, rows * n > 65536, [&](int64_t r) {
         const float* xr = x + r * n;
         float* yr = y + r * n;
         const float inv = 1.0f / std::sqrt(float(sumSquares(xr, n) / double(n)) + eps);
         for (int64_t i = 0; i < n; ++i)
             yr[i] = xr[i] * inv * w[i];
-    }
+    });
 }
 
 void siluMul(float* a, const float* b, int64_t n) {

@@ -34,4 +34,23 @@ __attribute__((target("avx512f"))) inline __m512 exp16(__m512 x) {
 // Lane mask of the first n (< 16) lanes.
 inline __mmask16 firstLanes(int64_t n) { return __mmask16((1u << n) - 1u); }
 
+// The lane sums of four vectors at once: 128-bit quarters folded pairwise with shuffles,
+// then the four lanes of each quarter, so four outputs cost about as much as one hsum.
+__attribute__((target("avx512f"))) inline void hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3, float* out) {
+    const __m512 s01 = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, a0, a1, 0x44),
+                                     _mm512_maskz_shuffle_f32x4(kAll, a0, a1, 0xEE)); // a0:q0+q2,q1+q3 a1:..
+    const __m512 s23 = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, a2, a3, 0x44),
+                                     _mm512_maskz_shuffle_f32x4(kAll, a2, a3, 0xEE));
+    __m512 t = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, s01, s23, 0x88),
+                             _mm512_maskz_shuffle_f32x4(kAll, s01, s23, 0xDD)); // quarter i: 4 partials of a_i
+    t = _mm512_add_ps(t, _mm512_maskz_permute_ps(kAll, t, 0x4E));
+    t = _mm512_add_ps(t, _mm512_maskz_permute_ps(kAll, t, 0xB1));
+    alignas(64) float r[16];
+    _mm512_store_ps(r, t);
+    out[0] = r[0];
+    out[1] = r[4];
+    out[2] = r[8];
+    out[3] = r[12];
+}
+
 } // namespace mythos::simd
