@@ -78,6 +78,38 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     ctx.mm.linear(out.data(), N, H * d, w.wo, D, x, true);
 }
 
+// At most this many query rows (decode steps) take MLA's absorbed form.
+constexpr int64_t kAbsorbedRows = 4;
+
+// MLA attention with kv_up absorbed into the query and the output (DeepSeek-V2's inference
+// form): per head, q'_h = W_k,h^T q_nope,h scores against the normalised latents c_j
+// directly, and o_h = W_v,h sum_j p_j c_j. The same sums as up-projecting every cached
+// latent, regrouped: a decode step then costs O(S * rank) per head instead of
+// O(S * rank * n_heads * (nope + v)) for the up-projection.
+void mlaAbsorbed(Ctx& ctx, const AttnWeights& w, const float* qn, const float* qp, const float* latent,
+                 const KvEntry* entry, const float* kr, int64_t copies, int64_t B, int64_t T, int64_t S, float scale,
+                 float* out) {
+    const Config& c = ctx.cfg;
+    const int64_t H = c.n_heads, N = B * T, r = c.kv_lora_rank, nope = c.qk_nope_head_dim;
+    const int64_t rope = c.qk_rope_head_dim, vd = c.v_head_dim, headRows = nope + vd;
+    std::vector<float> qa(static_cast<std::size_t>(N * H * r)), lat(static_cast<std::size_t>(N * H * r));
+    for (int64_t h = 0; h < H; ++h) // q'_h = q_nope,h W_k,h: W_k,h is rows [h*(nope+v), +nope) of kv_up, [nope][r]
+        ctx.mm.matmulKNStrided(qn + h * nope, N, nope, H * nope, w.kvUp.rowsFrom(h * headRows, r), r,
+                               qa.data() + h * r, H * r);
+    for (int64_t b = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h) {
+            const float* R = entry ? entry->b[std::size_t(b)].data() : kr + b * T * rope;
+            const float* C = latent + b * S * r;
+            const AttendQuery qs{qa.data() + (b * T * H + h) * r, H * r, qp + (b * T * H + h) * rope, H * rope};
+            const AttendKeys ks{C, r, r, R + (copies > 1 ? h * rope : 0), copies * rope, rope};
+            const AttendValues vs{C, r, r};
+            attendHead(qs, T, ks, vs, S, scale, lat.data() + (b * T * H + h) * r, H * r);
+        }
+    for (int64_t h = 0; h < H; ++h) // o_h = W_v,h lat_h: W_v,h is rows [h*(nope+v)+nope, +v) of kv_up, [v][r]
+        ctx.mm.linearStrided(lat.data() + h * r, N, r, H * r, w.kvUp.rowsFrom(h * headRows + nope, r), vd,
+                             out + h * vd, H * vd);
+}
+
 void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
                 KvCache* cache, const std::string& key, float* x) {
     const Config& c = ctx.cfg;
@@ -124,30 +156,34 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
             std::memcpy(localC.data() + n * r, kvRaw.data() + n * (r + rope), std::size_t(r) * sizeof(float));
     }
     const int64_t S = entry ? entry->length : T;
-    const int64_t ropeStride = copies * rope;
 
-    // K_nope and V are rebuilt from the normalised latent of every visible position.
+    // The normalised latent of every visible position.
     std::vector<float> latent(static_cast<std::size_t>(B * S * r));
     for (int64_t b = 0; b < B; ++b) {
         const float* src = entry ? entry->a[std::size_t(b)].data() : localC.data() + b * T * r;
         rmsNorm(src, w.kvNorm, latent.data() + b * S * r, S, r);
     }
-    std::vector<float> kv(static_cast<std::size_t>(B * S * kvUpW));
-    ctx.mm.linear(latent.data(), B * S, r, w.kvUp, kvUpW, kv.data());
-
     const float scale = float(std::pow(double(nope + rope), -0.5));
     std::vector<float> out(static_cast<std::size_t>(N * H * vd));
-    forEachIndex(B * H, parallelHeads(B, H, T, S), [&](int64_t bh) {
-        const int64_t b = bh / H, h = bh % H;
-        const float* KV = kv.data() + b * S * kvUpW + h * (nope + vd);
-        const float* R = entry ? entry->b[std::size_t(b)].data() : kr.data() + b * T * rope;
-        const int64_t ropeOff = copies > 1 ? h * rope : 0;
-        const AttendQuery qs{qn.data() + (b * T * H + h) * nope, H * nope, qp.data() + (b * T * H + h) * rope,
-                             H * rope};
-        const AttendKeys ks{KV, kvUpW, nope, R + ropeOff, ropeStride, rope};
-        const AttendValues vs{KV + nope, kvUpW, vd};
-        attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * vd, H * vd);
-    });
+    if (N <= kAbsorbedRows) {
+        mlaAbsorbed(ctx, w, qn.data(), qp.data(), latent.data(), entry, kr.data(), copies, B, T, S, scale,
+                    out.data());
+    } else {
+        // K_nope and V of every visible position, up-projected from the latent.
+        std::vector<float> kv(static_cast<std::size_t>(B * S * kvUpW));
+        ctx.mm.linear(latent.data(), B * S, r, w.kvUp, kvUpW, kv.data());
+        forEachIndex(B * H, parallelHeads(B, H, T, S), [&](int64_t bh) {
+            const int64_t b = bh / H, h = bh % H;
+            const float* KV = kv.data() + b * S * kvUpW + h * (nope + vd);
+            const float* R = entry ? entry->b[std::size_t(b)].data() : kr.data() + b * T * rope;
+            const int64_t ropeOff = copies > 1 ? h * rope : 0;
+            const AttendQuery qs{qn.data() + (b * T * H + h) * nope, H * nope, qp.data() + (b * T * H + h) * rope,
+                                 H * rope};
+            const AttendKeys ks{KV, kvUpW, nope, R + ropeOff, copies * rope, rope};
+            const AttendValues vs{KV + nope, kvUpW, vd};
+            attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * vd, H * vd);
+        });
+    }
     ctx.mm.linear(out.data(), N, H * vd, w.wo, D, x, true);
 }
 

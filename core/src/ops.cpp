@@ -134,19 +134,23 @@ __attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_
     }
 }
 
-// y[m][:] (+)= sum_k x[m][k] * w[k][:] for w [K][N] row-major.
-__attribute__((target("avx512f"))) void smallMatmulKNAvx512(const float* x, int64_t M, int64_t K, const float* w,
-                                                            int64_t N, float* y, bool accumulate) {
-    const int64_t tail = N % 16;
-    const __mmask16 mask = __mmask16((1u << tail) - 1u);
+// y[m][:] (+)= sum_k x[m][k] * w[k][:] for w [K][N] row-major (fp32 or bf16, widened as
+// loaded).
+template <typename W>
+__attribute__((target("avx512f"))) void smallMatmulKNAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
+                                                            const W* w, int64_t N, float* y, int64_t ldy,
+                                                            bool accumulate) {
     for (int64_t m = 0; m < M; ++m) {
-        const float* xm = x + m * K;
-        float* ym = y + m * N;
+        const float* xm = x + m * ldx;
+        float* ym = y + m * ldy;
         for (int64_t n0 = 0; n0 < N; n0 += 16) {
-            const __mmask16 mk = n0 + 16 <= N ? __mmask16(0xFFFF) : mask;
+            const bool full = n0 + 16 <= N;
+            const __mmask16 mk = full ? simd::kAll : simd::firstLanes(N - n0);
             __m512 acc = _mm512_setzero_ps();
-            for (int64_t k = 0; k < K; ++k)
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(xm[k]), _mm512_maskz_loadu_ps(mk, w + k * N + n0), acc);
+            for (int64_t k = 0; k < K; ++k) {
+                const __m512 wk = full ? loadRow(w + k * N + n0) : loadRow(w + k * N + n0, mk);
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(xm[k]), wk, acc);
+            }
             if (accumulate)
                 acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mk, ym + n0));
             _mm512_mask_storeu_ps(ym + n0, mk, acc);
@@ -178,17 +182,18 @@ void smallLinearPortable(const float* x, int64_t M, int64_t K, int64_t ldx, cons
         }
 }
 
-void smallMatmulKNPortable(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
-                           bool accumulate) {
+template <typename W>
+void smallMatmulKNPortable(const float* x, int64_t M, int64_t K, int64_t ldx, const W* w, int64_t N, float* y,
+                           int64_t ldy, bool accumulate) {
     for (int64_t m = 0; m < M; ++m) {
-        float* ym = y + m * N;
+        float* ym = y + m * ldy;
         if (!accumulate)
             std::fill(ym, ym + N, 0.0f);
         for (int64_t k = 0; k < K; ++k) {
-            const float xk = x[m * K + k];
-            const float* wk = w + k * N;
+            const float xk = x[m * ldx + k];
+            const W* wk = w + k * N;
             for (int64_t n = 0; n < N; ++n)
-                ym[n] += xk * wk[n];
+                ym[n] += xk * weightValue(wk[n]);
         }
     }
 }
@@ -326,17 +331,39 @@ void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, co
 
 void MatmulEngine::matmulKN(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
                             bool accumulate) {
-    if (M <= 0 || N <= 0 || K <= 0)
-        return linearStrided(x, M, K, K, w, N, y, N, accumulate);
-    g_macs.fetch_add(uint64_t(M * K * N), std::memory_order_relaxed);
-    if (M <= kSmallRows) {
-        if (hasAvx512())
-            smallMatmulKNAvx512(x, M, K, w, N, y, accumulate);
-        else
-            smallMatmulKNPortable(x, M, K, w, N, y, accumulate);
+    matmulKNStrided(x, M, K, K, w, N, y, N, accumulate);
+}
+
+void MatmulEngine::matmulKNStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N,
+                                   float* y, int64_t ldy, bool accumulate) {
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (int64_t i = 0; i < M; ++i)
+                std::fill(y + i * ldy, y + i * ldy + N, 0.0f);
         return;
     }
-    run(m_impl->get({K, N, accumulate, true}), x, M, K, w, y, N);
+    g_macs.fetch_add(uint64_t(M * K * N), std::memory_order_relaxed);
+    if (M <= kSmallRows) {
+        const bool simd = hasAvx512();
+        if (w.bf16)
+            simd ? smallMatmulKNAvx512(x, M, K, ldx, w.bf16, N, y, ldy, accumulate)
+                 : smallMatmulKNPortable(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
+        else
+            simd ? smallMatmulKNAvx512(x, M, K, ldx, w.f32, N, y, ldy, accumulate)
+                 : smallMatmulKNPortable(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
+        return;
+    }
+    const float* wf = w.f32;
+    if (w.bf16) { // the fp32 matmul on W widened to fp32 (exact): these weights are small
+        auto& wide = m_impl->wWide;
+        wide.resize(std::size_t(K * N));
+        for (int64_t i = 0; i < K * N; ++i)
+            wide[std::size_t(i)] = bf16ToFloat(w.bf16[i]);
+        wf = wide.data();
+    }
+    run(m_impl->get({K, N, accumulate, true}), x, M, ldx, wf, y, ldy);
 }
 
 void MatmulEngine::run(Primitive& e, const void* x, int64_t M, int64_t ldx, const void* w, float* y, int64_t ldy) {

@@ -18,6 +18,15 @@ struct WeightRef {
         r.bf16 = w;
         return r;
     }
+    // The matrix from row `first` on, rows `width` values long.
+    WeightRef rowsFrom(int64_t first, int64_t width) const {
+        WeightRef r;
+        if (f32)
+            r.f32 = f32 + first * width;
+        if (bf16)
+            r.bf16 = bf16 + first * width;
+        return r;
+    }
 };
 
 // y[M,N] = x[M,K] * W^T (+ y when accumulate), W stored row-major as [N,K] like
@@ -43,6 +52,9 @@ public:
     // reference's `down @ lora.B`).
     void matmulKN(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
                   bool accumulate = false);
+    // Same, with x rows ldx floats apart, y rows ldy floats apart, and W fp32 or bf16.
+    void matmulKNStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y,
+                         int64_t ldy, bool accumulate = false);
 
     std::size_t primitiveCount() const; // cached primitives (for tests)
 
