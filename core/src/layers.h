@@ -1,6 +1,7 @@
 #pragma once
 // Internal building blocks of the model (not part of the public API).
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,16 @@ struct Ctx {
     const Config& cfg;
     MatmulEngine& mm;
     const std::vector<float>& ropeFreqs; // width ropeDim()/2
+    // Engines of the other threads of a parallel region (MatmulEngine is one per thread).
+    std::vector<std::unique_ptr<MatmulEngine>>* workers = nullptr;
+
+    // Makes sure threads 0..n-1 have an engine; call outside a parallel region.
+    void ensureEngines(int n) {
+        while (workers && int(workers->size()) < n - 1)
+            workers->push_back(std::make_unique<MatmulEngine>());
+    }
+    // The engine of OpenMP thread `thread` (0: mm).
+    MatmulEngine& engine(int thread) { return thread == 0 || !workers ? mm : *(*workers)[std::size_t(thread - 1)]; }
 };
 
 // Matrices are WeightRef (fp32 or bf16, EngineOptions::weightType); norm scales and the

@@ -97,7 +97,9 @@ struct Model::Impl {
     std::vector<float> A;
     std::vector<std::vector<float>> lie; // loop-index embeddings by loop
 
-    detail::Ctx ctx(const Config& cfg) { return detail::Ctx{cfg, mm, ropeFreqs}; }
+    std::vector<std::unique_ptr<MatmulEngine>> workers; // engines of threads 1.. (MoE experts in parallel)
+
+    detail::Ctx ctx(const Config& cfg) { return detail::Ctx{cfg, mm, ropeFreqs, &workers}; }
 
     const std::vector<float>& loopEmbedding(int64_t t, int64_t m) {
         while (int64_t(lie.size()) <= t)

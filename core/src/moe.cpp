@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include <omp.h>
+
 #include "layers.h"
 
 namespace mythos::detail {
@@ -9,19 +11,30 @@ namespace mythos::detail {
 namespace {
 
 // y[N][D] (= or +=) down(silu(gate(x)) * up(x)) for N rows of x.
-void swiglu(Ctx& ctx, const FfnWeights& w, const float* x, int64_t N, float* y, bool accumulate) {
-    const int64_t D = ctx.cfg.dim, Hd = w.hidden;
+void swiglu(MatmulEngine& mm, int64_t D, const FfnWeights& w, const float* x, int64_t N, float* y, bool accumulate) {
+    const int64_t Hd = w.hidden;
     std::vector<float> g(static_cast<std::size_t>(N * Hd)), u(static_cast<std::size_t>(N * Hd));
-    ctx.mm.linear(x, N, D, w.gate, Hd, g.data());
-    ctx.mm.linear(x, N, D, w.up, Hd, u.data());
+    mm.linear(x, N, D, w.gate, Hd, g.data());
+    mm.linear(x, N, D, w.up, Hd, u.data());
     siluMul(g.data(), u.data(), N * Hd);
-    ctx.mm.linear(g.data(), N, Hd, w.down, D, y, accumulate);
+    mm.linear(g.data(), N, Hd, w.down, D, y, accumulate);
 }
+
+// One unit of MoE work: a routed expert over the tokens sent to it, or a shared expert over
+// every token.
+struct ExpertTask {
+    int64_t index; // routed expert id, or shared expert number
+    bool shared;
+    int64_t rows;
+};
+
+// Below this many multiply-adds an MoE call runs its experts on one thread (decode steps).
+constexpr int64_t kParallelMoeMacs = int64_t(1) << 20;
 
 } // namespace
 
 void ffnForward(Ctx& ctx, const FfnWeights& w, const float* xn, int64_t N, float* x) {
-    swiglu(ctx, w, xn, N, x, true);
+    swiglu(ctx.mm, ctx.cfg.dim, w, xn, N, x, true);
 }
 
 void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float* x, MoeRecord* rec) {
@@ -60,24 +73,52 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
         }
     }
 
-    // One matmul chain per expert over the tokens routed to it.
+    // One matmul chain per expert over the tokens routed to it, and one per shared expert:
+    // independent, so with enough work they run across the threads, largest first, each
+    // with its own engine. Shared experts write their own buffers, summed below in order.
+    std::vector<ExpertTask> tasks;
+    for (int64_t e = 0; e < E; ++e)
+        if (!byExpert[std::size_t(e)].empty())
+            tasks.push_back({e, false, int64_t(byExpert[std::size_t(e)].size())});
+    for (std::size_t s = 0; s < w.shared.size(); ++s)
+        tasks.push_back({int64_t(s), true, N});
+    std::stable_sort(tasks.begin(), tasks.end(), [](const ExpertTask& a, const ExpertTask& b) { return a.rows > b.rows; });
+    int64_t macs = 0;
+    for (const auto& t : tasks)
+        macs += t.rows * D * 3 * (t.shared ? w.shared[std::size_t(t.index)] : w.routed[std::size_t(t.index)]).hidden;
+    const int threads = numThreads();
+    const bool parallel = threads > 1 && tasks.size() > 1 && macs >= kParallelMoeMacs;
+    if (parallel)
+        ctx.ensureEngines(threads);
+
     std::vector<float> slotOut(static_cast<std::size_t>(N * K * D));
-    std::vector<float> xe, ye;
-    for (int64_t e = 0; e < E; ++e) {
-        const auto& members = byExpert[std::size_t(e)];
-        if (members.empty())
-            continue;
-        const int64_t ne = int64_t(members.size());
-        xe.resize(std::size_t(ne * D));
-        ye.resize(std::size_t(ne * D));
+    std::vector<std::vector<float>> sharedOut(w.shared.size());
+    auto runTask = [&](const ExpertTask& t, MatmulEngine& mm) {
+        if (t.shared) {
+            auto& y = sharedOut[std::size_t(t.index)];
+            y.resize(std::size_t(N * D));
+            swiglu(mm, D, w.shared[std::size_t(t.index)], xn, N, y.data(), false);
+            return;
+        }
+        const auto& members = byExpert[std::size_t(t.index)];
+        const int64_t ne = t.rows;
+        std::vector<float> xe(static_cast<std::size_t>(ne * D)), ye(static_cast<std::size_t>(ne * D));
         for (int64_t i = 0; i < ne; ++i)
             std::copy(xn + members[std::size_t(i)].first * D, xn + (members[std::size_t(i)].first + 1) * D,
                       xe.begin() + i * D);
-        swiglu(ctx, w.routed[std::size_t(e)], xe.data(), ne, ye.data(), false);
+        swiglu(mm, D, w.routed[std::size_t(t.index)], xe.data(), ne, ye.data(), false);
         for (int64_t i = 0; i < ne; ++i) {
             const auto [n, s] = members[std::size_t(i)];
             std::copy(ye.begin() + i * D, ye.begin() + (i + 1) * D, slotOut.begin() + (n * K + s) * D);
         }
+    };
+    if (parallel) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (std::size_t i = 0; i < tasks.size(); ++i)
+            runTask(tasks[i], ctx.engine(omp_get_thread_num()));
+    } else {
+        for (const auto& t : tasks)
+            runTask(t, ctx.mm);
     }
 
     // Same accumulation order as the reference: slot by slot, then each shared expert.
@@ -90,8 +131,9 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
             for (int64_t i = 0; i < D; ++i)
                 o[i] += g * y[i];
         }
-    for (const auto& sh : w.shared)
-        swiglu(ctx, sh, xn, N, out.data(), true);
+    for (const auto& y : sharedOut)
+        for (int64_t i = 0; i < N * D; ++i)
+            out[std::size_t(i)] += y[std::size_t(i)];
     for (int64_t i = 0; i < N * D; ++i)
         x[i] += out[std::size_t(i)];
 

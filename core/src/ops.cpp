@@ -81,56 +81,93 @@ __attribute__((target("avx512f"))) inline __m512 loadRow(const uint16_t* p, __mm
     return widenBf16x16(_mm256_load_si256(reinterpret_cast<const __m256i*>(buf)));
 }
 
-// y[m][n] (+)= dot(x[m], w[n]) for w [N][K] row-major, w fp32 or bf16 (widened as loaded,
-// x kept in fp32). Four weight rows share each load of x.
+// MB rows of y (+)= x W^T for w [N][K] row-major, w fp32 or bf16 (widened as loaded, x kept
+// in fp32). Blocks of MB x rows by four weight rows: each weight load serves MB rows and
+// each x load four weight rows, and one shuffle reduction (hsum4) yields four outputs.
+template <typename W, int MB>
+__attribute__((target("avx512f"))) void linearRowsAvx512(const float* x, int64_t K, int64_t ldx, const W* w,
+                                                         int64_t N, float* y, int64_t ldy, bool accumulate) {
+    const int64_t tail = K % 16, body = K - tail;
+    const __mmask16 mask = simd::firstLanes(tail);
+    int64_t n = 0;
+    for (; n + 4 <= N; n += 4) {
+        const W* wr[4] = {w + n * K, w + (n + 1) * K, w + (n + 2) * K, w + (n + 3) * K};
+        __m512 a[MB][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < MB; ++r)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j)
+                a[r][j] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < body; k += 16) {
+            __m512 wv[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j)
+                wv[j] = loadRow(wr[j] + k);
+#pragma GCC unroll 4
+            for (int r = 0; r < MB; ++r) {
+                const __m512 xv = _mm512_loadu_ps(x + r * ldx + k);
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; ++j)
+                    a[r][j] = _mm512_fmadd_ps(xv, wv[j], a[r][j]);
+            }
+        }
+        if (tail) {
+            __m512 wv[4];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j)
+                wv[j] = loadRow(wr[j] + body, mask);
+#pragma GCC unroll 4
+            for (int r = 0; r < MB; ++r) {
+                const __m512 xv = _mm512_maskz_loadu_ps(mask, x + r * ldx + body);
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; ++j)
+                    a[r][j] = _mm512_fmadd_ps(xv, wv[j], a[r][j]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < MB; ++r) {
+            float s[4];
+            simd::hsum4(a[r][0], a[r][1], a[r][2], a[r][3], s);
+            float* yr = y + r * ldy + n;
+            for (int j = 0; j < 4; ++j)
+                yr[j] = accumulate ? yr[j] + s[j] : s[j];
+        }
+    }
+    for (; n < N; ++n) {
+        const W* wn = w + n * K;
+        for (int r = 0; r < MB; ++r) {
+            const float* xr = x + r * ldx;
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t k = 0; k < body; k += 16)
+                acc = _mm512_fmadd_ps(_mm512_loadu_ps(xr + k), loadRow(wn + k), acc);
+            if (tail)
+                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xr + body), loadRow(wn + body, mask), acc);
+            const float v = hsum(acc);
+            y[r * ldy + n] = accumulate ? y[r * ldy + n] + v : v;
+        }
+    }
+}
+
+// y[M,N] (+)= x W^T through linearRowsAvx512, four rows of x at a time.
 template <typename W>
 __attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
                                                           const W* w, int64_t N, float* y, int64_t ldy,
                                                           bool accumulate) {
-    const int64_t tail = K % 16;
-    const __mmask16 mask = __mmask16((1u << tail) - 1u);
-    for (int64_t m = 0; m < M; ++m) {
-        const float* xm = x + m * ldx;
-        float* ym = y + m * ldy;
-        int64_t n = 0;
-        for (; n + 4 <= N; n += 4) {
-            const W* w0 = w + n * K;
-            const W* w1 = w0 + K;
-            const W* w2 = w1 + K;
-            const W* w3 = w2 + K;
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
-                   a3 = _mm512_setzero_ps();
-            int64_t k = 0;
-            for (; k + 16 <= K; k += 16) {
-                const __m512 xv = _mm512_loadu_ps(xm + k);
-                a0 = _mm512_fmadd_ps(xv, loadRow(w0 + k), a0);
-                a1 = _mm512_fmadd_ps(xv, loadRow(w1 + k), a1);
-                a2 = _mm512_fmadd_ps(xv, loadRow(w2 + k), a2);
-                a3 = _mm512_fmadd_ps(xv, loadRow(w3 + k), a3);
-            }
-            if (tail) {
-                const __m512 xv = _mm512_maskz_loadu_ps(mask, xm + k);
-                a0 = _mm512_fmadd_ps(xv, loadRow(w0 + k, mask), a0);
-                a1 = _mm512_fmadd_ps(xv, loadRow(w1 + k, mask), a1);
-                a2 = _mm512_fmadd_ps(xv, loadRow(w2 + k, mask), a2);
-                a3 = _mm512_fmadd_ps(xv, loadRow(w3 + k, mask), a3);
-            }
-            float r[4];
-            simd::hsum4(a0, a1, a2, a3, r);
-            for (int i = 0; i < 4; ++i)
-                ym[n + i] = accumulate ? ym[n + i] + r[i] : r[i];
-        }
-        for (; n < N; ++n) {
-            const W* wn = w + n * K;
-            __m512 a = _mm512_setzero_ps();
-            int64_t k = 0;
-            for (; k + 16 <= K; k += 16)
-                a = _mm512_fmadd_ps(_mm512_loadu_ps(xm + k), loadRow(wn + k), a);
-            if (tail)
-                a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xm + k), loadRow(wn + k, mask), a);
-            const float r = hsum(a);
-            ym[n] = accumulate ? ym[n] + r : r;
-        }
+    int64_t m = 0;
+    for (; m + 4 <= M; m += 4)
+        linearRowsAvx512<W, 4>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
+    switch (M - m) {
+    case 3:
+        linearRowsAvx512<W, 3>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
+        break;
+    case 2:
+        linearRowsAvx512<W, 2>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
+        break;
+    case 1:
+        linearRowsAvx512<W, 1>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
+        break;
+    default:
+        break;
     }
 }
 
