@@ -621,3 +621,28 @@ TEST(MatmulEngine, ModelForwardIsRepeatable) {
 }
 
 } // namespace
+
+TEST(ModelThreads, OneAndTwoThreadsGiveTheSameLogitsAndRouting) {
+    // Two threads share the MoE experts and the attention heads of a prefill; each piece is
+    // computed the same way whichever thread runs it, so the numbers are identical.
+    std::vector<int32_t> ids(64);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        ids[i] = int32_t((i * 37 + 11) % 64);
+    std::vector<std::vector<float>> logits;
+    std::vector<Trace> traces;
+    for (int threads : {1, 2}) {
+        EngineOptions eo;
+        eo.threads = threads;
+        auto model = Model::open(caseDir("tiny_mla"), eo);
+        KvCache cache = model->newCache(1);
+        Trace tr;
+        logits.push_back(model->forward(ids, 1, 64, {.nLoops = 6, .cache = &cache, .trace = &tr}));
+        traces.push_back(std::move(tr));
+    }
+    setNumThreads(0);
+    ASSERT_EQ(logits[0].size(), logits[1].size());
+    EXPECT_EQ(logits[0], logits[1]);
+    EXPECT_EQ(traces[0].topkIds, traces[1].topkIds);
+    EXPECT_EQ(traces[0].routerLogits, traces[1].routerLogits);
+    EXPECT_EQ(traces[0].actP, traces[1].actP);
+}
