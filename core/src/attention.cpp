@@ -47,9 +47,9 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     for (int64_t n = 0; n < N; ++n) {
         const int64_t pos = startPos + n % T;
         for (int64_t h = 0; h < H; ++h)
-            applyRope(q.data() + (n * H + h) * d, d, pos, ctx.ropeFreqs.data());
+            ctx.rope.apply(q.data() + (n * H + h) * d, pos);
         for (int64_t h = 0; h < Hkv; ++h)
-            applyRope(k.data() + (n * Hkv + h) * d, d, pos, ctx.ropeFreqs.data());
+            ctx.rope.apply(k.data() + (n * Hkv + h) * d, pos);
     }
 
     KvEntry* entry = nullptr;
@@ -130,9 +130,9 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     for (int64_t n = 0; n < N; ++n) {
         const int64_t pos = startPos + n % T;
         for (int64_t h = 0; h < H; ++h)
-            applyRope(qp.data() + (n * H + h) * rope, rope, pos, ctx.ropeFreqs.data());
+            ctx.rope.apply(qp.data() + (n * H + h) * rope, pos);
         std::memcpy(kr.data() + n * rope, kvRaw.data() + n * (r + rope) + r, std::size_t(rope) * sizeof(float));
-        applyRope(kr.data() + n * rope, rope, pos, ctx.ropeFreqs.data());
+        ctx.rope.apply(kr.data() + n * rope, pos);
     }
 
     // Latents and rope keys of every visible position, per batch row.

@@ -32,7 +32,7 @@ bool avx512Enabled();
 struct Ctx {
     const Config& cfg;
     MatmulEngine& mm;
-    const std::vector<float>& ropeFreqs; // width ropeDim()/2
+    const RopeTable& rope; // positions 0..max_seq_len-1
     // Engines of the other threads of a parallel region (MatmulEngine is one per thread).
     std::vector<std::unique_ptr<MatmulEngine>>* workers = nullptr;
 

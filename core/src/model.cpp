@@ -82,7 +82,7 @@ bool allHalted(const std::vector<float>& cum, float thr) {
 
 struct Model::Impl {
     MatmulEngine mm;
-    std::vector<float> ropeFreqs;
+    RopeTable rope;
     std::vector<BlockWeights> prelude, coda;
     BlockWeights rec;
     WeightRef embed; // also the tied head
@@ -99,7 +99,7 @@ struct Model::Impl {
 
     std::vector<std::unique_ptr<MatmulEngine>> workers; // engines of threads 1.. (MoE experts in parallel)
 
-    detail::Ctx ctx(const Config& cfg) { return detail::Ctx{cfg, mm, ropeFreqs, &workers}; }
+    detail::Ctx ctx(const Config& cfg) { return detail::Ctx{cfg, mm, rope, &workers}; }
 
     const std::vector<float>& loopEmbedding(int64_t t, int64_t m) {
         while (int64_t(lie.size()) <= t)
@@ -193,8 +193,7 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
     }
     setNumThreads(m_opts.threads);
     auto& im = *m_impl;
-    im.ropeFreqs.resize(std::size_t(m_cfg.ropeDim() / 2));
-    ropeFrequencies(m_cfg.ropeDim(), m_cfg.rope_theta, im.ropeFreqs.data());
+    im.rope = RopeTable(m_cfg.ropeDim(), m_cfg.rope_theta, m_cfg.max_seq_len);
     for (int64_t i = 0; i < m_cfg.prelude_layers; ++i)
         im.prelude.push_back(bindBlock(m_weights, m_cfg, "prelude." + std::to_string(i) + ".", false));
     for (int64_t i = 0; i < m_cfg.coda_layers; ++i)
@@ -444,12 +443,14 @@ void Model::recurrentStep(int64_t t, const std::vector<float>& e, std::vector<fl
 
     // combined = RMSNorm((h + LIE(t)) + e)
     std::vector<float> y(static_cast<std::size_t>(N * D));
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t i = 0; i < D; ++i) {
-            const std::size_t k = std::size_t(n * D + i);
-            const float hl = i < int64_t(lie.size()) ? h[k] + lie[std::size_t(i)] : h[k];
-            y[k] = hl + e[k];
-        }
+    const int64_t lieW = std::min<int64_t>(int64_t(lie.size()), D);
+    for (int64_t n = 0; n < N; ++n) {
+        const std::size_t row = std::size_t(n * D);
+        for (int64_t i = 0; i < lieW; ++i)
+            y[row + std::size_t(i)] = (h[row + std::size_t(i)] + lie[std::size_t(i)]) + e[row + std::size_t(i)];
+        for (int64_t i = lieW; i < D; ++i)
+            y[row + std::size_t(i)] = h[row + std::size_t(i)] + e[row + std::size_t(i)];
+    }
     rmsNorm(y.data(), im.recNorm, y.data(), N, D);
     detail::blockForward(ctx, im.rec, y.data(), B, T, startPos, cache, "recurrent_loop_" + std::to_string(t), rec);
 
@@ -474,10 +475,7 @@ void Model::recurrentStep(int64_t t, const std::vector<float>& e, std::vector<fl
     // and keeps the halting decision as close to exact as the state allows.
     p.resize(std::size_t(N));
     for (int64_t n = 0; n < N; ++n) {
-        double z = 0;
-        for (int64_t i = 0; i < D; ++i)
-            z += double(h[std::size_t(n * D + i)]) * double(im.haltW[i]);
-        const float logit = float(z) + im.haltB[0];
+        const float logit = float(dotF64(h.data() + n * D, im.haltW, D)) + im.haltB[0];
         p[std::size_t(n)] = 1.0f / (1.0f + std::exp(-logit));
     }
 }

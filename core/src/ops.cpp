@@ -428,16 +428,15 @@ void linearReference(const float* x, int64_t M, int64_t K, const float* w, int64
 
 namespace {
 
-// Sum of squares of n floats, accumulated in double (a long row, dim 2048+, stays as exact
-// as fp32 allows): eight lanes per accumulator, two accumulators.
-__attribute__((target("avx512f"))) double sumSquaresAvx512(const float* x, int64_t n) {
+// sum a[i] * b[i] accumulated in double: eight lanes per accumulator, two accumulators.
+__attribute__((target("avx512f"))) double dotF64Avx512(const float* a, const float* b, int64_t n) {
     __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        const __m512d lo = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(x + i));
-        const __m512d hi = _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(x + i + 8));
-        a0 = _mm512_fmadd_pd(lo, lo, a0);
-        a1 = _mm512_fmadd_pd(hi, hi, a1);
+        a0 = _mm512_fmadd_pd(_mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(a + i)),
+                             _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(b + i)), a0);
+        a1 = _mm512_fmadd_pd(_mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(a + i + 8)),
+                             _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(b + i + 8)), a1);
     }
     alignas(64) double t[8];
     _mm512_store_pd(t, _mm512_add_pd(a0, a1));
@@ -445,18 +444,22 @@ __attribute__((target("avx512f"))) double sumSquaresAvx512(const float* x, int64
     for (double v : t)
         s += v;
     for (; i < n; ++i)
-        s += double(x[i]) * double(x[i]);
+        s += double(a[i]) * double(b[i]);
     return s;
 }
 
-double sumSquares(const float* x, int64_t n) {
+} // namespace
+
+double dotF64(const float* a, const float* b, int64_t n) {
     if (hasAvx512())
-        return sumSquaresAvx512(x, n);
+        return dotF64Avx512(a, b, n);
     double s = 0;
     for (int64_t i = 0; i < n; ++i)
-        s += double(x[i]) * double(x[i]);
+        s += double(a[i]) * double(b[i]);
     return s;
 }
+
+namespace {
 
 // a[i] = silu(a[i]) * b[i] with the vector exp.
 __attribute__((target("avx512f"))) void siluMulAvx512(float* a, const float* b, int64_t n) {
@@ -476,7 +479,7 @@ void rmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t n, 
     detail::forEachIndex(rows, rows * n > 65536, [&](int64_t r) {
         const float* xr = x + r * n;
         float* yr = y + r * n;
-        const float inv = 1.0f / std::sqrt(float(sumSquares(xr, n) / double(n)) + eps);
+        const float inv = 1.0f / std::sqrt(float(dotF64(xr, xr, n) / double(n)) + eps);
         for (int64_t i = 0; i < n; ++i)
             yr[i] = xr[i] * inv * w[i];
     });
@@ -525,6 +528,35 @@ void applyRope(float* x, int64_t d, int64_t pos, const float* freqs) {
     for (int64_t i = 0; i < d / 2; ++i) {
         const float angle = p * freqs[i];
         const float c = std::cos(angle), s = std::sin(angle);
+        const float a = x[2 * i], b = x[2 * i + 1];
+        x[2 * i] = a * c - b * s;
+        x[2 * i + 1] = a * s + b * c;
+    }
+}
+
+RopeTable::RopeTable(int64_t d, double theta, int64_t positions)
+    : m_d(d), m_positions(std::clamp<int64_t>(positions, 0, kMaxPositions)), m_freqs(std::size_t(d / 2)),
+      m_cs(std::size_t(m_positions * (d / 2) * 2)) {
+    ropeFrequencies(d, theta, m_freqs.data());
+    for (int64_t pos = 0; pos < m_positions; ++pos) {
+        const float p = float(pos);
+        float* r = m_cs.data() + pos * (d / 2) * 2;
+        for (int64_t i = 0; i < d / 2; ++i) {
+            const float angle = p * m_freqs[std::size_t(i)];
+            r[2 * i] = std::cos(angle);
+            r[2 * i + 1] = std::sin(angle);
+        }
+    }
+}
+
+void RopeTable::apply(float* x, int64_t pos) const {
+    if (pos < 0 || pos >= m_positions) {
+        applyRope(x, m_d, pos, m_freqs.data());
+        return;
+    }
+    const float* cs = m_cs.data() + pos * (m_d / 2) * 2;
+    for (int64_t i = 0; i < m_d / 2; ++i) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
         const float a = x[2 * i], b = x[2 * i + 1];
         x[2 * i] = a * c - b * s;
         x[2 * i + 1] = a * s + b * c;

@@ -152,3 +152,33 @@ INSTANTIATE_TEST_SUITE_P(Kernels, KernelPath, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "portable" : "avx512"; });
 
 } // namespace
+
+namespace {
+
+TEST(RopeTable, RotatesExactlyLikeApplyRopeInsideAndBeyondTheTable) {
+    std::mt19937 rng(11);
+    const int64_t d = 16;
+    const mythos::RopeTable table(d, 500000.0, 40); // positions 0..39 tabled
+    std::vector<float> freqs(d / 2);
+    mythos::ropeFrequencies(d, 500000.0, freqs.data());
+    for (int64_t pos : {0, 1, 17, 39, 40, 1000}) {
+        const auto x = testutil::randomVector(d, rng);
+        auto viaTable = x, direct = x;
+        table.apply(viaTable.data(), pos);
+        mythos::applyRope(direct.data(), d, pos, freqs.data());
+        EXPECT_EQ(viaTable, direct) << "position " << pos;
+        if (pos > 0) {
+            EXPECT_NE(viaTable, x) << "position " << pos << " must rotate";
+        }
+    }
+    // A config claiming an absurd max_seq_len tables no more than kMaxPositions.
+    const mythos::RopeTable huge(d, 10000.0, int64_t(1) << 40);
+    auto y = testutil::randomVector(d, rng), z = y;
+    huge.apply(y.data(), (int64_t(1) << 40) - 1);
+    std::vector<float> f2(d / 2);
+    mythos::ropeFrequencies(d, 10000.0, f2.data());
+    mythos::applyRope(z.data(), d, (int64_t(1) << 40) - 1, f2.data());
+    EXPECT_EQ(y, z);
+}
+
+} // namespace

@@ -3,6 +3,7 @@
 // once per shape and reused); the small element-wise work is plain loops.
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace mythos {
 
@@ -75,7 +76,11 @@ void resetMatmulMacs();
 void linearReference(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
                      bool accumulate = false);
 
-// y = x * (mean(x^2) + eps)^(-1/2) * w over rows of width n.
+// sum a[i] * b[i] in double precision (rmsNorm's sum of squares, the halting logit): a long
+// row (dim 2048+) stays as exact as fp32 inputs allow.
+double dotF64(const float* a, const float* b, int64_t n);
+
+// y = x * (mean(x^2) + eps)^(-1/2) * w over rows of width n (the sum of squares in double).
 void rmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps = 1e-6f);
 
 // a[i] = silu(a[i]) * b[i]
@@ -112,6 +117,23 @@ void attendHead(const AttendQuery& q, int64_t T, const AttendKeys& k, const Atte
 // Rotates interleaved pairs (x[2i], x[2i+1]) of a width-d vector at position pos by the
 // angle pos * freqs[i] (the reference's complex multiply).
 void applyRope(float* x, int64_t d, int64_t pos, const float* freqs);
+// applyRope with the rotations of positions 0..positions-1 precomputed (the same fp32 cos
+// and sin values applyRope computes, so the results are identical); later positions are
+// computed on the fly. At most kMaxPositions are tabled, whatever max_seq_len claims.
+class RopeTable {
+public:
+    static constexpr int64_t kMaxPositions = 16384;
+    RopeTable() = default;
+    RopeTable(int64_t d, double theta, int64_t positions);
+    void apply(float* x, int64_t pos) const;
+    int64_t width() const { return m_d; }
+
+private:
+    int64_t m_d = 0, m_positions = 0;
+    std::vector<float> m_freqs; // d/2
+    std::vector<float> m_cs;    // [pos][i] = (cos, sin)
+};
+
 // freqs[i] = 1 / (theta ^ (2i / d)) computed in fp32.
 void ropeFrequencies(int64_t d, double theta, float* freqs);
 
