@@ -36,12 +36,17 @@ constexpr auto kRuntime = DNNL_RUNTIME_DIM_VAL;
 // more than the work (decode steps and small MoE groups; see bench/NOTES.md).
 constexpr int64_t kParallelMacs = int64_t(1) << 24;
 
-// ---- small-M kernels ----
+// ---- direct kernels ----
 // A decode step multiplies one row by each weight matrix: the work is a few thousand
 // multiply-adds, far less than what creating oneDNN memory objects and dispatching a
 // primitive costs. Rows up to kSmallRows go through these direct kernels instead (AVX-512
 // when the CPU has it, a portable loop otherwise); bench/NOTES.md has the numbers.
 constexpr int64_t kSmallRows = 4;
+// With AVX-512 the direct kernels also take the small prefill matmuls (MoE groups, the
+// projections of models up to dim 256 at T = 64): up to kDirectRows rows and kDirectMacs
+// multiply-adds they beat oneDNN's dispatch plus its packing of the weights.
+constexpr int64_t kDirectRows = 64;
+constexpr int64_t kDirectMacs = int64_t(1) << 21;
 
 // Sum of the 16 lanes (through memory: GCC 12 warns falsely inside _mm512_reduce_add_ps).
 __attribute__((target("avx512f"))) inline float hsum(__m512 v) {
@@ -321,8 +326,9 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
         return;
     }
     g_macs.fetch_add(uint64_t(M * K * N), std::memory_order_relaxed);
+    const bool direct = usesDirectKernel(M, K, N);
     if (w.bf16) {
-        if (M > kSmallRows)
+        if (!direct)
             runBf16(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
         else if (hasAvx512())
             smallLinearAvx512(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
@@ -330,7 +336,7 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
             smallLinearPortable(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
         return;
     }
-    if (M <= kSmallRows) {
+    if (direct) {
         if (hasAvx512())
             smallLinearAvx512(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
         else
@@ -382,7 +388,7 @@ void MatmulEngine::matmulKNStrided(const float* x, int64_t M, int64_t K, int64_t
         return;
     }
     g_macs.fetch_add(uint64_t(M * K * N), std::memory_order_relaxed);
-    if (M <= kSmallRows) {
+    if (usesDirectKernel(M, K, N)) {
         const bool simd = hasAvx512();
         if (w.bf16)
             simd ? smallMatmulKNAvx512(x, M, K, ldx, w.bf16, N, y, ldy, accumulate)
@@ -411,6 +417,10 @@ void MatmulEngine::run(Primitive& e, const void* x, int64_t M, int64_t ldx, cons
     const ScopedThreads threads(M * e.k * e.n < kParallelMacs ? 1 : omp_get_max_threads());
     e.prim.execute(m_impl->stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
     m_impl->stream.wait();
+}
+
+bool MatmulEngine::usesDirectKernel(int64_t M, int64_t K, int64_t N) {
+    return M <= kSmallRows || (hasAvx512() && M <= kDirectRows && M * K * N <= kDirectMacs);
 }
 
 std::size_t MatmulEngine::primitiveCount() const { return m_impl->cache.size(); }

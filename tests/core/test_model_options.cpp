@@ -548,10 +548,20 @@ TEST_P(MatmulEngineTest, LinearMatchesReferenceAndReusesPrimitives) {
     std::mt19937 rng(1234);
     MatmulEngine mm;
     EXPECT_EQ(mm.primitiveCount(), 0u);
-    // Rows <= 4 take the direct small-row kernels (no primitive; odd K and N exercise their
-    // tails); the others oneDNN.
-    const std::vector<Shape> shapes = {{1, 128, 128}, {64, 128, 170}, {7, 32, 48}, {3, 37, 5}, {4, 200, 33}, {2, 16, 17}};
-    const auto viaOneDnn = std::count_if(shapes.begin(), shapes.end(), [](const Shape& s) { return s.m > 4; });
+    // Rows <= 4 take the direct kernels (no primitive; odd K and N exercise their tails), and
+    // with AVX-512 so do small products up to 64 rows; the others oneDNN (M > 64 or many
+    // multiply-adds).
+    const std::vector<Shape> shapes = {{1, 128, 128}, {64, 128, 170}, {7, 32, 48},   {3, 37, 5},
+                                       {4, 200, 33},  {2, 16, 17},    {65, 40, 24}, {64, 300, 130}};
+    const auto viaOneDnn = std::count_if(shapes.begin(), shapes.end(), [](const Shape& s) {
+        return !MatmulEngine::usesDirectKernel(s.m, s.k, s.n);
+    });
+    EXPECT_TRUE(MatmulEngine::usesDirectKernel(4, 4096, 4096));
+    EXPECT_FALSE(MatmulEngine::usesDirectKernel(65, 40, 24));
+    EXPECT_FALSE(MatmulEngine::usesDirectKernel(64, 300, 130)); // 2.5 M multiply-adds
+    const bool avx512 = __builtin_cpu_supports("avx512f") && !GetParam();
+    EXPECT_EQ(MatmulEngine::usesDirectKernel(64, 128, 170), avx512); // AVX-512 only
+    EXPECT_GE(viaOneDnn, 2);
     for (int pass = 0; pass < 2; ++pass) {
         for (const auto& s : shapes) {
             SCOPED_TRACE(std::to_string(s.m) + "x" + std::to_string(s.k) + "x" + std::to_string(s.n));

@@ -32,10 +32,10 @@ struct WeightRef {
 
 // y[M,N] = x[M,K] * W^T (+ y when accumulate), W stored row-major as [N,K] like
 // nn.Linear.weight. One instance per thread of use; not thread-safe.
-// With bf16 weights the products accumulate in fp32: rows <= 4 widen the weights in
-// registers and keep x in fp32; larger M goes through oneDNN's bf16 matmul (x rounded to
-// bf16, fp32 accumulation and output), or, where oneDNN has no bf16 matmul (no AVX-512),
-// through the fp32 matmul on blocks of weight rows widened to fp32.
+// With bf16 weights the products accumulate in fp32: the direct kernels (usesDirectKernel)
+// widen the weights in registers and keep x in fp32; larger products go through oneDNN's
+// bf16 matmul (x rounded to bf16, fp32 accumulation and output), or, where oneDNN has no
+// bf16 matmul (no AVX-512), through the fp32 matmul on blocks of weight rows widened to fp32.
 class MatmulEngine {
 public:
     MatmulEngine();
@@ -58,6 +58,10 @@ public:
                          int64_t ldy, bool accumulate = false);
 
     std::size_t primitiveCount() const; // cached primitives (for tests)
+    // Whether an M x K x N product runs in the engine's own kernels rather than oneDNN: up
+    // to 4 rows always, and with AVX-512 up to 64 rows and 2^21 multiply-adds. (bf16
+    // weights there are widened as loaded and x stays fp32.)
+    static bool usesDirectKernel(int64_t M, int64_t K, int64_t N);
 
 private:
     struct Impl;
