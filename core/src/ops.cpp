@@ -47,9 +47,6 @@ constexpr int64_t kSmallRows = 4;
 // multiply-adds they beat oneDNN's dispatch plus its packing of the weights.
 constexpr int64_t kDirectRows = 64;
 constexpr int64_t kDirectMacs = int64_t(1) << 21;
-// From this many multiply-adds a direct product is shared by the threads (about 10 us of
-// work on one core, against 1-2 us to start a team whose threads are still spinning).
-constexpr int64_t kSplitMacs = int64_t(1) << 18;
 
 // Sum of the 16 lanes (through memory: GCC 12 warns falsely inside _mm512_reduce_add_ps).
 __attribute__((target("avx512f"))) inline float hsum(__m512 v) {
@@ -344,33 +341,18 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
             run(m_impl->get({K, N, accumulate, false}), x, M, ldx, w.f32, y, ldy);
         return;
     }
-    // Columns [n0, n1) of y through the direct kernel.
-    auto columns = [&](int64_t n0, int64_t n1) {
-        const WeightRef wc = w.rowsFrom(n0, K);
-        if (!hasAvx512()) {
-            if (w.bf16)
-                smallLinearPortable(x, M, K, ldx, wc.bf16, n1 - n0, y + n0, ldy, accumulate);
-            else
-                smallLinearPortable(x, M, K, ldx, wc.f32, n1 - n0, y + n0, ldy, accumulate);
-        } else if (w.bf16) {
-            smallLinearAvx512(x, M, K, ldx, wc.bf16, n1 - n0, y + n0, ldy, accumulate);
-        } else {
-            smallLinearAvx512(x, M, K, ldx, wc.f32, n1 - n0, y + n0, ldy, accumulate);
-        }
-    };
-    // A prefill-sized product splits its output columns over the threads (each reads all of
-    // x and its share of W); inside a parallel region (MoE experts) it stays on its thread.
-    const int threads = omp_in_parallel() ? 1 : std::min<int>(omp_get_max_threads(), int(N / 16));
-    if (threads > 1 && M * K * N >= kSplitMacs) {
-#pragma omp parallel num_threads(threads)
-        {
-            const int64_t i = omp_get_thread_num(), n = omp_get_num_threads();
-            const int64_t n0 = N * i / n / 4 * 4, n1 = i + 1 == n ? N : N * (i + 1) / n / 4 * 4;
-            columns(n0, n1);
-        }
-        return;
+    // The direct kernel. (Splitting its columns over two threads gained nothing measurable on
+    // the golden models: the team's start and barrier cost what the second core saved.)
+    if (!hasAvx512()) {
+        if (w.bf16)
+            smallLinearPortable(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
+        else
+            smallLinearPortable(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
+    } else if (w.bf16) {
+        smallLinearAvx512(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
+    } else {
+        smallLinearAvx512(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
     }
-    columns(0, N);
 }
 
 void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N,
