@@ -109,6 +109,40 @@ __attribute__((target("avx512f"))) void scoresDirect(const float* q1, const floa
 // from it on, transposing the keys once pays for itself.
 constexpr int64_t kTransposeFromQueries = 8;
 
+// Scores of one query against G chunks of 16 transposed keys (kt rows Sp apart): two partial
+// sums per chunk (even and odd key dimensions) so that even one chunk is not one long chain
+// of dependent multiply-adds.
+template <int G>
+__attribute__((target("avx512f"))) inline void scoreChunks(const float* qi, const float* base, int64_t dk,
+                                                           int64_t Sp, __m512 scale, float* p) {
+    __m512 a[G], b[G];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+        a[g] = _mm512_setzero_ps();
+        b[g] = _mm512_setzero_ps();
+    }
+    int64_t e = 0;
+    for (; e + 2 <= dk; e += 2) {
+        const __m512 q0 = _mm512_set1_ps(qi[e]), q1 = _mm512_set1_ps(qi[e + 1]);
+        const float* r0 = base + e * Sp;
+        const float* r1 = r0 + Sp;
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g) {
+            a[g] = _mm512_fmadd_ps(q0, _mm512_loadu_ps(r0 + 16 * g), a[g]);
+            b[g] = _mm512_fmadd_ps(q1, _mm512_loadu_ps(r1 + 16 * g), b[g]);
+        }
+    }
+    if (e < dk) {
+        const __m512 q0 = _mm512_set1_ps(qi[e]);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g)
+            a[g] = _mm512_fmadd_ps(q0, _mm512_loadu_ps(base + e * Sp + 16 * g), a[g]);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g)
+        _mm512_storeu_ps(p + 16 * g, _mm512_mul_ps(_mm512_add_ps(a[g], b[g]), scale));
+}
+
 __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64_t T, const AttendKeys& k,
                                                      const AttendValues& v, int64_t S, float scale,
                                                      float* out, int64_t ldo, AttendScratch& s) {
@@ -132,31 +166,22 @@ __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64
             std::copy(q.q2 + i * q.ld2, q.q2 + i * q.ld2 + k.d2, s.q.begin() + k.d1);
             const float* qi = s.q.data();
             const int64_t chunks = (n + 15) / 16;
-            // Scores, four chunks of 16 keys per pass over the query.
-            int64_t c = 0;
-            for (; c + 4 <= chunks; c += 4) {
-                __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
-                       a3 = _mm512_setzero_ps();
+            for (int64_t c = 0; c < chunks; c += 4) {
                 const float* base = kt + c * 16;
-                for (int64_t e = 0; e < dk; ++e) {
-                    const __m512 qe = _mm512_set1_ps(qi[e]);
-                    const float* row = base + e * Sp;
-                    a0 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row), a0);
-                    a1 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 16), a1);
-                    a2 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 32), a2);
-                    a3 = _mm512_fmadd_ps(qe, _mm512_loadu_ps(row + 48), a3);
+                switch (std::min<int64_t>(4, chunks - c)) {
+                case 4:
+                    scoreChunks<4>(qi, base, dk, Sp, vscale, p + c * 16);
+                    break;
+                case 3:
+                    scoreChunks<3>(qi, base, dk, Sp, vscale, p + c * 16);
+                    break;
+                case 2:
+                    scoreChunks<2>(qi, base, dk, Sp, vscale, p + c * 16);
+                    break;
+                default:
+                    scoreChunks<1>(qi, base, dk, Sp, vscale, p + c * 16);
+                    break;
                 }
-                _mm512_storeu_ps(p + c * 16, _mm512_mul_ps(a0, vscale));
-                _mm512_storeu_ps(p + c * 16 + 16, _mm512_mul_ps(a1, vscale));
-                _mm512_storeu_ps(p + c * 16 + 32, _mm512_mul_ps(a2, vscale));
-                _mm512_storeu_ps(p + c * 16 + 48, _mm512_mul_ps(a3, vscale));
-            }
-            for (; c < chunks; ++c) {
-                __m512 a = _mm512_setzero_ps();
-                const float* base = kt + c * 16;
-                for (int64_t e = 0; e < dk; ++e)
-                    a = _mm512_fmadd_ps(_mm512_set1_ps(qi[e]), _mm512_loadu_ps(base + e * Sp), a);
-                _mm512_storeu_ps(p + c * 16, _mm512_mul_ps(a, vscale));
             }
         }
         // Softmax over p[0..n).
