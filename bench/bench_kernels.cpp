@@ -2,6 +2,7 @@
 // measured in the same run; never assert timings in tests.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <map>
 #include <random>
 #include <vector>
@@ -22,12 +23,14 @@ std::vector<float> randomVector(std::size_t n, uint32_t seed) {
     return v;
 }
 
-// y = x W^T through oneDNN, for M x K x N.
+// y = x W^T for M x K x N: the engine's direct kernels where MatmulEngine::usesDirectKernel,
+// oneDNN otherwise (the label says which).
 void BM_Linear(benchmark::State& state) {
     const int64_t M = state.range(0), K = state.range(1), N = state.range(2);
     auto x = randomVector(std::size_t(M * K), 1), w = randomVector(std::size_t(N * K), 2);
     std::vector<float> y(std::size_t(M * N));
     MatmulEngine mm;
+    state.SetLabel(MatmulEngine::usesDirectKernel(M, K, N) ? "direct" : "oneDNN");
     for (auto _ : state) {
         mm.linear(x.data(), M, K, w.data(), N, y.data());
         benchmark::DoNotOptimize(y.data());
@@ -36,7 +39,36 @@ void BM_Linear(benchmark::State& state) {
         benchmark::Counter(2.0 * double(M * K * N), benchmark::Counter::kIsIterationInvariantRate,
                            benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_Linear)->Args({1, 128, 128})->Args({64, 128, 128})->Args({64, 256, 1000})->Args({2048, 2048, 2048});
+BENCHMARK(BM_Linear)
+    ->Args({1, 128, 128})
+    ->Args({1, 256, 1000})
+    ->Args({16, 256, 64})
+    ->Args({64, 128, 128})
+    ->Args({64, 256, 256})
+    ->Args({64, 256, 1000})
+    ->Args({2048, 2048, 2048});
+
+// One attention head (attendHead): a prefill (T = S = 64) and decode steps (T = 1) over S
+// cached keys, MLA's widths (nope 16 + rope 16, values 16) and GQA's (32, 32).
+void BM_AttendHead(benchmark::State& state) {
+    const int64_t T = state.range(0), S = state.range(1), d1 = state.range(2), d2 = state.range(3),
+                  dv = state.range(4);
+    auto q1 = randomVector(std::size_t(T * d1), 6), q2 = randomVector(std::size_t(T * d2), 7);
+    auto k1 = randomVector(std::size_t(S * d1), 8), k2 = randomVector(std::size_t(S * d2), 9);
+    auto v = randomVector(std::size_t(S * dv), 10);
+    std::vector<float> out(std::size_t(T * dv));
+    const float scale = 1.0f / std::sqrt(float(d1 + d2));
+    for (auto _ : state) {
+        attendHead({q1.data(), d1, q2.data(), d2}, T, {k1.data(), d1, d1, k2.data(), d2, d2}, {v.data(), dv, dv}, S,
+                   scale, out.data(), dv);
+        benchmark::DoNotOptimize(out.data());
+    }
+}
+BENCHMARK(BM_AttendHead)
+    ->Args({64, 64, 16, 16, 16})
+    ->Args({1, 96, 16, 16, 16})
+    ->Args({64, 64, 32, 0, 32})
+    ->Args({1, 96, 32, 0, 32});
 
 void BM_Rope(benchmark::State& state) {
     const int64_t d = state.range(0);
