@@ -255,6 +255,20 @@ INSTANTIATE_TEST_SUITE_P(Golden, GoldenParity, ::testing::ValuesIn(golden::caseN
 // widened-weight fp32 matmul of a CPU without AVX-512; x stays fp32).
 constexpr double kBf16Rel = 5e-2, kBf16FlipRel = 0.25;
 
+// ||got - ref|| / ||ref|| over a run's logits (Euclidean norms): the error of the logits as a
+// whole, where maxRelErr is that of the worst single logit against the largest.
+double l2RelErr(const std::vector<float>& got, const std::vector<float>& ref) {
+    if (got.size() != ref.size())
+        return std::numeric_limits<double>::infinity();
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        const double d = double(got[i]) - double(ref[i]);
+        num += d * d;
+        den += double(ref[i]) * double(ref[i]);
+    }
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
 class GoldenBf16 : public ::testing::TestWithParam<std::tuple<std::string, bool>> {
 protected:
     void SetUp() override {
@@ -273,7 +287,7 @@ protected:
 };
 
 TEST_P(GoldenBf16, ForwardLogitsWithinTolerance) {
-    double worst = 0, worstFlipped = 0;
+    double worst = 0, worstFlipped = 0, worstL2 = 0;
     int flippedRuns = 0, runs = 0;
     for (const auto& run : data->json.at("forward_runs")) {
         SCOPED_TRACE(run.at("name").get<std::string>());
@@ -286,7 +300,8 @@ TEST_P(GoldenBf16, ForwardLogitsWithinTolerance) {
         fo.cache = run.at("kv_cache").get<bool>() ? &cache : nullptr;
         fo.trace = &tr;
         const auto logits = model->forward(ids, B, T, fo);
-        const double err = golden::compare(logits, data->tensor(run.at("tensors").at("logits")), 0, 0).maxRelErr;
+        const auto ref = data->tensor(run.at("tensors").at("logits"));
+        const double err = golden::compare(logits, ref, 0, 0).maxRelErr;
         const bool flipped = tr.topkIds != flattenInts<int32_t>(run.at("router_topk_ids")) ||
                              tr.haltLoop != flattenInts<int32_t>(run.at("halt_loop"));
         ++runs;
@@ -297,17 +312,19 @@ TEST_P(GoldenBf16, ForwardLogitsWithinTolerance) {
         } else {
             EXPECT_LE(err, kBf16Rel);
             worst = std::max(worst, err);
+            worstL2 = std::max(worstL2, l2RelErr(logits, ref));
         }
     }
     std::printf("[ bf16     ] %s: largest relative logit error over forward runs %.3g with the reference's "
-                "decisions; %d of %d runs flip an expert choice or halting loop (largest error %.3g)\n",
-                label().c_str(), worst, flippedRuns, runs, worstFlipped);
+                "decisions (%.3g in Euclidean norm); %d of %d runs flip an expert choice or halting loop "
+                "(largest error %.3g)\n",
+                label().c_str(), worst, worstL2, flippedRuns, runs, worstFlipped);
 }
 
 // Decode with the golden's tokens fed back (teacher forcing): bf16 may pick another token
 // where two logits are nearly tied, which would compare different sequences.
 TEST_P(GoldenBf16, DecodeStepLogitsWithinTolerance) {
-    double worst = 0;
+    double worst = 0, worstL2 = 0;
     for (const auto& run : data->json.at("decode_runs")) {
         SCOPED_TRACE(run.at("name").get<std::string>());
         int64_t B = 0, P = 0;
@@ -336,11 +353,15 @@ TEST_P(GoldenBf16, DecodeStepLogitsWithinTolerance) {
                 stepLogits.insert(stepLogits.end(), logits.begin() + ((b * T) + T - 1) * V,
                                   logits.begin() + ((b * T) + T) * V);
         }
-        const double err = golden::compare(stepLogits, data->tensor(run.at("tensors").at("step_logits")), 0, 0).maxRelErr;
+        const auto ref = data->tensor(run.at("tensors").at("step_logits"));
+        const double err = golden::compare(stepLogits, ref, 0, 0).maxRelErr;
         EXPECT_LE(err, kBf16Rel);
         worst = std::max(worst, err);
+        worstL2 = std::max(worstL2, l2RelErr(stepLogits, ref));
     }
-    std::printf("[ bf16     ] %s: largest relative step-logit error over decode runs %.3g\n", label().c_str(), worst);
+    std::printf("[ bf16     ] %s: largest relative step-logit error over decode runs %.3g (%.3g in Euclidean "
+                "norm)\n",
+                label().c_str(), worst, worstL2);
 }
 
 TEST_P(GoldenBf16, HoldsAtMostFiftyFivePercentOfTheFp32WeightBytes) {
