@@ -533,6 +533,7 @@ int cmdBench(const Args& a) {
                   {"threads", numThreads()},
                   {"weight_type", weightTypeName(model->options().weightType)},
                   {"weight_bytes", model->weightBytes()},
+                  {"kernel_copy_bytes", model->kernelCopyBytes()},
                   {"prompt_len", P},
                   {"loop_change_ms", loopChange},
                   {"roofline", roofline},
@@ -544,11 +545,11 @@ int cmdBench(const Args& a) {
         std::cout << j.dump(2) << "\n";
         return 0;
     }
-    std::printf("%s: %s weights (%s), prompt %lld tokens, %lld decode steps, %lld threads, median of %lld after a "
-                "warm-up\n",
+    std::printf("%s: %s weights (%s, + %s of [K, N] copies for the matmul kernels), prompt %lld tokens, %lld decode "
+                "steps, %lld threads, median of %lld after a warm-up\n",
                 modelSpec(a).c_str(), weightTypeName(model->options().weightType).c_str(),
-                humanBytes(double(model->weightBytes())).c_str(), (long long)P, (long long)(decode > 0 ? decode - 1 : 0),
-                (long long)numThreads(), (long long)repeats);
+                humanBytes(double(model->weightBytes())).c_str(), humanBytes(double(model->kernelCopyBytes())).c_str(),
+                (long long)P, (long long)(decode > 0 ? decode - 1 : 0), (long long)numThreads(), (long long)repeats);
     std::printf("%8s %14s %18s %18s\n", "loops", "prefill ms", "loop change ms", "decode tokens/s");
     for (int64_t L : loops) {
         const std::string key = std::to_string(L);

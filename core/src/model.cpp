@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include <malloc.h>
 
@@ -82,6 +83,9 @@ bool allHalted(const std::vector<float>& cum, float thr) {
 
 } // namespace
 
+// [K, N] copies of small fp32 matrices for the direct kernels, by weight name.
+using KnCopies = std::map<std::string, std::vector<float>>;
+
 struct Model::Impl {
     MatmulEngine mm;
     RopeTable rope;
@@ -100,6 +104,7 @@ struct Model::Impl {
     std::vector<std::vector<float>> lie; // loop-index embeddings by loop
 
     std::vector<std::unique_ptr<MatmulEngine>> workers; // engines of threads 1.. (MoE experts in parallel)
+    KnCopies kn; // [K, N] copies of the small fp32 matrices, by weight name
 
     detail::Ctx ctx(const Config& cfg) { return detail::Ctx{cfg, mm, rope, &workers}; }
 
@@ -141,33 +146,55 @@ const float* ptr(const Weights& w, const std::string& name) {
     return t.data.data();
 }
 
-// A matrix, fp32 or bf16 as held.
-WeightRef ref(const Weights& w, const std::string& name) {
-    const Tensor& t = find(w, name);
-    return t.isBf16() ? WeightRef::bf16Bits(t.bf16.data()) : WeightRef(t.data.data());
+// fp32 matrices up to this many elements (512 KiB) also get a [K, N] copy for the direct
+// kernels (WeightRef::kn): every matrix of the small models, none of a large model's big ones.
+constexpr int64_t kKnCopyMaxElements = int64_t(1) << 17;
+
+void transposeInto(const Tensor& t, std::vector<float>& out) {
+    const int64_t N = t.shape[0], K = t.shape[1];
+    out.resize(std::size_t(N * K));
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < K; ++k)
+            out[std::size_t(k * N + n)] = t.data[std::size_t(n * K + k)];
 }
 
-BlockWeights bindBlock(const Weights& w, const Config& c, const std::string& p, bool moe) {
+// A matrix, fp32 or bf16 as held; a small fp32 one with its [K, N] copy (made once, kept in
+// `copies` by name).
+WeightRef ref(const Weights& w, const std::string& name, KnCopies* copies = nullptr) {
+    const Tensor& t = find(w, name);
+    if (t.isBf16())
+        return WeightRef::bf16Bits(t.bf16.data());
+    WeightRef r(t.data.data());
+    if (copies && t.shape.size() == 2 && t.numel() <= kKnCopyMaxElements) {
+        auto [it, fresh] = copies->try_emplace(name);
+        if (fresh)
+            transposeInto(t, it->second);
+        r.kn = it->second.data();
+    }
+    return r;
+}
+
+BlockWeights bindBlock(const Weights& w, const Config& c, const std::string& p, bool moe, KnCopies* kn) {
     BlockWeights b;
     b.attnNorm = ptr(w, p + "attn_norm.weight");
     b.ffnNorm = ptr(w, p + "ffn_norm.weight");
     const std::string a = p + "attn.";
     if (c.isMla()) {
-        b.attn.qDown = ref(w, a + "q_down.weight");
+        b.attn.qDown = ref(w, a + "q_down.weight", kn);
         b.attn.qNorm = ptr(w, a + "q_norm.weight");
-        b.attn.qUpNope = ref(w, a + "q_up_nope.weight");
-        b.attn.qUpRope = ref(w, a + "q_up_rope.weight");
-        b.attn.kvDown = ref(w, a + "kv_down.weight");
+        b.attn.qUpNope = ref(w, a + "q_up_nope.weight", kn);
+        b.attn.qUpRope = ref(w, a + "q_up_rope.weight", kn);
+        b.attn.kvDown = ref(w, a + "kv_down.weight", kn);
         b.attn.kvNorm = ptr(w, a + "kv_norm.weight");
-        b.attn.kvUp = ref(w, a + "kv_up.weight");
+        b.attn.kvUp = ref(w, a + "kv_up.weight", kn);
     } else {
-        b.attn.wq = ref(w, a + "wq.weight");
-        b.attn.wk = ref(w, a + "wk.weight");
-        b.attn.wv = ref(w, a + "wv.weight");
+        b.attn.wq = ref(w, a + "wq.weight", kn);
+        b.attn.wk = ref(w, a + "wk.weight", kn);
+        b.attn.wv = ref(w, a + "wv.weight", kn);
     }
-    b.attn.wo = ref(w, a + "wo.weight");
+    b.attn.wo = ref(w, a + "wo.weight", kn);
     auto ffn = [&](const std::string& q, int64_t hidden) {
-        return detail::FfnWeights{ref(w, q + "gate.weight"), ref(w, q + "up.weight"), ref(w, q + "down.weight"),
+        return detail::FfnWeights{ref(w, q + "gate.weight", kn), ref(w, q + "up.weight", kn), ref(w, q + "down.weight", kn),
                                   hidden};
     };
     b.moe = moe;
@@ -212,14 +239,14 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
     auto& im = *m_impl;
     im.rope = RopeTable(m_cfg.ropeDim(), m_cfg.rope_theta, m_cfg.max_seq_len);
     for (int64_t i = 0; i < m_cfg.prelude_layers; ++i)
-        im.prelude.push_back(bindBlock(m_weights, m_cfg, "prelude." + std::to_string(i) + ".", false));
+        im.prelude.push_back(bindBlock(m_weights, m_cfg, "prelude." + std::to_string(i) + ".", false, &im.kn));
     for (int64_t i = 0; i < m_cfg.coda_layers; ++i)
-        im.coda.push_back(bindBlock(m_weights, m_cfg, "coda." + std::to_string(i) + ".", false));
-    im.rec = bindBlock(m_weights, m_cfg, "recurrent.block.", true);
-    im.embed = ref(m_weights, "embed.weight");
+        im.coda.push_back(bindBlock(m_weights, m_cfg, "coda." + std::to_string(i) + ".", false, &im.kn));
+    im.rec = bindBlock(m_weights, m_cfg, "recurrent.block.", true, &im.kn);
+    im.embed = ref(m_weights, "embed.weight", &im.kn);
     im.finalNorm = ptr(m_weights, "norm.weight");
     im.recNorm = ptr(m_weights, "recurrent.norm.weight");
-    im.loraDown = ref(m_weights, "recurrent.lora.down.weight");
+    im.loraDown = ref(m_weights, "recurrent.lora.down.weight", &im.kn);
     im.loraB = ptr(m_weights, "recurrent.lora.B");
     im.loraScale = ptr(m_weights, "recurrent.lora.scale.weight");
     im.haltW = ptr(m_weights, "recurrent.act.halt.weight");
@@ -256,6 +283,13 @@ std::unique_ptr<Model> Model::open(const std::string& spec, EngineOptions option
 
 std::size_t Model::weightBytes() const { return mythos::weightBytes(m_weights); }
 
+std::size_t Model::kernelCopyBytes() const {
+    std::size_t n = 0;
+    for (const auto& [name, v] : m_impl->kn)
+        n += v.size() * sizeof(float);
+    return n;
+}
+
 const std::string& Model::weightsHash() const {
     if (m_hash.empty())
         m_hash = hashWeights(m_weights);
@@ -281,6 +315,8 @@ void Model::setWeight(const std::string& name, const Tensor& t) {
         std::transform(v.begin(), v.end(), dst.bf16.begin(), floatToBf16);
     else
         std::copy(v.begin(), v.end(), dst.data.begin());
+    if (auto kn = m_impl->kn.find(name); kn != m_impl->kn.end())
+        transposeInto(dst, kn->second); // same size: the bound pointer stays valid
     m_hash.clear();
     m_impl->A = injectionA();
 }

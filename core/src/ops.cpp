@@ -161,6 +161,84 @@ __attribute__((target("avx512f"))) void linearRowsAvx512(const float* x, int64_t
     }
 }
 
+// MB rows of y (+)= x W for W^T stored [K, N] (wt, rows N floats apart): each x value is
+// broadcast against 64 contiguous columns of W^T, so no lane sums are needed. Blocks of 64
+// columns, then 16 at a time with a masked tail.
+template <int MB>
+__attribute__((target("avx512f"))) void knRowsAvx512(const float* x, int64_t K, int64_t ldx, const float* wt,
+                                                     int64_t N, float* y, int64_t ldy, bool accumulate) {
+    int64_t n0 = 0;
+    for (; n0 + 64 <= N; n0 += 64) {
+        __m512 a[MB][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < MB; ++r)
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; ++c)
+                a[r][c] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; ++k) {
+            const float* wk = wt + k * N + n0;
+            __m512 wv[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; ++c)
+                wv[c] = _mm512_loadu_ps(wk + 16 * c);
+#pragma GCC unroll 4
+            for (int r = 0; r < MB; ++r) {
+                const __m512 b = _mm512_set1_ps(x[r * ldx + k]);
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; ++c)
+                    a[r][c] = _mm512_fmadd_ps(b, wv[c], a[r][c]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < MB; ++r)
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; ++c) {
+                float* yp = y + r * ldy + n0 + 16 * c;
+                _mm512_storeu_ps(yp, accumulate ? _mm512_add_ps(a[r][c], _mm512_loadu_ps(yp)) : a[r][c]);
+            }
+    }
+    for (; n0 < N; n0 += 16) {
+        const __mmask16 m = n0 + 16 <= N ? simd::kAll : simd::firstLanes(N - n0);
+        __m512 a[MB];
+#pragma GCC unroll 4
+        for (int r = 0; r < MB; ++r)
+            a[r] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; ++k) {
+            const __m512 wv = _mm512_maskz_loadu_ps(m, wt + k * N + n0);
+#pragma GCC unroll 4
+            for (int r = 0; r < MB; ++r)
+                a[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * ldx + k]), wv, a[r]);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < MB; ++r) {
+            float* yp = y + r * ldy + n0;
+            _mm512_mask_storeu_ps(yp, m, accumulate ? _mm512_add_ps(a[r], _mm512_maskz_loadu_ps(m, yp)) : a[r]);
+        }
+    }
+}
+
+// y[M,N] (+)= x W through knRowsAvx512, four rows of x at a time.
+__attribute__((target("avx512f"))) void knLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
+                                                       const float* wt, int64_t N, float* y, int64_t ldy,
+                                                       bool accumulate) {
+    int64_t m = 0;
+    for (; m + 4 <= M; m += 4)
+        knRowsAvx512<4>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
+    switch (M - m) {
+    case 3:
+        knRowsAvx512<3>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
+        break;
+    case 2:
+        knRowsAvx512<2>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
+        break;
+    case 1:
+        knRowsAvx512<1>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
+        break;
+    default:
+        break;
+    }
+}
+
 // y[M,N] (+)= x W^T through linearRowsAvx512, four rows of x at a time.
 template <typename W>
 __attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
@@ -343,6 +421,10 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
     }
     // The direct kernel. (Splitting its columns over two threads gained nothing measurable on
     // the golden models: the team's start and barrier cost what the second core saved.)
+    if (w.kn && M >= 4 && hasAvx512()) {
+        knLinearAvx512(x, M, K, ldx, w.kn, N, y, ldy, accumulate);
+        return;
+    }
     if (!hasAvx512()) {
         if (w.bf16)
             smallLinearPortable(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);

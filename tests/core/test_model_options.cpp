@@ -656,3 +656,57 @@ TEST(ModelThreads, OneAndTwoThreadsGiveTheSameLogitsAndRouting) {
     EXPECT_EQ(traces[0].routerLogits, traces[1].routerLogits);
     EXPECT_EQ(traces[0].actP, traces[1].actP);
 }
+
+TEST(MatmulEngine, TransposedCopyGivesTheSameProductAsTheWeight) {
+    // WeightRef::kn (W^T stored [K, N]) takes over from four rows on in the direct kernels:
+    // every row count, column tails and accumulation agree with the plain product.
+    std::mt19937 rng(5);
+    MatmulEngine mm;
+    for (const Shape s : std::vector<Shape>{{4, 32, 128}, {7, 64, 70}, {64, 128, 170}, {17, 33, 5}, {3, 16, 64}}) {
+        SCOPED_TRACE(std::to_string(s.m) + "x" + std::to_string(s.k) + "x" + std::to_string(s.n));
+        const auto x = randomVector(std::size_t(s.m * s.k), rng);
+        const auto w = randomVector(std::size_t(s.n * s.k), rng);
+        std::vector<float> wt(w.size());
+        for (int64_t j = 0; j < s.n; ++j)
+            for (int64_t k = 0; k < s.k; ++k)
+                wt[std::size_t(k * s.n + j)] = w[std::size_t(j * s.k + k)];
+        WeightRef ref(w.data());
+        ref.kn = wt.data();
+        std::vector<float> got(std::size_t(s.m * s.n)), want(got.size());
+        mm.linear(x.data(), s.m, s.k, ref, s.n, got.data());
+        linearReference(x.data(), s.m, s.k, w.data(), s.n, want.data());
+        EXPECT_LE(maxRelErr(got, want), 1e-5);
+        const auto y0 = randomVector(got.size(), rng);
+        got = y0;
+        want = y0;
+        mm.linear(x.data(), s.m, s.k, ref, s.n, got.data(), true);
+        linearReference(x.data(), s.m, s.k, w.data(), s.n, want.data(), true);
+        EXPECT_LE(maxRelErr(got, want), 1e-5) << "accumulate";
+        EXPECT_FALSE(ref.rowsFrom(1, s.k).kn) << "a block of rows has no [K, N] copy";
+    }
+}
+
+TEST(ModelKernelCopies, SmallFp32MatricesAreCopiedAndFollowSetWeight) {
+    auto model = Model::open(caseDir("tiny_mla"));
+    EXPECT_GT(model->kernelCopyBytes(), model->weightBytes() / 2); // every matrix of a tiny model
+    EngineOptions bf;
+    bf.weightType = WeightType::BF16;
+    EXPECT_EQ(Model::open(caseDir("tiny_mla"), bf)->kernelCopyBytes(), 0u);
+
+    // After setWeight the copy holds the new values: the same logits as a model opened with
+    // them from the start.
+    const std::string name = "recurrent.block.attn.wo.weight";
+    Tensor t = model->weights().at(name);
+    for (auto& v : t.data)
+        v *= -1.5f;
+    model->setWeight(name, t);
+    Weights changed = model->weights();
+    Model fresh(model->config(), std::move(changed));
+    const std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8};
+    const auto a = model->forward(ids, 1, int64_t(ids.size()), {.nLoops = 3});
+    const auto b = fresh.forward(ids, 1, int64_t(ids.size()), {.nLoops = 3});
+    EXPECT_EQ(a, b);
+    auto original = Model::open(caseDir("tiny_mla"));
+    EXPECT_GT(maxRelErr(original->forward(ids, 1, int64_t(ids.size()), {.nLoops = 3}), a), 1e-3)
+        << "the changed weight must change the logits";
+}

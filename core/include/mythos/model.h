@@ -73,6 +73,9 @@ public:
     // The weights as held: with WeightType::BF16 the eligible matrices are bf16 (Tensor::bf16).
     const Weights& weights() const { return m_weights; }
     std::size_t weightBytes() const; // resident bytes of the weights
+    // Bytes of the [K, N] copies the engine keeps of its small fp32 matrices for the direct
+    // matmul kernels (WeightRef::kn), on top of weightBytes(); none for bf16 weights.
+    std::size_t kernelCopyBytes() const;
     const std::string& name() const { return m_name; }
     void setName(std::string n) { m_name = std::move(n); }
     const std::string& weightsHash() const;
