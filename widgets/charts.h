@@ -46,6 +46,7 @@ public:
     QString title() const { return m_title; }
     void setYLabel(const QString& label);
     void setNote(const QString& text); // small text under the title (e.g. a warning)
+    QString note() const { return m_note; }
 
     DataTable table() const; // x plus one column per series
 

@@ -96,6 +96,25 @@ DepthSweepView::DepthSweepView(QWidget* parent) : TraceView(parent) {
                           "longer help, and beyond the trained depth? Choose a prompt set and run the sweep."));
     setModelAvailable(false);
     rebuildHalting();
+    showNotRun();
+    connect(m_loops, &QLineEdit::textChanged, this, [this] {
+        if (!m_result)
+            showNotRun();
+    });
+}
+
+void DepthSweepView::showNotRun() {
+    // Empty charts with the axes the sweep will fill, and a line saying how to fill them.
+    const QList<int> ks = loops();
+    const double lo = ks.isEmpty() ? 1 : ks.front(), hi = ks.isEmpty() ? 16 : std::max(ks.back(), ks.front() + 1);
+    for (auto* c : {m_accuracy, m_halting}) {
+        c->setSeries({});
+        c->setMarkers({});
+        c->setXRange(lo, hi);
+        c->setNote(tr("Not run yet: press Run sweep to measure every loop count."));
+    }
+    m_accuracy->setYRange(0, 1.0);
+    m_halting->setYRange(0, hi);
 }
 
 void DepthSweepView::choose() {
@@ -228,8 +247,12 @@ QVector<Series> sweepSeries(const mythos::EvalResult& ev,
 void DepthSweepView::setResult(const SweepResultPtr& r) {
     setRunning(false);
     m_result = r;
-    if (!r)
+    if (!r) {
+        showNotRun();
         return;
+    }
+    for (auto* c : {m_accuracy, m_halting})
+        c->setNote({});
     const auto& ev = r->eval;
     const QVector<Series> accs =
         sweepSeries(ev, [](const mythos::EvalCell& c) { return std::optional<double>(c.accuracy()); });

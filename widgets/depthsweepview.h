@@ -59,6 +59,7 @@ private:
     void choose();
     void start();
     void rebuildHalting();
+    void showNotRun(); // the charts before any sweep (or after one was cleared)
 
     QScrollArea* m_scroll = nullptr;
     QLineEdit* m_file = nullptr;

@@ -87,7 +87,14 @@ private slots:
 
         DepthSweepView v;
         v.resize(1100, 600);
+        // Before a sweep the charts are empty and say how to fill them.
+        for (auto* c : {v.accuracyChart(), v.haltingChart()}) {
+            QVERIFY(c->series().isEmpty());
+            QVERIFY(c->note().contains("Run sweep"));
+        }
         v.setResult(r);
+        for (auto* c : {v.accuracyChart(), v.haltingChart()})
+            QVERIFY(c->note().isEmpty());
         const auto& acc = v.accuracyChart()->series();
         QVERIFY(acc.size() >= 4); // all prompts + one per hop count (the set spans several)
         QCOMPARE(acc[0].points.size(), 3);
