@@ -49,24 +49,6 @@ void transposeKeys(const AttendKeys& k, int64_t S, int64_t Sp, float* kt) {
 
 // ---- AVX-512 ----
 
-__attribute__((target("avx512f"))) inline float hsum16(__m512 v) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    float s = 0;
-    for (float x : t)
-        s += x;
-    return s;
-}
-
-__attribute__((target("avx512f"))) inline float hmax16(__m512 v) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    float m = t[0];
-    for (int i = 1; i < 16; ++i)
-        m = std::max(m, t[i]);
-    return m;
-}
-
 // sum over `d` lanes of q * k, accumulated into acc (d any width, masked tail).
 __attribute__((target("avx512f"))) inline __m512 fmaRow(const float* q, const float* k, int64_t d, __m512 acc) {
     int64_t e = 0;
@@ -192,7 +174,7 @@ __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64
             mx = _mm512_maskz_max_ps(simd::kAll, mx, _mm512_loadu_ps(p + b * 16));
         if (tail)
             mx = _mm512_mask_max_ps(mx, tmask, mx, _mm512_loadu_ps(p + full * 16));
-        const __m512 vmax = _mm512_set1_ps(hmax16(mx));
+        const __m512 vmax = _mm512_set1_ps(simd::hmax(mx));
         __m512 sum = _mm512_setzero_ps();
         for (int64_t b = 0; b < full; ++b) {
             const __m512 ex = simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(p + b * 16), vmax));
@@ -205,7 +187,7 @@ __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64
             _mm512_storeu_ps(p + full * 16, ex);
             sum = _mm512_add_ps(sum, ex);
         }
-        const __m512 inv = _mm512_set1_ps(1.0f / hsum16(sum));
+        const __m512 inv = _mm512_set1_ps(1.0f / simd::hsum(sum));
         for (int64_t b = 0; b < (n + 15) / 16; ++b)
             _mm512_storeu_ps(p + b * 16, _mm512_mul_ps(_mm512_loadu_ps(p + b * 16), inv));
         // out_i = sum_j p_j v_j, 16 value lanes at a time, four keys in flight.

@@ -48,16 +48,6 @@ constexpr int64_t kSmallRows = 4;
 constexpr int64_t kDirectRows = 64;
 constexpr int64_t kDirectMacs = int64_t(1) << 21;
 
-// Sum of the 16 lanes (through memory: GCC 12 warns falsely inside _mm512_reduce_add_ps).
-__attribute__((target("avx512f"))) inline float hsum(__m512 v) {
-    alignas(64) float t[16];
-    _mm512_store_ps(t, v);
-    float s = 0;
-    for (float x : t)
-        s += x;
-    return s;
-}
-
 // ---- bf16 weights ----
 // The small-row kernels widen the weights as they load them (bf16ToFloat's shift) and keep
 // x in fp32, so the only rounding beyond fp32's is the weights' own.
@@ -155,7 +145,7 @@ __attribute__((target("avx512f"))) void linearRowsAvx512(const float* x, int64_t
                 acc = _mm512_fmadd_ps(_mm512_loadu_ps(xr + k), loadRow(wn + k), acc);
             if (tail)
                 acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, xr + body), loadRow(wn + body, mask), acc);
-            const float v = hsum(acc);
+            const float v = simd::hsum(acc);
             y[r * ldy + n] = accumulate ? y[r * ldy + n] + v : v;
         }
     }
@@ -217,26 +207,35 @@ __attribute__((target("avx512f"))) void knRowsAvx512(const float* x, int64_t K, 
     }
 }
 
-// y[M,N] (+)= x W through knRowsAvx512, four rows of x at a time.
-__attribute__((target("avx512f"))) void knLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
-                                                       const float* wt, int64_t N, float* y, int64_t ldy,
-                                                       bool accumulate) {
+// block.template operator()<MB>(m) over the rows of M: blocks of four rows, then one block
+// of the remaining one to three.
+template <typename Block>
+void forRowBlocks(int64_t M, const Block& block) {
     int64_t m = 0;
     for (; m + 4 <= M; m += 4)
-        knRowsAvx512<4>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
+        block.template operator()<4>(m);
     switch (M - m) {
     case 3:
-        knRowsAvx512<3>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
+        block.template operator()<3>(m);
         break;
     case 2:
-        knRowsAvx512<2>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
+        block.template operator()<2>(m);
         break;
     case 1:
-        knRowsAvx512<1>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
+        block.template operator()<1>(m);
         break;
     default:
         break;
     }
+}
+
+// y[M,N] (+)= x W through knRowsAvx512, four rows of x at a time.
+__attribute__((target("avx512f"))) void knLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
+                                                       const float* wt, int64_t N, float* y, int64_t ldy,
+                                                       bool accumulate) {
+    forRowBlocks(M, [&]<int MB>(int64_t m) {
+        knRowsAvx512<MB>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
+    });
 }
 
 // y[M,N] (+)= x W^T through linearRowsAvx512, four rows of x at a time.
@@ -244,22 +243,9 @@ template <typename W>
 __attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
                                                           const W* w, int64_t N, float* y, int64_t ldy,
                                                           bool accumulate) {
-    int64_t m = 0;
-    for (; m + 4 <= M; m += 4)
-        linearRowsAvx512<W, 4>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
-    switch (M - m) {
-    case 3:
-        linearRowsAvx512<W, 3>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
-        break;
-    case 2:
-        linearRowsAvx512<W, 2>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
-        break;
-    case 1:
-        linearRowsAvx512<W, 1>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
-        break;
-    default:
-        break;
-    }
+    forRowBlocks(M, [&]<int MB>(int64_t m) {
+        linearRowsAvx512<W, MB>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
+    });
 }
 
 // y[m][:] (+)= sum_k x[m][k] * w[k][:] for w [K][N] row-major (fp32 or bf16, widened as

@@ -31,6 +31,26 @@ __attribute__((target("avx512f"))) inline __m512 exp16(__m512 x) {
     return _mm512_maskz_scalef_ps(kAll, y, n);
 }
 
+// Sum and maximum of the 16 lanes (through memory: GCC 12 warns falsely inside
+// _mm512_reduce_add_ps).
+__attribute__((target("avx512f"))) inline float hsum(__m512 v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float s = 0;
+    for (float x : t)
+        s += x;
+    return s;
+}
+
+__attribute__((target("avx512f"))) inline float hmax(__m512 v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float m = t[0];
+    for (int i = 1; i < 16; ++i)
+        m = m < t[i] ? t[i] : m;
+    return m;
+}
+
 // Lane mask of the first n (< 16) lanes.
 inline __mmask16 firstLanes(int64_t n) { return __mmask16((1u << n) - 1u); }
 
