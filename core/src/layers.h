@@ -11,13 +11,14 @@
 
 namespace mythos::detail {
 
-// body(i) for i in [0, n): across the OpenMP team when `parallel`, else in a plain loop on
+// body(i) for i in [0, n): across the OpenMP team when `parallel` (each index taken by the
+// next free thread, so unequal pieces such as MoE experts balance), else in a plain loop on
 // this thread. (An `omp parallel if (false)` still sets up a team of one, which costs more
 // than a decode step's small loops.)
 template <typename Body>
 void forEachIndex(int64_t n, bool parallel, const Body& body) {
     if (parallel && n > 1) {
-#pragma omp parallel for
+#pragma omp parallel for schedule(dynamic, 1)
         for (int64_t i = 0; i < n; ++i)
             body(i);
     } else {

@@ -148,6 +148,7 @@ const float* ptr(const Weights& w, const std::string& name) {
 
 // fp32 matrices up to this many elements (512 KiB) also get a [K, N] copy for the direct
 // kernels (WeightRef::kn): every matrix of the small models, none of a large model's big ones.
+// Only where the AVX-512 kernel that reads them runs: the portable path has no use for them.
 constexpr int64_t kKnCopyMaxElements = int64_t(1) << 17;
 
 void transposeInto(const Tensor& t, std::vector<float>& out) {
@@ -165,7 +166,7 @@ WeightRef ref(const Weights& w, const std::string& name, KnCopies* copies = null
     if (t.isBf16())
         return WeightRef::bf16Bits(t.bf16.data());
     WeightRef r(t.data.data());
-    if (copies && t.shape.size() == 2 && t.numel() <= kKnCopyMaxElements) {
+    if (copies && t.shape.size() == 2 && t.numel() <= kKnCopyMaxElements && detail::avx512Enabled()) {
         auto [it, fresh] = copies->try_emplace(name);
         if (fresh)
             transposeInto(t, it->second);

@@ -112,14 +112,9 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
             std::copy(ye.begin() + i * D, ye.begin() + (i + 1) * D, slotOut.begin() + (n * K + s) * D);
         }
     };
-    if (parallel) {
-#pragma omp parallel for schedule(dynamic, 1)
-        for (std::size_t i = 0; i < tasks.size(); ++i)
-            runTask(tasks[i], ctx.engine(omp_get_thread_num()));
-    } else {
-        for (const auto& t : tasks)
-            runTask(t, ctx.mm);
-    }
+    forEachIndex(int64_t(tasks.size()), parallel, [&](int64_t i) {
+        runTask(tasks[std::size_t(i)], ctx.engine(parallel ? omp_get_thread_num() : 0));
+    });
 
     // Same accumulation order as the reference: slot by slot, then each shared expert.
     std::vector<float> out(static_cast<std::size_t>(N * D), 0.0f);

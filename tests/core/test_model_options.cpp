@@ -687,11 +687,17 @@ TEST(MatmulEngine, TransposedCopyGivesTheSameProductAsTheWeight) {
 }
 
 TEST(ModelKernelCopies, SmallFp32MatricesAreCopiedAndFollowSetWeight) {
+    if (!__builtin_cpu_supports("avx512f"))
+        GTEST_SKIP() << "the copies are made only for the AVX-512 kernels";
     auto model = Model::open(caseDir("tiny_mla"));
     EXPECT_GT(model->kernelCopyBytes(), model->weightBytes() / 2); // every matrix of a tiny model
     EngineOptions bf;
     bf.weightType = WeightType::BF16;
     EXPECT_EQ(Model::open(caseDir("tiny_mla"), bf)->kernelCopyBytes(), 0u);
+    usePortableSmallKernels(true); // the portable kernels have no use for them
+    const auto portable = Model::open(caseDir("tiny_mla"));
+    usePortableSmallKernels(false);
+    EXPECT_EQ(portable->kernelCopyBytes(), 0u);
 
     // After setWeight the copy holds the new values: the same logits as a model opened with
     // them from the start.

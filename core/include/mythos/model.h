@@ -74,7 +74,8 @@ public:
     const Weights& weights() const { return m_weights; }
     std::size_t weightBytes() const; // resident bytes of the weights
     // Bytes of the [K, N] copies the engine keeps of its small fp32 matrices for the direct
-    // matmul kernels (WeightRef::kn), on top of weightBytes(); none for bf16 weights.
+    // matmul kernels (WeightRef::kn), on top of weightBytes(); none for bf16 weights or on a
+    // CPU without AVX-512.
     std::size_t kernelCopyBytes() const;
     const std::string& name() const { return m_name; }
     void setName(std::string n) { m_name = std::move(n); }
