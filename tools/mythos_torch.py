@@ -434,6 +434,10 @@ class RecurrentBlock(nn.Module):
         # by s and h <- s (A h + B e) + block output. At 1 (always, outside such training)
         # the forward is exactly the reference's.
         self.passthrough_scale = 1.0
+        # Training aid only (tools/train_demo.py --loop-jitter): loop i is told it is loop
+        # i + loop_offset (the loop-index vector and the LoRA row), so that what a loop
+        # does cannot hang on its number. 0 (always, outside such training) is the reference.
+        self.loop_offset = 0
 
     def forward(self, h, e, freqs, mask=None, n_loops=None, kv_cache=None, aux=None):
         """``aux`` (a dict) receives per-loop lists when given; the tensors keep their
@@ -446,14 +450,14 @@ class RecurrentBlock(nn.Module):
         h_out = torch.zeros_like(h)
         s = self.passthrough_scale
         for i in range(n_loops):
-            lie = loop_index_vector(i, d, self.loop_dim, h.device, h.dtype)
+            lie = loop_index_vector(i + self.loop_offset, d, self.loop_dim, h.device, h.dtype)
             es = e if s == 1.0 else s * e
             combined = self.norm(h + lie + es)
             y = self.block(combined, freqs, mask, kv_cache, f"recurrent_loop_{i}")
             if s != 1.0:
                 y = y - (1.0 - s) * combined
                 h = s * h
-            y = y + self.lora(y, i)
+            y = y + self.lora(y, i + self.loop_offset)
             h = self.injection(h, es, y)
             p = self.act(h)
             running = (~halted).to(p.dtype)

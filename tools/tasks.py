@@ -4,9 +4,15 @@ Why these tasks: the explorer exists to show looped-depth behaviour, so the demo
 need inputs where the amount of computation per token visibly varies and can exceed what
 training saw (depth extrapolation):
 
-  * ``chain``: multi-hop variable lookups, "c=b;a=3;b=a;?c3". The statements are
-    shuffled, so answering needs one lookup per hop; ``hops`` = assignments on the path
-    from the queried variable to the digit. Training uses 1..4 hops, evaluation up to 8.
+  * ``chain``: multi-hop variable lookups, "b=4;a=3;c=a;d=b;e=c;?e3". Each chain's
+    statements come in the order they resolve (as in "a=3;b=a;c=b;c?"), the chains
+    interleaved at random; ``hops`` = assignments on the path from the queried variable
+    to the digit. A causal model resolves statement j of a chain at its own position by
+    looking up statement j - 1, one hop per pass of the looped block, so a k-hop answer
+    needs about k loops and longer chains need more loops than training ever ran
+    (``ORDERED``; with the statements shuffled instead, the query position alone must
+    chase the pointers, and the 20-minute demo models did not learn more than one hop).
+    Training uses 1..4 hops, evaluation up to 8.
   * ``add``: multi-digit addition with carries, "47+85=132"; the leading answer digit
     depends on the whole carry chain. ``hops`` = digits of the longer operand.
   * ``text``: a little plain text from templates, where most tokens are easy, so ACT
@@ -41,6 +47,9 @@ EVAL_MAX_DIGITS = 8
 # 20-minute CPU budget a model this small does not learn carries, and every step spent on
 # it is taken from the chains, where depth visibly matters.
 TRAIN_MIX = (0.9, 0.0, 0.1)
+# Chain statements in resolution order, chains interleaved (see the module docstring);
+# False: every statement shuffled (train_demo.py --shuffled).
+ORDERED = True
 
 
 @dataclass
@@ -59,6 +68,7 @@ class Example:
     more: str = ""
     targets: Optional[List[int]] = None
     target_hops: Optional[List[int]] = None
+    statements: Optional[List[tuple]] = None
 
     def __post_init__(self):
         if self.target_from < 0:
@@ -79,9 +89,42 @@ def decode(ids: Iterable[int]) -> str:
     return "".join(VOCAB[i] if 0 < i < len(VOCAB) else "" for i in ids)
 
 
+def _interleave(rng: random.Random, stmts: List[str]) -> List[str]:
+    """A uniformly random merge of the chains in ``stmts`` (each a run "x=d", "y=x", ...
+    as make_chain lists them) that keeps every chain's own order."""
+    chains: List[List[str]] = []
+    for st in stmts:
+        if st[2].isdigit():
+            chains.append([])
+        chains[-1].append(st)
+    out: List[str] = []
+    while chains:
+        r = rng.randrange(sum(len(c) for c in chains))
+        for c in chains:
+            if r < len(c):
+                out.append(c.pop(0))
+                break
+            r -= len(c)
+        chains = [c for c in chains if c]
+    return out
+
+
+def _statement_values(stmts: List[str]) -> List[tuple]:
+    """(index of the right-hand symbol in the prompt, resolved digit, hops) per statement."""
+    env = dict(st.split("=") for st in stmts)
+    out, pos = [], 0
+    for st in stmts:
+        v, n = st[0], 1
+        while not env[v].isdigit():
+            v, n = env[v], n + 1
+        out.append((pos + 2, env[v], n))
+        pos += len(st) + 1
+    return out
+
+
 def make_chain(rng: random.Random, hops: int, extra: Optional[int] = None,
-               queries: int = 1, max_statements: int = 0) -> Example:
-    """A prompt like "b=a;a=3;c=b;d=c;?d" with the answer "3": the query "?d" comes last so
+               queries: int = 1, max_statements: int = 0, ordered: Optional[bool] = None) -> Example:
+    """A prompt like "a=3;b=a;c=b;d=c;?d" with the answer "3": the query "?d" comes last so
     that the answer is predicted at the queried variable itself (with "d?" the model must
     first fetch the variable from the previous position, and a small model trained for
     minutes sits on a plateau before it learns that). hops >= 1: the queried variable
@@ -90,7 +133,10 @@ def make_chain(rng: random.Random, hops: int, extra: Optional[int] = None,
     other chains of 1..hops assignments, each ending in a different digit (and no deeper
     than the queried one, so extra queries stay within the curriculum), so guessing a digit
     seen in the prompt or following the wrong chain fails. The same length rule holds for
-    training and evaluation, so prompts of every hop count span the trained positions."""
+    training and evaluation, so prompts of every hop count span the trained positions.
+    ``ordered`` (default ``ORDERED``): each chain in resolution order, chains interleaved;
+    otherwise every statement shuffled. ``statements`` of the result lists, per statement,
+    (index of its right-hand symbol, the digit its variable resolves to, hops)."""
     if extra is None:
         extra = rng.randint(1, max(1, (max_statements or MAX_STATEMENTS) - hops))
     names = rng.sample(LETTERS, hops + extra)
@@ -106,8 +152,9 @@ def make_chain(rng: random.Random, hops: int, extra: Optional[int] = None,
         d2 = digits[min(k, len(digits) - 1)]
         k += 1
         stmts += [f"{other[0]}={d2}"] + [f"{other[i]}={other[i - 1]}" for i in range(1, n)]
-    rng.shuffle(stmts)
+    stmts = _interleave(rng, stmts) if (ORDERED if ordered is None else ordered) else rng.sample(stmts, len(stmts))
     ex = Example("chain", ";".join(stmts) + f";?{chain[-1]}", digit, hops)
+    ex.statements = _statement_values(stmts)
     if queries > 1:
         # Further queries about random variables of the prompt (any chain, any depth);
         # only their answer digits are trained.

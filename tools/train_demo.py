@@ -26,6 +26,22 @@ commit history and the model cards say what happened):
     pass-through the attention output is small against the token's own embedding, and no
     lookup formed in 1,500 steps; scaled down, it forms in a few hundred. The states the
     deep supervision decodes are scaled the same way (--deep-scale) for the same reason;
+  * chains in resolution order (tasks.ORDERED; --shuffled for the old task): each
+    statement can be resolved at its own position from the one before it in its chain,
+    one hop per loop. With every statement shuffled only the query position can chase
+    the pointers, and the models of this budget never learnt a second hop that way;
+  * statement supervision (--stmt-sup, a training-only linear probe that is never saved):
+    the state after loop t at each statement's right-hand symbol is asked for the digit
+    its variable resolves to, once t reaches that statement's hop count. About ten
+    targets per line instead of the few answers, and each names the hop the loop adds;
+  * loop-index jitter (--loop-jitter, from curriculum level 1): a batch's loops are told
+    they are loops offset + i (the loop-index vector and the LoRA row, a training aid that
+    is 0, the model, everywhere else), offset uniform in 0..jitter. Training chains are
+    resolved by loop 4, so without it "loop 5 or later" always meant "resolved" and ACT
+    learnt to stop at about loop 5 whatever the chain: chains beyond the training range
+    were resolved in the state (the coda read them right from the last loop) but never
+    reached the output. With it, halting follows the state and 7- and 8-hop chains run
+    7 and 8 loops;
   * a curriculum: level k trains chains of 1..k+1 hops among at most 3 + 2k statements,
     one level up once the longest chains of a level are answered (or evenly over
     --curriculum of the run at the latest); one loop at level 0, then the loop count is
@@ -36,8 +52,11 @@ commit history and the model cards say what happened):
   * halting supervision from --halt-start: the halting probability after loop t is
     trained towards 1 where the coda already answers right from that loop's state and
     towards 0 where it does not, so ACT puts its weight on the first loop that answers
-    and harder questions run more loops; an optional ponder cost (--ponder, the
-    ACT-weighted expected halting step) on every position;
+    and harder questions run more loops; a ponder cost (--ponder, the ACT-weighted
+    expected halting step, from --ponder-start) on the positions whose halting that does
+    not supervise (the chain prompts' symbols), so easy tokens stop early. Charged on the
+    answers too (--ponder-answers), it pulled the longest chains' halting a loop or two
+    short of what they need;
   * rho(A) is checked after every epoch (--epoch-steps) and, above 0.9, A is scaled down
     to rho = 0.9 (the app's "rescale" rule, A' = A * 0.9 / rho), logged either way;
   * the router bias is nudged towards balanced expert load (the reference's
@@ -88,10 +107,12 @@ def demo_config(variant: str, dim: int = 64, max_loop_iters: int = 6) -> mt.Myth
 
 def make_batch(rng: random.Random, batch: int, max_len: int, max_hops: int = tasks.TRAIN_MAX_HOPS,
                queries: int = 1, max_statements: int = 0):
-    """(ids, targets, valid, target_hops) with targets = -100 wherever no prediction is
-    trained (prompt symbols, padding). Rows are right-padded, which a causal model never
-    sees. ``target_hops`` is each chain answer's hop count (0 for text and untrained
-    positions): deep supervision asks loop t for the answers of at most t hops."""
+    """(ids, targets, valid, target_hops, stmt_value, stmt_hops) with targets = -100
+    wherever no prediction is trained (prompt symbols, padding). Rows are right-padded,
+    which a causal model never sees. ``target_hops`` is each chain answer's hop count (0
+    for text and untrained positions): deep supervision asks loop t for the answers of at
+    most t hops. ``stmt_value`` / ``stmt_hops``: at each statement's right-hand symbol,
+    the digit its variable resolves to (-100 elsewhere) and the hops that takes."""
     exs = [tasks.sample_train(rng, max_hops=max_hops, queries=queries, max_statements=max_statements)
            for _ in range(batch)]
     rows = [tasks.encode(e.text)[:max_len + 1] for e in exs]
@@ -100,17 +121,22 @@ def make_batch(rng: random.Random, batch: int, max_len: int, max_hops: int = tas
     tgt = torch.full((batch, T), -100, dtype=torch.long)
     valid = torch.zeros(batch, T, dtype=torch.bool)
     thop = torch.zeros(batch, T, dtype=torch.long)
+    sval = torch.full((batch, T), -100, dtype=torch.long)
+    shop = torch.zeros(batch, T, dtype=torch.long)
     for b, (e, r) in enumerate(zip(exs, rows)):
         n = len(r) - 1
         ids[b, :n] = torch.tensor(r[:-1])
         valid[b, :n] = True
+        for pos, digit, hops in e.statements or []:
+            if pos < n:
+                sval[b, pos], shop[b, pos] = int(digit), hops
         hops = e.target_hops or ([e.hops] if e.task == "chain" else [])
         for j, c in enumerate(e.targets):  # position c - 1 predicts character c
             if 1 <= c <= n:
                 tgt[b, c - 1] = r[c]
                 if j < len(hops):
                     thop[b, c - 1] = hops[j]
-    return ids, tgt, valid, thop
+    return ids, tgt, valid, thop, sval, shop
 
 
 def init_fan_in(model: mt.OpenMythos, embed_std: float) -> None:
@@ -230,8 +256,11 @@ def train_variant(variant: str, args, budget_s: float, log) -> dict:
 
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "scale" not in n]
     other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "scale" not in n)]
+    # The statement probe (--stmt-sup): a training aid outside the model, never saved.
+    probe = torch.nn.Linear(cfg.dim, 10)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                             {"params": other, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98))
+                             {"params": other + list(probe.parameters()), "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.98))
     examples = [e for e in tasks.eval_set(seed, per_level=args.eval_per_level, max_digits=0)]
     t0 = time.time()
     step, epoch = 0, 0
@@ -261,16 +290,22 @@ def train_variant(variant: str, args, budget_s: float, log) -> dict:
         # One loop while the lookup forms (level 0), then up to the longest chain + slack.
         hi = min(cfg.max_loop_iters, max_hops + (args.loop_slack if level > 0 else 0))
         n_loops = rng.randint(min(max(args.min_loops, 1), hi), hi)
-        ids, tgt, valid, thop = make_batch(rng, args.batch, cfg.max_seq_len - 1, max_hops, args.queries, max_st)
+        ids, tgt, valid, thop, sval, shop = make_batch(rng, args.batch, cfg.max_seq_len - 1, max_hops, args.queries, max_st)
         states = []
         hook = model.recurrent.injection.register_forward_hook(lambda m, i, o: states.append(o))
         inner = math.exp(math.log(args.inner_scale) * max(0.0, 1.0 - progress / max(args.anneal, 1e-9)))
         model.recurrent.passthrough_scale = inner
+        # Loop-index jitter (--loop-jitter): from level 1 on, a batch's loops may be told
+        # they are later loops than they are, so "loop 5" also sees unresolved chains and
+        # halting has to read the state, not the loop number.
+        offset = rng.randint(0, args.loop_jitter) if args.loop_jitter > 0 and level > 0 else 0
+        model.recurrent.loop_offset = offset
         try:
             logits, aux = model.forward_with_aux(ids, n_loops=n_loops)
         finally:
             hook.remove()
             model.recurrent.passthrough_scale = 1.0
+            model.recurrent.loop_offset = 0
         L = len(states)
         B, T = ids.shape
         # (1) The model's own output (the reference's ACT mixture), for answers it has
@@ -289,6 +324,17 @@ def train_variant(variant: str, args, budget_s: float, log) -> dict:
         tgt_deep = torch.where(thop[None] <= loops_t, tgt[None].expand(L, B, T), torch.full((L, B, T), -100))
         ce_deep = row_ce(deep.permute(1, 0, 2, 3).reshape(B, L * T, -1), tgt_deep.permute(1, 0, 2).reshape(B, L * T))
         loss = act_w * ce_act + args.deep_sup * ce_deep
+        # (2b) Statement supervision (a training-only probe, not saved): the state after
+        # loop t at each statement's right-hand symbol should hold the digit its variable
+        # resolves to, once t reaches the statement's hop count: one hop per loop, at
+        # every statement, instead of the few answers per line.
+        if args.stmt_sup > 0:
+            h_all = torch.stack(states)  # (L, B, T, dim)
+            logits_s = probe(h_all * torch.rsqrt(h_all.pow(2).mean(-1, keepdim=True) + 1e-6))
+            tgt_s = torch.where(shop[None] <= loops_t, sval[None].expand(L, B, T), torch.full((L, B, T), -100))
+            if bool((tgt_s != -100).any()):
+                loss = loss + args.stmt_sup * F.cross_entropy(logits_s.reshape(-1, 10), tgt_s.reshape(-1),
+                                                              ignore_index=-100)
         # (3) Halting supervision: p after loop t should be 1 where the coda already gives
         # the right answer from h_t, 0 where it does not, so ACT's weight lands on the
         # first loop that answers and hard answers run longer.
@@ -298,9 +344,13 @@ def train_variant(variant: str, args, budget_s: float, log) -> dict:
                 right = (deep.argmax(-1) == tgt[None]).float()
                 trained = (tgt[None] != -100).expand(L, B, T)
             loss = loss + halt_w * F.binary_cross_entropy(aux["p"].clamp(1e-6, 1 - 1e-6)[trained], right[trained])
-        # (4) A ponder cost (the ACT-weighted expected halting step) on every position.
+        # (4) A ponder cost (the ACT-weighted expected halting step) on every position whose
+        # halting (3) does not supervise: the chain prompts' symbols, which then stop early.
+        # On the answers it would also pull the hard ones below the loops they need (tried:
+        # 7- and 8-hop chains halted a loop or two short, and lost most of their accuracy).
         ponder_w = args.ponder * min(1.0, max(0.0, (progress - args.ponder_start) / args.ponder_ramp))
-        ponder = (aux["expected_steps"] * valid).sum() / valid.sum()
+        pondered = valid if args.ponder_answers else valid & (tgt == -100)
+        ponder = (aux["expected_steps"] * pondered).sum() / pondered.sum().clamp(min=1)
         loss = loss + ponder_w * ponder
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -388,6 +438,12 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--deep-sup", type=float, default=1.0,
                     help="weight of the deep supervision (the coda on every loop's state)")
+    ap.add_argument("--stmt-sup", type=float, default=1.0,
+                    help="weight of the statement probe (each statement's resolved digit from loop t's state)")
+    ap.add_argument("--loop-jitter", type=int, default=4,
+                    help="most loop-index offset a training batch is given (0: none)")
+    ap.add_argument("--shuffled", action="store_true",
+                    help="chain statements in random order instead of resolution order (tasks.ORDERED)")
     ap.add_argument("--deep-scale", type=float, default=0.1,
                     help="scale of the states the deep supervision decodes at the start (annealed to 1)")
     ap.add_argument("--inner-scale", type=float, default=0.1,
@@ -401,7 +457,9 @@ def main(argv=None) -> int:
                     help="fraction of the run from which the halting supervision is phased in")
     ap.add_argument("--coda-attn-off", type=float, default=0.45,
                     help="fraction of the run during which the coda's attention output is held at zero")
-    ap.add_argument("--ponder", type=float, default=0.0, help="weight of the expected halting step")
+    ap.add_argument("--ponder", type=float, default=0.005, help="weight of the expected halting step")
+    ap.add_argument("--ponder-answers", action="store_true",
+                    help="charge the ponder cost on the supervised answers too")
     ap.add_argument("--ponder-start", type=float, default=0.5,
                     help="fraction of the run before the ponder cost is switched on")
     ap.add_argument("--ponder-ramp", type=float, default=0.2,
@@ -434,6 +492,8 @@ def main(argv=None) -> int:
     if not variants or any(v not in ("mla", "gqa") for v in variants):
         ap.error("--variants must list mla and/or gqa")
     torch.set_num_threads(args.threads)
+    if args.shuffled:
+        tasks.ORDERED = False
     os.makedirs(args.out, exist_ok=True)
 
     def log(msg):

@@ -74,6 +74,41 @@ class TasksTest(unittest.TestCase):
             self.assertEqual(int(a) + int(b), int(e.answer))
             self.assertEqual(e.hops, d)
 
+    def test_chains_in_resolution_order_with_statement_values(self):
+        rng = random.Random(11)
+        interleaved = 0
+        for h in range(1, tasks.EVAL_MAX_HOPS + 1):
+            for _ in range(20):
+                e = tasks.make_chain(rng, h)
+                stmts = e.prompt.rsplit(";", 1)[0].split(";")
+                env = dict(st.split("=") for st in stmts)
+                # every right-hand variable is defined by an earlier statement
+                for i, st in enumerate(stmts):
+                    rhs = st[2]
+                    if not rhs.isdigit():
+                        self.assertIn(rhs, [s[0] for s in stmts[:i]], e.prompt)
+                self.assertEqual(len(e.statements), len(stmts))
+                for (pos, digit, hops), st in zip(e.statements, stmts):
+                    self.assertEqual(e.prompt[pos - 2:pos + 1], st)
+                    self.assertEqual(resolve(";".join(stmts), st[0]), digit)
+                    n, v = 1, st[0]
+                    while not env[v].isdigit():
+                        v, n = env[v], n + 1
+                    self.assertEqual(n, hops)
+                # distractor chains are interleaved with the main one, not appended
+                heads = [i for i, st in enumerate(stmts) if st[2].isdigit()]
+                interleaved += any(heads[j + 1] - heads[j] > 1 for j in range(len(heads) - 1)) and \
+                    heads[-1] < len(stmts) - 1
+        self.assertGreater(interleaved, 20)
+        # the shuffled variant breaks the order somewhere
+        broken = 0
+        for _ in range(50):
+            e = tasks.make_chain(rng, 4, ordered=False)
+            stmts = e.prompt.rsplit(";", 1)[0].split(";")
+            broken += any(not st[2].isdigit() and st[2] not in [s[0] for s in stmts[:i]]
+                          for i, st in enumerate(stmts))
+        self.assertGreater(broken, 10)
+
     def test_deterministic_and_ranges(self):
         a = [tasks.sample_train(random.Random(7)).text for _ in range(3)]
         b = [tasks.sample_train(random.Random(7)).text for _ in range(3)]
@@ -97,6 +132,25 @@ class TasksTest(unittest.TestCase):
 
 
 class TrainDemoSmokeTest(unittest.TestCase):
+    def test_batch_marks_each_statement_with_its_resolved_digit(self):
+        ids, tgt, valid, thop, sval, shop = train_demo.make_batch(random.Random(4), 16, 95, queries=3)
+        marked = 0
+        for b in range(ids.shape[0]):
+            text = tasks.decode(ids[b][valid[b]].tolist())
+            if "?" not in text:  # a text line: no statements
+                self.assertTrue(bool((sval[b] == -100).all()))
+                continue
+            stmts = text.split("?")[0].rstrip(";").split(";")
+            pos = 0
+            for st in stmts:
+                self.assertEqual(int(sval[b, pos + 2]), int(resolve(";".join(stmts), st[0])))
+                self.assertGreaterEqual(int(shop[b, pos + 2]), 1)
+                self.assertEqual(int(shop[b, pos + 2]) == 1, st[2].isdigit())
+                pos += len(st) + 1
+                marked += 1
+            self.assertEqual(int((sval[b] != -100).sum()), len(stmts))
+        self.assertGreater(marked, 30)
+
     def test_few_steps_write_loadable_folders(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = io.StringIO()
@@ -134,6 +188,15 @@ class TrainDemoSmokeTest(unittest.TestCase):
             again = model(ids, n_loops=3)
         self.assertTrue(torch.equal(want, again))
         self.assertGreater(float((want - other).abs().max()), 1e-3)
+        # Likewise the loop-index offset (--loop-jitter): 0 is the model, 2 is not.
+        self.assertEqual(model.recurrent.loop_offset, 0)
+        with torch.no_grad():
+            model.recurrent.loop_offset = 2
+            shifted = model(ids, n_loops=3)
+            model.recurrent.loop_offset = 0
+            again = model(ids, n_loops=3)
+        self.assertTrue(torch.equal(want, again))
+        self.assertGreater(float((want - shifted).abs().max()), 1e-4)
 
     def test_rescale_rule(self):
         model = mt.OpenMythos(train_demo.demo_config("gqa"))
