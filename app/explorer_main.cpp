@@ -13,6 +13,7 @@
 #include <cstring>
 #include <unistd.h>
 
+#include "depthsweepview.h"
 #include "mainwindow.h"
 
 namespace {
@@ -24,10 +25,10 @@ bool wantsScreenshot(int argc, char** argv) {
     return false;
 }
 
-// A chain prompt in the demo models' format (tools/tasks.py): four queries of 1, 3, 1 and 2
-// hops, each followed by its answer, so the halting view shows the answer tokens "?a", "?c",
-// "?d", "?b" thinking for different numbers of loops.
-const char* kDefaultPrompt = "c=b;a=3;b=a;d=7;?a3;?c3;?d7;?b3";
+// A chain prompt in the demo models' format (tools/tasks.py): three queries of 4, 2 and 1
+// hops, each followed by its answer, so the halting view shows the queried variables of "?d",
+// "?b" and "?x" thinking for 4, 2 and 1 loops. Short enough for the token strip's one line.
+const char* kDefaultPrompt = "a=3;x=7;b=a;c=b;d=c;?d3;?b3;?x7";
 
 } // namespace
 
@@ -58,7 +59,7 @@ int main(int argc, char** argv) {
     QCommandLineOption loopsOpt("loops", "Loop count.", "N");
     QCommandLineOption viewOpt("view", "View to show: halting, routing, kv, stability, sweep, compare.", "NAME");
     QCommandLineOption traceOpt("trace", "Open a recorded trace instead of a model.", "FILE");
-    QCommandLineOption shotOpt("screenshot", "Render the window to FILE.png after one run and exit.", "FILE");
+    QCommandLineOption shotOpt("screenshot", "Render the window to FILE.png after one run (in the sweep view: and a depth sweep) and exit.", "FILE");
     QCommandLineOption sizeOpt("size", "Window size for --screenshot (default 1280x800).", "WxH", "1280x800");
     QCommandLineOption tokenOpt("select-token", "Select token I.", "I");
     QCommandLineOption compareOpt("compare", "Compare with a second model folder or preset.", "DIR");
@@ -137,13 +138,37 @@ int main(int argc, char** argv) {
                 QApplication::exit(exitCode);
             });
         };
-        // With a comparison, the picture waits for the second model's run.
+        // With a comparison, the picture waits for the second model's run; in the Depth sweep
+        // view, for a sweep of the view's prompt set (the model folder's by default).
+        const bool sweeping = cli.value(viewOpt) == QLatin1String("sweep") && !cli.isSet(traceOpt);
         QObject::connect(&w, comparing ? &mx::MainWindow::compareTraceShown : &mx::MainWindow::traceShown, &w,
-                         [&, finishShot] {
+                         [&, finishShot, sweeping] {
                              if (cli.isSet(tokenOpt))
                                  w.setSelectedToken(cli.value(tokenOpt).toInt());
-                             finishShot();
+                             if (!sweeping) {
+                                 finishShot();
+                                 return;
+                             }
+                             static bool started = false;
+                             if (started)
+                                 return;
+                             started = true;
+                             auto* sweep = w.depthSweepView();
+                             QString error;
+                             const QList<int> ks = sweep->loops(&error);
+                             if (sweep->promptSet().isEmpty() || ks.isEmpty()) {
+                                 exitCode = fail(sweep->promptSet().isEmpty() ? QStringLiteral("no prompt set to sweep")
+                                                                              : error);
+                                 QApplication::exit(exitCode);
+                                 return;
+                             }
+                             emit sweep->runRequested(sweep->promptSet(), ks);
                          });
+        QObject::connect(&w, &mx::MainWindow::sweepShown, &w, [finishShot] { finishShot(); });
+        QObject::connect(&w, &mx::MainWindow::sweepFailed, &w, [&](const QString& e) {
+            exitCode = fail(e);
+            QApplication::exit(exitCode);
+        });
         QObject::connect(&w, &mx::MainWindow::compareFailed, &w, [&](const QString& e) {
             exitCode = fail(e);
             QApplication::exit(exitCode);

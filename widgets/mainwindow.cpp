@@ -95,12 +95,16 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_thread(new Work
             m_sweep->setProgress(done, total);
     });
     connect(w, &InferenceWorker::sweepFinished, this, [this](quint64 id, SweepResultPtr r) {
-        if (id == m_sweepRequest)
+        if (id == m_sweepRequest) {
             m_sweep->setResult(r);
+            emit sweepShown();
+        }
     });
     connect(w, &InferenceWorker::sweepFailed, this, [this](quint64 id, const QString& error) {
-        if (id == m_sweepRequest)
+        if (id == m_sweepRequest) {
             m_sweep->setError(error);
+            emit sweepFailed(error);
+        }
     });
     connect(m_sweep, &DepthSweepView::runRequested, this, [this](const QString& file, const QList<int>& ks) {
         m_sweepRequest += 1;

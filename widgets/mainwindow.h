@@ -107,6 +107,8 @@ signals:
     void compareModelReady();
     void compareFailed(const QString& error);
     void compareTraceShown(); // the Compare view received B's trace
+    void sweepShown();        // the Depth sweep view shows a finished sweep
+    void sweepFailed(const QString& error);
 
 protected:
     void dragEnterEvent(QDragEnterEvent* e) override;

@@ -180,6 +180,18 @@ private slots:
         QString error;
         win.depthSweepView()->setLoops({3, 1});
         QCOMPARE(win.depthSweepView()->loops(&error), (QList<int>{1, 3}));
+        // A sweep run through the window (as the screenshot mode does) announces its result.
+        QSignalSpy shown(&win, &MainWindow::sweepShown);
+        emit win.depthSweepView()->runRequested(win.depthSweepView()->promptSet(), {1, 3});
+        QVERIFY(waitForSignal(shown, 120000));
+        QVERIFY(win.depthSweepView()->result() != nullptr);
+        QCOMPARE(win.depthSweepView()->accuracyChart()->series().at(0).points.size(), qsizetype(2));
+        QVERIFY(win.depthSweepView()->accuracyChart()->note().isEmpty());
+        // A prompt set that cannot be read is reported the same way.
+        QSignalSpy failed(&win, &MainWindow::sweepFailed);
+        emit win.depthSweepView()->runRequested(QStringLiteral("/nonexistent/prompts.jsonl"), {1});
+        QVERIFY(waitForSignal(failed, 60000));
+        QVERIFY2(failed.last().at(0).toString().contains("prompts.jsonl"), qPrintable(failed.last().at(0).toString()));
     }
 };
 
