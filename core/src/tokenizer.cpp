@@ -76,14 +76,41 @@ std::optional<Tokenizer> Tokenizer::forModel(const std::filesystem::path& folder
     return std::nullopt;
 }
 
+// "<N>" at text[i] with N >= first (at most 9 digits): how piece() writes an id the
+// vocabulary has no text for. Returns its length, 0 when there is none.
+static std::size_t idEscape(std::string_view text, std::size_t i, int64_t first, int32_t& id) {
+    if (text[i] != '<')
+        return 0;
+    std::size_t j = i + 1;
+    int64_t v = 0;
+    while (j < text.size() && j - i <= 9 && text[j] >= '0' && text[j] <= '9')
+        v = v * 10 + (text[j++] - '0');
+    if (j == i + 1 || j >= text.size() || text[j] != '>' || v < first || (j - i - 1 > 1 && text[i + 1] == '0'))
+        return 0;
+    id = int32_t(v);
+    return j + 1 - i;
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
     std::vector<int32_t> ids;
+    int32_t escaped = 0;
     if (m_kind == Kind::Byte) {
-        for (char c : text)
-            ids.push_back(int32_t(static_cast<unsigned char>(c)));
+        for (std::size_t i = 0; i < text.size();) {
+            if (const std::size_t n = idEscape(text, i, size(), escaped)) {
+                ids.push_back(escaped);
+                i += n;
+            } else {
+                ids.push_back(int32_t(static_cast<unsigned char>(text[i++])));
+            }
+        }
         return ids;
     }
     for (std::size_t i = 0; i < text.size();) {
+        if (const std::size_t n = idEscape(text, i, size(), escaped)) {
+            ids.push_back(escaped);
+            i += n;
+            continue;
+        }
         const std::size_t n = utf8Length(text, i);
         const std::string ch(text.substr(i, n));
         auto it = m_index.find(ch);

@@ -498,6 +498,20 @@ TEST(RandomInitTest, DeterministicPerSeedAndReferenceStatistics) {
         EXPECT_NEAR(stddev(d), 0.02, 0.002);
         EXPECT_NEAR(mean(d), 0.0, 0.002);
     }
+    // Normal, not merely scaled right: the kurtosis of N(0, s^2) is 3 (a uniform's is 1.8),
+    // and about 4.6% of the values lie beyond 2 s.
+    {
+        const auto& d = w.at("embed.weight").data;
+        const double s = stddev(d);
+        double m4 = 0;
+        int64_t beyond = 0;
+        for (float x : d) {
+            m4 += std::pow(double(x) / s, 4);
+            beyond += std::fabs(x) > 2 * s;
+        }
+        EXPECT_NEAR(m4 / double(d.size()), 3.0, 0.3);
+        EXPECT_NEAR(double(beyond) / double(d.size()), 0.0455, 0.008);
+    }
     for (float x : w.at("recurrent.injection.B").data)
         ASSERT_EQ(x, 0.1f);
     int norms = 0;

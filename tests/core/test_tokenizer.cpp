@@ -106,6 +106,26 @@ TEST(ByteTokenizerTest, RoundTripsArbitraryBytes) {
     EXPECT_EQ(t.encode("é"), (std::vector<int32_t>{0xC3, 0xA9}));
 }
 
+// Ids without a piece of their own (a byte model's ids from 256 up, a character model's
+// beyond its vocabulary) decode to "<N>" and encode back to N, so text the window builds
+// from generated tokens runs as those tokens; "<N>" below the vocabulary stays text.
+TEST(TokenizerEscapeTest, IdsWithoutAPieceRoundTripThroughText) {
+    const Tokenizer b = Tokenizer::bytes();
+    const std::vector<int32_t> ids = {76, 111, 458, 458, 300, 62};
+    EXPECT_EQ(b.decode(ids), "Lo<458><458><300>>");
+    EXPECT_EQ(b.encode(b.decode(ids)), ids);
+    EXPECT_EQ(b.encode("<12>"), (std::vector<int32_t>{'<', '1', '2', '>'}));
+    EXPECT_EQ(b.encode("<0458>").size(), 6u);        // not how an id is written
+    EXPECT_EQ(b.encode("<458").size(), 4u);          // unclosed
+    EXPECT_EQ(b.encode("<1234567890>").size(), 12u); // too many digits for an id
+    EXPECT_EQ(b.encode("<>"), (std::vector<int32_t>{'<', '>'}));
+
+    const Tokenizer c = Tokenizer::fromJson(kCharJsonNoUnk, "t.json", 64);
+    EXPECT_EQ(c.decode({1, 40, 2}), "a<40>b");
+    EXPECT_EQ(c.encode("a<40>b"), (std::vector<int32_t>{1, 40, 2}));
+    EXPECT_THROW(c.encode("<5>"), ArgumentError); // 5 has a piece ("<" is not in the vocabulary)
+}
+
 TEST(TokenizerDisplayTest, ControlCharactersAreVisible) {
     const Tokenizer c = Tokenizer::fromJson(kCharJson, "tok.json", 64);
     const Tokenizer b = Tokenizer::bytes();

@@ -30,7 +30,9 @@ public:
     Kind kind() const { return m_kind; }
     int64_t size() const { return m_kind == Kind::Byte ? 256 : int64_t(m_pieces.size()); }
     // Throws ArgumentError naming the first character the vocabulary lacks (unless an
-    // unk id is defined, which then stands for it).
+    // unk id is defined, which then stands for it). "<N>" with N >= size() is token N, the
+    // text piece() gives an id without a piece of its own, so decoded text encodes back to
+    // the same ids (a byte model's generated id 458 shows as "<458>").
     std::vector<int32_t> encode(std::string_view text) const;
     std::string decode(const std::vector<int32_t>& ids) const;
     // Text of one token for display (control characters made visible, e.g. "\n" -> "⏎").
