@@ -2,6 +2,7 @@
 
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
+#include "hugepages.h"
 
 #include <nlohmann/json.hpp>
 
@@ -585,7 +586,9 @@ std::vector<float> SafetensorsFile::readF32(const TensorInfo& t) const
     // Validate before allocating numel floats: numel is only bounded by the file size
     // once dtype, offsets and size have been checked.
     floatData(t);
-    std::vector<float> out(static_cast<std::size_t>(t.numel()));
+    std::vector<float> out;
+    detail::reserveHugePages(out, static_cast<std::size_t>(t.numel()));
+    out.resize(static_cast<std::size_t>(t.numel()));
     readF32Into(t, out.data());
     return out;
 }
@@ -594,7 +597,9 @@ std::vector<uint16_t> SafetensorsFile::readBf16(const TensorInfo& t) const
 {
     const std::byte* src = floatData(t);
     const auto n = static_cast<std::size_t>(t.numel());
-    std::vector<uint16_t> out(n);
+    std::vector<uint16_t> out;
+    detail::reserveHugePages(out, n);
+    out.resize(n);
     if (t.dtype == DType::BF16) {
         if (n)
             std::memcpy(out.data(), src, n * 2);

@@ -10,6 +10,7 @@
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
 #include "mythos/safetensors.h"
+#include "hugepages.h"
 
 namespace fs = std::filesystem;
 
@@ -165,10 +166,13 @@ enum class Init { Normal, Uniform, Ones, Zeros, Value };
 // same values rounded, without a full fp32 copy of the tensor.
 void fillRandom(Tensor& t, Init init, double scale, uint64_t seed, const std::string& name, bool bf16 = false) {
     const int64_t n = t.numel();
-    if (bf16)
+    if (bf16) {
+        detail::reserveHugePages(t.bf16, std::size_t(n));
         t.bf16.resize(std::size_t(n));
-    else
+    } else {
+        detail::reserveHugePages(t.data, std::size_t(n));
         t.data.resize(std::size_t(n));
+    }
     auto store = [&t, bf16](int64_t i, float v) {
         if (bf16)
             t.bf16[std::size_t(i)] = floatToBf16(v);
