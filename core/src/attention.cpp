@@ -32,8 +32,15 @@ void appendRows(std::vector<float>& dst, const float* src, int64_t T, int64_t w,
         std::memcpy(dst.data() + old + t * w, src + t * stride, std::size_t(w) * sizeof(float));
 }
 
-// Heads run across the thread team only when there is enough work to pay for waking it.
-bool parallelHeads(int64_t B, int64_t H, int64_t T, int64_t S) { return B * H * T * S > 4096; }
+// Heads run across the thread team only when there is enough work to pay for waking it:
+// at least 2^21 multiply-adds over all heads (`pairMacs` per query-key pair: the score's and
+// the value's widths). Measured (bench/NOTES.md): 64-token prefills of tiny_mla (0.8 M) and
+// readme_mla (1.6 M) ran 10-30% faster with their heads on one thread; readme_gqa's (2.1 M)
+// was as fast either way, and at 127 tokens (8.3 M) faster across two.
+constexpr int64_t kParallelAttnMacs = int64_t(1) << 21;
+bool parallelHeads(int64_t B, int64_t H, int64_t T, int64_t S, int64_t pairMacs) {
+    return B * H * T * S * pairMacs >= kParallelAttnMacs;
+}
 
 void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
                 KvCache* cache, const std::string& key, float* x) {
@@ -65,7 +72,7 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const float scale = float(std::pow(double(d), -0.5));
 
     std::vector<float> out(static_cast<std::size_t>(N * H * d));
-    forEachIndex(B * H, parallelHeads(B, H, T, S), [&](int64_t bh) {
+    forEachIndex(B * H, parallelHeads(B, H, T, S, 2 * d), [&](int64_t bh) {
         const int64_t b = bh / H, h = bh % H;
         const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * T * kvw;
         const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * T * kvw;
@@ -172,7 +179,7 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
         // K_nope and V of every visible position, up-projected from the latent.
         std::vector<float> kv(static_cast<std::size_t>(B * S * kvUpW));
         ctx.mm.linear(latent.data(), B * S, r, w.kvUp, kvUpW, kv.data());
-        forEachIndex(B * H, parallelHeads(B, H, T, S), [&](int64_t bh) {
+        forEachIndex(B * H, parallelHeads(B, H, T, S, nope + rope + vd), [&](int64_t bh) {
             const int64_t b = bh / H, h = bh % H;
             const float* KV = kv.data() + b * S * kvUpW + h * (nope + vd);
             const float* R = entry ? entry->b[std::size_t(b)].data() : kr.data() + b * T * rope;
