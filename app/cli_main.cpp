@@ -431,6 +431,10 @@ double median(std::vector<double> v) {
 int cmdBench(const Args& a) {
     const auto loops = a.intList("loops", {1, 4, 8, 16}, 1, 4096);
     const auto decodeLoops = a.intList("decode-loops", loops, 1, 4096);
+    for (int64_t L : decodeLoops)
+        if (std::find(loops.begin(), loops.end(), L) == loops.end())
+            throw UsageError("--decode-loops " + std::to_string(L) +
+                             " is not among --loops: decode is timed at loop counts that are also prefilled");
     const int64_t repeats = a.integer("repeats", 5, 1, 1000);
     auto model = openModel(a);
     const Config& c = model->config();

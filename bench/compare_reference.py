@@ -115,6 +115,17 @@ def time_engine(folder, args, loops, decode_loops):
             "decode_tokens_per_s": {int(k): v for k, v in j["decode_tokens_per_s"].items()}}
 
 
+def blas_libraries():
+    """The BLAS libraries this process has loaded (after the reference ran): the reference's
+    prefill speed depends on it several times over (bench/NOTES.md), so the table says which."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if len(line.split()) >= 6}
+    except OSError:
+        return []
+    return sorted(p for p in paths if "blas" in os.path.basename(p).lower() or "mkl" in os.path.basename(p).lower())
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reference", help="OpenMythos checkout (default: $OPENMYTHOS_SRC or the installed package)")
@@ -132,6 +143,9 @@ def main(argv=None):
         sys.exit(f"compare_reference: {args.cli} not found (build it, or pass --cli)")
     loops = [int(x) for x in args.loops.split(",")]
     decode_loops = [int(x) for x in args.decode_loops.split(",")]
+    if not set(decode_loops) <= set(loops):
+        sys.exit("compare_reference: --decode-loops must be among --loops (decode is timed after a prefill "
+                 "at the same loop count)")
     torch.set_num_threads(args.threads)
     ref = load_reference(args.reference)
 
@@ -148,14 +162,16 @@ def main(argv=None):
             a, b = r["decode_tokens_per_s"][L], e["decode_tokens_per_s"][L]
             rows.append((name, f"decode, {L} loops", f"{a:.1f} tok/s", f"{b:.1f} tok/s", b / a))
 
-    print(f"batch 1, fp32, {args.threads} threads, median of {args.repeats} after a warm-up\n")
+    blas = blas_libraries()
+    print(f"batch 1, fp32, {args.threads} threads, median of {args.repeats} after a warm-up; "
+          f"PyTorch {torch.__version__} with BLAS {', '.join(blas) or 'unknown'}\n")
     print("| model | measure | reference | engine | speed-up |")
     print("|---|---|---:|---:|---:|")
     for name, what, a, b, ratio in rows:
         print(f"| {name} | {what} | {a} | {b} | {ratio:.1f}x |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"settings": vars(args), "results": results}, f, indent=2)
+            json.dump({"settings": vars(args), "blas": blas, "results": results}, f, indent=2)
     return 0
 
 

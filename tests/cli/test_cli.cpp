@@ -230,6 +230,11 @@ TEST_F(Cli, BenchJsonHasEveryLoopCount) {
         EXPECT_GT(j["roofline"]["fraction"].get<double>(), 0);
     }
     EXPECT_EQ(j["threads"], 1);
+    // A decode loop count that is not prefilled is an error, not a silently missing row.
+    r = run({"bench", "--model", tinyMla, "--prompt-len", "8", "--loops", "1", "--decode-loops", "4", "--decode",
+             "2", "--repeats", "1", "--threads", "1"});
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.out.find("--decode-loops 4"), std::string::npos) << r.out;
 }
 
 TEST_F(Cli, Bf16WeightsHalveTheWeightBytesAndAreRecorded) {
