@@ -109,15 +109,20 @@ def _interleave(rng: random.Random, stmts: List[str]) -> List[str]:
     return out
 
 
+def _resolve(env: Dict[str, str], v: str) -> tuple:
+    """(digit, hops): follows the assignments from variable v to its digit."""
+    n = 1
+    while not env[v].isdigit():
+        v, n = env[v], n + 1
+    return env[v], n
+
+
 def _statement_values(stmts: List[str]) -> List[tuple]:
     """(index of the right-hand symbol in the prompt, resolved digit, hops) per statement."""
     env = dict(st.split("=") for st in stmts)
     out, pos = [], 0
     for st in stmts:
-        v, n = st[0], 1
-        while not env[v].isdigit():
-            v, n = env[v], n + 1
-        out.append((pos + 2, env[v], n))
+        out.append((pos + 2, *_resolve(env, st[0])))
         pos += len(st) + 1
     return out
 
@@ -159,17 +164,11 @@ def make_chain(rng: random.Random, hops: int, extra: Optional[int] = None,
         # Further queries about random variables of the prompt (any chain, any depth);
         # only their answer digits are trained.
         env = dict(st.split("=") for st in stmts)
-
-        def resolve(v):
-            n = 1
-            while not env[v].isdigit():
-                v, n = env[v], n + 1
-            return env[v], n
         more, targets, target_hops = "", [len(ex.prompt)], [hops]
         for v in rng.sample(sorted(env), min(queries - 1, len(env))):
             more += f";?{v}"
             targets.append(len(ex.prompt) + 1 + len(more))
-            digit, n = resolve(v)
+            digit, n = _resolve(env, v)
             more += digit
             target_hops.append(n)
         ex.more, ex.targets, ex.target_hops = more, targets, target_hops

@@ -319,7 +319,8 @@ def train_variant(variant: str, args, budget_s: float, log) -> dict:
         # state the token's own embedding dominates the coda's residual stream and no
         # lookup formed in 1,500 steps; at 0.1 it forms in about 200.
         scale = math.exp(math.log(args.deep_scale) * max(0.0, 1.0 - progress / max(args.anneal, 1e-9)))
-        deep = coda_logits(model, scale * torch.cat(states, 0)).view(L, B, T, -1)
+        h_all = torch.stack(states)  # (L, B, T, dim): every loop's state
+        deep = coda_logits(model, scale * h_all.view(L * B, T, -1)).view(L, B, T, -1)
         loops_t = torch.arange(1, L + 1)[:, None, None]
         tgt_deep = torch.where(thop[None] <= loops_t, tgt[None].expand(L, B, T), torch.full((L, B, T), -100))
         ce_deep = row_ce(deep.permute(1, 0, 2, 3).reshape(B, L * T, -1), tgt_deep.permute(1, 0, 2).reshape(B, L * T))
@@ -329,7 +330,6 @@ def train_variant(variant: str, args, budget_s: float, log) -> dict:
         # resolves to, once t reaches the statement's hop count: one hop per loop, at
         # every statement, instead of the few answers per line.
         if args.stmt_sup > 0:
-            h_all = torch.stack(states)  # (L, B, T, dim)
             logits_s = probe(h_all * torch.rsqrt(h_all.pow(2).mean(-1, keepdim=True) + 1e-6))
             tgt_s = torch.where(shop[None] <= loops_t, sval[None].expand(L, B, T), torch.full((L, B, T), -100))
             if bool((tgt_s != -100).any()):

@@ -179,23 +179,24 @@ class TrainDemoSmokeTest(unittest.TestCase):
         with torch.no_grad():
             model.recurrent.act.halt.bias.fill_(-3.0)  # keep every loop running
         ids = torch.randint(1, model.cfg.vocab_size, (2, 12))
-        self.assertEqual(model.recurrent.passthrough_scale, 1.0)
         with torch.no_grad():
             want = model(ids, n_loops=3)
-            model.recurrent.passthrough_scale = 0.5
-            other = model(ids, n_loops=3)
-            model.recurrent.passthrough_scale = 1.0
-            again = model(ids, n_loops=3)
-        self.assertTrue(torch.equal(want, again))
+
+        def run_with(attr, value, default):
+            """The output with the training aid set to value, and again after resetting it."""
+            self.assertEqual(getattr(model.recurrent, attr), default)
+            with torch.no_grad():
+                setattr(model.recurrent, attr, value)
+                changed = model(ids, n_loops=3)
+                setattr(model.recurrent, attr, default)
+                again = model(ids, n_loops=3)
+            self.assertTrue(torch.equal(want, again))
+            return changed
+
+        other = run_with("passthrough_scale", 0.5, 1.0)
         self.assertGreater(float((want - other).abs().max()), 1e-3)
         # Likewise the loop-index offset (--loop-jitter): 0 is the model, 2 is not.
-        self.assertEqual(model.recurrent.loop_offset, 0)
-        with torch.no_grad():
-            model.recurrent.loop_offset = 2
-            shifted = model(ids, n_loops=3)
-            model.recurrent.loop_offset = 0
-            again = model(ids, n_loops=3)
-        self.assertTrue(torch.equal(want, again))
+        shifted = run_with("loop_offset", 2, 0)
         self.assertGreater(float((want - shifted).abs().max()), 1e-4)
 
     def test_rescale_rule(self):
