@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
 
     int exitCode = 0;
     const QString out = cli.value(shotOpt); // outlives the lambdas below
+    bool sweepStarted = false;              // likewise: the screenshot's sweep runs once
     if (shot) {
         auto finishShot = [&] {
             QTimer::singleShot(150, &w, [&] {
@@ -149,10 +150,9 @@ int main(int argc, char** argv) {
                                  finishShot();
                                  return;
                              }
-                             static bool started = false;
-                             if (started)
+                             if (sweepStarted)
                                  return;
-                             started = true;
+                             sweepStarted = true;
                              auto* sweep = w.depthSweepView();
                              QString error;
                              const QList<int> ks = sweep->loops(&error);

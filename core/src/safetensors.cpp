@@ -587,8 +587,7 @@ std::vector<float> SafetensorsFile::readF32(const TensorInfo& t) const
     // once dtype, offsets and size have been checked.
     floatData(t);
     std::vector<float> out;
-    detail::reserveHugePages(out, static_cast<std::size_t>(t.numel()));
-    out.resize(static_cast<std::size_t>(t.numel()));
+    detail::resizeInHugePages(out, static_cast<std::size_t>(t.numel()));
     readF32Into(t, out.data());
     return out;
 }
@@ -598,8 +597,7 @@ std::vector<uint16_t> SafetensorsFile::readBf16(const TensorInfo& t) const
     const std::byte* src = floatData(t);
     const auto n = static_cast<std::size_t>(t.numel());
     std::vector<uint16_t> out;
-    detail::reserveHugePages(out, n);
-    out.resize(n);
+    detail::resizeInHugePages(out, n);
     if (t.dtype == DType::BF16) {
         if (n)
             std::memcpy(out.data(), src, n * 2);

@@ -94,21 +94,14 @@ static std::size_t idEscape(std::string_view text, std::size_t i, int64_t first,
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
     std::vector<int32_t> ids;
     int32_t escaped = 0;
-    if (m_kind == Kind::Byte) {
-        for (std::size_t i = 0; i < text.size();) {
-            if (const std::size_t n = idEscape(text, i, size(), escaped)) {
-                ids.push_back(escaped);
-                i += n;
-            } else {
-                ids.push_back(int32_t(static_cast<unsigned char>(text[i++])));
-            }
-        }
-        return ids;
-    }
     for (std::size_t i = 0; i < text.size();) {
         if (const std::size_t n = idEscape(text, i, size(), escaped)) {
             ids.push_back(escaped);
             i += n;
+            continue;
+        }
+        if (m_kind == Kind::Byte) {
+            ids.push_back(int32_t(static_cast<unsigned char>(text[i++])));
             continue;
         }
         const std::size_t n = utf8Length(text, i);

@@ -166,13 +166,10 @@ enum class Init { Normal, Uniform, Ones, Zeros, Value };
 // same values rounded, without a full fp32 copy of the tensor.
 void fillRandom(Tensor& t, Init init, double scale, uint64_t seed, const std::string& name, bool bf16 = false) {
     const int64_t n = t.numel();
-    if (bf16) {
-        detail::reserveHugePages(t.bf16, std::size_t(n));
-        t.bf16.resize(std::size_t(n));
-    } else {
-        detail::reserveHugePages(t.data, std::size_t(n));
-        t.data.resize(std::size_t(n));
-    }
+    if (bf16)
+        detail::resizeInHugePages(t.bf16, std::size_t(n));
+    else
+        detail::resizeInHugePages(t.data, std::size_t(n));
     auto store = [&t, bf16](int64_t i, float v) {
         if (bf16)
             t.bf16[std::size_t(i)] = floatToBf16(v);
@@ -188,11 +185,11 @@ void fillRandom(Tensor& t, Init init, double scale, uint64_t seed, const std::st
     const uint64_t base = fnv1a(name.data(), name.size(), seed * 0x9E3779B97F4A7C15ull + 1);
     constexpr int64_t chunk = 1 << 16;
     const int64_t chunks = (n + chunk - 1) / chunk;
+    const float fscale = float(scale);
 #pragma omp parallel for schedule(static) if (chunks > 4)
     for (int64_t ci = 0; ci < chunks; ++ci) {
         uint64_t state = base ^ (uint64_t(ci) * 0xD1B54A32D192ED03ull);
         const int64_t end = std::min(n, (ci + 1) * chunk);
-        const float fscale = float(scale);
         for (int64_t i = ci * chunk; i < end; i += 2) {
             // Two 24-bit uniforms from one draw: u1 in (0, 1], u2 in [0, 1).
             const uint64_t bits = splitmix(state);
