@@ -48,9 +48,7 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const int64_t D = c.dim, H = c.n_heads, Hkv = c.n_kv_heads, d = c.headDim(), N = B * T;
     const int64_t groups = H / Hkv, kvw = Hkv * d;
     std::vector<float> q(static_cast<std::size_t>(N * H * d)), k(static_cast<std::size_t>(N * kvw)), v(static_cast<std::size_t>(N * kvw));
-    ctx.mm.linear(xn, N, D, w.wq, H * d, q.data());
-    ctx.mm.linear(xn, N, D, w.wk, kvw, k.data());
-    ctx.mm.linear(xn, N, D, w.wv, kvw, v.data());
+    ctx.mm.linearGroup(xn, N, D, {{w.wq, H * d, q.data()}, {w.wk, kvw, k.data()}, {w.wv, kvw, v.data()}});
     for (int64_t n = 0; n < N; ++n) {
         const int64_t pos = startPos + n % T;
         for (int64_t h = 0; h < H; ++h)
@@ -72,7 +70,7 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const float scale = float(std::pow(double(d), -0.5));
 
     std::vector<float> out(static_cast<std::size_t>(N * H * d));
-    forEachIndex(B * H, parallelHeads(B, H, T, S, 2 * d), [&](int64_t bh) {
+    forEachIndex(B * H, parallelHeads(B, H, T, S, 2 * d), [&](int64_t bh, int) {
         const int64_t b = bh / H, h = bh % H;
         const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * T * kvw;
         const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * T * kvw;
@@ -124,15 +122,12 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const int64_t qr = c.q_lora_rank, r = c.kv_lora_rank, nope = c.qk_nope_head_dim;
     const int64_t rope = c.qk_rope_head_dim, vd = c.v_head_dim, kvUpW = H * (nope + vd);
 
-    std::vector<float> cq(static_cast<std::size_t>(N * qr));
-    ctx.mm.linear(xn, N, D, w.qDown, qr, cq.data());
+    std::vector<float> cq(static_cast<std::size_t>(N * qr)), kvRaw(static_cast<std::size_t>(N * (r + rope)));
+    ctx.mm.linearGroup(xn, N, D, {{w.qDown, qr, cq.data()}, {w.kvDown, r + rope, kvRaw.data()}});
     rmsNorm(cq.data(), w.qNorm, cq.data(), N, qr);
     std::vector<float> qn(static_cast<std::size_t>(N * H * nope)), qp(static_cast<std::size_t>(N * H * rope));
-    ctx.mm.linear(cq.data(), N, qr, w.qUpNope, H * nope, qn.data());
-    ctx.mm.linear(cq.data(), N, qr, w.qUpRope, H * rope, qp.data());
+    ctx.mm.linearGroup(cq.data(), N, qr, {{w.qUpNope, H * nope, qn.data()}, {w.qUpRope, H * rope, qp.data()}});
 
-    std::vector<float> kvRaw(static_cast<std::size_t>(N * (r + rope)));
-    ctx.mm.linear(xn, N, D, w.kvDown, r + rope, kvRaw.data());
     std::vector<float> kr(static_cast<std::size_t>(N * rope));
     for (int64_t n = 0; n < N; ++n) {
         const int64_t pos = startPos + n % T;
@@ -179,7 +174,7 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
         // K_nope and V of every visible position, up-projected from the latent.
         std::vector<float> kv(static_cast<std::size_t>(B * S * kvUpW));
         ctx.mm.linear(latent.data(), B * S, r, w.kvUp, kvUpW, kv.data());
-        forEachIndex(B * H, parallelHeads(B, H, T, S, nope + rope + vd), [&](int64_t bh) {
+        forEachIndex(B * H, parallelHeads(B, H, T, S, nope + rope + vd), [&](int64_t bh, int) {
             const int64_t b = bh / H, h = bh % H;
             const float* KV = kv.data() + b * S * kvUpW + h * (nope + vd);
             const float* R = entry ? entry->b[std::size_t(b)].data() : kr.data() + b * T * rope;

@@ -8,23 +8,22 @@
 #include "mythos/config.h"
 #include "mythos/kvcache.h"
 #include "mythos/ops.h"
+#include "spin_team.h"
 
 namespace mythos::detail {
 
-// body(i) for i in [0, n): across the OpenMP team when `parallel` (each index taken by the
-// next free thread, so unequal pieces such as MoE experts balance), else in a plain loop on
-// this thread. (An `omp parallel if (false)` still sets up a team of one, which costs more
-// than a decode step's small loops.)
+// body(i, thread) for i in [0, n): across the spin team (spin_team.h) when `parallel` and the
+// team is free, each index taken by the next free thread (so unequal pieces such as MoE
+// experts balance), else in a plain loop on this thread (thread 0). The team, not OpenMP:
+// its workers hand work over in a fraction of a microsecond and sleep when idle, where an
+// OpenMP team's threads spin for milliseconds after each region and would take the second
+// core from the next decode step's workers.
 template <typename Body>
 void forEachIndex(int64_t n, bool parallel, const Body& body) {
-    if (parallel && n > 1) {
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t i = 0; i < n; ++i)
-            body(i);
-    } else {
-        for (int64_t i = 0; i < n; ++i)
-            body(i);
-    }
+    if (parallel && n > 1 && SpinTeam::instance().tryRun(n, body))
+        return;
+    for (int64_t i = 0; i < n; ++i)
+        body(i, 0);
 }
 
 // AVX-512 kernels are used (the CPU has them and usePortableSmallKernels is off).
@@ -34,7 +33,7 @@ struct Ctx {
     const Config& cfg;
     MatmulEngine& mm;
     const RopeTable& rope; // positions 0..max_seq_len-1
-    // Engines of the other threads of a parallel region (MatmulEngine is one per thread).
+    // Engines of the spin team's other threads (MatmulEngine is one per thread).
     std::vector<std::unique_ptr<MatmulEngine>>* workers = nullptr;
 
     // Makes sure threads 0..n-1 have an engine; call outside a parallel region.
@@ -42,7 +41,7 @@ struct Ctx {
         while (workers && int(workers->size()) < n - 1)
             workers->push_back(std::make_unique<MatmulEngine>());
     }
-    // The engine of OpenMP thread `thread` (0: mm).
+    // The engine of team thread `thread` (0: mm, the caller's).
     MatmulEngine& engine(int thread) { return thread == 0 || !workers ? mm : *(*workers)[std::size_t(thread - 1)]; }
 };
 

@@ -427,9 +427,6 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
     const int64_t nLoops = fo.nLoops > 0 ? fo.nLoops : c.max_loop_iters;
     const int64_t D = c.dim, N = B * T;
     const float thr = float(c.act_threshold);
-    // A decode step (a few rows) is too little work to share: a team of threads costs more in
-    // wake-ups and barriers than it saves (bench/NOTES.md).
-    const ScopedThreads threads(N <= 4 ? 1 : numThreads());
     // Records go into a fresh trace that replaces the caller's at the end.
     Trace record;
     Trace* tr = fo.trace ? &record : nullptr;

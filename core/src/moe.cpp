@@ -2,8 +2,6 @@
 #include <algorithm>
 #include <numeric>
 
-#include <omp.h>
-
 #include "layers.h"
 
 namespace mythos::detail {
@@ -14,8 +12,7 @@ namespace {
 void swiglu(MatmulEngine& mm, int64_t D, const FfnWeights& w, const float* x, int64_t N, float* y, bool accumulate) {
     const int64_t Hd = w.hidden;
     std::vector<float> g(static_cast<std::size_t>(N * Hd)), u(static_cast<std::size_t>(N * Hd));
-    mm.linear(x, N, D, w.gate, Hd, g.data());
-    mm.linear(x, N, D, w.up, Hd, u.data());
+    mm.linearGroup(x, N, D, {{w.gate, Hd, g.data()}, {w.up, Hd, u.data()}});
     siluMul(g.data(), u.data(), N * Hd);
     mm.linear(g.data(), N, Hd, w.down, D, y, accumulate);
 }
@@ -26,10 +23,12 @@ struct ExpertTask {
     int64_t index; // routed expert id, or shared expert number
     bool shared;
     int64_t rows;
+    int64_t macs;
 };
 
-// Below this many multiply-adds an MoE call runs its experts on one thread (decode steps).
-constexpr int64_t kParallelMoeMacs = int64_t(1) << 20;
+// From this many multiply-adds an MoE call runs its experts across the threads: the shared
+// and the two routed experts of one token (decode) already gain from the second core.
+constexpr int64_t kParallelMoeMacs = int64_t(1) << 16;
 
 } // namespace
 
@@ -77,16 +76,17 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
     // independent, so with enough work they run across the threads, largest first, each
     // with its own engine. Shared experts write their own buffers, summed below in order.
     std::vector<ExpertTask> tasks;
+    const auto taskMacs = [&](int64_t rows, const FfnWeights& f) { return rows * D * 3 * f.hidden; };
     for (int64_t e = 0; e < E; ++e)
-        if (!byExpert[std::size_t(e)].empty())
-            tasks.push_back({e, false, int64_t(byExpert[std::size_t(e)].size())});
+        if (const int64_t rows = int64_t(byExpert[std::size_t(e)].size()))
+            tasks.push_back({e, false, rows, taskMacs(rows, w.routed[std::size_t(e)])});
     for (std::size_t s = 0; s < w.shared.size(); ++s)
-        tasks.push_back({int64_t(s), true, N});
-    std::stable_sort(tasks.begin(), tasks.end(), [](const ExpertTask& a, const ExpertTask& b) { return a.rows > b.rows; });
+        tasks.push_back({int64_t(s), true, N, taskMacs(N, w.shared[s])});
+    std::stable_sort(tasks.begin(), tasks.end(), [](const ExpertTask& a, const ExpertTask& b) { return a.macs > b.macs; });
     int64_t macs = 0;
     for (const auto& t : tasks)
-        macs += t.rows * D * 3 * (t.shared ? w.shared[std::size_t(t.index)] : w.routed[std::size_t(t.index)]).hidden;
-    const int threads = numThreads();
+        macs += t.macs;
+    const int threads = SpinTeam::instance().threads();
     const bool parallel = threads > 1 && tasks.size() > 1 && macs >= kParallelMoeMacs;
     if (parallel)
         ctx.ensureEngines(threads);
@@ -112,8 +112,8 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
             std::copy(ye.begin() + i * D, ye.begin() + (i + 1) * D, slotOut.begin() + (n * K + s) * D);
         }
     };
-    forEachIndex(int64_t(tasks.size()), parallel, [&](int64_t i) {
-        runTask(tasks[std::size_t(i)], ctx.engine(parallel ? omp_get_thread_num() : 0));
+    forEachIndex(int64_t(tasks.size()), parallel, [&](int64_t i, int thread) {
+        runTask(tasks[std::size_t(i)], ctx.engine(thread));
     });
 
     // Same accumulation order as the reference: slot by slot, then each shared expert.

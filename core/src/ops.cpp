@@ -16,10 +16,10 @@
 #include "mythos/safetensors.h"
 #include "layers.h"
 #include "simd.h"
+#include "spin_team.h"
 
 namespace mythos {
 
-namespace {
 // Primitives are keyed without M: M (and the row strides) are runtime dimensions, so one
 // primitive serves every batch size, MoE group size and growing decode length.
 struct MatmulKey {
@@ -27,14 +27,18 @@ struct MatmulKey {
     bool accumulate;
     bool weightsKN; // W stored [K, N] instead of nn.Linear's [N, K]
     bool bf16 = false; // bf16 source and weights (fp32 accumulation and destination)
-    auto tie() const { return std::tie(k, n, accumulate, weightsKN, bf16); }
+    int64_t ldw = 0;   // W's row stride when not the natural one (a block of W^T's columns)
+    auto tie() const { return std::tie(k, n, accumulate, weightsKN, bf16, ldw); }
     bool operator<(const MatmulKey& o) const { return tie() < o.tie(); }
 };
+namespace {
 constexpr auto kRuntime = DNNL_RUNTIME_DIM_VAL;
 
-// Below this many multiply-adds a matmul runs on one thread: waking and joining a team costs
-// more than the work (decode steps and small MoE groups; see bench/NOTES.md).
+// From this many multiply-adds a oneDNN matmul is split by columns across the spin team, each
+// block a single-threaded oneDNN call; below it one thread does the whole product.
 constexpr int64_t kParallelMacs = int64_t(1) << 24;
+// Column blocks of a split matmul are multiples of this many columns.
+constexpr int64_t kSplitAlign = 64;
 
 // ---- direct kernels ----
 // A decode step multiplies one row by each weight matrix: the work is a few thousand
@@ -47,6 +51,13 @@ constexpr int64_t kSmallRows = 4;
 // multiply-adds they beat oneDNN's dispatch plus its packing of the weights.
 constexpr int64_t kDirectRows = 64;
 constexpr int64_t kDirectMacs = int64_t(1) << 21;
+// Small-row products from this many multiply-adds (a group of them sharing x from
+// kSplitGroupMacs), and with at least kSplitRows weight rows per thread, share their weight
+// rows with the spin team (spin_team.h): one core's cache bandwidth bounds them, and the
+// hand-off costs about a microsecond, what half of 2^15 multiply-adds take.
+constexpr int64_t kSplitMacs = int64_t(1) << 17;
+constexpr int64_t kSplitGroupMacs = int64_t(1) << 16;
+constexpr int64_t kSplitRows = 32;
 
 // ---- bf16 weights ----
 // The small-row kernels widen the weights as they load them (bf16ToFloat's shift) and keep
@@ -341,6 +352,9 @@ struct MatmulEngine::Impl {
     bool bf16Unsupported = false;  // oneDNN has no bf16 matmul on this CPU
     std::vector<uint16_t> xBf16;   // the source rounded to bf16
     std::vector<float> wWide;      // a block of bf16 weight rows widened to fp32
+    // Engines for the column blocks 1.. of a split product (each block, whichever thread
+    // runs it, has its own primitives).
+    std::vector<std::unique_ptr<MatmulEngine>> blocks;
 
     Primitive& get(const MatmulKey& key) {
         auto it = cache.find(key);
@@ -351,8 +365,9 @@ struct MatmulEngine::Impl {
         dnnl::memory::desc src({kRuntime, key.k}, in, dnnl::memory::dims{kRuntime, 1});
         // nn.Linear stores W as [N, K]; the matmul wants [K, N]: the same bytes with
         // transposed strides, so no copy is needed.
+        const int64_t ldw = key.ldw ? key.ldw : key.weightsKN ? key.n : key.k;
         dnnl::memory::desc wei({key.k, key.n}, in,
-                               key.weightsKN ? dnnl::memory::dims{key.n, 1} : dnnl::memory::dims{1, key.k});
+                               key.weightsKN ? dnnl::memory::dims{ldw, 1} : dnnl::memory::dims{1, ldw});
         dnnl::memory::desc dst({kRuntime, key.n}, dt::f32, dnnl::memory::dims{kRuntime, 1});
         dnnl::primitive_attr attr;
         if (key.accumulate) {
@@ -361,6 +376,9 @@ struct MatmulEngine::Impl {
             attr.set_post_ops(po);
         }
         dnnl::matmul::desc desc(src, wei, dst);
+        // oneDNN fixes a primitive's thread count when it is made: one, since the engine
+        // spreads large products over its own team (execute) and never runs an OpenMP region.
+        const ScopedThreads one(1);
         dnnl::matmul::primitive_desc pd(desc, attr, engine);
         return cache.emplace(key, Primitive{wei, dnnl::matmul(pd), key.k, key.n, in}).first->second;
     }
@@ -378,6 +396,28 @@ struct MatmulEngine::Impl {
         }
     }
 };
+
+namespace {
+// The direct kernels: W^T for four rows or more when the model made the [K, N] copy, else
+// the row kernels; AVX-512 or portable.
+void directLinear(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y,
+                  int64_t ldy, bool accumulate) {
+    if (w.kn && M >= 4 && hasAvx512()) {
+        knLinearAvx512(x, M, K, ldx, w.kn, N, y, ldy, accumulate);
+        return;
+    }
+    if (!hasAvx512()) {
+        if (w.bf16)
+            smallLinearPortable(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
+        else
+            smallLinearPortable(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
+    } else if (w.bf16) {
+        smallLinearAvx512(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
+    } else {
+        smallLinearAvx512(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
+    }
+}
+} // namespace
 
 MatmulEngine::MatmulEngine() : m_impl(std::make_unique<Impl>()) {}
 MatmulEngine::~MatmulEngine() = default;
@@ -402,25 +442,68 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
         if (w.bf16)
             runBf16(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
         else
-            run(m_impl->get({K, N, accumulate, false}), x, M, ldx, w.f32, y, ldy);
+            execute({K, N, accumulate, false}, x, M, ldx, w.f32, y, ldy);
         return;
     }
-    // The direct kernel. (Splitting its columns over two threads gained nothing measurable on
-    // the golden models: the team's start and barrier cost what the second core saved.)
-    if (w.kn && M >= 4 && hasAvx512()) {
-        knLinearAvx512(x, M, K, ldx, w.kn, N, y, ldy, accumulate);
-        return;
+    if (M <= kSmallRows && !(w.kn && M >= 4) && M * K * N >= kSplitMacs && !omp_in_parallel()) {
+        // A decode step's product: its weight rows across the spin team, in blocks of four
+        // so that every output comes from the same kernel code as unsplit.
+        auto& team = detail::SpinTeam::instance();
+        const int64_t parts = std::min<int64_t>(team.threads(), N / kSplitRows);
+        if (parts > 1) {
+            const int64_t per = ((N + parts - 1) / parts + 3) / 4 * 4;
+            const bool ran = team.tryRun(parts, [&](int64_t p, int) {
+                const int64_t n0 = p * per, n1 = std::min(N, n0 + per);
+                if (n0 < n1)
+                    directLinear(x, M, K, ldx, w.rowsFrom(n0, K), n1 - n0, y + n0, ldy, accumulate);
+            });
+            if (ran)
+                return;
+        }
     }
-    if (!hasAvx512()) {
-        if (w.bf16)
-            smallLinearPortable(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
-        else
-            smallLinearPortable(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
-    } else if (w.bf16) {
-        smallLinearAvx512(x, M, K, ldx, w.bf16, N, y, ldy, accumulate);
-    } else {
-        smallLinearAvx512(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
+    directLinear(x, M, K, ldx, w, N, y, ldy, accumulate);
+}
+
+void MatmulEngine::linearGroup(const float* x, int64_t M, int64_t K, std::initializer_list<GroupOut> outs) {
+    int64_t rows = 0;
+    bool kn = false;
+    for (const auto& o : outs) {
+        rows += o.n;
+        kn = kn || (o.w.kn && M >= 4);
     }
+    auto& team = detail::SpinTeam::instance();
+    const int64_t parts = std::min<int64_t>(team.threads(), rows / kSplitRows);
+    if (M > 0 && K > 0 && M <= kSmallRows && !kn && M * K * rows >= kSplitGroupMacs && parts > 1 &&
+        !omp_in_parallel()) {
+        // Parts take contiguous runs of the outputs' rows laid end to end, cut at multiples of
+        // four rows of each output so every row comes from the same kernel code as unsplit.
+        const int64_t per = (rows + parts - 1) / parts;
+        const auto cut = [&](int64_t g) {
+            int64_t base = 0;
+            for (const auto& o : outs) {
+                if (g < base + o.n)
+                    return base + std::min(o.n, (g - base + 3) / 4 * 4);
+                base += o.n;
+            }
+            return rows;
+        };
+        const bool ran = team.tryRun(parts, [&](int64_t p, int) {
+            const int64_t lo = cut(p * per), hi = cut(std::min(rows, (p + 1) * per));
+            int64_t base = 0;
+            for (const auto& o : outs) {
+                const int64_t a = std::max(lo, base) - base, b = std::min(hi, base + o.n) - base;
+                if (a < b)
+                    directLinear(x, M, K, K, o.w.rowsFrom(a, K), b - a, o.y + a, o.n, false);
+                base += o.n;
+            }
+        });
+        if (ran) {
+            g_macs.fetch_add(uint64_t(M * K * rows), std::memory_order_relaxed);
+            return;
+        }
+    }
+    for (const auto& o : outs)
+        linear(x, M, K, o.w, o.n, o.y);
 }
 
 void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N,
@@ -435,7 +518,7 @@ void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, co
         for (int64_t m = 0; m < M; ++m)
             for (int64_t k = 0; k < K; ++k)
                 im.xBf16[std::size_t(m * K + k)] = floatToBf16(x[m * ldx + k]);
-        run(*p, im.xBf16.data(), M, K, w, y, ldy);
+        execute({K, N, accumulate, false, true}, im.xBf16.data(), M, K, w, y, ldy);
         return;
     }
     // No bf16 matmul here: the fp32 one on blocks of weight rows widened to fp32 (exact), so
@@ -445,7 +528,7 @@ void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, co
         im.wWide.resize(std::size_t(nb * K));
         for (int64_t i = 0; i < nb * K; ++i)
             im.wWide[std::size_t(i)] = bf16ToFloat(w[n0 * K + i]);
-        run(im.get({K, nb, accumulate, false}), x, M, ldx, im.wWide.data(), y + n0, ldy);
+        execute({K, nb, accumulate, false}, x, M, ldx, im.wWide.data(), y + n0, ldy);
     }
 }
 
@@ -483,7 +566,35 @@ void MatmulEngine::matmulKNStrided(const float* x, int64_t M, int64_t K, int64_t
             wide[std::size_t(i)] = bf16ToFloat(w.bf16[i]);
         wf = wide.data();
     }
-    run(m_impl->get({K, N, accumulate, true}), x, M, ldx, wf, y, ldy);
+    execute({K, N, accumulate, true}, x, M, ldx, wf, y, ldy);
+}
+
+void MatmulEngine::execute(const MatmulKey& key, const void* x, int64_t M, int64_t ldx, const void* w, float* y,
+                           int64_t ldy) {
+    auto& team = detail::SpinTeam::instance();
+    const int64_t parts = std::min<int64_t>(team.threads(), key.n / kSplitAlign);
+    if (parts > 1 && M * key.k * key.n >= kParallelMacs) {
+        auto& blocks = m_impl->blocks;
+        while (int64_t(blocks.size()) < parts - 1)
+            blocks.push_back(std::make_unique<MatmulEngine>());
+        const int64_t per = (key.n / parts + kSplitAlign - 1) / kSplitAlign * kSplitAlign;
+        const int64_t ldw = key.ldw ? key.ldw : key.weightsKN ? key.n : key.k;
+        const std::size_t elem = key.bf16 ? sizeof(uint16_t) : sizeof(float);
+        const bool ran = team.tryRun(parts, [&](int64_t p, int) {
+            const int64_t n0 = p * per, n1 = std::min(key.n, n0 + per);
+            if (n0 >= n1)
+                return;
+            MatmulKey sub = key;
+            sub.n = n1 - n0;
+            sub.ldw = ldw;
+            const auto* wb = static_cast<const char*>(w) + std::size_t(key.weightsKN ? n0 : n0 * ldw) * elem;
+            MatmulEngine& e = p == 0 ? *this : *blocks[std::size_t(p - 1)];
+            e.run(e.m_impl->get(sub), x, M, ldx, wb, y + n0, ldy);
+        });
+        if (ran)
+            return;
+    }
+    run(m_impl->get(key), x, M, ldx, w, y, ldy);
 }
 
 void MatmulEngine::run(Primitive& e, const void* x, int64_t M, int64_t ldx, const void* w, float* y, int64_t ldy) {
@@ -491,7 +602,8 @@ void MatmulEngine::run(Primitive& e, const void* x, int64_t M, int64_t ldx, cons
     dnnl::memory src({{M, e.k}, e.src, {ldx, 1}}, m_impl->engine, const_cast<void*>(x));
     dnnl::memory wei(e.wei, m_impl->engine, const_cast<void*>(w));
     dnnl::memory dst({{M, e.n}, dt::f32, {ldy, 1}}, m_impl->engine, y);
-    const ScopedThreads threads(M * e.k * e.n < kParallelMacs ? 1 : omp_get_max_threads());
+    // Some of oneDNN's kernels read the thread count again when they run.
+    const ScopedThreads one(1);
     e.prim.execute(m_impl->stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
     m_impl->stream.wait();
 }
@@ -563,7 +675,7 @@ __attribute__((target("avx512f"))) void siluMulAvx512(float* a, const float* b, 
 } // namespace
 
 void rmsNorm(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
-    detail::forEachIndex(rows, rows * n > 65536, [&](int64_t r) {
+    detail::forEachIndex(rows, rows * n > 65536, [&](int64_t r, int) {
         const float* xr = x + r * n;
         float* yr = y + r * n;
         const float inv = 1.0f / std::sqrt(float(dotF64(xr, xr, n) / double(n)) + eps);
@@ -669,6 +781,7 @@ void setNumThreads(int n) {
     if (n <= 0)
         n = omp_get_num_procs();
     omp_set_num_threads(n);
+    detail::SpinTeam::instance().setThreads(n);
 }
 
 int numThreads() { return omp_get_max_threads(); }

@@ -2,10 +2,13 @@
 // Numerical building blocks. Every Linear goes through oneDNN matmul (primitives created
 // once per shape and reused); the small element-wise work is plain loops.
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
 namespace mythos {
+
+struct MatmulKey; // a oneDNN primitive's shape (ops.cpp)
 
 // A Linear weight [N, K] row-major, held as fp32 or as bf16 bits (WeightType::BF16). A
 // plain `const float*` converts to an fp32 weight.
@@ -55,6 +58,16 @@ public:
     void linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N,
                        float* y, int64_t ldy, bool accumulate = false);
 
+    // One product of a group that shares its input (linearGroup): y = x W^T, y [M, n].
+    struct GroupOut {
+        WeightRef w;
+        int64_t n;
+        float* y;
+    };
+    // Every product of `outs` from the same x [M, K] (no accumulation): a decode step's
+    // q, k and v, or an FFN's gate and up, handed to the spin team at once.
+    void linearGroup(const float* x, int64_t M, int64_t K, std::initializer_list<GroupOut> outs);
+
     // y[M,N] = x[M,K] * W (+ y), W stored row-major as [K,N] (used untransposed, like the
     // reference's `down @ lora.B`).
     void matmulKN(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
@@ -72,6 +85,10 @@ public:
 private:
     struct Impl;
     struct Primitive;
+    // A oneDNN product through the primitive of `key`, split by columns over the spin team
+    // when it is large; run executes one primitive on this thread.
+    void execute(const MatmulKey& key, const void* x, int64_t M, int64_t ldx, const void* w, float* y,
+                 int64_t ldy);
     void run(Primitive& p, const void* x, int64_t M, int64_t ldx, const void* w, float* y, int64_t ldy);
     void runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N, float* y,
                  int64_t ldy, bool accumulate);
