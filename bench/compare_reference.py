@@ -16,7 +16,8 @@ script refuses to run otherwise. Nothing of the reference is stored in this repo
 Both sides: batch 1, fp32, `--threads` threads, a seeded random prompt of `--prompt-len`
 tokens; prefill = one forward at each loop count (median of `--repeats` after a warm-up);
 decode = `--decode` single-token steps with a KV cache after the prompt, tokens/s of the
-steps alone (median over repeats).
+steps alone (median over repeats). Both are timed `--rounds` times, back to back and in
+alternating order, and the table gives the median of the rounds and the lowest round's ratio.
 """
 
 import argparse
@@ -137,38 +138,64 @@ def main(argv=None):
     ap.add_argument("--decode", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="reference and engine timed back to back this many times (alternating which goes first)")
     ap.add_argument("--json", help="also write the numbers to this file")
     args = ap.parse_args(argv)
     if not os.path.isfile(args.cli):
         sys.exit(f"compare_reference: {args.cli} not found (build it, or pass --cli)")
     loops = [int(x) for x in args.loops.split(",")]
     decode_loops = [int(x) for x in args.decode_loops.split(",")]
+    if args.rounds < 1:
+        sys.exit("compare_reference: --rounds must be at least 1")
     if not set(decode_loops) <= set(loops):
         sys.exit("compare_reference: --decode-loops must be among --loops (decode is timed after a prefill "
                  "at the same loop count)")
     torch.set_num_threads(args.threads)
     ref = load_reference(args.reference)
 
+    # Both sides move with this machine's load from one minute to the next, so they are timed
+    # in rounds, each model's reference and engine back to back (the order alternating): a
+    # ratio compares two measurements taken under the same conditions.
+    folders = args.models.split(",")
+    models = {f: reference_model(ref, f) for f in folders}
+    per_round = {f: [] for f in folders}
+    for rnd in range(args.rounds):
+        for folder in folders:
+            if rnd % 2 == 0:
+                r = time_reference(models[folder], args, loops, decode_loops)
+                e = time_engine(folder, args, loops, decode_loops)
+            else:
+                e = time_engine(folder, args, loops, decode_loops)
+                r = time_reference(models[folder], args, loops, decode_loops)
+            per_round[folder].append({"reference": r, "engine": e})
+
+    def summary(folder, kind, L):
+        """Median reference, median engine, median and lowest per-round speed-up."""
+        ref_v = [x["reference"][kind][L] for x in per_round[folder]]
+        eng_v = [x["engine"][kind][L] for x in per_round[folder]]
+        ratios = [a / b if kind == "prefill_ms" else b / a for a, b in zip(ref_v, eng_v)]
+        return statistics.median(ref_v), statistics.median(eng_v), statistics.median(ratios), min(ratios)
+
     rows, results = [], {}
-    for folder in args.models.split(","):
+    for folder in folders:
         name = os.path.basename(os.path.normpath(folder))
-        r = time_reference(reference_model(ref, folder), args, loops, decode_loops)
-        e = time_engine(folder, args, loops, decode_loops)
-        results[name] = {"reference": r, "engine": e}
+        results[name] = {"rounds": per_round[folder]}
         for L in loops:
-            a, b = r["prefill_ms"][L], e["prefill_ms"][L]
-            rows.append((name, f"prefill T={args.prompt_len}, {L} loops", f"{a:.2f} ms", f"{b:.2f} ms", a / b))
+            a, b, ratio, low = summary(folder, "prefill_ms", L)
+            rows.append((name, f"prefill T={args.prompt_len}, {L} loops", f"{a:.2f} ms", f"{b:.2f} ms", ratio, low))
         for L in decode_loops:
-            a, b = r["decode_tokens_per_s"][L], e["decode_tokens_per_s"][L]
-            rows.append((name, f"decode, {L} loops", f"{a:.1f} tok/s", f"{b:.1f} tok/s", b / a))
+            a, b, ratio, low = summary(folder, "decode_tokens_per_s", L)
+            rows.append((name, f"decode, {L} loops", f"{a:.1f} tok/s", f"{b:.1f} tok/s", ratio, low))
 
     blas = blas_libraries()
-    print(f"batch 1, fp32, {args.threads} threads, median of {args.repeats} after a warm-up; "
+    print(f"batch 1, fp32, {args.threads} threads, median of {args.repeats} after a warm-up, in {args.rounds} "
+          f"rounds (times: median over rounds; speed-up: median and lowest of the rounds' ratios); "
           f"PyTorch {torch.__version__} with BLAS {', '.join(blas) or 'unknown'}\n")
-    print("| model | measure | reference | engine | speed-up |")
-    print("|---|---|---:|---:|---:|")
-    for name, what, a, b, ratio in rows:
-        print(f"| {name} | {what} | {a} | {b} | {ratio:.1f}x |")
+    print("| model | measure | reference | engine | speed-up | lowest round |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, what, a, b, ratio, low in rows:
+        print(f"| {name} | {what} | {a} | {b} | {ratio:.1f}x | {low:.1f}x |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": vars(args), "blas": blas, "results": results}, f, indent=2)
