@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <span>
 #include <tuple>
 
 #include <omp.h>
@@ -417,6 +418,46 @@ void directLinear(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w
         smallLinearAvx512(x, M, K, ldx, w.f32, N, y, ldy, accumulate);
     }
 }
+
+// A decode step's products of one x (up to kSmallRows rows): the outputs' weight rows, laid
+// end to end, in contiguous runs across the spin team, cut at multiples of four rows of each
+// output so that every row comes from the same kernel code as unsplit. False, with nothing
+// done, when the team cannot take them (one thread, busy, too few rows, the [K, N] kernel).
+bool shareRows(const float* x, int64_t M, int64_t K, int64_t ldx, std::span<const MatmulEngine::GroupOut> outs,
+               bool accumulate) {
+    if (M > kSmallRows || omp_in_parallel())
+        return false;
+    int64_t rows = 0;
+    for (const auto& o : outs) {
+        if (o.w.kn && M >= 4)
+            return false;
+        rows += o.n;
+    }
+    auto& team = detail::SpinTeam::instance();
+    const int64_t parts = std::min<int64_t>(team.threads(), rows / kSplitRows);
+    if (parts < 2)
+        return false;
+    const int64_t per = (rows + parts - 1) / parts;
+    const auto cut = [&](int64_t g) {
+        int64_t base = 0;
+        for (const auto& o : outs) {
+            if (g < base + o.n)
+                return base + std::min(o.n, (g - base + 3) / 4 * 4);
+            base += o.n;
+        }
+        return rows;
+    };
+    return team.tryRun(parts, [&](int64_t p, int) {
+        const int64_t lo = cut(p * per), hi = cut(std::min(rows, (p + 1) * per));
+        int64_t base = 0;
+        for (const auto& o : outs) {
+            const int64_t a = std::max(lo, base) - base, b = std::min(hi, base + o.n) - base;
+            if (a < b)
+                directLinear(x, M, K, ldx, o.w.rowsFrom(a, K), b - a, o.y + a, o.ldy ? o.ldy : o.n, accumulate);
+            base += o.n;
+        }
+    });
+}
 } // namespace
 
 MatmulEngine::MatmulEngine() : m_impl(std::make_unique<Impl>()) {}
@@ -445,62 +486,19 @@ void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t l
             execute({K, N, accumulate, false}, x, M, ldx, w.f32, y, ldy);
         return;
     }
-    if (M <= kSmallRows && !(w.kn && M >= 4) && M * K * N >= kSplitMacs && !omp_in_parallel()) {
-        // A decode step's product: its weight rows across the spin team, in blocks of four
-        // so that every output comes from the same kernel code as unsplit.
-        auto& team = detail::SpinTeam::instance();
-        const int64_t parts = std::min<int64_t>(team.threads(), N / kSplitRows);
-        if (parts > 1) {
-            const int64_t per = ((N + parts - 1) / parts + 3) / 4 * 4;
-            const bool ran = team.tryRun(parts, [&](int64_t p, int) {
-                const int64_t n0 = p * per, n1 = std::min(N, n0 + per);
-                if (n0 < n1)
-                    directLinear(x, M, K, ldx, w.rowsFrom(n0, K), n1 - n0, y + n0, ldy, accumulate);
-            });
-            if (ran)
-                return;
-        }
-    }
+    const GroupOut one{w, N, y, ldy};
+    if (M * K * N >= kSplitMacs && shareRows(x, M, K, ldx, {&one, 1}, accumulate))
+        return;
     directLinear(x, M, K, ldx, w, N, y, ldy, accumulate);
 }
 
 void MatmulEngine::linearGroup(const float* x, int64_t M, int64_t K, std::initializer_list<GroupOut> outs) {
     int64_t rows = 0;
-    bool kn = false;
-    for (const auto& o : outs) {
+    for (const auto& o : outs)
         rows += o.n;
-        kn = kn || (o.w.kn && M >= 4);
-    }
-    auto& team = detail::SpinTeam::instance();
-    const int64_t parts = std::min<int64_t>(team.threads(), rows / kSplitRows);
-    if (M > 0 && K > 0 && M <= kSmallRows && !kn && M * K * rows >= kSplitGroupMacs && parts > 1 &&
-        !omp_in_parallel()) {
-        // Parts take contiguous runs of the outputs' rows laid end to end, cut at multiples of
-        // four rows of each output so every row comes from the same kernel code as unsplit.
-        const int64_t per = (rows + parts - 1) / parts;
-        const auto cut = [&](int64_t g) {
-            int64_t base = 0;
-            for (const auto& o : outs) {
-                if (g < base + o.n)
-                    return base + std::min(o.n, (g - base + 3) / 4 * 4);
-                base += o.n;
-            }
-            return rows;
-        };
-        const bool ran = team.tryRun(parts, [&](int64_t p, int) {
-            const int64_t lo = cut(p * per), hi = cut(std::min(rows, (p + 1) * per));
-            int64_t base = 0;
-            for (const auto& o : outs) {
-                const int64_t a = std::max(lo, base) - base, b = std::min(hi, base + o.n) - base;
-                if (a < b)
-                    directLinear(x, M, K, K, o.w.rowsFrom(a, K), b - a, o.y + a, o.n, false);
-                base += o.n;
-            }
-        });
-        if (ran) {
-            g_macs.fetch_add(uint64_t(M * K * rows), std::memory_order_relaxed);
-            return;
-        }
+    if (M > 0 && K > 0 && M * K * rows >= kSplitGroupMacs && shareRows(x, M, K, K, {outs.begin(), outs.size()}, false)) {
+        g_macs.fetch_add(uint64_t(M * K * rows), std::memory_order_relaxed);
+        return;
     }
     for (const auto& o : outs)
         linear(x, M, K, o.w, o.n, o.y);

@@ -22,13 +22,10 @@ using testutil::maxRelErr;
 
 namespace {
 
+// Normal values from a fixed seed.
 std::vector<float> randomVector(std::size_t n, uint32_t seed) {
     std::mt19937 rng(seed);
-    std::normal_distribution<float> d(0.0f, 1.0f);
-    std::vector<float> v(n);
-    for (auto& x : v)
-        x = d(rng);
-    return v;
+    return testutil::randomVector(n, rng);
 }
 
 // Restores the process's thread count (all cores) after a test that changes it.

@@ -58,11 +58,13 @@ public:
     void linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N,
                        float* y, int64_t ldy, bool accumulate = false);
 
-    // One product of a group that shares its input (linearGroup): y = x W^T, y [M, n].
+    // One product of a group that shares its input (linearGroup): y = x W^T, y [M, n] with
+    // rows ldy floats apart (0: n).
     struct GroupOut {
         WeightRef w;
         int64_t n;
         float* y;
+        int64_t ldy = 0;
     };
     // Every product of `outs` from the same x [M, K] (no accumulation): a decode step's
     // q, k and v, or an FFN's gate and up, handed to the spin team at once.
