@@ -15,8 +15,8 @@ jobs="${JOBS:-$(nproc)}"
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  qt6-base-dev qt6-charts-dev qt6-svg-dev libgl-dev
-  libdnnl-dev libeigen3-dev nlohmann-json3-dev
+  qt6-base-dev libqt6opengl6-dev qt6-charts-dev qt6-svg-dev libgl-dev
+  libdnnl-dev ocl-icd-opencl-dev libeigen3-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   xvfb xauth
   python3 python3-torch
