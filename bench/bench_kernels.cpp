@@ -68,7 +68,23 @@ BENCHMARK(BM_AttendHead)
     ->Args({64, 64, 16, 16, 16})
     ->Args({1, 96, 16, 16, 16})
     ->Args({64, 64, 32, 0, 32})
-    ->Args({1, 96, 32, 0, 32});
+    ->Args({1, 96, 32, 0, 32})
+    ->Args({1, 96, 64, 0, 64});
+
+// A GQA decode step's group: `heads` single queries against one shared KV head, keys and
+// values read once for the group (compare with `heads` times BM_AttendHead/1/S/d/0/d).
+void BM_AttendSharedKv(benchmark::State& state) {
+    const int64_t heads = state.range(0), S = state.range(1), d = state.range(2);
+    auto q = randomVector(std::size_t(heads * d), 6), k = randomVector(std::size_t(S * d), 8),
+         v = randomVector(std::size_t(S * d), 10);
+    std::vector<float> out(std::size_t(heads * d));
+    const float scale = 1.0f / std::sqrt(float(d));
+    for (auto _ : state) {
+        attendSharedKv(q.data(), d, heads, k.data(), d, d, {v.data(), d, d}, S, scale, out.data(), d);
+        benchmark::DoNotOptimize(out.data());
+    }
+}
+BENCHMARK(BM_AttendSharedKv)->Args({4, 96, 32})->Args({4, 96, 64});
 
 void BM_Rope(benchmark::State& state) {
     const int64_t d = state.range(0);

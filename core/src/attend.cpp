@@ -125,6 +125,127 @@ __attribute__((target("avx512f"))) inline void scoreChunks(const float* qi, cons
         _mm512_storeu_ps(p + 16 * g, _mm512_mul_ps(_mm512_add_ps(a[g], b[g]), scale));
 }
 
+// Softmax over p[0..n) in place; p is padded to a multiple of 16 floats (the lanes past n
+// end up 0).
+__attribute__((target("avx512f"))) void softmaxAvx512(float* p, int64_t n) {
+    const int64_t full = n / 16, tail = n % 16;
+    const __mmask16 tmask = __mmask16((1u << tail) - 1u);
+    __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int64_t b = 0; b < full; ++b)
+        mx = _mm512_maskz_max_ps(simd::kAll, mx, _mm512_loadu_ps(p + b * 16));
+    if (tail)
+        mx = _mm512_mask_max_ps(mx, tmask, mx, _mm512_loadu_ps(p + full * 16));
+    const __m512 vmax = _mm512_set1_ps(simd::hmax(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t b = 0; b < full; ++b) {
+        const __m512 ex = simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(p + b * 16), vmax));
+        _mm512_storeu_ps(p + b * 16, ex);
+        sum = _mm512_add_ps(sum, ex);
+    }
+    if (tail) {
+        const __m512 ex =
+            _mm512_maskz_mov_ps(tmask, simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(p + full * 16), vmax)));
+        _mm512_storeu_ps(p + full * 16, ex);
+        sum = _mm512_add_ps(sum, ex);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / simd::hsum(sum));
+    for (int64_t b = 0; b < (n + 15) / 16; ++b)
+        _mm512_storeu_ps(p + b * 16, _mm512_mul_ps(_mm512_loadu_ps(p + b * 16), inv));
+}
+
+// G heads' single queries against one shared KV head (attendSharedKv): the arithmetic of
+// attendAvx512 for T = 1 (scoresDirect's sums, the same softmax, the value sum's four
+// accumulators by key index mod 4), with every key and value load serving all G heads.
+// p: G rows of Sp floats.
+template <int G>
+__attribute__((target("avx512f"))) void attendSharedAvx512(const float* q, int64_t ldq, const float* K, int64_t ldk,
+                                                           int64_t d, const AttendValues& v, int64_t S, float scale,
+                                                           float* out, int64_t ldo, float* p, int64_t Sp) {
+    const int64_t tail = d % 16, body = d - tail;
+    const __mmask16 mask = simd::firstLanes(tail);
+    const __m512 z = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 4 <= S; j += 4) {
+        __m512 acc[G][4];
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; ++jj)
+                acc[g][jj] = z;
+        for (int64_t e = 0; e < body; e += 16) {
+            __m512 kv[4];
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; ++jj)
+                kv[jj] = _mm512_loadu_ps(K + (j + jj) * ldk + e);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; ++g) {
+                const __m512 qv = _mm512_loadu_ps(q + g * ldq + e);
+#pragma GCC unroll 4
+                for (int jj = 0; jj < 4; ++jj)
+                    acc[g][jj] = _mm512_fmadd_ps(qv, kv[jj], acc[g][jj]);
+            }
+        }
+        if (tail) {
+            __m512 kv[4];
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; ++jj)
+                kv[jj] = _mm512_maskz_loadu_ps(mask, K + (j + jj) * ldk + body);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; ++g) {
+                const __m512 qv = _mm512_maskz_loadu_ps(mask, q + g * ldq + body);
+#pragma GCC unroll 4
+                for (int jj = 0; jj < 4; ++jj)
+                    acc[g][jj] = _mm512_fmadd_ps(qv, kv[jj], acc[g][jj]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g) {
+            float* pg = p + g * Sp + j;
+            simd::hsum4(acc[g][0], acc[g][1], acc[g][2], acc[g][3], pg);
+            for (int i = 0; i < 4; ++i)
+                pg[i] *= scale;
+        }
+    }
+    for (; j < S; ++j)
+        for (int g = 0; g < G; ++g) {
+            float r[4];
+            const AttendKeys one{K, ldk, d, nullptr, 0, 0};
+            simd::hsum4(dotKey(q + g * ldq, nullptr, one, j, z), z, z, z, r);
+            p[g * Sp + j] = r[0] * scale;
+        }
+    for (int g = 0; g < G; ++g)
+        softmaxAvx512(p + g * Sp, S);
+    for (int64_t c0 = 0; c0 < v.dv; c0 += 16) {
+        const __mmask16 m = c0 + 16 <= v.dv ? simd::kAll : simd::firstLanes(v.dv - c0);
+        const float* vb = v.v + c0;
+        __m512 a[G][4];
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g)
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; ++jj)
+                a[g][jj] = z;
+        int64_t i = 0;
+        for (; i + 4 <= S; i += 4)
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; ++jj) {
+                const __m512 vv = _mm512_maskz_loadu_ps(m, vb + (i + jj) * v.ld);
+#pragma GCC unroll 4
+                for (int g = 0; g < G; ++g)
+                    a[g][jj] = _mm512_fmadd_ps(_mm512_set1_ps(p[g * Sp + i + jj]), vv, a[g][jj]);
+            }
+        for (; i < S; ++i) {
+            const __m512 vv = _mm512_maskz_loadu_ps(m, vb + i * v.ld);
+#pragma GCC unroll 4
+            for (int g = 0; g < G; ++g)
+                a[g][0] = _mm512_fmadd_ps(_mm512_set1_ps(p[g * Sp + i]), vv, a[g][0]);
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g)
+            _mm512_mask_storeu_ps(out + g * ldo + c0, m,
+                                  _mm512_add_ps(_mm512_add_ps(a[g][0], a[g][1]), _mm512_add_ps(a[g][2], a[g][3])));
+    }
+}
+
 __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64_t T, const AttendKeys& k,
                                                      const AttendValues& v, int64_t S, float scale,
                                                      float* out, int64_t ldo, AttendScratch& s) {
@@ -166,30 +287,7 @@ __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64
                 }
             }
         }
-        // Softmax over p[0..n).
-        const int64_t full = n / 16, tail = n % 16;
-        const __mmask16 tmask = __mmask16((1u << tail) - 1u);
-        __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-        for (int64_t b = 0; b < full; ++b)
-            mx = _mm512_maskz_max_ps(simd::kAll, mx, _mm512_loadu_ps(p + b * 16));
-        if (tail)
-            mx = _mm512_mask_max_ps(mx, tmask, mx, _mm512_loadu_ps(p + full * 16));
-        const __m512 vmax = _mm512_set1_ps(simd::hmax(mx));
-        __m512 sum = _mm512_setzero_ps();
-        for (int64_t b = 0; b < full; ++b) {
-            const __m512 ex = simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(p + b * 16), vmax));
-            _mm512_storeu_ps(p + b * 16, ex);
-            sum = _mm512_add_ps(sum, ex);
-        }
-        if (tail) {
-            const __m512 ex = _mm512_maskz_mov_ps(
-                tmask, simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(p + full * 16), vmax)));
-            _mm512_storeu_ps(p + full * 16, ex);
-            sum = _mm512_add_ps(sum, ex);
-        }
-        const __m512 inv = _mm512_set1_ps(1.0f / simd::hsum(sum));
-        for (int64_t b = 0; b < (n + 15) / 16; ++b)
-            _mm512_storeu_ps(p + b * 16, _mm512_mul_ps(_mm512_loadu_ps(p + b * 16), inv));
+        softmaxAvx512(p, n);
         // out_i = sum_j p_j v_j, 16 value lanes at a time, four keys in flight.
         float* o = out + i * ldo;
         for (int64_t c0 = 0; c0 < dv; c0 += 16) {
@@ -249,6 +347,38 @@ void attendPortable(const AttendQuery& q, int64_t T, const AttendKeys& k, const 
 }
 
 } // namespace
+
+void attendSharedKv(const float* q, int64_t ldq, int64_t heads, const float* k, int64_t ldk, int64_t d,
+                    const AttendValues& v, int64_t S, float scale, float* out, int64_t ldo) {
+    if (heads <= 0 || S <= 0)
+        return;
+    if (!detail::avx512Enabled()) {
+        for (int64_t h = 0; h < heads; ++h)
+            attendHead({q + h * ldq, 0, nullptr, 0}, 1, {k, ldk, d, nullptr, 0, 0}, v, S, scale, out + h * ldo, 0);
+        return;
+    }
+    AttendScratch& s = scratch();
+    const int64_t Sp = roundUp16(S);
+    s.p.resize(std::size_t(4 * Sp));
+    for (int64_t h = 0; h < heads; h += 4) {
+        const float* qh = q + h * ldq;
+        float* oh = out + h * ldo;
+        switch (std::min<int64_t>(4, heads - h)) {
+        case 4:
+            attendSharedAvx512<4>(qh, ldq, k, ldk, d, v, S, scale, oh, ldo, s.p.data(), Sp);
+            break;
+        case 3:
+            attendSharedAvx512<3>(qh, ldq, k, ldk, d, v, S, scale, oh, ldo, s.p.data(), Sp);
+            break;
+        case 2:
+            attendSharedAvx512<2>(qh, ldq, k, ldk, d, v, S, scale, oh, ldo, s.p.data(), Sp);
+            break;
+        default:
+            attendSharedAvx512<1>(qh, ldq, k, ldk, d, v, S, scale, oh, ldo, s.p.data(), Sp);
+            break;
+        }
+    }
+}
 
 void attendHead(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S,
                 float scale, float* out, int64_t ldo) {

@@ -70,6 +70,18 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const float scale = float(std::pow(double(d), -0.5));
 
     std::vector<float> out(static_cast<std::size_t>(N * H * d));
+    if (T == 1 && groups > 1) { // decode: each KV head's keys and values read once for its group
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t kh = 0; kh < Hkv; ++kh) {
+                const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * kvw;
+                const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * kvw;
+                const int64_t h0 = kh * groups;
+                attendSharedKv(q.data() + (b * H + h0) * d, d, groups, K + kh * d, kvw, d, {V + kh * d, kvw, d}, S,
+                               scale, out.data() + (b * H + h0) * d, d);
+            }
+        ctx.mm.linear(out.data(), N, H * d, w.wo, D, x, true);
+        return;
+    }
     forEachIndex(B * H, parallelHeads(B, H, T, S, 2 * d), [&](int64_t bh, int) {
         const int64_t b = bh / H, h = bh % H;
         const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * T * kvw;

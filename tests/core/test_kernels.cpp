@@ -110,6 +110,38 @@ TEST_P(KernelPath, AttendHeadOfTheFirstQueryReturnsTheFirstValue) {
     EXPECT_NEAR(out[3], (1 - p1) * -1.5 + p1 * 4.0, 1e-6);
 }
 
+// A GQA decode step's group of query heads against their shared KV head: the numbers of
+// attendHead for each head alone, to the bit, for any number of heads (blocks of four and
+// what remains), head widths with and without a tail, and key counts not a multiple of four.
+TEST_P(KernelPath, AttendSharedKvEqualsAttendHeadForEveryHeadOfTheGroup) {
+    std::mt19937 rng(11);
+    struct Case {
+        int64_t heads, S, d, dv;
+    };
+    const Case cases[] = {{4, 96, 32, 32}, {4, 1, 32, 32}, {1, 7, 16, 16}, {5, 33, 20, 20}, {7, 70, 128, 128},
+                          {2, 3, 8, 24}};
+    for (const auto& c : cases) {
+        SCOPED_TRACE("heads=" + std::to_string(c.heads) + " S=" + std::to_string(c.S) + " d=" + std::to_string(c.d) +
+                     " dv=" + std::to_string(c.dv));
+        // Heads of a query row sit side by side (ldq = d + 2), cached rows hold other heads
+        // too (ldk = 3 d, the group's keys first), output heads ldo = dv + 1 apart.
+        const int64_t ldq = c.d + 2, ldk = 3 * c.d, ldv = 2 * c.dv, ldo = c.dv + 1;
+        const auto q = testutil::randomVector(std::size_t(c.heads * ldq), rng);
+        const auto k = testutil::randomVector(std::size_t(c.S * ldk), rng);
+        const auto v = testutil::randomVector(std::size_t(c.S * ldv), rng);
+        const float scale = 1.0f / std::sqrt(float(c.d));
+        std::vector<float> shared(std::size_t(c.heads * ldo), -7.0f), alone(shared.size(), -7.0f);
+        mythos::attendSharedKv(q.data(), ldq, c.heads, k.data(), ldk, c.d, {v.data(), ldv, c.dv}, c.S, scale,
+                               shared.data(), ldo);
+        for (int64_t h = 0; h < c.heads; ++h)
+            mythos::attendHead({q.data() + h * ldq, ldq, nullptr, 0}, 1, {k.data(), ldk, c.d, nullptr, 0, 0},
+                               {v.data(), ldv, c.dv}, c.S, scale, alone.data() + h * ldo, ldo);
+        EXPECT_EQ(shared, alone);
+        EXPECT_NE(shared[0], -7.0f);
+        EXPECT_EQ(shared[std::size_t(c.dv)], -7.0f) << "the gap between output heads is untouched";
+    }
+}
+
 TEST_P(KernelPath, SiluMulMatchesTheScalarFormulaOverTheWholeRange) {
     std::vector<float> a, b;
     for (float x = -120.0f; x <= 120.0f; x += 0.37f) {
