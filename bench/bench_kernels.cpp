@@ -80,7 +80,8 @@ void BM_AttendSharedKv(benchmark::State& state) {
     std::vector<float> out(std::size_t(heads * d));
     const float scale = 1.0f / std::sqrt(float(d));
     for (auto _ : state) {
-        attendSharedKv(q.data(), d, heads, k.data(), d, d, {v.data(), d, d}, S, scale, out.data(), d);
+        attendSharedKv({q.data(), d, nullptr, 0}, heads, {k.data(), d, d, nullptr, 0, 0}, {v.data(), d, d}, S, scale,
+                       out.data(), d);
         benchmark::DoNotOptimize(out.data());
     }
 }

@@ -156,13 +156,48 @@ __attribute__((target("avx512f"))) void softmaxAvx512(float* p, int64_t n) {
 // G heads' single queries against one shared KV head (attendSharedKv): the arithmetic of
 // attendAvx512 for T = 1 (scoresDirect's sums, the same softmax, the value sum's four
 // accumulators by key index mod 4), with every key and value load serving all G heads.
-// p: G rows of Sp floats.
+// Query g is q.q1 + g * q.ld1 and q.q2 + g * q.ld2. p: G rows of Sp floats.
+
+// acc[g][jj] += the products of keys j..j+3 (one part: kp, rows ld apart, d wide) with the
+// queries' same part (qp + g * ldq).
 template <int G>
-__attribute__((target("avx512f"))) void attendSharedAvx512(const float* q, int64_t ldq, const float* K, int64_t ldk,
-                                                           int64_t d, const AttendValues& v, int64_t S, float scale,
-                                                           float* out, int64_t ldo, float* p, int64_t Sp) {
+__attribute__((target("avx512f"))) inline void sharedScorePart(const float* qp, int64_t ldq, const float* kp,
+                                                               int64_t ld, int64_t d, int64_t j,
+                                                               __m512 (&acc)[G][4]) {
     const int64_t tail = d % 16, body = d - tail;
-    const __mmask16 mask = simd::firstLanes(tail);
+    for (int64_t e = 0; e < body; e += 16) {
+        __m512 kv[4];
+#pragma GCC unroll 4
+        for (int jj = 0; jj < 4; ++jj)
+            kv[jj] = _mm512_loadu_ps(kp + (j + jj) * ld + e);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g) {
+            const __m512 qv = _mm512_loadu_ps(qp + g * ldq + e);
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; ++jj)
+                acc[g][jj] = _mm512_fmadd_ps(qv, kv[jj], acc[g][jj]);
+        }
+    }
+    if (tail) {
+        const __mmask16 mask = simd::firstLanes(tail);
+        __m512 kv[4];
+#pragma GCC unroll 4
+        for (int jj = 0; jj < 4; ++jj)
+            kv[jj] = _mm512_maskz_loadu_ps(mask, kp + (j + jj) * ld + body);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; ++g) {
+            const __m512 qv = _mm512_maskz_loadu_ps(mask, qp + g * ldq + body);
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; ++jj)
+                acc[g][jj] = _mm512_fmadd_ps(qv, kv[jj], acc[g][jj]);
+        }
+    }
+}
+
+template <int G>
+__attribute__((target("avx512f"))) void attendSharedAvx512(const AttendQuery& q, const AttendKeys& k,
+                                                           const AttendValues& v, int64_t S, float scale,
+                                                           float* out, int64_t ldo, float* p, int64_t Sp) {
     const __m512 z = _mm512_setzero_ps();
     int64_t j = 0;
     for (; j + 4 <= S; j += 4) {
@@ -172,32 +207,8 @@ __attribute__((target("avx512f"))) void attendSharedAvx512(const float* q, int64
 #pragma GCC unroll 4
             for (int jj = 0; jj < 4; ++jj)
                 acc[g][jj] = z;
-        for (int64_t e = 0; e < body; e += 16) {
-            __m512 kv[4];
-#pragma GCC unroll 4
-            for (int jj = 0; jj < 4; ++jj)
-                kv[jj] = _mm512_loadu_ps(K + (j + jj) * ldk + e);
-#pragma GCC unroll 4
-            for (int g = 0; g < G; ++g) {
-                const __m512 qv = _mm512_loadu_ps(q + g * ldq + e);
-#pragma GCC unroll 4
-                for (int jj = 0; jj < 4; ++jj)
-                    acc[g][jj] = _mm512_fmadd_ps(qv, kv[jj], acc[g][jj]);
-            }
-        }
-        if (tail) {
-            __m512 kv[4];
-#pragma GCC unroll 4
-            for (int jj = 0; jj < 4; ++jj)
-                kv[jj] = _mm512_maskz_loadu_ps(mask, K + (j + jj) * ldk + body);
-#pragma GCC unroll 4
-            for (int g = 0; g < G; ++g) {
-                const __m512 qv = _mm512_maskz_loadu_ps(mask, q + g * ldq + body);
-#pragma GCC unroll 4
-                for (int jj = 0; jj < 4; ++jj)
-                    acc[g][jj] = _mm512_fmadd_ps(qv, kv[jj], acc[g][jj]);
-            }
-        }
+        sharedScorePart<G>(q.q1, q.ld1, k.k1, k.ld1, k.d1, j, acc);
+        sharedScorePart<G>(q.q2, q.ld2, k.k2, k.ld2, k.d2, j, acc);
 #pragma GCC unroll 4
         for (int g = 0; g < G; ++g) {
             float* pg = p + g * Sp + j;
@@ -209,8 +220,7 @@ __attribute__((target("avx512f"))) void attendSharedAvx512(const float* q, int64
     for (; j < S; ++j)
         for (int g = 0; g < G; ++g) {
             float r[4];
-            const AttendKeys one{K, ldk, d, nullptr, 0, 0};
-            simd::hsum4(dotKey(q + g * ldq, nullptr, one, j, z), z, z, z, r);
+            simd::hsum4(dotKey(q.q1 + g * q.ld1, q.q2 + g * q.ld2, k, j, z), z, z, z, r);
             p[g * Sp + j] = r[0] * scale;
         }
     for (int g = 0; g < G; ++g)
@@ -348,33 +358,36 @@ void attendPortable(const AttendQuery& q, int64_t T, const AttendKeys& k, const 
 
 } // namespace
 
-void attendSharedKv(const float* q, int64_t ldq, int64_t heads, const float* k, int64_t ldk, int64_t d,
-                    const AttendValues& v, int64_t S, float scale, float* out, int64_t ldo) {
+void attendSharedKv(const AttendQuery& q, int64_t heads, const AttendKeys& k, const AttendValues& v, int64_t S,
+                    float scale, float* out, int64_t ldo) {
     if (heads <= 0 || S <= 0)
         return;
+    const auto head = [&](int64_t h) {
+        return AttendQuery{q.q1 + h * q.ld1, q.ld1, q.q2 ? q.q2 + h * q.ld2 : nullptr, q.ld2};
+    };
     if (!detail::avx512Enabled()) {
         for (int64_t h = 0; h < heads; ++h)
-            attendHead({q + h * ldq, 0, nullptr, 0}, 1, {k, ldk, d, nullptr, 0, 0}, v, S, scale, out + h * ldo, 0);
+            attendHead(head(h), 1, k, v, S, scale, out + h * ldo, ldo);
         return;
     }
     AttendScratch& s = scratch();
     const int64_t Sp = roundUp16(S);
     s.p.resize(std::size_t(4 * Sp));
     for (int64_t h = 0; h < heads; h += 4) {
-        const float* qh = q + h * ldq;
+        const AttendQuery qh = head(h);
         float* oh = out + h * ldo;
         switch (std::min<int64_t>(4, heads - h)) {
         case 4:
-            attendSharedAvx512<4>(qh, ldq, k, ldk, d, v, S, scale, oh, ldo, s.p.data(), Sp);
+            attendSharedAvx512<4>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp);
             break;
         case 3:
-            attendSharedAvx512<3>(qh, ldq, k, ldk, d, v, S, scale, oh, ldo, s.p.data(), Sp);
+            attendSharedAvx512<3>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp);
             break;
         case 2:
-            attendSharedAvx512<2>(qh, ldq, k, ldk, d, v, S, scale, oh, ldo, s.p.data(), Sp);
+            attendSharedAvx512<2>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp);
             break;
         default:
-            attendSharedAvx512<1>(qh, ldq, k, ldk, d, v, S, scale, oh, ldo, s.p.data(), Sp);
+            attendSharedAvx512<1>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp);
             break;
         }
     }

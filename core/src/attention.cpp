@@ -76,8 +76,8 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
                 const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * kvw;
                 const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * kvw;
                 const int64_t h0 = kh * groups;
-                attendSharedKv(q.data() + (b * H + h0) * d, d, groups, K + kh * d, kvw, d, {V + kh * d, kvw, d}, S,
-                               scale, out.data() + (b * H + h0) * d, d);
+                attendSharedKv({q.data() + (b * H + h0) * d, d, nullptr, 0}, groups, {K + kh * d, kvw, d, nullptr, 0, 0},
+                               {V + kh * d, kvw, d}, S, scale, out.data() + (b * H + h0) * d, d);
             }
         ctx.mm.linear(out.data(), N, H * d, w.wo, D, x, true);
         return;
@@ -113,7 +113,15 @@ void mlaAbsorbed(Ctx& ctx, const AttnWeights& w, const float* qn, const float* q
     for (int64_t h = 0; h < H; ++h) // q'_h = q_nope,h W_k,h: W_k,h is rows [h*(nope+v), +nope) of kv_up, [nope][r]
         ctx.mm.matmulKNStrided(qn + h * nope, N, nope, H * nope, w.kvUp.rowsFrom(h * headRows, r), r,
                                qa.data() + h * r, H * r);
-    for (int64_t b = 0; b < B; ++b)
+    for (int64_t b = 0; b < B && T == 1; ++b) {
+        // A decode step: every head scores the same latents and rope keys (the reference
+        // layout's per-head copies of the rope key are equal), so they attend in one pass.
+        const float* R = entry ? entry->b[std::size_t(b)].data() : kr + b * rope;
+        const float* C = latent + b * S * r;
+        attendSharedKv({qa.data() + b * H * r, r, qp + b * H * rope, rope}, H, {C, r, r, R, copies * rope, rope},
+                       {C, r, r}, S, scale, lat.data() + b * H * r, r);
+    }
+    for (int64_t b = 0; b < B && T > 1; ++b)
         for (int64_t h = 0; h < H; ++h) {
             const float* R = entry ? entry->b[std::size_t(b)].data() : kr + b * T * rope;
             const float* C = latent + b * S * r;

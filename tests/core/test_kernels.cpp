@@ -110,31 +110,36 @@ TEST_P(KernelPath, AttendHeadOfTheFirstQueryReturnsTheFirstValue) {
     EXPECT_NEAR(out[3], (1 - p1) * -1.5 + p1 * 4.0, 1e-6);
 }
 
-// A GQA decode step's group of query heads against their shared KV head: the numbers of
-// attendHead for each head alone, to the bit, for any number of heads (blocks of four and
-// what remains), head widths with and without a tail, and key counts not a multiple of four.
+// A decode step's query heads against keys and values they share (a GQA group's KV head;
+// MLA's latents and rope key in the absorbed form, two-part keys): the numbers of attendHead
+// for each head alone, to the bit, for any number of heads (blocks of four and what
+// remains), widths with and without a tail, and key counts not a multiple of four.
 TEST_P(KernelPath, AttendSharedKvEqualsAttendHeadForEveryHeadOfTheGroup) {
     std::mt19937 rng(11);
     struct Case {
-        int64_t heads, S, d, dv;
+        int64_t heads, S, d1, d2, dv;
     };
-    const Case cases[] = {{4, 96, 32, 32}, {4, 1, 32, 32}, {1, 7, 16, 16}, {5, 33, 20, 20}, {7, 70, 128, 128},
-                          {2, 3, 8, 24}};
+    const Case cases[] = {{4, 96, 32, 0, 32}, {4, 1, 32, 0, 32},  {1, 7, 16, 0, 16},  {5, 33, 20, 0, 20},
+                          {7, 70, 128, 0, 128}, {2, 3, 8, 0, 24}, {8, 65, 32, 16, 32}, {3, 10, 24, 8, 24}};
     for (const auto& c : cases) {
-        SCOPED_TRACE("heads=" + std::to_string(c.heads) + " S=" + std::to_string(c.S) + " d=" + std::to_string(c.d) +
-                     " dv=" + std::to_string(c.dv));
-        // Heads of a query row sit side by side (ldq = d + 2), cached rows hold other heads
-        // too (ldk = 3 d, the group's keys first), output heads ldo = dv + 1 apart.
-        const int64_t ldq = c.d + 2, ldk = 3 * c.d, ldv = 2 * c.dv, ldo = c.dv + 1;
-        const auto q = testutil::randomVector(std::size_t(c.heads * ldq), rng);
-        const auto k = testutil::randomVector(std::size_t(c.S * ldk), rng);
+        SCOPED_TRACE("heads=" + std::to_string(c.heads) + " S=" + std::to_string(c.S) + " d1=" + std::to_string(c.d1) +
+                     " d2=" + std::to_string(c.d2) + " dv=" + std::to_string(c.dv));
+        // Heads of a query row sit side by side with a gap (ld = width + 2), cached rows hold
+        // other heads too (the group's keys first), output heads ldo = dv + 1 apart.
+        const int64_t ldq1 = c.d1 + 2, ldq2 = c.d2 + 2, ldk1 = 3 * c.d1, ldk2 = 2 * c.d2 + 1, ldv = 2 * c.dv,
+                      ldo = c.dv + 1;
+        const auto q1 = testutil::randomVector(std::size_t(c.heads * ldq1), rng);
+        const auto q2 = testutil::randomVector(std::size_t(c.heads * ldq2), rng);
+        const auto k1 = testutil::randomVector(std::size_t(c.S * ldk1), rng);
+        const auto k2 = testutil::randomVector(std::size_t(c.S * ldk2 + 1), rng);
         const auto v = testutil::randomVector(std::size_t(c.S * ldv), rng);
-        const float scale = 1.0f / std::sqrt(float(c.d));
+        const float scale = 1.0f / std::sqrt(float(c.d1 + c.d2));
+        const mythos::AttendKeys keys{k1.data(), ldk1, c.d1, k2.data(), ldk2, c.d2};
         std::vector<float> shared(std::size_t(c.heads * ldo), -7.0f), alone(shared.size(), -7.0f);
-        mythos::attendSharedKv(q.data(), ldq, c.heads, k.data(), ldk, c.d, {v.data(), ldv, c.dv}, c.S, scale,
+        mythos::attendSharedKv({q1.data(), ldq1, q2.data(), ldq2}, c.heads, keys, {v.data(), ldv, c.dv}, c.S, scale,
                                shared.data(), ldo);
         for (int64_t h = 0; h < c.heads; ++h)
-            mythos::attendHead({q.data() + h * ldq, ldq, nullptr, 0}, 1, {k.data(), ldk, c.d, nullptr, 0, 0},
+            mythos::attendHead({q1.data() + h * ldq1, ldq1, q2.data() + h * ldq2, ldq2}, 1, keys,
                                {v.data(), ldv, c.dv}, c.S, scale, alone.data() + h * ldo, ldo);
         EXPECT_EQ(shared, alone);
         EXPECT_NE(shared[0], -7.0f);

@@ -144,11 +144,12 @@ void attendHead(const AttendQuery& q, int64_t T, const AttendKeys& k, const Atte
                 float scale, float* out, int64_t ldo);
 
 // `heads` query heads with one query each, at the newest position (it sees all S keys), that
-// share one KV head (a GQA group; keys of one part, k [S][d] rows ldk apart): query h at
-// q + h * ldq, its output at out + h * ldo. The same numbers as attendHead with T = 1 for each
-// head, with every key and value row loaded once for up to four heads (a decode step).
-void attendSharedKv(const float* q, int64_t ldq, int64_t heads, const float* k, int64_t ldk, int64_t d,
-                    const AttendValues& v, int64_t S, float scale, float* out, int64_t ldo);
+// share their keys and values (a GQA group's KV head, or MLA's latents in the absorbed form):
+// head h's query is q.q1 + h * q.ld1 and q.q2 + h * q.ld2, its output out + h * ldo. The same
+// numbers as attendHead with T = 1 for each head, with every key and value row loaded once
+// for up to four heads (a decode step).
+void attendSharedKv(const AttendQuery& q, int64_t heads, const AttendKeys& k, const AttendValues& v, int64_t S,
+                    float scale, float* out, int64_t ldo);
 
 // Rotates interleaved pairs (x[2i], x[2i+1]) of a width-d vector at position pos by the
 // angle pos * freqs[i] (the reference's complex multiply).
