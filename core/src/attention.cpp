@@ -47,7 +47,7 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const Config& c = ctx.cfg;
     const int64_t D = c.dim, H = c.n_heads, Hkv = c.n_kv_heads, d = c.headDim(), N = B * T;
     const int64_t groups = H / Hkv, kvw = Hkv * d;
-    std::vector<float> q(static_cast<std::size_t>(N * H * d)), k(static_cast<std::size_t>(N * kvw)), v(static_cast<std::size_t>(N * kvw));
+    Scratch q(N * H * d), k(N * kvw), v(N * kvw);
     ctx.mm.linearGroup(xn, N, D, {{w.wq, H * d, q.data()}, {w.wk, kvw, k.data()}, {w.wv, kvw, v.data()}});
     for (int64_t n = 0; n < N; ++n) {
         const int64_t pos = startPos + n % T;
@@ -69,7 +69,7 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const int64_t S = entry ? entry->length : T;
     const float scale = float(std::pow(double(d), -0.5));
 
-    std::vector<float> out(static_cast<std::size_t>(N * H * d));
+    Scratch out(N * H * d);
     if (T == 1 && groups > 1) { // decode: each KV head's keys and values read once for its group
         for (int64_t b = 0; b < B; ++b)
             for (int64_t kh = 0; kh < Hkv; ++kh) {
@@ -109,7 +109,7 @@ void mlaAbsorbed(Ctx& ctx, const AttnWeights& w, const float* qn, const float* q
     const Config& c = ctx.cfg;
     const int64_t H = c.n_heads, N = B * T, r = c.kv_lora_rank, nope = c.qk_nope_head_dim;
     const int64_t rope = c.qk_rope_head_dim, vd = c.v_head_dim, headRows = nope + vd;
-    std::vector<float> qa(static_cast<std::size_t>(N * H * r)), lat(static_cast<std::size_t>(N * H * r));
+    Scratch qa(N * H * r), lat(N * H * r);
     for (int64_t h = 0; h < H; ++h) // q'_h = q_nope,h W_k,h: W_k,h is rows [h*(nope+v), +nope) of kv_up, [nope][r]
         ctx.mm.matmulKNStrided(qn + h * nope, N, nope, H * nope, w.kvUp.rowsFrom(h * headRows, r), r,
                                qa.data() + h * r, H * r);
@@ -142,13 +142,13 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const int64_t qr = c.q_lora_rank, r = c.kv_lora_rank, nope = c.qk_nope_head_dim;
     const int64_t rope = c.qk_rope_head_dim, vd = c.v_head_dim, kvUpW = H * (nope + vd);
 
-    std::vector<float> cq(static_cast<std::size_t>(N * qr)), kvRaw(static_cast<std::size_t>(N * (r + rope)));
+    Scratch cq(N * qr), kvRaw(N * (r + rope));
     ctx.mm.linearGroup(xn, N, D, {{w.qDown, qr, cq.data()}, {w.kvDown, r + rope, kvRaw.data()}});
     rmsNorm(cq.data(), w.qNorm, cq.data(), N, qr);
-    std::vector<float> qn(static_cast<std::size_t>(N * H * nope)), qp(static_cast<std::size_t>(N * H * rope));
+    Scratch qn(N * H * nope), qp(N * H * rope);
     ctx.mm.linearGroup(cq.data(), N, qr, {{w.qUpNope, H * nope, qn.data()}, {w.qUpRope, H * rope, qp.data()}});
 
-    std::vector<float> kr(static_cast<std::size_t>(N * rope));
+    Scratch kr(N * rope);
     for (int64_t n = 0; n < N; ++n) {
         const int64_t pos = startPos + n % T;
         for (int64_t h = 0; h < H; ++h)
@@ -169,7 +169,7 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
             auto& dst = entry->b[std::size_t(b)];
             for (int64_t t = 0; t < T; ++t)
                 for (int64_t cpy = 0; cpy < copies; ++cpy)
-                    dst.insert(dst.end(), kr.begin() + (b * T + t) * rope, kr.begin() + (b * T + t + 1) * rope);
+                    dst.insert(dst.end(), kr.data() + (b * T + t) * rope, kr.data() + (b * T + t + 1) * rope);
         }
         entry->length += T;
     } else {
@@ -180,19 +180,19 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const int64_t S = entry ? entry->length : T;
 
     // The normalised latent of every visible position.
-    std::vector<float> latent(static_cast<std::size_t>(B * S * r));
+    Scratch latent(B * S * r);
     for (int64_t b = 0; b < B; ++b) {
         const float* src = entry ? entry->a[std::size_t(b)].data() : localC.data() + b * T * r;
         rmsNorm(src, w.kvNorm, latent.data() + b * S * r, S, r);
     }
     const float scale = float(std::pow(double(nope + rope), -0.5));
-    std::vector<float> out(static_cast<std::size_t>(N * H * vd));
+    Scratch out(N * H * vd);
     if (N <= kAbsorbedRows) {
         mlaAbsorbed(ctx, w, qn.data(), qp.data(), latent.data(), entry, kr.data(), copies, B, T, S, scale,
                     out.data());
     } else {
         // K_nope and V of every visible position, up-projected from the latent.
-        std::vector<float> kv(static_cast<std::size_t>(B * S * kvUpW));
+        Scratch kv(B * S * kvUpW);
         ctx.mm.linear(latent.data(), B * S, r, w.kvUp, kvUpW, kv.data());
         forEachIndex(B * H, parallelHeads(B, H, T, S, nope + rope + vd), [&](int64_t bh, int) {
             const int64_t b = bh / H, h = bh % H;

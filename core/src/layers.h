@@ -29,6 +29,29 @@ void forEachIndex(int64_t n, bool parallel, const Body& body) {
 // AVX-512 kernels are used (the CPU has them and usePortableSmallKernels is off).
 bool avx512Enabled();
 
+// Working floats of one op (q, k, v, an expert's hidden units...), taken from this thread's
+// pool and given back when the Scratch goes out of scope: once warm, a forward allocates and
+// zero-fills none of them (malloc, free and the zero-fill of fresh std::vectors were 3-6%
+// of a decode step and of a small model's prefill). The contents start undefined: every user
+// writes a buffer before reading it. Buffers over kScratchKeepBytes are freed, not pooled.
+class Scratch {
+public:
+    explicit Scratch(int64_t n);
+    ~Scratch();
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    float* data() { return m_p; }
+    const float* data() const { return m_p; }
+    float& operator[](std::size_t i) { return m_p[i]; }
+    float operator[](std::size_t i) const { return m_p[i]; }
+
+    static constexpr std::size_t kScratchKeepBytes = std::size_t(8) << 20;
+
+private:
+    float* m_p = nullptr;
+    std::size_t m_capacity = 0;
+};
+
 struct Ctx {
     const Config& cfg;
     MatmulEngine& mm;

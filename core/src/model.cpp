@@ -493,7 +493,7 @@ void Model::recurrentStep(int64_t t, const std::vector<float>& e, std::vector<fl
     const auto& lie = im.loopEmbedding(t, c.loopDim());
 
     // combined = RMSNorm((h + LIE(t)) + e)
-    std::vector<float> y(static_cast<std::size_t>(N * D));
+    detail::Scratch y(N * D);
     const int64_t lieW = std::min<int64_t>(int64_t(lie.size()), D);
     for (int64_t n = 0; n < N; ++n) {
         const std::size_t row = std::size_t(n * D);
@@ -506,7 +506,7 @@ void Model::recurrentStep(int64_t t, const std::vector<float>& e, std::vector<fl
     detail::blockForward(ctx, im.rec, y.data(), B, T, startPos, cache, "recurrent_loop_" + std::to_string(t), rec);
 
     // Depth LoRA: y += (down(y) * scale[min(t, max_loop_iters - 1)]) @ lora.B
-    std::vector<float> down(static_cast<std::size_t>(N * R));
+    detail::Scratch down(N * R);
     im.mm.linear(y.data(), N, D, im.loraDown, R, down.data());
     const float* s = im.loraScale + std::min<int64_t>(t, c.max_loop_iters - 1) * R;
     for (int64_t n = 0; n < N; ++n)

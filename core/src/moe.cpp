@@ -11,7 +11,7 @@ namespace {
 // y[N][D] (= or +=) down(silu(gate(x)) * up(x)) for N rows of x.
 void swiglu(MatmulEngine& mm, int64_t D, const FfnWeights& w, const float* x, int64_t N, float* y, bool accumulate) {
     const int64_t Hd = w.hidden;
-    std::vector<float> g(static_cast<std::size_t>(N * Hd)), u(static_cast<std::size_t>(N * Hd));
+    Scratch g(N * Hd), u(N * Hd);
     mm.linearGroup(x, N, D, {{w.gate, Hd, g.data()}, {w.up, Hd, u.data()}});
     siluMul(g.data(), u.data(), N * Hd);
     mm.linear(g.data(), N, Hd, w.down, D, y, accumulate);
@@ -91,25 +91,24 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
     if (parallel)
         ctx.ensureEngines(threads);
 
-    std::vector<float> slotOut(static_cast<std::size_t>(N * K * D));
-    std::vector<std::vector<float>> sharedOut(w.shared.size());
+    Scratch slotOut(N * K * D);
+    const int64_t nShared = int64_t(w.shared.size());
+    Scratch sharedOut(nShared * N * D); // [shared expert][N][D]
     auto runTask = [&](const ExpertTask& t, MatmulEngine& mm) {
         if (t.shared) {
-            auto& y = sharedOut[std::size_t(t.index)];
-            y.resize(std::size_t(N * D));
-            swiglu(mm, D, w.shared[std::size_t(t.index)], xn, N, y.data(), false);
+            swiglu(mm, D, w.shared[std::size_t(t.index)], xn, N, sharedOut.data() + t.index * N * D, false);
             return;
         }
         const auto& members = byExpert[std::size_t(t.index)];
         const int64_t ne = t.rows;
-        std::vector<float> xe(static_cast<std::size_t>(ne * D)), ye(static_cast<std::size_t>(ne * D));
+        Scratch xe(ne * D), ye(ne * D);
         for (int64_t i = 0; i < ne; ++i)
             std::copy(xn + members[std::size_t(i)].first * D, xn + (members[std::size_t(i)].first + 1) * D,
-                      xe.begin() + i * D);
+                      xe.data() + i * D);
         swiglu(mm, D, w.routed[std::size_t(t.index)], xe.data(), ne, ye.data(), false);
         for (int64_t i = 0; i < ne; ++i) {
             const auto [n, s] = members[std::size_t(i)];
-            std::copy(ye.begin() + i * D, ye.begin() + (i + 1) * D, slotOut.begin() + (n * K + s) * D);
+            std::copy(ye.data() + i * D, ye.data() + (i + 1) * D, slotOut.data() + (n * K + s) * D);
         }
     };
     forEachIndex(int64_t(tasks.size()), parallel, [&](int64_t i, int thread) {
@@ -117,7 +116,8 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
     });
 
     // Same accumulation order as the reference: slot by slot, then each shared expert.
-    std::vector<float> out(static_cast<std::size_t>(N * D), 0.0f);
+    Scratch out(N * D);
+    std::fill(out.data(), out.data() + N * D, 0.0f);
     for (int64_t n = 0; n < N; ++n)
         for (int64_t s = 0; s < K; ++s) {
             const float g = gates[std::size_t(n * K + s)];
@@ -126,9 +126,11 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
             for (int64_t i = 0; i < D; ++i)
                 o[i] += g * y[i];
         }
-    for (const auto& y : sharedOut)
+    for (int64_t s = 0; s < nShared; ++s) {
+        const float* y = sharedOut.data() + s * N * D;
         for (int64_t i = 0; i < N * D; ++i)
-            out[std::size_t(i)] += y[std::size_t(i)];
+            out[std::size_t(i)] += y[i];
+    }
     for (int64_t i = 0; i < N * D; ++i)
         x[i] += out[std::size_t(i)];
 
@@ -142,7 +144,7 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
 void blockForward(Ctx& ctx, const BlockWeights& w, float* x, int64_t B, int64_t T, int64_t startPos,
                   KvCache* cache, const std::string& key, MoeRecord* rec) {
     const int64_t D = ctx.cfg.dim, N = B * T;
-    std::vector<float> xn(static_cast<std::size_t>(N * D));
+    Scratch xn(N * D);
     rmsNorm(x, w.attnNorm, xn.data(), N, D);
     attentionForward(ctx, w.attn, xn.data(), B, T, startPos, cache, key, x);
     rmsNorm(x, w.ffnNorm, xn.data(), N, D);
