@@ -334,13 +334,13 @@ void appendTraceTokens(Trace& seq, const Trace& step) {
         seq.hasKv = true;
         seq.kv = step.kv;
     }
-    for (const auto& [stage, ms] : step.timingsMs) {
+    for (const auto& entry : step.timingsMs) {
         auto it = std::find_if(seq.timingsMs.begin(), seq.timingsMs.end(),
-                               [&](const auto& p) { return p.first == stage; });
+                               [&](const auto& p) { return p.first == entry.first; });
         if (it == seq.timingsMs.end())
-            seq.timingsMs.push_back({stage, ms});
+            seq.timingsMs.push_back(entry);
         else
-            it->second += ms;
+            it->second += entry.second;
     }
 }
 
