@@ -164,34 +164,30 @@ template <int G>
 __attribute__((target("avx512f"))) inline void sharedScorePart(const float* qp, int64_t ldq, const float* kp,
                                                                int64_t ld, int64_t d, int64_t j,
                                                                __m512 (&acc)[G][4]) {
-    const int64_t tail = d % 16, body = d - tail;
-    for (int64_t e = 0; e < body; e += 16) {
+    for (int64_t e = 0; e < d; e += 16) { // masked loads: a full mask for whole chunks, the tail's last
+        const __mmask16 m = e + 16 <= d ? simd::kAll : simd::firstLanes(d - e);
         __m512 kv[4];
 #pragma GCC unroll 4
         for (int jj = 0; jj < 4; ++jj)
-            kv[jj] = _mm512_loadu_ps(kp + (j + jj) * ld + e);
+            kv[jj] = _mm512_maskz_loadu_ps(m, kp + (j + jj) * ld + e);
 #pragma GCC unroll 4
         for (int g = 0; g < G; ++g) {
-            const __m512 qv = _mm512_loadu_ps(qp + g * ldq + e);
+            const __m512 qv = _mm512_maskz_loadu_ps(m, qp + g * ldq + e);
 #pragma GCC unroll 4
             for (int jj = 0; jj < 4; ++jj)
                 acc[g][jj] = _mm512_fmadd_ps(qv, kv[jj], acc[g][jj]);
         }
     }
-    if (tail) {
-        const __mmask16 mask = simd::firstLanes(tail);
-        __m512 kv[4];
+}
+
+// Every accumulator of a G x 4 block set to zero.
+template <int G>
+__attribute__((target("avx512f"))) inline void zeroBlock(__m512 (&acc)[G][4]) {
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g)
 #pragma GCC unroll 4
         for (int jj = 0; jj < 4; ++jj)
-            kv[jj] = _mm512_maskz_loadu_ps(mask, kp + (j + jj) * ld + body);
-#pragma GCC unroll 4
-        for (int g = 0; g < G; ++g) {
-            const __m512 qv = _mm512_maskz_loadu_ps(mask, qp + g * ldq + body);
-#pragma GCC unroll 4
-            for (int jj = 0; jj < 4; ++jj)
-                acc[g][jj] = _mm512_fmadd_ps(qv, kv[jj], acc[g][jj]);
-        }
-    }
+            acc[g][jj] = _mm512_setzero_ps();
 }
 
 template <int G>
@@ -202,11 +198,7 @@ __attribute__((target("avx512f"))) void attendSharedAvx512(const AttendQuery& q,
     int64_t j = 0;
     for (; j + 4 <= S; j += 4) {
         __m512 acc[G][4];
-#pragma GCC unroll 4
-        for (int g = 0; g < G; ++g)
-#pragma GCC unroll 4
-            for (int jj = 0; jj < 4; ++jj)
-                acc[g][jj] = z;
+        zeroBlock<G>(acc);
         sharedScorePart<G>(q.q1, q.ld1, k.k1, k.ld1, k.d1, j, acc);
         sharedScorePart<G>(q.q2, q.ld2, k.k2, k.ld2, k.d2, j, acc);
 #pragma GCC unroll 4
@@ -229,11 +221,7 @@ __attribute__((target("avx512f"))) void attendSharedAvx512(const AttendQuery& q,
         const __mmask16 m = c0 + 16 <= v.dv ? simd::kAll : simd::firstLanes(v.dv - c0);
         const float* vb = v.v + c0;
         __m512 a[G][4];
-#pragma GCC unroll 4
-        for (int g = 0; g < G; ++g)
-#pragma GCC unroll 4
-            for (int jj = 0; jj < 4; ++jj)
-                a[g][jj] = z;
+        zeroBlock<G>(a);
         int64_t i = 0;
         for (; i + 4 <= S; i += 4)
 #pragma GCC unroll 4
