@@ -153,11 +153,6 @@ __attribute__((target("avx512f"))) void softmaxAvx512(float* p, int64_t n) {
         _mm512_storeu_ps(p + b * 16, _mm512_mul_ps(_mm512_loadu_ps(p + b * 16), inv));
 }
 
-// G heads' single queries against one shared KV head (attendSharedKv): the arithmetic of
-// attendAvx512 for T = 1 (scoresDirect's sums, the same softmax, the value sum's four
-// accumulators by key index mod 4), with every key and value load serving all G heads.
-// Query g is q.q1 + g * q.ld1 and q.q2 + g * q.ld2. p: G rows of Sp floats.
-
 // acc[g][jj] += the products of keys j..j+3 (one part: kp, rows ld apart, d wide) with the
 // queries' same part (qp + g * ldq).
 template <int G>
@@ -190,6 +185,10 @@ __attribute__((target("avx512f"))) inline void zeroBlock(__m512 (&acc)[G][4]) {
             acc[g][jj] = _mm512_setzero_ps();
 }
 
+// G heads' single queries against one shared KV head (attendSharedKv): the arithmetic of
+// attendAvx512 for T = 1 (scoresDirect's sums, the same softmax, the value sum's four
+// accumulators by key index mod 4), with every key and value load serving all G heads.
+// Query g is q.q1 + g * q.ld1 and q.q2 + g * q.ld2. p: G rows of Sp floats.
 template <int G>
 __attribute__((target("avx512f"))) void attendSharedAvx512(const AttendQuery& q, const AttendKeys& k,
                                                            const AttendValues& v, int64_t S, float scale,

@@ -79,19 +79,18 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
                 attendSharedKv({q.data() + (b * H + h0) * d, d, nullptr, 0}, groups, {K + kh * d, kvw, d, nullptr, 0, 0},
                                {V + kh * d, kvw, d}, S, scale, out.data() + (b * H + h0) * d, d);
             }
-        ctx.mm.linear(out.data(), N, H * d, w.wo, D, x, true);
-        return;
+    } else {
+        forEachIndex(B * H, parallelHeads(B, H, T, S, 2 * d), [&](int64_t bh, int) {
+            const int64_t b = bh / H, h = bh % H;
+            const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * T * kvw;
+            const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * T * kvw;
+            const int64_t kh = h / groups;
+            const AttendQuery qs{q.data() + (b * T * H + h) * d, H * d, nullptr, 0};
+            const AttendKeys ks{K + kh * d, kvw, d, nullptr, 0, 0};
+            const AttendValues vs{V + kh * d, kvw, d};
+            attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * d, H * d);
+        });
     }
-    forEachIndex(B * H, parallelHeads(B, H, T, S, 2 * d), [&](int64_t bh, int) {
-        const int64_t b = bh / H, h = bh % H;
-        const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * T * kvw;
-        const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * T * kvw;
-        const int64_t kh = h / groups;
-        const AttendQuery qs{q.data() + (b * T * H + h) * d, H * d, nullptr, 0};
-        const AttendKeys ks{K + kh * d, kvw, d, nullptr, 0, 0};
-        const AttendValues vs{V + kh * d, kvw, d};
-        attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * d, H * d);
-    });
     ctx.mm.linear(out.data(), N, H * d, w.wo, D, x, true);
 }
 
@@ -113,23 +112,23 @@ void mlaAbsorbed(Ctx& ctx, const AttnWeights& w, const float* qn, const float* q
     for (int64_t h = 0; h < H; ++h) // q'_h = q_nope,h W_k,h: W_k,h is rows [h*(nope+v), +nope) of kv_up, [nope][r]
         ctx.mm.matmulKNStrided(qn + h * nope, N, nope, H * nope, w.kvUp.rowsFrom(h * headRows, r), r,
                                qa.data() + h * r, H * r);
-    for (int64_t b = 0; b < B && T == 1; ++b) {
-        // A decode step: every head scores the same latents and rope keys (the reference
-        // layout's per-head copies of the rope key are equal), so they attend in one pass.
-        const float* R = entry ? entry->b[std::size_t(b)].data() : kr + b * rope;
+    for (int64_t b = 0; b < B; ++b) {
+        const float* R = entry ? entry->b[std::size_t(b)].data() : kr + b * T * rope;
         const float* C = latent + b * S * r;
-        attendSharedKv({qa.data() + b * H * r, r, qp + b * H * rope, rope}, H, {C, r, r, R, copies * rope, rope},
-                       {C, r, r}, S, scale, lat.data() + b * H * r, r);
-    }
-    for (int64_t b = 0; b < B && T > 1; ++b)
+        if (T == 1) {
+            // A decode step: every head scores the same latents and rope keys (the reference
+            // layout's per-head copies of the rope key are equal), so they attend in one pass.
+            attendSharedKv({qa.data() + b * H * r, r, qp + b * H * rope, rope}, H, {C, r, r, R, copies * rope, rope},
+                           {C, r, r}, S, scale, lat.data() + b * H * r, r);
+            continue;
+        }
         for (int64_t h = 0; h < H; ++h) {
-            const float* R = entry ? entry->b[std::size_t(b)].data() : kr + b * T * rope;
-            const float* C = latent + b * S * r;
             const AttendQuery qs{qa.data() + (b * T * H + h) * r, H * r, qp + (b * T * H + h) * rope, H * rope};
             const AttendKeys ks{C, r, r, R + (copies > 1 ? h * rope : 0), copies * rope, rope};
             const AttendValues vs{C, r, r};
             attendHead(qs, T, ks, vs, S, scale, lat.data() + (b * T * H + h) * r, H * r);
         }
+    }
     for (int64_t h = 0; h < H; ++h) // o_h = W_v,h lat_h: W_v,h is rows [h*(nope+v)+nope, +v) of kv_up, [v][r]
         ctx.mm.linearStrided(lat.data() + h * r, N, r, H * r, w.kvUp.rowsFrom(h * headRows + nope, r), vd,
                              out + h * vd, H * vd);

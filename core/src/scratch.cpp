@@ -15,8 +15,8 @@ struct Block {
     std::size_t capacity; // floats
 };
 
-// Free blocks of this thread, at most kMaxBlocks (an op holds a handful at once; a block
-// holds its nesting depth's worth). Freed with the thread.
+// Free blocks of this thread, at most kMaxBlocks: a forward holds a handful at once, the
+// nested ops' included, so the pool settles at that many. Freed with the thread.
 struct Pool {
     static constexpr std::size_t kMaxBlocks = 32;
     std::vector<Block> free;
