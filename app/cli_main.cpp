@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_args.h"
+#include "mythos/checked.h"
 #include "mythos/config.h"
 #include "mythos/errors.h"
 #include "mythos/evaluate.h"
@@ -214,12 +215,15 @@ int cmdInfo(const Args& a) {
         source = "random initialisation";
     } else {
         const fs::path dir = spec;
-        if (!fs::is_directory(dir))
+        const PathKind kind = pathKind(dir);
+        if (kind == PathKind::Missing)
+            throw FileError(spec + ": no such model folder");
+        if (kind != PathKind::Folder)
             throw FileError(spec + ": not a model folder");
         cfg = loadConfig(dir / "config.json");
         const fs::path st = dir / "model.safetensors";
         std::vector<fs::path> files;
-        if (fs::exists(st))
+        if (pathKind(st) != PathKind::Missing)
             files.push_back(st);
         else
             for (const auto& e : fs::directory_iterator(dir))
@@ -319,7 +323,7 @@ int cmdTrace(const Args& a) {
     const fs::path out = a.str("out");
     Trace tr;
     ForwardOptions fo;
-    fo.nLoops = a.integer("loops", 1, 1 << 20);
+    fo.nLoops = a.integer("loops", 1, kMaxLoops);
     fo.startPos = a.integer("start-pos", 0, 0, model->config().max_seq_len);
     fo.trace = &tr;
     std::optional<KvCache> cache;
@@ -344,7 +348,7 @@ int cmdGenerate(const Args& a) {
     int64_t B = 0, P = 0;
     const auto ids = inputIds(a, tok, B, P);
     GenerateOptions go;
-    go.nLoops = a.integer("loops", 1, 1 << 20);
+    go.nLoops = a.integer("loops", 1, kMaxLoops);
     go.maxNewTokens = a.integer("new-tokens", 1, model->config().max_seq_len);
     const bool sampled = a.has("temperature") || a.has("top-k") || a.has("seed");
     if (a.flag("greedy") && sampled)
@@ -695,12 +699,6 @@ int cmdPresets() {
     return 0;
 }
 
-std::string oneLine(std::string s) {
-    for (std::size_t p; (p = s.find("\n  - ")) != std::string::npos;)
-        s.replace(p, 5, "; ");
-    std::replace(s.begin(), s.end(), '\n', ' ');
-    return s;
-}
 
 json meanHaltJson(const EvalCell& c) { return c.halted ? json(c.meanHalt()) : json(nullptr); }
 json answerHaltJson(const EvalCell& c) { return c.answerHalted ? json(c.meanAnswerHalt()) : json(nullptr); }
@@ -925,6 +923,10 @@ int main(int argc, char** argv) {
     } catch (const UsageError& e) {
         std::cerr << "mythos-cli " << cmd << ": " << e.what() << "\n";
         return 2;
+    } catch (const std::filesystem::filesystem_error& e) {
+        // Not the library's "filesystem error: ... [path]": the path, then the reason.
+        std::cerr << "mythos-cli " << cmd << ": error: " << e.path1().string() << ": " << e.code().message() << "\n";
+        return 1;
     } catch (const std::exception& e) {
         std::cerr << "mythos-cli " << cmd << ": error: " << oneLine(e.what()) << "\n";
         return 1;

@@ -192,11 +192,18 @@ int main(int argc, char** argv) {
         if (!w.openTrace(cli.value(traceOpt)) && shot)
             return fail(w.lastError());
     } else {
+        // An explicit --model is opened as given: a missing folder is an error (the window
+        // says so; with --screenshot the exit code does), never a silent switch to the demo
+        // model. Only the remembered last model falls back when it has gone.
         QString spec = cli.value(modelOpt);
-        if (spec.isEmpty() && !shot)
-            spec = QSettings().value("recent/last").toString();
-        if (spec.isEmpty() || (!spec.startsWith("preset:") && !QFileInfo::exists(spec)))
-            spec = mx::MainWindow::defaultModel();
+        if (!cli.isSet(modelOpt)) {
+            if (!shot)
+                spec = QSettings().value("recent/last").toString();
+            if (spec.isEmpty() || (!spec.startsWith("preset:") && !QFileInfo::exists(spec)))
+                spec = mx::MainWindow::defaultModel();
+        } else if (spec.isEmpty()) {
+            return fail("--model needs a model folder or preset:NAME[:SEED]");
+        }
         w.openModel(spec);
     }
     const int rc = app.exec();

@@ -17,6 +17,13 @@ namespace mx {
 namespace {
 using Clock = std::chrono::steady_clock;
 QString qstr(const std::string& s) { return QString::fromStdString(s); }
+// An engine error as the window shows it: one line, and a filesystem error as "path: reason"
+// rather than the standard library's "filesystem error: ..." text.
+QString errorText(const std::exception& e) {
+    if (const auto* fe = dynamic_cast<const std::filesystem::filesystem_error*>(&e))
+        return qstr(fe->path1().string() + ": " + fe->code().message());
+    return qstr(mythos::oneLine(e.what()));
+}
 } // namespace
 
 void registerMetaTypes() {
@@ -72,7 +79,7 @@ void InferenceWorker::openModel(const QString& spec, quint64 id) {
     } catch (const mythos::Cancelled&) {
         emit modelFailed(id, tr("Loading %1 was cancelled.").arg(spec));
     } catch (const std::exception& e) {
-        emit modelFailed(id, qstr(e.what()));
+        emit modelFailed(id, errorText(e));
     }
 }
 
@@ -126,7 +133,7 @@ void InferenceWorker::openModelVariant(const QString& spec, const QString& overr
     } catch (const mythos::Cancelled&) {
         emit modelFailed(id, tr("Loading %1 was cancelled.").arg(spec));
     } catch (const std::exception& e) {
-        emit modelFailed(id, qstr(e.what()));
+        emit modelFailed(id, errorText(e));
     }
 }
 
@@ -219,7 +226,7 @@ void InferenceWorker::run(const RunRequest& r) {
     } catch (const mythos::Cancelled&) {
         emit runCancelled(r.id);
     } catch (const std::exception& e) {
-        emit runFailed(r.id, qstr(e.what()));
+        emit runFailed(r.id, errorText(e));
     }
 }
 
@@ -330,7 +337,7 @@ void InferenceWorker::setRescalePreview(bool on, double target) {
         }
         processPending();
     } catch (const std::exception& e) {
-        emit runFailed(0, qstr(e.what()));
+        emit runFailed(0, errorText(e));
     }
 }
 
@@ -353,7 +360,7 @@ void InferenceWorker::saveRescaled(const QString& folder, double target) {
         }
         emit saveFinished(folder, {});
     } catch (const std::exception& e) {
-        emit saveFinished(folder, qstr(e.what()));
+        emit saveFinished(folder, errorText(e));
     }
 }
 
@@ -385,7 +392,7 @@ void InferenceWorker::depthSweep(quint64 id, const QString& promptsFile, const Q
     } catch (const mythos::Cancelled&) {
         emit sweepFailed(id, QStringLiteral("cancelled"));
     } catch (const std::exception& e) {
-        emit sweepFailed(id, qstr(e.what()));
+        emit sweepFailed(id, errorText(e));
     }
 }
 

@@ -23,6 +23,15 @@ namespace {
 
 constexpr int kPadX = 5, kPadY = 3, kGap = 5;
 
+// The largest finite value, 0 for none (no loops, or NaN from a trace's null entries).
+double finiteMax(const QVector<double>& v) {
+    double top = 0;
+    for (double x : v)
+        if (std::isfinite(x))
+            top = std::max(top, x);
+    return top;
+}
+
 QString pct(double v) { return QString::number(100.0 * v, 'f', 1) + "%"; }
 QString num(double v, int prec = 3) { return QString::number(v, 'f', prec); }
 
@@ -295,7 +304,7 @@ void RoutingView::rebuild() {
         for (int l = 0; l < L; ++l)
             load[e * L + l] = m_stats.perLoop[std::size_t(l)].load[std::size_t(e)];
     m_loadMap->setData(E, L, load, experts, loops);
-    m_loadMap->setRange(0, std::max(2.0 / std::max(E, 1), *std::max_element(load.begin(), load.end())));
+    m_loadMap->setRange(0, std::max(2.0 / std::max(E, 1), finiteMax(load)));
     QVector<int> past;
     for (int l = int(tr_.config.max_loop_iters); l < L; ++l)
         past << l;
@@ -466,7 +475,7 @@ void RoutingView::rebuildLoop() {
         colors << ExpertText::expertColor(e, E);
     }
     m_loadBars->setBars(experts, load, colors);
-    m_loadBars->setYRange(0, std::max(2.0 / E, *std::max_element(load.begin(), load.end()) * 1.1));
+    m_loadBars->setYRange(0, std::max(2.0 / std::max(E, 1), finiteMax(load) * 1.1));
     m_loadBars->setHorizontalMarker(1.0 / E, tr("even load 1/%1").arg(E));
     m_loadBars->setTitle(loop > 0 ? tr("Expert load at loop %1").arg(loop) : tr("Expert load over all loops"));
     m_loadBars->setNote(stats.dead > 0 ? tr("%1 expert%2 unused").arg(stats.dead).arg(stats.dead == 1 ? "" : "s")

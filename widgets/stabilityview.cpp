@@ -27,6 +27,7 @@ QColor statusColor(mythos::StabilityStatus s) {
     case mythos::StabilityStatus::Fine: return QColor(30, 140, 60);
     case mythos::StabilityStatus::Warning: return QColor(205, 130, 0);
     case mythos::StabilityStatus::Unstable: return QColor(200, 40, 40);
+    case mythos::StabilityStatus::NonFinite: return QColor(140, 0, 140);
     }
     return {};
 }
@@ -40,7 +41,9 @@ QString formatHorizon(double h) {
 // A bin index for a value that a person reads as decimal: 0.35f is 0.3499999940 in fp32
 // and belongs to "0.35-0.40", so the fp32 rounding is absorbed before flooring.
 int binOf(double v) {
-    return std::clamp(int(std::floor(v * kBins + 1e-6)), 0, kBins - 1);
+    if (!(v >= 0.0))
+        return 0; // NaN: callers count non-finite values apart; this only keeps the cast defined
+    return std::clamp(int(std::floor(std::min(v, 1.0) * kBins + 1e-6)), 0, kBins - 1);
 }
 
 QString binLabel(int i) {
@@ -322,13 +325,19 @@ void StabilityView::setTrace(const TracePtr& trace) {
         const auto& a = m_trace->injA;
         m_aEntries = int(a.size());
         if (!a.empty()) {
-            const auto [lo, hi] = std::minmax_element(a.begin(), a.end());
-            m_minA = *lo;
-            m_maxA = *hi;
-            m_rho = mythos::spectralRadiusDiagonal(a);
+            double lo = kNaN, hi = kNaN; // of the finite entries
+            for (float v : a) {
+                if (!std::isfinite(v))
+                    continue;
+                lo = std::isnan(lo) ? v : std::min(lo, double(v));
+                hi = std::isnan(hi) ? v : std::max(hi, double(v));
+            }
+            m_minA = lo;
+            m_maxA = hi;
+            m_rho = mythos::spectralRadiusDiagonal(a); // NaN when an entry is not finite
             m_hasRho = true;
-        } else if (std::isfinite(m_trace->rhoA) && m_trace->rhoA > 0) {
-            m_rho = m_trace->rhoA;
+        } else if (!std::isfinite(m_trace->rhoA) || m_trace->rhoA > 0) {
+            m_rho = m_trace->rhoA; // recorded as null when A was not finite
             m_hasRho = true;
         }
     }
@@ -346,15 +355,24 @@ void StabilityView::setDenseA(std::vector<float> matrix, int n) {
     }
     m_dense = std::move(matrix);
     m_denseN = n;
-    const auto [lo, hi] = std::minmax_element(m_dense.begin(), m_dense.end());
-    m_minA = *lo;
-    m_maxA = *hi;
+    m_minA = m_maxA = kNaN;
+    for (float v : m_dense)
+        if (std::isfinite(v)) {
+            m_minA = std::isnan(m_minA) ? v : std::min(m_minA, double(v));
+            m_maxA = std::isnan(m_maxA) ? v : std::max(m_maxA, double(v));
+        }
     m_aEntries = int(m_dense.size());
     m_rho = mythos::spectralRadiusDense(m_dense, n);
     m_hasRho = true;
     updateSummary();
     updateDistribution();
     updateLoopCharts(); // the rho marker of the contraction chart
+}
+
+int StabilityView::nonFiniteCount() const {
+    const std::vector<float> none;
+    const auto& a = m_denseN > 0 ? m_dense : m_trace ? m_trace->injA : none;
+    return int(std::count_if(a.begin(), a.end(), [](float v) { return !std::isfinite(v); }));
 }
 
 void StabilityView::updateSummary() {
@@ -373,13 +391,18 @@ void StabilityView::updateSummary() {
     const QString color = statusColor(m_status).name();
     QString rho = QStringLiteral("<span style='font-size:26pt; font-weight:600'>ρ(A) = "
                                  "<span style='color:%1'>%2</span></span>")
-                      .arg(color, QString::number(m_rho, 'f', 4));
+                      .arg(color, std::isfinite(m_rho) ? QString::number(m_rho, 'f', 4) : tr("not finite"));
     if (m_previewActive)
         rho += QStringLiteral(" <span style='font-size:12pt'>%1</span>").arg(tr("(preview)"));
     m_rhoLabel->setText(rho);
     m_statusLabel->setText(QStringLiteral("<span style='color:%1; font-size:14pt; font-weight:600'>%2</span>")
                                .arg(color, QString::fromUtf8(mythos::stabilityStatusName(m_status))));
-    m_horizonLabel->setText(tr("memory horizon 1/(1 − ρ): %1").arg(formatHorizon(m_horizon)));
+    m_horizonLabel->setText(m_status == mythos::StabilityStatus::NonFinite
+                                ? tr("memory horizon: – (%1 of A's %2 entries are NaN or infinite: the "
+                                     "weights are broken)")
+                                      .arg(nonFiniteCount())
+                                      .arg(m_aEntries)
+                                : tr("memory horizon 1/(1 − ρ): %1").arg(formatHorizon(m_horizon)));
     if (std::isfinite(m_minA))
         m_rangeLabel->setText(tr("A: min %1 · max %2").arg(m_minA, 0, 'f', 4).arg(m_maxA, 0, 'f', 4));
     else
@@ -406,10 +429,12 @@ void StabilityView::updateDistribution() {
     const std::vector<float> empty;
     const auto& a = m_trace ? m_trace->injA : empty;
     QVector<double> counts(kBins, 0.0);
-    int below = 0, above = 0;
+    int below = 0, above = 0, nonFinite = 0;
     for (float f : a) {
         const double v = f;
-        if (v < 0)
+        if (!std::isfinite(v))
+            ++nonFinite;
+        else if (v < 0)
             ++below;
         else if (v > 1)
             ++above;
@@ -435,10 +460,15 @@ void StabilityView::updateDistribution() {
         values << above;
         colors << statusColor(mythos::StabilityStatus::Unstable);
     }
+    if (nonFinite > 0) {
+        cats << tr("NaN/inf");
+        values << nonFinite;
+        colors << statusColor(mythos::StabilityStatus::NonFinite);
+    }
     m_histogram->setTitle(a.empty() ? tr("Distribution of A's diagonal (no A in this trace)")
                                     : tr("Distribution of A's diagonal (%1 entries)").arg(a.size()));
     // Integral ticks: the axis has five, so the top is a multiple of four.
-    const double top = *std::max_element(values.begin(), values.end());
+    const double top = values.isEmpty() ? 0.0 : *std::max_element(values.begin(), values.end());
     m_histogram->setYRange(0, std::max(4.0, 4.0 * std::ceil(top * 1.05 / 4.0)));
     m_histogram->setBars(cats, values, colors);
 }
@@ -515,7 +545,7 @@ void StabilityView::updateLoopCharts() {
     m_hDelta->setNote(!trace ? QString() : haveDelta ? extrapolation : tr("this trace has no per-loop changes"));
     m_hDelta->setMarkers(m_depthMarker);
     m_ratioMarkers = {{1.0, tr("contracting below")}};
-    if (m_hasRho)
+    if (m_hasRho && std::isfinite(m_rho))
         m_ratioMarkers.push_back({m_rho, tr("ρ(A)")}); // short: five legend entries share the width
     QString ratioNote = extrapolation;
     if (trace && haveDelta && L < 2)

@@ -60,6 +60,7 @@ protected:
     void resizeEvent(QResizeEvent* event) override;
 
 private:
+    int nonFiniteCount() const; // entries of A (dense or diagonal) that are NaN or infinite
     enum class Layout { None, Narrow, Medium, Wide };
 
     void buildUi();

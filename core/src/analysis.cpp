@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
+#include "mythos/checked.h"
 #include "mythos/errors.h"
 
 namespace mythos {
@@ -226,7 +228,9 @@ std::vector<KvVariant> kvVariants(const Config& cfg, KvLayout currentLayout) {
 }
 
 int64_t kvTotalBytes(const Config& cfg, KvLayout layout, int64_t batch, int64_t positions, int64_t nLoops) {
-    return (cfg.prelude_layers + nLoops + cfg.coda_layers) * batch * positions * kvBytesPerPosition(cfg, layout);
+    return requireBoundedProduct({cfg.prelude_layers + nLoops + cfg.coda_layers, batch, positions,
+                                  kvBytesPerPosition(cfg, layout)},
+                                 std::numeric_limits<int64_t>::max(), "KV cache bytes");
 }
 
 // ---- comparison ----

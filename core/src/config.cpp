@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mythos/checked.h"
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
 
@@ -57,35 +58,6 @@ const std::array<Field, 23> kFields = {{
     {"max_output_tokens", &Config::max_output_tokens},
     {"dropout", &Config::dropout},
 }};
-
-// 64-bit arithmetic that remembers an overflow instead of wrapping (or invoking UB).
-class Checked {
-public:
-    Checked(int64_t v = 0) : m_value(v) {}
-
-    friend Checked operator+(Checked a, Checked b)
-    {
-        Checked r;
-        r.m_overflow = a.m_overflow || b.m_overflow ||
-                       __builtin_add_overflow(a.m_value, b.m_value, &r.m_value);
-        return r;
-    }
-    friend Checked operator*(Checked a, Checked b)
-    {
-        Checked r;
-        r.m_overflow = a.m_overflow || b.m_overflow ||
-                       __builtin_mul_overflow(a.m_value, b.m_value, &r.m_value);
-        return r;
-    }
-    Checked& operator+=(Checked b) { return *this = *this + b; }
-
-    bool overflow() const { return m_overflow; }
-    int64_t value() const { return m_value; }
-
-private:
-    int64_t m_value = 0;
-    bool m_overflow = false;
-};
 
 struct CheckedPart {
     const char* name;
@@ -315,7 +287,6 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
         problems.push_back("max_seq_len = " + num(c.max_seq_len) +
                            " is too large: its RoPE table would not fit in 64-bit sizes");
     }
-
     const auto parts = countParts(c);
     for (const auto& part : parts) {
         if (part.count.overflow()) {
@@ -331,6 +302,23 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
                            "in a 64-bit integer");
         return problems;
     }
+    if (c.max_loop_iters > kMaxLoops) {
+        problems.push_back("max_loop_iters = " + num(c.max_loop_iters) + " is more than " + num(kMaxLoops) +
+                           ", the most loops this tool runs");
+        return problems;
+    }
+    // A full KV cache (reference layout, one batch row); the KV accounting checks its own
+    // products (batch, other loop counts) again.
+    const Checked perPosition =
+        mla ? Checked(4) * (Checked(c.kv_lora_rank) + Checked(c.n_heads) * Checked(c.qk_rope_head_dim))
+            : Checked(8) * Checked(c.n_kv_heads) * Checked(c.headDim());
+    const Checked kvBytes = perPosition * Checked(c.max_seq_len) *
+                            (Checked(c.prelude_layers) + Checked(c.max_loop_iters) + Checked(c.coda_layers));
+    if (kvBytes.overflow() && !ropeBytes.overflow()) {
+        problems.push_back("max_seq_len = " + num(c.max_seq_len) +
+                           " is too large: the KV cache of a sequence that long would not fit in 64-bit sizes");
+    }
+
     const auto needed = static_cast<uint64_t>(bytes.value());
     if (memoryBudgetBytes > 0 && needed > memoryBudgetBytes) {
         std::string have = formatBytes(needed);
@@ -461,12 +449,9 @@ Config parseConfig(std::string_view jsonText, const std::string& source)
     Json j;
     try {
         j = Json::parse(jsonText.begin(), jsonText.end());
-    } catch (const Json::parse_error& e) {
-        std::string detail = e.what();
-        // Drop nlohmann's "[json.exception.parse_error.101] " tag.
-        if (const auto pos = detail.find("] "); pos != std::string::npos && detail[0] == '[')
-            detail = detail.substr(pos + 2);
-        throw ConfigError(source + ": not valid JSON: " + detail);
+    } catch (const Json::exception& e) {
+        // parse_error for bad syntax, out_of_range (406) for a number like 1e999.
+        throw ConfigError(source + ": not valid JSON: " + jsonErrorDetail(e));
     }
     return configFromJson(j, source);
 }

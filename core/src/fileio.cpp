@@ -55,6 +55,21 @@ uint64_t randomBits()
 
 } // namespace
 
+PathKind pathKind(const fs::path& path)
+{
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0)
+        return S_ISDIR(st.st_mode) ? PathKind::Folder : S_ISREG(st.st_mode) ? PathKind::File : PathKind::Other;
+    const int err = errno;
+    if (err == ENOENT)
+        return PathKind::Missing;
+    if (err == ENOTDIR) // a parent is a file
+        return PathKind::Missing;
+    if (err == ELOOP)
+        throw FileError(path.string() + ": too many levels of symbolic links (a symlink loop?)");
+    throw FileError(path.string() + ": cannot look at the path: " + errnoText(err));
+}
+
 std::string readTextFile(const fs::path& path, uint64_t maxBytes)
 {
     const std::string name = path.string();

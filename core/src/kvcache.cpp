@@ -2,6 +2,10 @@
 
 #include "mythos/errors.h"
 
+#include <limits>
+
+#include "mythos/checked.h"
+
 namespace mythos {
 
 std::string kvLayoutName(KvLayout l) { return l == KvLayout::Reference ? "reference" : "compact"; }
@@ -18,19 +22,25 @@ int64_t kvBytesPerPosition(const Config& cfg, KvLayout layout) {
     constexpr int64_t f = sizeof(float);
     if (cfg.isMla()) {
         const int64_t copies = layout == KvLayout::Reference ? cfg.n_heads : 1;
-        return f * (cfg.kv_lora_rank + copies * cfg.qk_rope_head_dim);
+        return requireBoundedProduct({f, cfg.kv_lora_rank + copies * cfg.qk_rope_head_dim},
+                                     std::numeric_limits<int64_t>::max(), "KV bytes per position");
     }
-    return f * 2 * cfg.n_kv_heads * cfg.headDim();
+    return requireBoundedProduct({f, 2, cfg.n_kv_heads, cfg.headDim()}, std::numeric_limits<int64_t>::max(),
+                                 "KV bytes per position");
 }
 
 std::vector<KvTensorShape> kvReferenceTensors(const Config& cfg, int64_t batch, int64_t positions) {
     constexpr int64_t f = sizeof(float);
+    constexpr int64_t any = std::numeric_limits<int64_t>::max();
     if (cfg.isMla())
-        return {{"c_kv", {batch, positions, cfg.kv_lora_rank}, f * batch * positions * cfg.kv_lora_rank},
+        return {{"c_kv", {batch, positions, cfg.kv_lora_rank},
+                 requireBoundedProduct({f, batch, positions, cfg.kv_lora_rank}, any, "KV cache c_kv bytes")},
                 {"k_rope",
                  {batch, positions, cfg.n_heads, cfg.qk_rope_head_dim},
-                 f * batch * positions * cfg.n_heads * cfg.qk_rope_head_dim}};
-    const int64_t n = f * batch * positions * cfg.n_kv_heads * cfg.headDim();
+                 requireBoundedProduct({f, batch, positions, cfg.n_heads, cfg.qk_rope_head_dim}, any,
+                                       "KV cache k_rope bytes")}};
+    const int64_t n =
+        requireBoundedProduct({f, batch, positions, cfg.n_kv_heads, cfg.headDim()}, any, "KV cache k/v bytes");
     return {{"k", {batch, positions, cfg.n_kv_heads, cfg.headDim()}, n},
             {"v", {batch, positions, cfg.n_kv_heads, cfg.headDim()}, n}};
 }
@@ -42,20 +52,30 @@ KvLedgerEntry ledgerEntry(const Config& cfg, const std::string& key, int64_t bat
     e.key = key;
     e.positions = positions;
     e.reference = kvReferenceTensors(cfg, batch, positions);
+    Checked ref;
     for (const auto& t : e.reference)
-        e.referenceBytes += t.bytes;
-    e.engineBytes = batch * positions * kvBytesPerPosition(cfg, layout);
+        ref += t.bytes;
+    if (ref.overflow())
+        throw ArgumentError("KV cache entry bytes do not fit in 64 bits");
+    e.referenceBytes = ref.value();
+    e.engineBytes = requireBoundedProduct({batch, positions, kvBytesPerPosition(cfg, layout)},
+                                          std::numeric_limits<int64_t>::max(), "KV cache entry bytes");
     return e;
 }
 
 void addEntry(KvLedger& l, KvLedgerEntry e) {
-    l.referenceBytes += e.referenceBytes;
-    l.engineBytes += e.engineBytes;
+    const Checked ref = Checked(l.referenceBytes) + Checked(e.referenceBytes);
+    const Checked eng = Checked(l.engineBytes) + Checked(e.engineBytes);
+    if (ref.overflow() || eng.overflow())
+        throw ArgumentError("the KV cache's total bytes do not fit in 64 bits");
+    l.referenceBytes = ref.value();
+    l.engineBytes = eng.value();
     l.entries.push_back(std::move(e));
 }
 } // namespace
 
 KvLedger kvLedgerFor(const Config& cfg, int64_t batch, int64_t positions, int64_t nLoops, KvLayout layout) {
+    requireLoopCount(nLoops, "the KV ledger's loop count");
     KvLedger l;
     l.engineLayout = kvLayoutName(layout);
     l.batch = batch;

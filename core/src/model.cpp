@@ -253,7 +253,7 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
     im.haltW = ptr(m_weights, "recurrent.act.halt.weight");
     im.haltB = ptr(m_weights, "recurrent.act.halt.bias");
     im.injB = ptr(m_weights, "recurrent.injection.B");
-    im.A = injectionA();
+    im.A = forwardInjectionA();
 }
 
 Model::~Model() = default;
@@ -298,6 +298,11 @@ const std::string& Model::weightsHash() const {
 }
 
 std::vector<float> Model::injectionA() const {
+    return injectionForAnalysis(m_weights.at("recurrent.injection.log_A").data,
+                                m_weights.at("recurrent.injection.log_dt").data.at(0));
+}
+
+std::vector<float> Model::forwardInjectionA() const {
     return injectionFromLogs(m_weights.at("recurrent.injection.log_A").data,
                              m_weights.at("recurrent.injection.log_dt").data.at(0));
 }
@@ -319,7 +324,7 @@ void Model::setWeight(const std::string& name, const Tensor& t) {
     if (auto kn = m_impl->kn.find(name); kn != m_impl->kn.end())
         transposeInto(dst, kn->second); // same size: the bound pointer stays valid
     m_hash.clear();
-    m_impl->A = injectionA();
+    m_impl->A = forwardInjectionA();
 }
 
 namespace {
@@ -366,9 +371,12 @@ static void fillTraceHeader(Trace& tr, const Model& m, const std::vector<int32_t
     tr.vocab = c.vocab_size;
     const auto& bias = m.weights().at("recurrent.block.ffn.router_bias").data;
     tr.routerBias = bias;
-    tr.injA = A;
+    // The analysis form of A: entries whose log_A (or log_dt) is not finite are NaN, so
+    // rho(A) shows as not finite instead of the clamp's 0 or 1.
+    (void)A;
+    tr.injA = m.injectionA();
     tr.injB = m.weights().at("recurrent.injection.B").data;
-    tr.rhoA = spectralRadiusDiagonal(A);
+    tr.rhoA = spectralRadiusDiagonal(tr.injA);
 }
 
 static void finishTrace(Trace& tr, int64_t L, float thr) {

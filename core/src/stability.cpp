@@ -12,8 +12,11 @@ namespace mythos {
 
 double spectralRadiusDiagonal(const std::vector<float>& a) {
     double r = 0;
-    for (float v : a)
+    for (float v : a) {
+        if (!std::isfinite(v))
+            return std::numeric_limits<double>::quiet_NaN();
         r = std::max(r, double(std::fabs(v)));
+    }
     return r;
 }
 
@@ -34,6 +37,9 @@ std::vector<std::complex<double>> eigenvalues(const std::vector<float>& a, int64
 }
 
 double spectralRadiusDense(const std::vector<float>& a, int64_t n) {
+    for (float v : a)
+        if (!std::isfinite(v))
+            return std::numeric_limits<double>::quiet_NaN(); // Eigen's solver would loop on it
     double r = 0;
     for (auto ev : eigenvalues(a, n))
         r = std::max(r, std::abs(ev));
@@ -45,6 +51,8 @@ double memoryHorizon(double rho) {
 }
 
 StabilityStatus stabilityStatus(double rho) {
+    if (!std::isfinite(rho))
+        return StabilityStatus::NonFinite;
     if (rho < 0.9)
         return StabilityStatus::Fine;
     if (rho < 1.0)
@@ -57,6 +65,7 @@ const char* stabilityStatusName(StabilityStatus s) {
     case StabilityStatus::Fine: return "stable";
     case StabilityStatus::Warning: return "near the edge";
     case StabilityStatus::Unstable: return "unstable";
+    case StabilityStatus::NonFinite: return "not finite";
     }
     return "";
 }
@@ -92,6 +101,14 @@ double rescaleInjection(Weights& weights, double target) {
 } // namespace mythos
 
 namespace mythos {
+std::vector<float> injectionForAnalysis(const std::vector<float>& logA, float logDt) {
+    std::vector<float> A = injectionFromLogs(logA, logDt);
+    for (std::size_t i = 0; i < A.size(); ++i)
+        if (!std::isfinite(logA[i]) || !std::isfinite(logDt))
+            A[i] = std::numeric_limits<float>::quiet_NaN();
+    return A;
+}
+
 std::vector<float> injectionFromLogs(const std::vector<float>& logA, float logDt) {
     std::vector<float> A(logA.size());
     for (std::size_t i = 0; i < A.size(); ++i)

@@ -27,8 +27,15 @@ Tokenizer Tokenizer::bytes() { return Tokenizer{}; }
 
 Tokenizer Tokenizer::fromJson(std::string_view text, const std::string& source, int64_t vocabSize) {
     auto fail = [&](const std::string& what) -> Tokenizer { throw FormatError(source + ": " + what); };
-    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
+    if (text.find_first_not_of(" \t\r\n") == std::string_view::npos)
+        return fail("the file is empty");
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        return fail("not valid JSON: " + jsonErrorDetail(e));
+    }
+    if (!j.is_object())
         return fail("not a JSON object");
     if (j.contains("model") && j["model"].is_object()) {
         const auto& type = j["model"]["type"];
@@ -69,7 +76,7 @@ Tokenizer Tokenizer::load(const std::filesystem::path& file, int64_t vocabSize) 
 
 std::optional<Tokenizer> Tokenizer::forModel(const std::filesystem::path& folder, int64_t vocabSize) {
     const auto file = folder / "tokenizer.json";
-    if (!folder.empty() && std::filesystem::exists(file))
+    if (!folder.empty() && pathKind(file) != PathKind::Missing)
         return load(file, vocabSize);
     if (vocabSize >= 256)
         return bytes();

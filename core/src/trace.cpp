@@ -1,8 +1,12 @@
 #include "mythos/trace.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <set>
 
+#include "mythos/checked.h"
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
 
@@ -38,11 +42,30 @@ json nest(const std::vector<T>& v, const std::vector<int64_t>& dims, std::size_t
     return a;
 }
 
+// A numeric array of a trace read straight into a flat vector by the streaming reader
+// (parseTrace), instead of a json DOM of 16+ bytes per number: the large arrays (logits,
+// the per-loop records) are most of a trace. `dims` is the shape as seen; a problem is the
+// first one met (kept to report it like the DOM reader does).
+struct NumericBlock {
+    std::vector<int64_t> dims;   // observed length of each level
+    std::vector<float> values;   // leaves in order (integers too, until one is not exact)
+    std::vector<int64_t> ints;   // leaves while every one so far is an integer
+    bool allInts = true;
+    // Arrays open around the numbers: dims.size() for every number of a well-formed array.
+    int minLeafDepth = std::numeric_limits<int>::max(), maxLeafDepth = 0;
+    int maxArrayDepth = 0;       // deepest array
+    int raggedDepth = -1;        // first level (0-based, like dims) whose rows differ in length
+    bool nonNumber = false;
+};
+using Blocks = std::map<std::string, NumericBlock, std::less<>>;
+
 class Reader {
 public:
-    explicit Reader(std::string source) : m_source(std::move(source)) {}
+    explicit Reader(std::string source, const Blocks* blocks = nullptr)
+        : m_source(std::move(source)), m_blocks(blocks) {}
 
     [[noreturn]] void fail(const std::string& what) const { throw FormatError(m_source + ": " + what); }
+    const std::string& source() const { return m_source; }
 
     const json& field(const json& obj, const char* key) const {
         if (!obj.is_object() || !obj.contains(key))
@@ -54,6 +77,9 @@ public:
         const json& v = field(obj, key);
         if (!v.is_number_integer())
             fail(std::string("field '") + key + "' must be an integer");
+        if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+            fail(std::string("field '") + key + "' = " + v.dump() + " is outside [" + std::to_string(lo) + ", " +
+                 std::to_string(hi) + "]");
         const int64_t x = v.get<int64_t>();
         if (x < lo || x > hi)
             fail(std::string("field '") + key + "' = " + std::to_string(x) + " is outside [" + std::to_string(lo) +
@@ -80,25 +106,257 @@ public:
                 else
                     fail("'" + name + "' holds a non-number");
             } else {
-                if (!x.is_number_integer())
+                if (!x.is_number_integer() || !fitsInt32(x))
                     fail("'" + name + "' holds a non-integer");
                 out.push_back(T(x.get<int64_t>()));
             }
         }
     }
 
+    // The array at obj[key] with the given dims. `path` names it among the blocks the
+    // streaming reader captured ("act.p"); without a block the DOM value is read.
     template <typename T>
-    std::vector<T> array(const json& obj, const char* key, const std::vector<int64_t>& dims) const {
+    std::vector<T> array(const json& obj, const char* key, const std::vector<int64_t>& dims,
+                         const std::string& path) const {
+        const json& v = field(obj, key);
+        if (m_blocks) {
+            const auto it = m_blocks->find(path);
+            if (it != m_blocks->end() && v.is_null())
+                return fromBlock<T>(it->second, dims, key);
+        }
+        // Nothing is reserved from the claimed dims: the vector grows with what the file holds.
         std::vector<T> out;
-        flatten(field(obj, key), dims, out, key);
+        flatten(v, dims, out, key);
         return out;
     }
 
 private:
+    static bool fitsInt32(const json& x) {
+        if (x.is_number_unsigned())
+            return x.get<uint64_t>() <= uint64_t(std::numeric_limits<int32_t>::max());
+        const int64_t v = x.get<int64_t>();
+        return v >= std::numeric_limits<int32_t>::min() && v <= std::numeric_limits<int32_t>::max();
+    }
+
+    template <typename T>
+    std::vector<T> fromBlock(const NumericBlock& b, const std::vector<int64_t>& dims, const std::string& name) const {
+        // The same messages as flatten(): the first level that is not an array of its length
+        // (a number where an array belongs, or rows of another or of differing lengths).
+        for (std::size_t d = 0; d < dims.size(); ++d) {
+            const bool seen = d < b.dims.size();
+            if (int(d) >= b.minLeafDepth || (seen && (b.dims[d] != dims[d] || int(d) == b.raggedDepth)))
+                fail("'" + name + "' must be an array of " + std::to_string(dims[d]) + " at depth " +
+                     std::to_string(d));
+            if (!seen) {
+                if (d > 0 && b.dims[d - 1] == 0)
+                    break; // nothing below an empty level
+                fail("'" + name + "' must be an array of " + std::to_string(dims[d]) + " at depth " +
+                     std::to_string(d));
+            }
+        }
+        if (b.nonNumber || b.maxArrayDepth > int(dims.size()) || b.maxLeafDepth > int(dims.size()))
+            fail("'" + name + "' holds a non-number");
+        if constexpr (std::is_floating_point_v<T>) {
+            if (b.allInts)
+                return std::vector<T>(b.ints.begin(), b.ints.end());
+            return std::vector<T>(b.values.begin(), b.values.end());
+        } else {
+            if (!b.allInts)
+                fail("'" + name + "' holds a non-integer");
+            std::vector<T> out;
+            out.reserve(b.ints.size());
+            for (int64_t v : b.ints) {
+                if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max())
+                    fail("'" + name + "' holds a non-integer");
+                out.push_back(T(v));
+            }
+            return out;
+        }
+    }
+
     std::string m_source;
+    const Blocks* m_blocks;
 };
 
-Trace traceFromJsonChecked(const json& j, const std::string& source);
+// The trace's large numeric arrays, read into blocks as they stream by.
+const std::set<std::string, std::less<>>& capturedPaths() {
+    static const std::set<std::string, std::less<>> paths = {
+        "ids",          "act.p",           "act.cum_p",        "act.weight",       "act.halt_loop",
+        "act.weight_sum", "h_norm",        "h_delta",          "routing.topk_ids", "routing.weights",
+        "routing.router_logits", "logits"};
+    return paths;
+}
+
+// SAX handler: builds the DOM of everything but the captured arrays, which become
+// NumericBlocks (the DOM holds null in their place).
+class TraceSax {
+public:
+    using number_integer_t = json::number_integer_t;
+    using number_unsigned_t = json::number_unsigned_t;
+    using number_float_t = json::number_float_t;
+    using string_t = json::string_t;
+    using binary_t = json::binary_t;
+
+    TraceSax(json& root, Blocks& blocks) : m_dom(root, false), m_blocks(blocks) {}
+
+    bool null() {
+        if (m_block)
+            return leaf(std::numeric_limits<float>::quiet_NaN(), 0, false);
+        return m_dom.null();
+    }
+    bool boolean(bool v) { return m_block ? other() : m_dom.boolean(v); }
+    bool number_integer(number_integer_t v) { return m_block ? leaf(float(v), v, true) : m_dom.number_integer(v); }
+    bool number_unsigned(number_unsigned_t v) {
+        if (!m_block)
+            return m_dom.number_unsigned(v);
+        if (v <= number_unsigned_t(std::numeric_limits<int64_t>::max()))
+            return leaf(float(v), int64_t(v), true);
+        return leaf(float(v), 0, false);
+    }
+    bool number_float(number_float_t v, const string_t& s) {
+        return m_block ? leaf(float(v), 0, false) : m_dom.number_float(v, s);
+    }
+    bool string(string_t& v) { return m_block ? other() : m_dom.string(v); }
+    bool binary(binary_t& v) { return m_block ? other() : m_dom.binary(v); }
+
+    bool start_object(std::size_t n) {
+        if (m_block) {
+            other();
+            ++m_skip;
+            return true;
+        }
+        m_frames.push_back({true, {}});
+        return m_dom.start_object(n);
+    }
+    bool key(string_t& k) {
+        if (m_block)
+            return true; // only inside a skipped object
+        m_frames.back().key = k;
+        return m_dom.key(k);
+    }
+    bool end_object() {
+        if (m_block) {
+            --m_skip;
+            return true;
+        }
+        m_frames.pop_back();
+        return m_dom.end_object();
+    }
+    bool start_array(std::size_t n) {
+        if (m_block) {
+            if (m_skip > 0) {
+                ++m_skip;
+                return true;
+            }
+            NumericBlock& b = *m_block;
+            ++m_counts[std::size_t(m_depth) - 1];
+            ++m_depth;
+            b.maxArrayDepth = std::max(b.maxArrayDepth, m_depth);
+            if (m_counts.size() < std::size_t(m_depth))
+                m_counts.push_back(0);
+            m_counts[std::size_t(m_depth) - 1] = 0;
+            return true;
+        }
+        if (const std::string path = currentPath(); !path.empty() && capturedPaths().count(path)) {
+            m_block = &m_blocks[path];
+            *m_block = NumericBlock{};
+            m_depth = 1;
+            m_block->maxArrayDepth = 1;
+            m_counts.assign(1, 0);
+            return true;
+        }
+        m_frames.push_back({false, {}});
+        return m_dom.start_array(n);
+    }
+    bool end_array() {
+        if (m_block) {
+            if (m_skip > 0) {
+                --m_skip;
+                return true;
+            }
+            NumericBlock& b = *m_block;
+            const std::size_t level = std::size_t(m_depth) - 1;
+            const int64_t n = m_counts[level];
+            if (b.dims.size() <= level)
+                b.dims.resize(level + 1, -1);
+            if (b.dims[level] < 0)
+                b.dims[level] = n;
+            else if (b.dims[level] != n && b.raggedDepth < 0)
+                b.raggedDepth = int(level);
+            if (--m_depth == 0) {
+                m_block = nullptr;
+                return m_dom.null(); // the key's value in the DOM
+            }
+            return true;
+        }
+        m_frames.pop_back();
+        return m_dom.end_array();
+    }
+    bool parse_error(std::size_t pos, const std::string& token, const nlohmann::detail::exception& e) {
+        m_error = jsonErrorDetail(e);
+        (void)pos;
+        (void)token;
+        return false;
+    }
+    const std::string& error() const { return m_error; }
+
+private:
+    struct Frame {
+        bool object;
+        std::string key;
+    };
+
+    // "act.p" for the value about to start, when every level above it is an object.
+    std::string currentPath() const {
+        std::string path;
+        for (const auto& f : m_frames) {
+            if (!f.object)
+                return {};
+            path += (path.empty() ? "" : ".") + f.key;
+        }
+        return path;
+    }
+
+    bool leaf(float f, int64_t i, bool isInt) {
+        if (m_skip > 0)
+            return true;
+        NumericBlock& b = *m_block;
+        b.minLeafDepth = std::min(b.minLeafDepth, m_depth);
+        b.maxLeafDepth = std::max(b.maxLeafDepth, m_depth);
+        ++m_counts[std::size_t(m_depth) - 1];
+        if (b.allInts && !isInt) {
+            b.allInts = false;
+            b.values.assign(b.ints.begin(), b.ints.end());
+            std::vector<int64_t>().swap(b.ints);
+        }
+        if (b.allInts)
+            b.ints.push_back(i);
+        else
+            b.values.push_back(f);
+        return true;
+    }
+    bool other() {
+        if (m_skip > 0 && m_block)
+            return true;
+        m_block->nonNumber = true;
+        m_block->minLeafDepth = std::min(m_block->minLeafDepth, m_depth);
+        m_block->maxLeafDepth = std::max(m_block->maxLeafDepth, m_depth);
+        ++m_counts[std::size_t(m_depth) - 1];
+        return true;
+    }
+
+    nlohmann::detail::json_sax_dom_parser<json> m_dom;
+    Blocks& m_blocks;
+    std::vector<Frame> m_frames;
+    NumericBlock* m_block = nullptr;
+    int m_depth = 0;              // nesting inside the captured array
+    int m_skip = 0;               // nesting inside a non-number value there
+    std::vector<int64_t> m_counts; // elements so far at each level
+    std::string m_error;
+};
+
+Trace traceFromJsonChecked(const json& j, const Reader& r);
+void validateTrace(const Trace& tr, const Reader& r);
 
 } // namespace
 
@@ -129,11 +387,15 @@ json traceToJson(const Trace& tr, bool includeLogits) {
     j["routing"] = {{"top_k", K},
                     {"n_experts", E},
                     {"topk_ids", nest(tr.topkIds, {L, B, T, K})},
-                    {"weights", nest(tr.topkWeights, {L, B, T, K})},
-                    {"router_logits", nest(tr.routerLogits, {L, B, T, E})},
-                    {"router_bias", tr.routerBias}};
-    j["injection"] = {{"A", tr.injA}, {"B", tr.injB}, {"rho_A", tr.rhoA}};
-    j["rho_A"] = tr.rhoA;
+                    {"weights", nest(tr.topkWeights, {L, B, T, K})}};
+    // Optional when read, so written only when held (whole).
+    if (!tr.routerLogits.empty())
+        j["routing"]["router_logits"] = nest(tr.routerLogits, {L, B, T, E});
+    if (!tr.routerBias.empty())
+        j["routing"]["router_bias"] = nest(tr.routerBias, {E});
+    const json rho = std::isfinite(tr.rhoA) ? json(tr.rhoA) : json(nullptr);
+    j["injection"] = {{"A", nest(tr.injA, {int64_t(tr.injA.size())})}, {"B", nest(tr.injB, {int64_t(tr.injB.size())})}, {"rho_A", rho}};
+    j["rho_A"] = rho;
     j["vocab"] = tr.vocab;
     if (includeLogits && !tr.logits.empty())
         j["logits"] = nest(tr.logits, {B, T, tr.vocab});
@@ -167,15 +429,15 @@ Trace traceFromJson(const json& j, const std::string& source) {
     // Every field is checked below; this only turns a missed type mismatch into the same
     // kind of error instead of an nlohmann exception escaping the engine.
     try {
-        return traceFromJsonChecked(j, source);
+        return traceFromJsonChecked(j, Reader(source));
     } catch (const nlohmann::json::exception& e) {
         throw FormatError(source + ": malformed trace (" + e.what() + ")");
     }
 }
 
 namespace {
-Trace traceFromJsonChecked(const json& j, const std::string& source) {
-    Reader r(source);
+Trace traceFromJsonChecked(const json& j, const Reader& r) {
+    const std::string& source = r.source();
     if (!j.is_object())
         r.fail("not a trace (the top level is not a JSON object)");
     const json& schema = r.field(j, "schema");
@@ -191,8 +453,8 @@ Trace traceFromJsonChecked(const json& j, const std::string& source) {
     tr.batch = r.integer(j, "batch", 1, kMax);
     tr.seqLen = r.integer(j, "seq_len", 1, kMax);
     tr.startPos = r.integer(j, "start_pos", 0, std::numeric_limits<int32_t>::max());
-    tr.nLoops = r.integer(j, "n_loops", 0, kMax);
-    tr.loopsExecuted = r.integer(j, "loops_executed", 0, kMax);
+    tr.nLoops = r.integer(j, "n_loops", 0, kMaxLoops);
+    tr.loopsExecuted = r.integer(j, "loops_executed", 0, kMaxLoops);
     if (j.contains("model") && j["model"].is_string())
         tr.model = j["model"].get<std::string>();
     if (j.contains("weights_hash") && j["weights_hash"].is_string())
@@ -200,7 +462,7 @@ Trace traceFromJsonChecked(const json& j, const std::string& source) {
     if (j.contains("options") && j["options"].is_object())
         tr.options = j["options"];
     const int64_t L = tr.loopsExecuted, B = tr.batch, T = tr.seqLen;
-    tr.ids = r.array<int32_t>(j, "ids", {B, T});
+    tr.ids = r.array<int32_t>(j, "ids", {B, T}, "ids");
     if (j.contains("pieces")) {
         const json& p = j["pieces"];
         if (!p.is_array() || int64_t(p.size()) != B)
@@ -216,36 +478,36 @@ Trace traceFromJsonChecked(const json& j, const std::string& source) {
         }
     }
     const json& act = r.field(j, "act");
-    tr.actP = r.array<float>(act, "p", {L, B, T});
-    tr.actCumP = r.array<float>(act, "cum_p", {L, B, T});
-    tr.actWeight = r.array<float>(act, "weight", {L, B, T});
-    tr.haltLoop = r.array<int32_t>(act, "halt_loop", {B, T});
-    tr.weightSum = r.array<float>(act, "weight_sum", {B, T});
-    tr.hNorm = r.array<float>(j, "h_norm", {L, B, T});
-    tr.hDelta = r.array<float>(j, "h_delta", {L, B, T});
+    tr.actP = r.array<float>(act, "p", {L, B, T}, "act.p");
+    tr.actCumP = r.array<float>(act, "cum_p", {L, B, T}, "act.cum_p");
+    tr.actWeight = r.array<float>(act, "weight", {L, B, T}, "act.weight");
+    tr.haltLoop = r.array<int32_t>(act, "halt_loop", {B, T}, "act.halt_loop");
+    tr.weightSum = r.array<float>(act, "weight_sum", {B, T}, "act.weight_sum");
+    tr.hNorm = r.array<float>(j, "h_norm", {L, B, T}, "h_norm");
+    tr.hDelta = r.array<float>(j, "h_delta", {L, B, T}, "h_delta");
     const json& routing = r.field(j, "routing");
     tr.topK = r.integer(routing, "top_k", 0, 4096);
     tr.nExperts = r.integer(routing, "n_experts", 0, 1 << 16);
-    tr.topkIds = r.array<int32_t>(routing, "topk_ids", {L, B, T, tr.topK});
-    tr.topkWeights = r.array<float>(routing, "weights", {L, B, T, tr.topK});
+    tr.topkIds = r.array<int32_t>(routing, "topk_ids", {L, B, T, tr.topK}, "routing.topk_ids");
+    tr.topkWeights = r.array<float>(routing, "weights", {L, B, T, tr.topK}, "routing.weights");
     if (routing.contains("router_logits"))
-        tr.routerLogits = r.array<float>(routing, "router_logits", {L, B, T, tr.nExperts});
+        tr.routerLogits = r.array<float>(routing, "router_logits", {L, B, T, tr.nExperts}, "routing.router_logits");
     if (routing.contains("router_bias"))
-        tr.routerBias = r.array<float>(routing, "router_bias", {tr.nExperts});
+        tr.routerBias = r.array<float>(routing, "router_bias", {tr.nExperts}, "routing.router_bias");
     for (int32_t id : tr.topkIds)
         if (id < 0 || id >= tr.nExperts)
             r.fail("routing.topk_ids holds expert " + std::to_string(id) + " outside [0, n_experts)");
     const json& inj = r.field(j, "injection");
     const int64_t D = tr.config.dim;
-    tr.injA = r.array<float>(inj, "A", {D});
-    tr.injB = r.array<float>(inj, "B", {D});
+    tr.injA = r.array<float>(inj, "A", {D}, "injection.A");
+    tr.injB = r.array<float>(inj, "B", {D}, "injection.B");
     const json& rho = r.field(inj, "rho_A");
-    if (!rho.is_number())
-        r.fail("'injection.rho_A' must be a number");
-    tr.rhoA = rho.get<double>();
+    if (!rho.is_number() && !rho.is_null())
+        r.fail("'injection.rho_A' must be a number (or null when A is not finite)");
+    tr.rhoA = rho.is_null() ? std::numeric_limits<double>::quiet_NaN() : rho.get<double>();
     tr.vocab = j.contains("vocab") ? r.integer(j, "vocab", 1, 1 << 24) : tr.config.vocab_size;
     if (j.contains("logits"))
-        tr.logits = r.array<float>(j, "logits", {B, T, tr.vocab});
+        tr.logits = r.array<float>(j, "logits", {B, T, tr.vocab}, "logits");
     if (j.contains("kv")) {
         const json& kv = j["kv"];
         if (!kv.is_object())
@@ -293,7 +555,50 @@ Trace traceFromJsonChecked(const json& j, const std::string& source) {
         for (const auto& [k, v] : j["timings_ms"].items())
             if (v.is_number())
                 tr.timingsMs.emplace_back(k, v.get<double>());
+    validateTrace(tr, r);
     return tr;
+}
+
+// What the shapes alone do not say: the counts agree with the trace's config, every index
+// points inside what it indexes, and the sizes the views derive (the KV ledger) fit.
+// Values may still be NaN or huge: every view copes with those.
+void validateTrace(const Trace& tr, const Reader& r) {
+    const Config& c = tr.config;
+    auto mismatch = [&](const char* field, int64_t value, const char* configField, int64_t configValue) {
+        r.fail(std::string("'") + field + "' = " + std::to_string(value) + " does not match the config's " +
+               configField + " = " + std::to_string(configValue));
+    };
+    if (tr.nExperts != c.n_experts)
+        mismatch("routing.n_experts", tr.nExperts, "n_experts", c.n_experts);
+    if (tr.topK != c.n_experts_per_tok)
+        mismatch("routing.top_k", tr.topK, "n_experts_per_tok", c.n_experts_per_tok);
+    if (tr.vocab != c.vocab_size)
+        mismatch("vocab", tr.vocab, "vocab_size", c.vocab_size);
+    for (int32_t id : tr.ids)
+        if (id < 0 || id >= tr.vocab)
+            r.fail("'ids' holds token " + std::to_string(id) + " outside [0, vocab = " + std::to_string(tr.vocab) +
+                   ")");
+    for (int32_t h : tr.haltLoop)
+        if (h < 0 || h > tr.loopsExecuted)
+            r.fail("'act.halt_loop' holds loop " + std::to_string(h) + " outside [0, loops_executed = " +
+                   std::to_string(tr.loopsExecuted) + "]");
+    if (!boundedProduct({tr.batch, tr.startPos + tr.seqLen}, int64_t(1) << 40))
+        r.fail("'batch' x ('start_pos' + 'seq_len') is too large");
+    try {
+        // What the KV view and the report compute for this trace, at every variant.
+        kvLedgerFor(c, tr.batch, tr.startPos + tr.seqLen, std::max<int64_t>(1, tr.nLoops), KvLayout::Reference);
+    } catch (const ArgumentError& e) {
+        r.fail(std::string("its KV cache cannot be accounted for: ") + e.what());
+    }
+    if (tr.hasKv) {
+        for (const auto& e : tr.kv.entries)
+            if (!boundedProduct({std::max<int64_t>(1, tr.kv.batch), e.positions, kvBytesPerPosition(c, KvLayout::Reference)}))
+                r.fail("'kv.entries' entry '" + e.key + "' holds " + std::to_string(e.positions) +
+                       " positions, too many to account for");
+        if (int64_t(tr.kv.entries.size()) > kMaxLoops + c.prelude_layers + c.coda_layers)
+            r.fail("'kv.entries' holds " + std::to_string(tr.kv.entries.size()) + " entries, more than " +
+                   std::to_string(kMaxLoops) + " loops need");
+    }
 }
 
 } // namespace
@@ -302,12 +607,21 @@ void saveTrace(const std::filesystem::path& path, const Trace& tr, bool includeL
     writeFileAtomic(path, traceToJson(tr, includeLogits).dump() + "\n");
 }
 
+Trace parseTrace(std::string_view text, const std::string& source) {
+    json dom;
+    Blocks blocks;
+    TraceSax sax(dom, blocks);
+    try {
+        if (!json::sax_parse(text.begin(), text.end(), &sax) || dom.is_discarded())
+            throw FormatError(source + ": not valid JSON" + (sax.error().empty() ? "" : ": " + sax.error()));
+        return traceFromJsonChecked(dom, Reader(source, &blocks));
+    } catch (const nlohmann::json::exception& e) {
+        throw FormatError(source + ": malformed trace (" + e.what() + ")");
+    }
+}
+
 Trace loadTrace(const std::filesystem::path& path) {
-    const std::string text = readTextFile(path, 1ull << 30);
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded())
-        throw FormatError(path.string() + ": not valid JSON");
-    return traceFromJson(j, path.string());
+    return parseTrace(readTextFile(path, kMaxTraceFileBytes), path.string());
 }
 
 } // namespace mythos

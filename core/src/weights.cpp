@@ -132,7 +132,7 @@ uint64_t physicalMemory() {
 }
 
 std::vector<fs::path> weightFiles(const fs::path& folder) {
-    if (fs::exists(folder / "model.safetensors"))
+    if (pathKind(folder / "model.safetensors") != PathKind::Missing)
         return {folder / "model.safetensors"};
     std::vector<fs::path> files;
     std::error_code ec;
@@ -226,7 +226,10 @@ bool bf16Eligible(const std::string& name) {
 }
 
 Checkpoint loadCheckpoint(const fs::path& folder, const ProgressFn& progress, WeightType type) {
-    if (!fs::is_directory(folder))
+    const PathKind kind = pathKind(folder);
+    if (kind == PathKind::Missing)
+        throw FileError(folder.string() + ": no such model folder");
+    if (kind != PathKind::Folder)
         throw FileError(folder.string() + ": not a model folder (expected a folder with config.json and model.safetensors)");
     Checkpoint ck;
     ck.folder = folder;

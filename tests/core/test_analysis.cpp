@@ -7,6 +7,7 @@
 
 #include "golden.h"
 #include "mythos/analysis.h"
+#include "mythos/checked.h"
 #include "mythos/errors.h"
 #include "mythos/evaluate.h"
 #include "mythos/generate.h"
@@ -308,4 +309,21 @@ TEST(Analysis, JoinedGenerationStepsMatchOneForwardOverTheSequence) {
     Trace other = whole;
     other.startPos = 3;
     EXPECT_THROW(appendTraceTokens(joined, other), ArgumentError);
+}
+
+// Sizes from untrusted numbers are checked before anything is built: a huge position count
+// or loop count is an ArgumentError, not an overflow or a million-entry ledger.
+TEST(KvAccounting, HugeSizesAreErrorsNotOverflowOrHugeLedgers) {
+    const mythos::Config c = mythos::preset("tiny_mla");
+    EXPECT_THROW(mythos::kvLedgerFor(c, 1, int64_t(1) << 62, 4, mythos::KvLayout::Reference), mythos::ArgumentError);
+    EXPECT_THROW(mythos::kvLedgerFor(c, 1, 8, mythos::kMaxLoops + 1, mythos::KvLayout::Reference),
+                 mythos::ArgumentError);
+    EXPECT_THROW(mythos::kvTotalBytes(c, mythos::KvLayout::Reference, int64_t(1) << 40, int64_t(1) << 40, 4),
+                 mythos::ArgumentError);
+    const auto l = mythos::kvLedgerFor(c, 2, 8, 3, mythos::KvLayout::Reference);
+    EXPECT_EQ(l.entries.size(), std::size_t(c.prelude_layers + 3 + c.coda_layers));
+    EXPECT_EQ(mythos::boundedProduct({3, 4}), std::optional<int64_t>(12));
+    EXPECT_EQ(mythos::boundedProduct({3, 4}, 11), std::nullopt);
+    EXPECT_EQ(mythos::boundedProduct({int64_t(1) << 62, 4}), std::nullopt);
+    EXPECT_EQ(mythos::boundedProduct({-1, 4}), std::nullopt);
 }

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "mythos/checked.h"
 #include "mythos/errors.h"
 
 #ifndef MYTHOS_TEST_DATA_DIR
@@ -921,3 +922,30 @@ TEST(ConfigRoundTrip, TextKeepsTheStructOrder)
 }
 
 } // namespace
+
+// A number too large for a double is nlohmann's out_of_range, not a parse_error: it must
+// still be a ConfigError naming the file, on one line.
+TEST(ConfigParse, OutOfRangeNumbersAreConfigErrorsNamingTheFile)
+{
+    for (const char* text : {R"({"act_threshold": 1e999})", R"({"dim": -1e999})", "{\"dim\": \"\xff\"}"}) {
+        try {
+            mythos::parseConfig(text, "cfg/config.json");
+            ADD_FAILURE() << "accepted " << text;
+        } catch (const ConfigError& e) {
+            const std::string msg = e.what();
+            EXPECT_EQ(msg.rfind("cfg/config.json: ", 0), 0u) << msg;
+            EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+        }
+    }
+}
+
+TEST(ConfigValidate, LoopCountsPastTheToolsLimitAreErrors)
+{
+    Config c = mythos::preset("tiny_mla");
+    c.max_loop_iters = 1000000000;
+    const auto problems = mythos::validate(c);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_NE(problems[0].find("max_loop_iters = 1000000000 is more than 65536"), std::string::npos) << problems[0];
+    c.max_loop_iters = mythos::kMaxLoops;
+    EXPECT_TRUE(mythos::validate(c).empty());
+}

@@ -179,3 +179,25 @@ TEST(FileIo, RelativeTargetWorks)
     EXPECT_EQ(readTextFile(dir / "rel.txt"), "hi");
     EXPECT_EQ(listDir(dir.path()), std::vector<std::string>{"rel.txt"});
 }
+
+TEST(PathKind, SymlinkLoopsAreFileErrorsInWords)
+{
+    testutil::TempDir dir("pathkind");
+    EXPECT_EQ(pathKind(dir.path()), PathKind::Folder);
+    EXPECT_EQ(pathKind(dir / "missing"), PathKind::Missing);
+    EXPECT_EQ(pathKind(dir / "missing" / "deeper"), PathKind::Missing);
+    std::ofstream(dir / "file.txt") << "x";
+    EXPECT_EQ(pathKind(dir / "file.txt"), PathKind::File);
+    EXPECT_EQ(pathKind(dir / "file.txt" / "below"), PathKind::Missing);
+    std::filesystem::create_symlink(dir / "b", dir / "a");
+    std::filesystem::create_symlink(dir / "a", dir / "b");
+    try {
+        pathKind(dir / "a");
+        ADD_FAILURE() << "no error for a symlink loop";
+    } catch (const FileError& e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find((dir / "a").string()), std::string::npos) << msg;
+        EXPECT_NE(msg.find("symbolic links"), std::string::npos) << msg;
+        EXPECT_EQ(msg.find("filesystem error"), std::string::npos) << msg;
+    }
+}

@@ -172,3 +172,22 @@ TEST(RescaleInjectionTest, SavedCheckpointReopensWithTheRescaledValues) {
 }
 
 } // namespace
+
+// Non-finite injection parameters: rho(A) is reported as not finite, never as a number
+// (the reference's clamp would turn log_A = +inf into A = 0, "stable").
+TEST(Stability, NonFiniteEntriesMakeRhoNotFinite) {
+    const float inf = std::numeric_limits<float>::infinity();
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    EXPECT_FLOAT_EQ(mythos::injectionFromLogs({inf}, 0.0f)[0], 0.0f); // the forward keeps the reference's value
+    const auto a = mythos::injectionForAnalysis({0.0f, inf, -1.0f}, 0.0f);
+    EXPECT_TRUE(std::isnan(a[1]));
+    EXPECT_TRUE(std::isfinite(a[0]) && std::isfinite(a[2]));
+    EXPECT_TRUE(std::isnan(mythos::spectralRadiusDiagonal(a)));
+    EXPECT_TRUE(std::isnan(mythos::spectralRadiusDiagonal({0.5f, nan})));
+    EXPECT_TRUE(std::isnan(mythos::spectralRadiusDense({0.5f, 0.0f, inf, 0.1f}, 2)));
+    EXPECT_EQ(mythos::stabilityStatus(std::nan("")), mythos::StabilityStatus::NonFinite);
+    EXPECT_STREQ(mythos::stabilityStatusName(mythos::StabilityStatus::NonFinite), "not finite");
+    EXPECT_EQ(mythos::stabilityStatus(0.5), mythos::StabilityStatus::Fine);
+    const auto all = mythos::injectionForAnalysis({0.0f, 1.0f}, nan);
+    EXPECT_TRUE(std::isnan(all[0]) && std::isnan(all[1]));
+}

@@ -237,3 +237,20 @@ TEST(TokenizerFilesTest, ForModelFallsBackToBytesForLargeVocabularies) {
 }
 
 } // namespace
+
+TEST(TokenizerFile, EmptyAndNonUtf8FilesSayWhatIsWrong) {
+    auto message = [](std::string_view text) -> std::string {
+        try {
+            Tokenizer::fromJson(text, "m/tokenizer.json", 300);
+        } catch (const FormatError& e) {
+            return e.what();
+        }
+        return "accepted";
+    };
+    EXPECT_EQ(message(""), "m/tokenizer.json: the file is empty");
+    EXPECT_EQ(message(" \n"), "m/tokenizer.json: the file is empty");
+    const std::string bad = message("{\"type\": \"char\", \"vocab\": [\"\xff\"]}");
+    EXPECT_EQ(bad.rfind("m/tokenizer.json: not valid JSON: ", 0), 0u) << bad;
+    EXPECT_NE(bad.find("\\xFF"), std::string::npos) << bad; // the byte spelt out, not raw
+    EXPECT_EQ(message("[1, 2]"), "m/tokenizer.json: not a JSON object");
+}

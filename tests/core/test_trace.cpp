@@ -2,6 +2,7 @@
 // for malformed traces.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -12,6 +13,7 @@
 
 #include "testutil.h"
 #include "golden.h"
+#include "mythos/checked.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
 #include "mythos/trace.h"
@@ -45,19 +47,29 @@ protected:
     const Trace& trace() const { return *s_trace; }
 
     // traceFromJson of a modified copy of the trace's JSON; the FormatError's message.
+    // The streaming reader (parseTrace, what loadTrace uses) must say the same of the text.
     std::string formatError(const std::function<void(json&)>& edit) const {
         json j = traceToJson(trace());
         edit(j);
+        std::string fromDom, fromText;
         try {
             traceFromJson(j, "bad-trace.json");
+            ADD_FAILURE() << "no FormatError";
         } catch (const FormatError& e) {
-            return e.what();
+            fromDom = e.what();
         } catch (const std::exception& e) {
             ADD_FAILURE() << "not a FormatError: " << e.what();
-            return {};
         }
-        ADD_FAILURE() << "no FormatError";
-        return {};
+        try {
+            mythos::parseTrace(j.dump(), "bad-trace.json");
+            ADD_FAILURE() << "no FormatError from the streaming reader";
+        } catch (const FormatError& e) {
+            fromText = e.what();
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << "not a FormatError from the streaming reader: " << e.what();
+        }
+        EXPECT_EQ(fromDom, fromText);
+        return fromDom;
     }
 
     static Trace* s_trace;
@@ -338,3 +350,62 @@ TEST_F(TraceTest, LoadTraceRejectsBadFiles) {
 }
 
 } // namespace
+
+// What the views rely on: a trace that loads is consistent with its config and safe to index.
+TEST_F(TraceTest, LoadingValidatesCountsIndicesAndDerivedSizes) {
+    std::string msg = formatError([](json& j) { j["config"]["n_experts_per_tok"] = 1; });
+    EXPECT_NE(msg.find("'routing.top_k' = 2 does not match the config's n_experts_per_tok = 1"), std::string::npos)
+        << msg;
+    msg = formatError([](json& j) { j["act"]["halt_loop"][0][0] = 99; });
+    EXPECT_NE(msg.find("halt_loop"), std::string::npos) << msg;
+    msg = formatError([](json& j) { j["ids"][0][0] = -3; });
+    EXPECT_NE(msg.find("'ids' holds token -3"), std::string::npos) << msg;
+    msg = formatError([](json& j) { j["n_loops"] = mythos::kMaxLoops + 1; });
+    EXPECT_NE(msg.find("'n_loops'"), std::string::npos) << msg;
+    msg = formatError([](json& j) { j["vocab"] = 7; j.erase("logits"); });
+    EXPECT_NE(msg.find("vocab"), std::string::npos) << msg;
+    // A number where a row belongs, and a row where a number belongs.
+    msg = formatError([](json& j) { j["h_delta"][1] = 3; });
+    EXPECT_NE(msg.find("'h_delta' must be an array"), std::string::npos) << msg;
+    msg = formatError([](json& j) { j["h_delta"][0][0][0] = json::array({1, 2}); });
+    EXPECT_NE(msg.find("'h_delta' holds a non-number"), std::string::npos) << msg;
+    msg = formatError([](json& j) { j["h_delta"][0][0][0] = json::object({{"a", json::array({1})}}); });
+    EXPECT_NE(msg.find("'h_delta' holds a non-number"), std::string::npos) << msg;
+}
+
+TEST_F(TraceTest, OptionalFieldsStayOptionalWhenSavedAgain) {
+    json j = traceToJson(trace());
+    j["routing"].erase("router_logits");
+    j["routing"].erase("router_bias");
+    j.erase("logits");
+    j["injection"]["A"][0] = nullptr; // a NaN entry: rho(A) is not a number
+    j["injection"]["rho_A"] = nullptr;
+    j["rho_A"] = nullptr;
+    const Trace a = mythos::parseTrace(j.dump(), "optional.json");
+    EXPECT_TRUE(a.routerLogits.empty());
+    EXPECT_TRUE(a.routerBias.empty());
+    EXPECT_TRUE(std::isnan(a.rhoA));
+    const json again = traceToJson(a);
+    EXPECT_FALSE(again["routing"].contains("router_logits"));
+    EXPECT_TRUE(again["rho_A"].is_null());
+    const Trace b = mythos::parseTrace(again.dump(), "again.json");
+    EXPECT_EQ(b.topkIds, a.topkIds);
+    EXPECT_TRUE(std::isnan(b.injA[0]));
+}
+
+TEST_F(TraceTest, StreamingReaderEqualsTheDomReader) {
+    const json j = traceToJson(trace());
+    const Trace a = traceFromJson(j, "dom.json");
+    const Trace b = mythos::parseTrace(j.dump(), "text.json");
+    expectSameTrace(a, b);
+    for (const char* bad : {"", "{", "[1,2", "{\"schema\": \"mythos-trace/1\", \"ids\": [[1e999]]}", "\xff\xfe"}) {
+        try {
+            mythos::parseTrace(bad, "bad.json");
+            ADD_FAILURE() << "accepted " << bad;
+        } catch (const FormatError& e) {
+            EXPECT_EQ(std::string(e.what()).rfind("bad.json: ", 0), 0u) << e.what();
+            for (unsigned char c : std::string(e.what()))
+                EXPECT_TRUE(c >= 0x20 && c < 0x7f) << e.what(); // no raw bytes of the file in the message
+        }
+    }
+}

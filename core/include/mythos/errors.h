@@ -37,6 +37,15 @@ public:
     using Error::Error;
 };
 
+// A message on one line, as the CLI and the window's status bar show it: a ConfigError's
+// "\n  - problem" list joined with "; ", any other line break a space.
+std::string oneLine(std::string message);
+
+// nlohmann::json's exception text without its "[json.exception.parse_error.101] " tag, with
+// every byte outside printable ASCII written as \xNN (its "last read" quotes the file's
+// bytes, which may be invalid UTF-8 or control characters).
+std::string jsonErrorDetail(const std::exception& e);
+
 // Long work was cancelled by the caller's progress callback.
 class Cancelled : public Error {
 public:

@@ -8,6 +8,12 @@
 
 namespace mythos {
 
+enum class PathKind { Missing, File, Folder, Other };
+// What is at `path` (following symlinks): Missing when nothing is, else its kind. A path
+// that cannot be looked at (a symlink loop, no permission, a name too long) is a FileError
+// naming it, in words rather than the standard library's "filesystem error: ..." text.
+PathKind pathKind(const std::filesystem::path& path);
+
 // Reads a whole file; FileError naming the file when it cannot be read or is larger
 // than maxBytes.
 std::string readTextFile(const std::filesystem::path& path, uint64_t maxBytes = 64ull << 20);

@@ -98,7 +98,8 @@ public:
     // can change without running the loop again: halting never feeds back into h.
     std::vector<float> logitsAt(const DeepRun& run, int64_t k, Trace* trace = nullptr, double actThreshold = 0);
 
-    // Injection A = exp(-exp(clamp(log_dt + log_A, -20, 20))), its spectral radius.
+    // Injection A = exp(-exp(clamp(log_dt + log_A, -20, 20))) for analysis: NaN where log_A
+    // or log_dt is not finite (the forward pass uses the reference's clamped values).
     std::vector<float> injectionA() const;
     // Replaces the weights (e.g. after rescaling A); shapes must match. A weight held in
     // bf16 takes the new values rounded to bf16.
@@ -106,6 +107,7 @@ public:
 
 private:
     struct Impl;
+    std::vector<float> forwardInjectionA() const; // the reference's A, as the forward uses it
     // One loop iteration t: h <- A*h + B*e + (block + LoRA)(RMSNorm(h + LIE(t) + e));
     // p <- the halting probability of the new h.
     void recurrentStep(int64_t t, const std::vector<float>& e, std::vector<float>& h, int64_t B, int64_t T,

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -60,9 +61,17 @@ struct Trace {
 
 // Full trace JSON (schema mythos-trace/1). `includeLogits` controls the [B][T][V] array.
 nlohmann::json traceToJson(const Trace& tr, bool includeLogits = true);
-// Validates the schema string and every array's shape; FormatError naming `source`.
+// Validates the schema string, every array's shape, the counts against the trace's config
+// (experts, top-k, vocab), every index (token ids, expert ids, halting loops) and the
+// sizes derived from it (loops at most kMaxLoops, a KV ledger that fits in 64 bits);
+// FormatError naming `source`. A trace that loads is safe for every view.
 Trace traceFromJson(const nlohmann::json& j, const std::string& source);
+// The same from JSON text, streamed: the large numeric arrays go straight into the
+// trace's vectors (about the text's size in memory, not a DOM of 16+ bytes a number).
+Trace parseTrace(std::string_view text, const std::string& source);
 void saveTrace(const std::filesystem::path& path, const Trace& tr, bool includeLogits = true); // atomic
+// Reads a trace file of at most kMaxTraceFileBytes; FileError / FormatError naming it.
 Trace loadTrace(const std::filesystem::path& path);
+inline constexpr uint64_t kMaxTraceFileBytes = uint64_t(512) << 20;
 
 } // namespace mythos

@@ -1,0 +1,34 @@
+#include "mythos/errors.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace mythos {
+
+std::string oneLine(std::string s) {
+    for (std::size_t p; (p = s.find("\n  - ")) != std::string::npos;)
+        s.replace(p, 5, "; ");
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    std::replace(s.begin(), s.end(), '\r', ' ');
+    return s;
+}
+
+std::string jsonErrorDetail(const std::exception& e) {
+    std::string detail = e.what();
+    if (const auto pos = detail.find("] "); pos != std::string::npos && !detail.empty() && detail[0] == '[')
+        detail = detail.substr(pos + 2);
+    std::string out;
+    out.reserve(detail.size());
+    for (unsigned char c : detail) {
+        if (c >= 0x20 && c < 0x7f) {
+            out += char(c);
+        } else {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02X", c);
+            out += buf;
+        }
+    }
+    return out;
+}
+
+} // namespace mythos
