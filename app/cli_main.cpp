@@ -172,8 +172,20 @@ std::vector<int32_t> inputIds(const Args& a, const std::optional<Tokenizer>& tok
     return ids;
 }
 
+// A checkpoint with NaN or infinite weights opens (it may be what the user came to look
+// at), with a warning on stderr: its outputs mean nothing.
+void warnNonFinite(const std::string& spec, const std::vector<NonFiniteTensor>& found) {
+    if (found.empty())
+        return;
+    std::cerr << "mythos-cli: warning: " << spec << ": " << found.size() << " weight tensor"
+              << (found.size() == 1 ? " holds" : "s hold") << " NaN or infinite values (" << describeNonFinite(found)
+              << "); its outputs are not meaningful\n";
+}
+
 std::unique_ptr<Model> openModel(const Args& a) {
-    return Model::open(modelSpec(a), engineOptions(a));
+    auto model = Model::open(modelSpec(a), engineOptions(a));
+    warnNonFinite(modelSpec(a), model->nonFiniteWeights());
+    return model;
 }
 
 std::string humanBytes(double b) {
@@ -207,6 +219,7 @@ int cmdInfo(const Args& a) {
     Config cfg;
     std::vector<float> A;
     std::string source;
+    std::vector<NonFiniteTensor> nonFinite;
     if (spec.rfind("preset:", 0) == 0) {
         std::string name = spec.substr(7);
         name = name.substr(0, name.find(':'));
@@ -236,18 +249,28 @@ int cmdInfo(const Args& a) {
                 logA = file.readF32(*t);
             if (auto* t = file.find("recurrent.injection.log_dt"))
                 logDt = file.readF32(*t);
+            // One tensor at a time: a scan of every value, never the whole model in memory.
+            for (const auto& t : file.tensors())
+                if (t.dtype != DType::I64 && t.dtype != DType::I32 && t.dtype != DType::I16 &&
+                    t.dtype != DType::I8 && t.dtype != DType::U8 && t.dtype != DType::BOOL)
+                    if (const int64_t n = countNonFinite(file.readF32(t)); n > 0) // FormatError for a dtype it cannot read
+                        nonFinite.push_back({t.name, n});
         }
         if (int64_t(logA.size()) != cfg.dim || logDt.size() != 1)
             throw FormatError(spec + ": recurrent.injection.log_A / log_dt missing or mis-shaped");
-        A = injectionFromLogs(logA, logDt[0]);
+        A = injectionForAnalysis(logA, logDt[0]);
         source = "checkpoint";
     }
+    warnNonFinite(spec, nonFinite);
     const ParamCount pc = countParameters(cfg);
     const double rho = spectralRadiusDiagonal(A);
     const int64_t loops = cfg.max_loop_iters;
     const KvLedger ref = kvLedgerFor(cfg, 1, 1, loops, KvLayout::Reference);
     const KvLedger compact = kvLedgerFor(cfg, 1, 1, loops, KvLayout::Compact);
 
+    json nonFiniteJson = json::object(); // tensor -> count of NaN/inf values
+    for (const auto& t : nonFinite)
+        nonFiniteJson[t.name] = t.count;
     if (a.flag("json")) {
         json parts = json::object();
         for (const auto& p : pc.parts)
@@ -261,8 +284,9 @@ int cmdInfo(const Args& a) {
                   {"config", configToJson(cfg)},
                   {"parameters", {{"total", pc.total}, {"parts", parts}}},
                   {"weight_bytes_f32", weightBytesF32(cfg)},
-                  {"rho_A", rho},
+                  {"rho_A", std::isfinite(rho) ? json(rho) : json(nullptr)},
                   {"rho_A_source", source},
+                  {"non_finite_weights", nonFiniteJson},
                   {"stability", stabilityStatusName(stabilityStatus(rho))},
                   {"memory_horizon_loops", rho < 1 ? json(memoryHorizon(rho)) : json(nullptr)},
                   {"kv",
@@ -295,9 +319,14 @@ int cmdInfo(const Args& a) {
     for (const auto& p : pc.parts)
         std::printf("  %-22s %15s  %5.1f%%\n", p.name.c_str(), withCommas(p.count).c_str(),
                     100.0 * double(p.count) / double(pc.total));
-    std::printf("\nrho(A)       %.6f  (%s, %s; memory horizon %s loops)\n", rho,
-                stabilityStatusName(stabilityStatus(rho)), source.c_str(),
-                rho < 1 ? std::to_string(memoryHorizon(rho)).substr(0, 6).c_str() : "inf");
+    if (!std::isfinite(rho))
+        std::printf("\nrho(A)       not finite  (log_A or log_dt holds NaN or infinite values; %s)\n", source.c_str());
+    else
+        std::printf("\nrho(A)       %.6f  (%s, %s; memory horizon %s loops)\n", rho,
+                    stabilityStatusName(stabilityStatus(rho)), source.c_str(),
+                    rho < 1 ? std::to_string(memoryHorizon(rho)).substr(0, 6).c_str() : "inf");
+    if (!nonFinite.empty())
+        std::printf("non-finite   %s\n", describeNonFinite(nonFinite, 8).c_str());
     std::printf("\nKV cache per token at %lld loops (%lld entries):\n", (long long)loops, (long long)ref.entries.size());
     // Entries of one kind (prelude_i, recurrent_loop_t, coda_i) cost the same: one line each.
     for (const auto& [prefix, count] : {std::pair<std::string, int64_t>{"prelude_", cfg.prelude_layers},

@@ -109,6 +109,8 @@ int main(int argc, char** argv) {
     }
     const bool comparing = cli.isSet(compareOpt) || cli.isSet(variantOpt);
     QObject::connect(&w, &mx::MainWindow::modelReady, &w, [&] {
+        if (const QString warning = w.modelWarning(); !warning.isEmpty())
+            std::fprintf(stderr, "mythos-explorer: warning: %s: %s\n", qPrintable(w.modelSpec()), qPrintable(warning));
         if (cli.isSet(compareOpt))
             w.openCompareModel(cli.value(compareOpt));
         else if (cli.isSet(variantOpt))

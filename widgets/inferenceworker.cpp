@@ -90,7 +90,7 @@ void InferenceWorker::openModelVariant(const QString& spec, const QString& overr
         try {
             over = nlohmann::json::parse(overridesJson.toStdString());
         } catch (const std::exception& e) {
-            throw mythos::ArgumentError(std::string("the config variant is not valid JSON: ") + e.what());
+            throw mythos::ArgumentError("the config variant is not valid JSON: " + mythos::jsonErrorDetail(e));
         }
         if (!over.is_object())
             throw mythos::ArgumentError("the config variant must be a JSON object of fields to change");
@@ -112,11 +112,19 @@ void InferenceWorker::openModelVariant(const QString& spec, const QString& overr
             } else if (key == "kv_layout") {
                 if (!it.value().is_string())
                     throw mythos::ArgumentError("kv_layout must be \"reference\" or \"compact\"");
-                opts.kvLayout = mythos::parseKvLayout(it.value().get<std::string>());
+                try {
+                    opts.kvLayout = mythos::parseKvLayout(it.value().get<std::string>());
+                } catch (const mythos::ArgumentError& e) {
+                    throw mythos::ArgumentError(std::string("config variant: ") + e.what());
+                }
             } else if (key == "weight_type") {
                 if (!it.value().is_string())
                     throw mythos::ArgumentError("weight_type must be \"f32\" or \"bf16\"");
-                opts.weightType = mythos::parseWeightType(it.value().get<std::string>());
+                try {
+                    opts.weightType = mythos::parseWeightType(it.value().get<std::string>());
+                } catch (const mythos::ArgumentError& e) {
+                    throw mythos::ArgumentError(std::string("config variant: ") + e.what());
+                }
             } else if (!cfg.contains(key)) {
                 throw mythos::ArgumentError("'" + key + "' is not a config field or engine option");
             } else {
@@ -159,6 +167,13 @@ void InferenceWorker::adopt(std::unique_ptr<mythos::Model> model, const QString&
     info->parameters = mythos::countParameters(m_model->config()).total;
     info->hasTokenizer = m_tokenizer.has_value();
     info->rhoA = mythos::spectralRadiusDiagonal(m_model->injectionA());
+    if (const auto& bad = m_model->nonFiniteWeights(); !bad.empty())
+        info->weightWarning = (bad.size() == 1 ? tr("1 weight tensor holds NaN or infinite values (%1): the outputs "
+                                                    "are not meaningful")
+                                               : tr("%2 weight tensors hold NaN or infinite values (%1): the outputs "
+                                                    "are not meaningful")
+                                                     .arg(QStringLiteral("%1"), QString::number(bad.size())))
+                                  .arg(qstr(mythos::describeNonFinite(bad)));
     emit modelOpened(id, info);
 }
 

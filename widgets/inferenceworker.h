@@ -69,7 +69,8 @@ struct ModelInfo {
     mythos::Config config;
     int64_t parameters = 0;
     bool hasTokenizer = false;
-    double rhoA = 0;
+    double rhoA = 0;       // NaN when A has non-finite entries
+    QString weightWarning; // non-empty when weights hold NaN or infinite values
 };
 using ModelInfoPtr = std::shared_ptr<const ModelInfo>;
 

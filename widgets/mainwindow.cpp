@@ -276,6 +276,11 @@ void MainWindow::buildUi() {
     m_statusRun = new QLabel(this);
     m_statusRun->setObjectName("runStatus");
     statusBar()->addWidget(m_statusRun, 1);
+    m_weightWarning = new QLabel(this);
+    m_weightWarning->setObjectName("weightWarning");
+    m_weightWarning->setStyleSheet(QStringLiteral("color: rgb(140, 0, 140); font-weight: 600"));
+    m_weightWarning->hide();
+    statusBar()->addPermanentWidget(m_weightWarning);
     statusBar()->addPermanentWidget(m_modelLabel);
 }
 
@@ -400,6 +405,14 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
     updateLoopControls();
     m_stability->setModelAvailable(true);
     m_stability->setRescalePreviewActive(false);
+    // NaN/inf weights: said where the user looks (status bar) and where it shows (rho(A)).
+    m_weightWarning->setText(m_info->weightWarning.isEmpty() ? QString()
+                                                             : tr("⚠ NaN/inf weights"));
+    m_weightWarning->setToolTip(m_info->weightWarning);
+    m_weightWarning->setVisible(!m_info->weightWarning.isEmpty());
+    m_stability->setWeightWarning(m_info->weightWarning);
+    if (!m_info->weightWarning.isEmpty())
+        statusBar()->showMessage(m_info->weightWarning, 15000);
     m_compare->setModels(m_info, m_compareInfo);
     m_sweep->setModelAvailable(true);
     {
@@ -1053,6 +1066,9 @@ void MainWindow::exportDialog() {
     ExportDialog dlg(view->charts(), this);
     dlg.exec();
 }
+
+QString MainWindow::modelWarning() const { return m_info ? m_info->weightWarning : QString(); }
+QString MainWindow::modelSpec() const { return m_info ? m_info->spec : QString(); }
 
 void MainWindow::showError(const QString& title, const QString& text) {
     m_lastError = text;

@@ -87,6 +87,9 @@ public:
     InferenceWorker* worker() const;
     TokenStrip* tokenStrip() const { return m_tokens; }
     QString lastError() const { return m_lastError; }
+    // Why the open model's outputs are not to be trusted (NaN/inf weights); empty when fine.
+    QString modelWarning() const;
+    QString modelSpec() const; // the open model's folder or preset, empty when none
     // Milliseconds from the last user change to the views showing its result.
     double lastLatencyMs() const { return m_lastLatencyMs; }
 
@@ -172,6 +175,7 @@ private:
     QDoubleSpinBox* m_threshold = nullptr;
     QCheckBox* m_live = nullptr;
     QLabel* m_modelLabel = nullptr;
+    QLabel* m_weightWarning = nullptr; // status bar: the open model's weights hold NaN/inf
     QLabel* m_statusRun = nullptr;
     QMenu* m_recentMenu = nullptr;
     QAction* m_cancelAction = nullptr;

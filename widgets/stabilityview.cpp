@@ -159,13 +159,17 @@ void StabilityView::buildUi() {
     m_horizonLabel = makeLabel(m_summary, "memoryHorizon");
     m_rangeLabel = makeLabel(m_summary, "aRange");
     m_sourceLabel = makeLabel(m_summary, "aSource");
+    m_weightWarning = makeLabel(m_summary, "weightWarning");
+    m_weightWarning->setWordWrap(true);
+    m_weightWarning->setStyleSheet(QStringLiteral("color: rgb(140, 0, 140); font-weight: 600"));
+    m_weightWarning->hide();
     auto* scale = new QLabel(tr("stable < 0.9 ≤ near the edge < 1 ≤ unstable"), m_summary);
     scale->setWordWrap(true);
     scale->setForegroundRole(QPalette::PlaceholderText);
     for (auto* w : {static_cast<QWidget*>(caption), static_cast<QWidget*>(m_rhoLabel),
                     static_cast<QWidget*>(m_statusLabel), static_cast<QWidget*>(m_horizonLabel),
                     static_cast<QWidget*>(m_rangeLabel), static_cast<QWidget*>(m_sourceLabel),
-                    static_cast<QWidget*>(scale)})
+                    static_cast<QWidget*>(m_weightWarning), static_cast<QWidget*>(scale)})
         sl->addWidget(w);
     m_horizonLabel->setToolTip(tr("1 / (1 − ρ): roughly how many loops the recurrence remembers an input"));
 
@@ -622,6 +626,13 @@ void StabilityView::setRescalePreviewActive(bool on) {
     m_previewActive = on;
     updateSummary();
 }
+
+void StabilityView::setWeightWarning(const QString& text) {
+    m_weightWarning->setText(text.isEmpty() ? QString() : QStringLiteral("⚠ ") + text);
+    m_weightWarning->setVisible(!text.isEmpty());
+}
+
+QString StabilityView::weightWarning() const { return m_weightWarning->isHidden() ? QString() : m_weightWarning->text(); }
 
 void StabilityView::setModelAvailable(bool available) {
     m_modelAvailable = available;

@@ -43,6 +43,9 @@ public:
     void setRescalePreviewActive(bool on);
     bool rescalePreviewActive() const { return m_previewActive; }
     void setModelAvailable(bool available);
+    // A warning about the open model's weights (NaN or infinite values); empty hides it.
+    void setWeightWarning(const QString& text);
+    QString weightWarning() const;
     bool modelAvailable() const { return m_modelAvailable; }
     double rescaleTarget() const;
 
@@ -79,6 +82,7 @@ private:
     QLabel* m_horizonLabel = nullptr;
     QLabel* m_rangeLabel = nullptr;
     QLabel* m_sourceLabel = nullptr;
+    QLabel* m_weightWarning = nullptr;
     // Rescale controls
     QGroupBox* m_rescale = nullptr;
     QDoubleSpinBox* m_target = nullptr;

@@ -297,6 +297,12 @@ const std::string& Model::weightsHash() const {
     return m_hash;
 }
 
+const std::vector<NonFiniteTensor>& Model::nonFiniteWeights() const {
+    if (!m_nonFinite)
+        m_nonFinite = findNonFinite(m_weights);
+    return *m_nonFinite;
+}
+
 std::vector<float> Model::injectionA() const {
     return injectionForAnalysis(m_weights.at("recurrent.injection.log_A").data,
                                 m_weights.at("recurrent.injection.log_dt").data.at(0));
@@ -324,6 +330,7 @@ void Model::setWeight(const std::string& name, const Tensor& t) {
     if (auto kn = m_impl->kn.find(name); kn != m_impl->kn.end())
         transposeInto(dst, kn->second); // same size: the bound pointer stays valid
     m_hash.clear();
+    m_nonFinite.reset();
     m_impl->A = forwardInjectionA();
 }
 

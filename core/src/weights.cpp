@@ -1,6 +1,7 @@
 #include "mythos/weights.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <unistd.h>
@@ -357,6 +358,34 @@ std::size_t weightBytes(const Weights& weights) {
     for (const auto& [name, t] : weights)
         n += t.bytes();
     return n;
+}
+
+int64_t countNonFinite(const std::vector<float>& values) {
+    int64_t n = 0;
+    for (float v : values)
+        n += (std::bit_cast<uint32_t>(v) & 0x7f800000u) == 0x7f800000u;
+    return n;
+}
+
+std::vector<NonFiniteTensor> findNonFinite(const Weights& weights) {
+    std::vector<NonFiniteTensor> out;
+    for (const auto& [name, t] : weights) {
+        int64_t n = countNonFinite(t.data);
+        for (uint16_t h : t.bf16)
+            n += (h & 0x7f80u) == 0x7f80u;
+        if (n > 0)
+            out.push_back({name, n});
+    }
+    return out;
+}
+
+std::string describeNonFinite(const std::vector<NonFiniteTensor>& found, std::size_t most) {
+    std::string s;
+    for (std::size_t i = 0; i < found.size() && i < most; ++i)
+        s += (i ? ", " : "") + found[i].name + ": " + std::to_string(found[i].count);
+    if (found.size() > most)
+        s += " and " + std::to_string(found.size() - most) + " more";
+    return s;
 }
 
 } // namespace mythos

@@ -1,3 +1,4 @@
+#include <limits>
 // StabilityView: rho summary and status, the A histogram and dense eigenvalues, the per-loop
 // series and contraction ratios, the trained-depth marker, the rescale signals, a real
 // tiny_mla trace, and screenshots at two window sizes.
@@ -380,6 +381,28 @@ private slots:
         v.setTrace(bad);
         QVERIFY(lineChart(v, "h-delta")->series()[0].points.isEmpty());
         QCOMPARE(lineChart(v, "h-norm")->series()[0].points.size(), 5);
+    }
+
+    // A with NaN or infinite entries (broken weights, or a trace's null entries): rho(A) is
+    // shown as not finite, the histogram counts them apart, and a weight warning shows.
+    void nonFiniteA() {
+        StabilityView v;
+        auto t = handTrace({0.5f, std::numeric_limits<float>::quiet_NaN(), 0.25f, std::numeric_limits<float>::infinity()});
+        v.setTrace(t);
+        QCOMPARE(v.status(), mythos::StabilityStatus::NonFinite);
+        QVERIFY(labelText(v, "rhoValue").contains("not finite"));
+        QVERIFY(labelText(v, "memoryHorizon").contains("2 of A's 4 entries"));
+        QVERIFY(labelText(v, "aRange").contains("0.2500"));
+        QVERIFY(!v.findChild<QLabel*>("weightWarning")->isVisibleTo(&v));
+        v.setWeightWarning("1 weight tensor holds NaN");
+        QVERIFY(v.findChild<QLabel*>("weightWarning")->isVisibleTo(&v));
+        QVERIFY(v.weightWarning().contains("holds NaN"));
+        v.setWeightWarning({});
+        QVERIFY(v.weightWarning().isEmpty());
+        t = handTrace({});
+        t->rhoA = std::numeric_limits<double>::quiet_NaN(); // recorded as null
+        v.setTrace(t);
+        QCOMPARE(v.status(), mythos::StabilityStatus::NonFinite);
     }
 
     void realTrace() {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,8 @@ public:
     const std::string& name() const { return m_name; }
     void setName(std::string n) { m_name = std::move(n); }
     const std::string& weightsHash() const;
+    // Tensors with NaN or infinite values (scanned once, on the first call).
+    const std::vector<NonFiniteTensor>& nonFiniteWeights() const;
 
     // Logits [B][T][V] for ids [B][T]. Throws ArgumentError for ids outside the
     // vocabulary or positions past max_seq_len, Cancelled when cancelled.
@@ -124,6 +127,7 @@ private:
     Weights m_weights;
     std::string m_name;
     mutable std::string m_hash;
+    mutable std::optional<std::vector<NonFiniteTensor>> m_nonFinite;
     std::unique_ptr<Impl> m_impl;
 };
 

@@ -84,6 +84,18 @@ void saveCheckpoint(const std::filesystem::path& folder, const Config& cfg, cons
 // FNV-1a over the values as fp32 (bf16 tensors widened), so a checkpoint stored as BF16 hashes
 // the same in both weight types.
 std::string hashWeights(const Weights& weights);
+// Tensors holding NaN or infinite values, with how many, in name order: a broken
+// checkpoint (a diverged training run) that would otherwise load silently.
+struct NonFiniteTensor {
+    std::string name;
+    int64_t count = 0;
+};
+std::vector<NonFiniteTensor> findNonFinite(const Weights& weights);
+// Counts the values of `values` that are NaN or infinite (the exponent bits all set).
+int64_t countNonFinite(const std::vector<float>& values);
+// "a: 3, b: 1" for at most `most` tensors, then "and N more".
+std::string describeNonFinite(const std::vector<NonFiniteTensor>& found, std::size_t most = 3);
+
 // Resident bytes of every tensor's values.
 std::size_t weightBytes(const Weights& weights);
 
