@@ -450,7 +450,7 @@ int cmdGenerate(const Args& a) {
                                                                  res.generated.begin() + (b + 1) * res.steps)));
             j["text"] = texts;
         }
-        writeFileAtomic(a.str("out"), j.dump() + "\n");
+        writeFileAtomic(a.str("out"), j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
     }
     return 0;
 }

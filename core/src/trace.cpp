@@ -604,7 +604,9 @@ void validateTrace(const Trace& tr, const Reader& r) {
 } // namespace
 
 void saveTrace(const std::filesystem::path& path, const Trace& tr, bool includeLogits) {
-    writeFileAtomic(path, traceToJson(tr, includeLogits).dump() + "\n");
+    // A byte-level token's piece may be a lone byte that is not UTF-8: written as U+FFFD
+    // rather than failing the save (the ids are what a trace reproduces).
+    writeFileAtomic(path, traceToJson(tr, includeLogits).dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 Trace parseTrace(std::string_view text, const std::string& source) {

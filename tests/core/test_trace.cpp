@@ -409,3 +409,14 @@ TEST_F(TraceTest, StreamingReaderEqualsTheDomReader) {
         }
     }
 }
+
+// A byte model's pieces can be lone bytes that are not UTF-8; saving must not fail on them.
+TEST_F(TraceTest, PiecesThatAreNotUtf8StillSave) {
+    Trace t = trace();
+    t.pieces.assign(std::size_t(t.batch * t.seqLen), std::string("\x89"));
+    TempDir dir("trace_bytes");
+    mythos::saveTrace(dir / "bytes.json", t);
+    const Trace back = mythos::loadTrace(dir / "bytes.json");
+    EXPECT_EQ(back.ids, t.ids);
+    EXPECT_EQ(back.pieces.size(), t.pieces.size());
+}
