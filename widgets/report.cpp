@@ -435,7 +435,7 @@ ExportResult writeReport(const ReportInput& input, const QString& folder, QSize 
     if (input.traces.isEmpty())
         return failure(trReport("There is no run to report."));
     for (const auto& tr : input.traces)
-        if (!tr || tr->seqLen < 1 || tr->batch < 1 || tr->nLoops < 1)
+        if (!tr || tr->seqLen < 1 || tr->batch < 1 || tr->nLoops < 0)
             return failure(trReport("Every loop count of a report needs a trace with at least one token."));
     for (int i = 1; i < input.traces.size(); ++i)
         if (input.traces[i]->nLoops <= input.traces[i - 1]->nLoops)
