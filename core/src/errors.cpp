@@ -6,6 +6,9 @@
 namespace mythos {
 
 std::string oneLine(std::string s) {
+    // "file: invalid configuration:\n  - a\n  - b" -> "file: invalid configuration: a; b"
+    for (std::size_t p; (p = s.find(":\n  - ")) != std::string::npos;)
+        s.replace(p, 6, ": ");
     for (std::size_t p; (p = s.find("\n  - ")) != std::string::npos;)
         s.replace(p, 5, "; ");
     std::replace(s.begin(), s.end(), '\n', ' ');

@@ -949,3 +949,10 @@ TEST(ConfigValidate, LoopCountsPastTheToolsLimitAreErrors)
     c.max_loop_iters = mythos::kMaxLoops;
     EXPECT_TRUE(mythos::validate(c).empty());
 }
+
+TEST(ConfigErrors, OneLineJoinsTheProblemList)
+{
+    EXPECT_EQ(mythos::oneLine("f: invalid configuration:\n  - a = 1 is bad\n  - b = 2 is bad"),
+              "f: invalid configuration: a = 1 is bad; b = 2 is bad");
+    EXPECT_EQ(mythos::oneLine("one\ntwo"), "one two");
+}
