@@ -11,6 +11,7 @@
 #include "mythos/analysis.h"
 #include "mythos/fileio.h"
 #include "mythos/stability.h"
+#include "mythos/variant.h"
 
 namespace mx {
 
@@ -86,52 +87,18 @@ void InferenceWorker::openModel(const QString& spec, quint64 id) {
 void InferenceWorker::openModelVariant(const QString& spec, const QString& overridesJson, quint64 id) {
     m_cancel.store(false);
     try {
-        nlohmann::json over;
-        try {
-            over = nlohmann::json::parse(overridesJson.toStdString());
-        } catch (const std::exception& e) {
-            throw mythos::ArgumentError("the config variant is not valid JSON: " + mythos::jsonErrorDetail(e));
-        }
-        if (!over.is_object())
-            throw mythos::ArgumentError("the config variant must be a JSON object of fields to change");
+        const nlohmann::json over = mythos::parseVariant(overridesJson.toStdString()); // before the slow open
         auto progress = [this, id](int64_t done, int64_t total) {
             emit modelProgress(id, int(done), int(total));
             return !m_cancel.load();
         };
         auto base = mythos::Model::open(spec.toStdString(), {}, progress);
-        mythos::EngineOptions opts = base->options();
-        nlohmann::json cfg = mythos::configToJson(base->config());
+        const mythos::Variant variant = mythos::applyVariant(base->config(), base->options(), over);
+        const mythos::Config& c = variant.config;
+        const mythos::EngineOptions& opts = variant.options;
         QStringList changes;
-        for (auto it = over.begin(); it != over.end(); ++it) {
-            const std::string& key = it.key();
-            changes << QString::fromStdString(key + "=" + it.value().dump());
-            if (key == "act_final_remainder") {
-                if (!it.value().is_boolean())
-                    throw mythos::ArgumentError("act_final_remainder must be true or false");
-                opts.actFinalRemainder = it.value().get<bool>();
-            } else if (key == "kv_layout") {
-                if (!it.value().is_string())
-                    throw mythos::ArgumentError("kv_layout must be \"reference\" or \"compact\"");
-                try {
-                    opts.kvLayout = mythos::parseKvLayout(it.value().get<std::string>());
-                } catch (const mythos::ArgumentError& e) {
-                    throw mythos::ArgumentError(std::string("config variant: ") + e.what());
-                }
-            } else if (key == "weight_type") {
-                if (!it.value().is_string())
-                    throw mythos::ArgumentError("weight_type must be \"f32\" or \"bf16\"");
-                try {
-                    opts.weightType = mythos::parseWeightType(it.value().get<std::string>());
-                } catch (const mythos::ArgumentError& e) {
-                    throw mythos::ArgumentError(std::string("config variant: ") + e.what());
-                }
-            } else if (!cfg.contains(key)) {
-                throw mythos::ArgumentError("'" + key + "' is not a config field or engine option");
-            } else {
-                cfg[key] = it.value();
-            }
-        }
-        const mythos::Config c = mythos::parseConfig(cfg.dump(), "config variant");
+        for (const auto& ch : variant.changes)
+            changes << QString::fromStdString(ch);
         // The constructor checks that every weight still has the shape the config needs.
         auto model = std::make_unique<mythos::Model>(c, base->weights(), opts);
         const QString base_ = spec.startsWith("preset:") ? spec : QFileInfo(spec).fileName();

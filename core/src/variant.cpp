@@ -1,0 +1,66 @@
+#include "mythos/variant.h"
+
+#include "mythos/errors.h"
+
+namespace mythos {
+
+namespace {
+[[noreturn]] void fail(const std::string& what) { throw ArgumentError("config variant: " + what); }
+} // namespace
+
+nlohmann::json parseVariant(std::string_view text) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        fail("not valid JSON: " + jsonErrorDetail(e));
+    }
+    if (!j.is_object())
+        fail("must be a JSON object of fields to change, e.g. {\"act_threshold\": 0.9}");
+    return j;
+}
+
+Variant applyVariant(const Config& base, const EngineOptions& baseOptions, const nlohmann::json& variant) {
+    if (!variant.is_object())
+        fail("must be a JSON object of fields to change, e.g. {\"act_threshold\": 0.9}");
+    Variant v;
+    v.options = baseOptions;
+    nlohmann::json cfg = configToJson(base);
+    for (auto it = variant.begin(); it != variant.end(); ++it) {
+        const std::string& key = it.key();
+        const nlohmann::json& value = it.value();
+        v.changes.push_back(key + "=" + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        try {
+            if (key == "act_final_remainder") {
+                if (!value.is_boolean())
+                    fail("act_final_remainder must be true or false");
+                v.options.actFinalRemainder = value.get<bool>();
+            } else if (key == "kv_layout") {
+                if (!value.is_string())
+                    fail("kv_layout must be \"reference\" or \"compact\"");
+                v.options.kvLayout = parseKvLayout(value.get<std::string>());
+            } else if (key == "weight_type") {
+                if (!value.is_string())
+                    fail("weight_type must be \"f32\" or \"bf16\"");
+                v.options.weightType = parseWeightType(value.get<std::string>());
+            } else if (!cfg.contains(key)) {
+                fail("'" + key + "' is not a config field or engine option");
+            } else {
+                cfg[key] = value;
+            }
+        } catch (const ArgumentError& e) {
+            const std::string msg = e.what();
+            if (msg.rfind("config variant", 0) == 0)
+                throw;
+            fail(msg);
+        }
+    }
+    try {
+        v.config = configFromJson(cfg, "config variant");
+    } catch (const ConfigError& e) {
+        throw ConfigError(oneLine(e.what()));
+    }
+    return v;
+}
+
+} // namespace mythos
