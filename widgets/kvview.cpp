@@ -1,5 +1,7 @@
 #include "kvview.h"
 
+#include "mythos/errors.h"
+
 #include <QGridLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -131,7 +133,25 @@ void KvView::setTrace(const TracePtr& trace) {
     if (!trace)
         return;
     m_trace = trace;
-    const mythos::Trace& tr_ = *trace;
+    try {
+        rebuild();
+    } catch (const std::exception& e) {
+        // A config whose other attention variants' sizes do not fit (a GQA trace's unused MLA
+        // fields, say): say so instead of showing a half-built view.
+        m_ledger = {};
+        m_compactBytes = 0;
+        m_table->clear();
+        m_table->setRowCount(0);
+        m_entries->setBars({}, {}, {});
+        m_bySeq->setSeries({});
+        m_byLoops->setSeries({});
+        m_summary->setText(tr("The KV cache of this trace cannot be accounted for: %1")
+                               .arg(QString::fromStdString(mythos::oneLine(e.what())).toHtmlEscaped()));
+    }
+}
+
+void KvView::rebuild() {
+    const mythos::Trace& tr_ = *m_trace;
     const mythos::Config& c = tr_.config;
     const int64_t loops = std::max<int64_t>(1, tr_.nLoops);
     const int64_t batch = std::max<int64_t>(1, tr_.batch);

@@ -49,6 +49,7 @@ public:
     DataTable ledgerData() const;
 
 private:
+    void rebuild(); // from m_trace; throws mythos::Error when a size does not fit
     QScrollArea* m_scroll = nullptr;
     QLabel* m_summary = nullptr;
     QTableWidget* m_table = nullptr;

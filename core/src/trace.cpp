@@ -591,6 +591,9 @@ void validateTrace(const Trace& tr, const Reader& r) {
         r.fail(std::string("its KV cache cannot be accounted for: ") + e.what());
     }
     if (tr.hasKv) {
+        if (tr.kv.batch != tr.batch)
+            r.fail("'kv.batch' = " + std::to_string(tr.kv.batch) + " is not the trace's batch = " +
+                   std::to_string(tr.batch));
         for (const auto& e : tr.kv.entries)
             if (!boundedProduct({std::max<int64_t>(1, tr.kv.batch), e.positions, kvBytesPerPosition(c, KvLayout::Reference)}))
                 r.fail("'kv.entries' entry '" + e.key + "' holds " + std::to_string(e.positions) +

@@ -362,6 +362,8 @@ TEST_F(TraceTest, LoadingValidatesCountsIndicesAndDerivedSizes) {
     EXPECT_NE(msg.find("'ids' holds token -3"), std::string::npos) << msg;
     msg = formatError([](json& j) { j["n_loops"] = mythos::kMaxLoops + 1; });
     EXPECT_NE(msg.find("'n_loops'"), std::string::npos) << msg;
+    msg = formatError([](json& j) { j["kv"]["batch"] = 7; });
+    EXPECT_NE(msg.find("'kv.batch' = 7"), std::string::npos) << msg;
     msg = formatError([](json& j) { j["vocab"] = 7; j.erase("logits"); });
     EXPECT_NE(msg.find("vocab"), std::string::npos) << msg;
     // A number where a row belongs, and a row where a number belongs.

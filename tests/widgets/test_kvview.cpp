@@ -48,7 +48,23 @@ private slots:
     void summaryExplainsLoopsAndRopeCopies();
     void formatBytesPicksUnits();
     void exportHandlesAndScreenshot();
+    void sizesThatDoNotFitAreSaidNotCrashed();
 };
+
+// A GQA trace whose unused MLA fields are absurd (nothing validates them for GQA): the MLA
+// curves cannot be computed, and the view says so instead of throwing out of a slot.
+void TestKvView::sizesThatDoNotFitAreSaidNotCrashed() {
+    auto tr = traceOf("tiny_gqa", 3, false);
+    auto odd = std::make_shared<mythos::Trace>(*tr);
+    odd->config.kv_lora_rank = int64_t(1) << 62;
+    KvView v;
+    v.setTrace(odd);
+    QVERIFY2(v.summary().contains("cannot be accounted for"), qPrintable(v.summary()));
+    QVERIFY(v.ledger().entries.empty());
+    v.setTrace(tr); // and it recovers with the next trace
+    QVERIFY(!v.summary().contains("cannot be accounted for"));
+    QCOMPARE(int(v.ledger().entries.size()), int(tr->config.prelude_layers + 3 + tr->config.coda_layers));
+}
 
 void TestKvView::ledgerOfAnUncachedRunIsComputed() {
     auto tr = traceOf("tiny_mla", 5, false);
