@@ -141,10 +141,16 @@ EngineOptions engineOptions(const Args& a) {
     return o;
 }
 
-std::optional<Tokenizer> tokenizerFor(const std::string& spec, int64_t vocab) {
-    if (spec.rfind("preset:", 0) == 0)
-        return Tokenizer::forModel({}, vocab);
-    return Tokenizer::forModel(spec, vocab);
+// The model's tokenizer. `needed`: text will be encoded (--prompt, eval). A tokenizer.json
+// that cannot be read is then the error; otherwise (--ids) it is said once on stderr and the
+// run goes on. Encoding text as bytes for want of a tokenizer.json is said too, never silent.
+std::optional<Tokenizer> tokenizerFor(const std::string& spec, int64_t vocab, bool needed) {
+    const TokenizerChoice c = chooseTokenizer(spec.rfind("preset:", 0) == 0 ? fs::path() : fs::path(spec), vocab);
+    if (c.unreadable && needed)
+        throw FormatError(c.warning);
+    if (!c.warning.empty() && (needed || c.unreadable))
+        std::cerr << "mythos-cli: warning: " << c.warning << "\n";
+    return c.tokenizer;
 }
 
 // Ids from --ids (rows of equal length) or --prompt (one row, tokenized).
@@ -346,7 +352,7 @@ int cmdInfo(const Args& a) {
 
 int cmdTrace(const Args& a) {
     auto model = openModel(a);
-    const auto tok = tokenizerFor(modelSpec(a), model->config().vocab_size);
+    const auto tok = tokenizerFor(modelSpec(a), model->config().vocab_size, a.has("prompt"));
     int64_t B = 0, T = 0;
     const auto ids = inputIds(a, tok, B, T);
     const fs::path out = a.str("out");
@@ -373,7 +379,7 @@ int cmdTrace(const Args& a) {
 
 int cmdGenerate(const Args& a) {
     auto model = openModel(a);
-    const auto tok = tokenizerFor(modelSpec(a), model->config().vocab_size);
+    const auto tok = tokenizerFor(modelSpec(a), model->config().vocab_size, a.has("prompt"));
     int64_t B = 0, P = 0;
     const auto ids = inputIds(a, tok, B, P);
     GenerateOptions go;
@@ -661,7 +667,7 @@ int cmdReport(const Args& a) {
     auto t0 = Clock::now();
     auto model = openModel(a);
     const double loadMs = msSince(t0);
-    const auto tok = tokenizerFor(spec, model->config().vocab_size);
+    const auto tok = tokenizerFor(spec, model->config().vocab_size, a.has("prompt"));
     int64_t B = 0, T = 0;
     const auto ids = inputIds(a, tok, B, T);
     if (B != 1)
@@ -761,7 +767,7 @@ int cmdEval(const Args& a) {
     loops.erase(std::unique(loops.begin(), loops.end()), loops.end());
     auto model = openModel(a);
     const Config& c = model->config();
-    const auto tok = tokenizerFor(spec, c.vocab_size);
+    const auto tok = tokenizerFor(spec, c.vocab_size, true);
     if (!tok)
         throw UsageError("this model has no tokenizer.json and a vocabulary under 256: eval needs text prompts");
     // Default: the model folder's own prompt set, as in the explorer's Depth sweep.

@@ -53,6 +53,7 @@ void InferenceWorker::cancel() {
     QMutexLocker lock(&m_mutex);
     m_pending.reset();
     m_cancel.store(true);
+    m_loadCancel.store(true);
 }
 
 void InferenceWorker::processPending() {
@@ -69,11 +70,13 @@ void InferenceWorker::processPending() {
 void InferenceWorker::invalidateDeepRun() { m_deep.reset(); }
 
 void InferenceWorker::openModel(const QString& spec, quint64 id) {
-    m_cancel.store(false);
+    // A run submitted meanwhile (the user typing while a large model loads) must not cancel
+    // the load: only cancel() does.
+    m_loadCancel.store(false);
     try {
         auto progress = [this, id](int64_t done, int64_t total) {
             emit modelProgress(id, int(done), int(total));
-            return !m_cancel.load();
+            return !m_loadCancel.load();
         };
         auto model = mythos::Model::open(spec.toStdString(), {}, progress);
         adopt(std::move(model), spec, spec.startsWith("preset:") ? spec : QFileInfo(spec).fileName(), spec, id);
@@ -85,12 +88,14 @@ void InferenceWorker::openModel(const QString& spec, quint64 id) {
 }
 
 void InferenceWorker::openModelVariant(const QString& spec, const QString& overridesJson, quint64 id) {
-    m_cancel.store(false);
+    // A run submitted meanwhile (the user typing while a large model loads) must not cancel
+    // the load: only cancel() does.
+    m_loadCancel.store(false);
     try {
         const nlohmann::json over = mythos::parseVariant(overridesJson.toStdString()); // before the slow open
         auto progress = [this, id](int64_t done, int64_t total) {
             emit modelProgress(id, int(done), int(total));
-            return !m_cancel.load();
+            return !m_loadCancel.load();
         };
         auto base = mythos::Model::open(spec.toStdString(), {}, progress);
         const mythos::Variant variant = mythos::applyVariant(base->config(), base->options(), over);
@@ -114,14 +119,15 @@ void InferenceWorker::openModelVariant(const QString& spec, const QString& overr
 
 void InferenceWorker::adopt(std::unique_ptr<mythos::Model> model, const QString& spec, const QString& displayName,
                             const QString& tokenizerSource, quint64 id) {
-    std::optional<mythos::Tokenizer> tok;
-    if (tokenizerSource.startsWith("preset:"))
-        tok = mythos::Tokenizer::forModel({}, model->config().vocab_size);
-    else
-        tok = mythos::Tokenizer::forModel(tokenizerSource.toStdString(), model->config().vocab_size);
+    // A tokenizer.json that cannot be read does not stop the model from opening; it is said
+    // (ModelInfo::tokenizerWarning) and typed prompts fail with that reason.
+    mythos::TokenizerChoice tok = mythos::chooseTokenizer(
+        tokenizerSource.startsWith("preset:") ? std::filesystem::path() : std::filesystem::path(tokenizerSource.toStdString()),
+        model->config().vocab_size);
     // Only now does the new model replace the old one: a failure above keeps it.
     m_model = std::move(model);
-    m_tokenizer = std::move(tok);
+    m_tokenizer = std::move(tok.tokenizer);
+    m_tokenizerWarning = qstr(tok.warning);
     m_spec = tokenizerSource;
     m_previewOn = false;
     m_originalLogA = m_model->weights().at("recurrent.injection.log_A").data;
@@ -133,6 +139,7 @@ void InferenceWorker::adopt(std::unique_ptr<mythos::Model> model, const QString&
     info->config = m_model->config();
     info->parameters = mythos::countParameters(m_model->config()).total;
     info->hasTokenizer = m_tokenizer.has_value();
+    info->tokenizerWarning = m_tokenizerWarning;
     info->rhoA = mythos::spectralRadiusDiagonal(m_model->injectionA());
     if (const auto& bad = m_model->nonFiniteWeights(); !bad.empty())
         info->weightWarning = (bad.size() == 1 ? tr("1 weight tensor holds NaN or infinite values (%1): the outputs "
@@ -155,7 +162,9 @@ void InferenceWorker::run(const RunRequest& r) {
         std::vector<int32_t> ids = r.ids;
         if (ids.empty()) {
             if (!m_tokenizer)
-                throw mythos::ArgumentError("this model has no tokenizer.json and a vocabulary under 256 tokens");
+                throw mythos::ArgumentError(m_tokenizerWarning.isEmpty()
+                                                ? "this model has no tokenizer.json and a vocabulary under 256 tokens"
+                                                : m_tokenizerWarning.toStdString());
             ids = m_tokenizer->encode(r.prompt.toStdString());
         }
         if (ids.empty())

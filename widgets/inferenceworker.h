@@ -71,6 +71,9 @@ struct ModelInfo {
     bool hasTokenizer = false;
     double rhoA = 0;       // NaN when A has non-finite entries
     QString weightWarning; // non-empty when weights hold NaN or infinite values
+    // Non-empty when typed text is a guess (bytes, no tokenizer.json) or cannot be encoded
+    // (tokenizer.json unreadable): one line naming the file.
+    QString tokenizerWarning;
 };
 using ModelInfoPtr = std::shared_ptr<const ModelInfo>;
 
@@ -134,6 +137,7 @@ private:
 
     std::unique_ptr<mythos::Model> m_model;
     std::optional<mythos::Tokenizer> m_tokenizer;
+    QString m_tokenizerWarning; // a tokenizer.json that cannot be read, or text as bytes
     QString m_spec;
     std::optional<mythos::DeepRun> m_deep;
     std::vector<float> m_originalLogA;
@@ -143,6 +147,7 @@ private:
     QMutex m_mutex;
     std::optional<RunRequest> m_pending;
     std::atomic<bool> m_cancel{false};
+    std::atomic<bool> m_loadCancel{false}; // model loads: set by cancel() only, not by submit()
     std::atomic<bool> m_sweepCancel{false};
 };
 

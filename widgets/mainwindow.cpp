@@ -149,7 +149,14 @@ void MainWindow::buildUi() {
     m_prompt->setAccessibleName(tr("Prompt"));
     m_tokens = new TokenStrip(top);
     m_tokens->setObjectName("tokens");
+    // Said under the prompt: typed text is a guess (bytes) or cannot be encoded.
+    m_tokenizerNote = new QLabel(top);
+    m_tokenizerNote->setObjectName("tokenizerNote");
+    m_tokenizerNote->setWordWrap(true);
+    m_tokenizerNote->setStyleSheet(QStringLiteral("color: rgb(170, 90, 0)"));
+    m_tokenizerNote->hide();
     topLay->addWidget(m_prompt);
+    topLay->addWidget(m_tokenizerNote);
     topLay->addWidget(m_tokens);
     topLay->addWidget(buildGenerationBar(top));
 
@@ -411,8 +418,12 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
     m_weightWarning->setToolTip(m_info->weightWarning);
     m_weightWarning->setVisible(!m_info->weightWarning.isEmpty());
     m_stability->setWeightWarning(m_info->weightWarning);
+    m_tokenizerNote->setText(m_info->tokenizerWarning.isEmpty() ? QString() : QStringLiteral("⚠ ") + m_info->tokenizerWarning);
+    m_tokenizerNote->setVisible(!m_info->tokenizerWarning.isEmpty());
     if (!m_info->weightWarning.isEmpty())
         statusBar()->showMessage(m_info->weightWarning, 15000);
+    else if (!m_info->tokenizerWarning.isEmpty())
+        statusBar()->showMessage(m_info->tokenizerWarning, 15000);
     m_compare->setModels(m_info, m_compareInfo);
     m_sweep->setModelAvailable(true);
     {
@@ -1005,6 +1016,7 @@ bool MainWindow::openTrace(const QString& path) {
             m_prompt->setPlainText(text);
         }
         m_prompt->setReadOnly(true);
+        m_tokenizerNote->hide();
         {
             const QSignalBlocker b1(m_loopSlider), b2(m_loopSpin), b3(m_threshold);
             m_loopSlider->setMaximum(std::max<int>(1, int(rec->nLoops)));

@@ -176,6 +176,7 @@ private:
     QCheckBox* m_live = nullptr;
     QLabel* m_modelLabel = nullptr;
     QLabel* m_weightWarning = nullptr; // status bar: the open model's weights hold NaN/inf
+    QLabel* m_tokenizerNote = nullptr; // under the prompt: text as bytes, or an unreadable tokenizer
     QLabel* m_statusRun = nullptr;
     QMenu* m_recentMenu = nullptr;
     QAction* m_cancelAction = nullptr;

@@ -74,6 +74,32 @@ Tokenizer Tokenizer::load(const std::filesystem::path& file, int64_t vocabSize) 
     return fromJson(readTextFile(file, 16ull << 20), file.string(), vocabSize);
 }
 
+TokenizerChoice chooseTokenizer(const std::filesystem::path& folder, int64_t vocabSize) {
+    TokenizerChoice c;
+    if (folder.empty()) {
+        if (vocabSize >= 256)
+            c.tokenizer = Tokenizer::bytes();
+        return c;
+    }
+    const auto file = folder / "tokenizer.json";
+    try {
+        if (pathKind(file) != PathKind::Missing) {
+            c.tokenizer = Tokenizer::load(file, vocabSize);
+            return c;
+        }
+    } catch (const Error& e) {
+        c.unreadable = true;
+        c.warning = oneLine(e.what()) + " (give prompts as ids)";
+        return c;
+    }
+    if (vocabSize >= 256) {
+        c.tokenizer = Tokenizer::bytes();
+        c.warning = folder.string() + ": no tokenizer.json, so text is encoded as UTF-8 bytes (ids 0-255); "
+                    "that is right only if the model was trained on bytes";
+    }
+    return c;
+}
+
 std::optional<Tokenizer> Tokenizer::forModel(const std::filesystem::path& folder, int64_t vocabSize) {
     const auto file = folder / "tokenizer.json";
     if (!folder.empty() && pathKind(file) != PathKind::Missing)

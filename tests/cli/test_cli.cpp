@@ -526,3 +526,23 @@ TEST_F(Cli, ReportNeedsQt) {
     EXPECT_NE(r.out.find("built without Qt"), std::string::npos) << r.out;
 }
 #endif
+
+// A tokenizer.json that cannot be read is said once; --ids still works, --prompt fails
+// naming the file.
+TEST_F(Cli, UnreadableTokenizerStillTakesIds) {
+    const fs::path model = dir / "model";
+    fs::create_directories(model);
+    for (const char* f : {"config.json", "model.safetensors"})
+        fs::copy_file(fs::path(tinyMla) / f, model / f);
+    std::ofstream(model / "tokenizer.json") << "";
+    Result r = run({"trace", "--model", model.string(), "--ids", "1,2,3", "--loops", "2", "--out",
+                    (dir / "t.json").string()});
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("warning: " + (model / "tokenizer.json").string() + ": the file is empty"), std::string::npos)
+        << r.out;
+    EXPECT_TRUE(fs::exists(dir / "t.json"));
+    r = run({"trace", "--model", model.string(), "--prompt", "ab", "--loops", "2", "--out", (dir / "u.json").string()});
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("error: " + (model / "tokenizer.json").string()), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(dir / "u.json"));
+}

@@ -254,3 +254,32 @@ TEST(TokenizerFile, EmptyAndNonUtf8FilesSayWhatIsWrong) {
     EXPECT_NE(bad.find("\\xFF"), std::string::npos) << bad; // the byte spelt out, not raw
     EXPECT_EQ(message("[1, 2]"), "m/tokenizer.json: not a JSON object");
 }
+
+// Never a silent fallback: text as bytes is said, an unreadable tokenizer.json is said
+// (and does not stop the model from opening).
+TEST(TokenizerChoice, BytesAndUnreadableFilesAreSaid) {
+    TempDir dir("choice");
+    auto c = chooseTokenizer(dir.path(), 300); // no tokenizer.json, vocab >= 256: bytes, said
+    ASSERT_TRUE(c.tokenizer);
+    EXPECT_EQ(c.tokenizer->kind(), Tokenizer::Kind::Byte);
+    EXPECT_FALSE(c.unreadable);
+    EXPECT_NE(c.warning.find("no tokenizer.json"), std::string::npos) << c.warning;
+    EXPECT_NE(c.warning.find(dir.path().string()), std::string::npos) << c.warning;
+    c = chooseTokenizer(dir.path(), 100); // no way to encode text: prompts as ids
+    EXPECT_FALSE(c.tokenizer);
+    EXPECT_TRUE(c.warning.empty());
+    c = chooseTokenizer({}, 1000); // a preset: bytes, nothing to say
+    ASSERT_TRUE(c.tokenizer);
+    EXPECT_TRUE(c.warning.empty());
+    std::ofstream(dir / "tokenizer.json") << "{\"type\": \"char\", \"vocab\": [\"a\", \"a\"]}";
+    c = chooseTokenizer(dir.path(), 300);
+    EXPECT_FALSE(c.tokenizer);
+    EXPECT_TRUE(c.unreadable);
+    EXPECT_NE(c.warning.find((dir / "tokenizer.json").string()), std::string::npos) << c.warning;
+    EXPECT_NE(c.warning.find("twice"), std::string::npos) << c.warning;
+    std::ofstream(dir / "tokenizer.json") << "{\"type\": \"char\", \"vocab\": [\"a\", \"b\"]}";
+    c = chooseTokenizer(dir.path(), 300);
+    ASSERT_TRUE(c.tokenizer);
+    EXPECT_EQ(c.tokenizer->kind(), Tokenizer::Kind::Char);
+    EXPECT_TRUE(c.warning.empty());
+}

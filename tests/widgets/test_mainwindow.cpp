@@ -156,6 +156,42 @@ private slots:
         QCOMPARE(QString::fromStdString(win->currentTrace()->config.attn_type), QString("gqa"));
     }
 
+    // A tokenizer.json that cannot be read: the model opens anyway, the prompt area and the
+    // status bar say why typed text cannot run, and the run's error names the file.
+    void unreadableTokenizerIsSaidUnderThePrompt() {
+        QTemporaryDir dir;
+        const QString src = QStringLiteral(MYTHOS_TEST_DATA_DIR "/tiny_mla");
+        for (const char* f : {"config.json", "model.safetensors"})
+            QVERIFY(QFile::copy(src + "/" + f, dir.filePath(f)));
+        QFile tok(dir.filePath("tokenizer.json"));
+        QVERIFY(tok.open(QIODevice::WriteOnly));
+        tok.write("{\"type\": \"char\", \"vocab\": [\"a\", \"a\"]}");
+        tok.close();
+        QSignalSpy ready(win.get(), &MainWindow::modelReady);
+        QSignalSpy errored(win.get(), &MainWindow::runErrored);
+        win->setPrompt("ab");
+        win->openModel(dir.path());
+        QVERIFY(waitForSignal(ready, 60000));
+        auto* note = win->findChild<QLabel*>("tokenizerNote");
+        QVERIFY(note && note->isVisible());
+        QVERIFY2(note->text().contains("tokenizer.json") && note->text().contains("twice"), qPrintable(note->text()));
+        QVERIFY(waitForSignal(errored, 60000));
+        QVERIFY2(errored.first().at(0).toString().contains("tokenizer.json"), qPrintable(errored.first().at(0).toString()));
+        // A model with a good tokenizer hides the note again.
+        // Typing while the next model loads (a debounced run for the old model is submitted)
+        // must not cancel the load.
+        QSignalSpy ready2(win.get(), &MainWindow::modelReady);
+        QSignalSpy shown2(win.get(), &MainWindow::traceShown);
+        QSignalSpy failed(win.get(), &MainWindow::modelFailedToOpen);
+        win->openModel("preset:readme_mla:1");
+        win->setPrompt("ab");
+        win->runNow();
+        QVERIFY(waitForSignal(ready2, 60000));
+        QVERIFY2(waitForSignal(shown2, 60000), qPrintable(win->lastError()));
+        QCOMPARE(failed.count(), 0);
+        QVERIFY(!note->isVisible());
+    }
+
     void traceSavesAndReopensWithoutTheModel() {
         QVERIFY(openAndRun("preset:readme_mla:1", "record me"));
         win->setLoops(6);

@@ -46,4 +46,16 @@ private:
     std::optional<int32_t> m_unk;
 };
 
+// How a model's text becomes ids, and what the user must be told about it: never a silent
+// fallback. A folder's tokenizer.json that cannot be read does not stop the model from
+// opening (prompts can still be given as ids); a folder without one whose vocabulary has at
+// least 256 tokens encodes text as UTF-8 bytes, which is right only for a byte-level model.
+struct TokenizerChoice {
+    std::optional<Tokenizer> tokenizer; // none: prompts only as ids
+    std::string warning;                // one line naming the file or folder; empty when all is well
+    bool unreadable = false;            // tokenizer.json exists but cannot be used (warning says why)
+};
+// `folder` empty for a preset (random weights: bytes, without a warning).
+TokenizerChoice chooseTokenizer(const std::filesystem::path& folder, int64_t vocabSize);
+
 } // namespace mythos
