@@ -1,5 +1,8 @@
 #include "mythos/weights.h"
 
+#include <set>
+#include <map>
+#include <cstdio>
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -132,7 +135,54 @@ uint64_t physicalMemory() {
     return pages > 0 && size > 0 ? uint64_t(pages) * uint64_t(size) : 0;
 }
 
+constexpr const char* kIndexName = "model.safetensors.index.json";
+
+// model.safetensors.index.json (the Hugging Face convention for sharded checkpoints):
+// {"metadata": {...}, "weight_map": {"tensor name": "model-00001-of-00002.safetensors"}}.
+// Untrusted: every shard must be a plain file name in the folder (no path, no ".."), and
+// exist; the map is returned for loadCheckpoint to hold each tensor to its named shard.
+struct ShardIndex {
+    std::vector<fs::path> files;               // the distinct shards, in name order
+    std::map<std::string, std::string> shardOf; // tensor -> shard file name
+};
+
+ShardIndex readShardIndex(const fs::path& folder) {
+    const fs::path file = folder / kIndexName;
+    const std::string name = file.string();
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(readTextFile(file, 64ull << 20));
+    } catch (const nlohmann::json::exception& e) {
+        throw FormatError(name + ": not valid JSON: " + jsonErrorDetail(e));
+    }
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+        throw FormatError(name + ": needs a \"weight_map\" object of tensor name -> shard file");
+    ShardIndex idx;
+    std::set<std::string> shards;
+    for (const auto& [tensor, shard] : j["weight_map"].items()) {
+        if (!shard.is_string())
+            throw FormatError(name + ": the shard of '" + tensor + "' is not a file name");
+        const std::string f = shard.get<std::string>();
+        if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos || f.find('\\') != std::string::npos ||
+            f.find('\0') != std::string::npos)
+            throw FormatError(name + ": the shard of '" + tensor + "' must be a file name in the folder, not \"" +
+                              jsonErrorDetail(std::runtime_error(f)) + "\"");
+        idx.shardOf.emplace(tensor, f);
+        shards.insert(f);
+    }
+    if (shards.empty())
+        throw FormatError(name + ": the weight_map lists no tensor");
+    for (const auto& f : shards) {
+        if (pathKind(folder / f) != PathKind::File)
+            throw FileError(name + ": shard '" + f + "' is not a file in " + folder.string());
+        idx.files.push_back(folder / f);
+    }
+    return idx;
+}
+
 std::vector<fs::path> weightFiles(const fs::path& folder) {
+    if (pathKind(folder / kIndexName) != PathKind::Missing)
+        return readShardIndex(folder).files;
     if (pathKind(folder / "model.safetensors") != PathKind::Missing)
         return {folder / "model.safetensors"};
     std::vector<fs::path> files;
@@ -236,24 +286,40 @@ Checkpoint loadCheckpoint(const fs::path& folder, const ProgressFn& progress, We
     ck.folder = folder;
     ck.config = loadConfig(folder / "config.json");
     validateOrThrow(ck.config, (folder / "config.json").string(), physicalMemory());
-    const auto files = weightFiles(folder);
+    const bool indexed = pathKind(folder / kIndexName) != PathKind::Missing;
+    const ShardIndex index = indexed ? readShardIndex(folder) : ShardIndex{weightFiles(folder), {}};
+    const auto& files = index.files;
     if (files.empty())
         throw FileError(folder.string() + ": no .safetensors weight file in the folder");
-    std::vector<SafetensorsFile> opened;
+    std::vector<SafetensorsFile> opened; // every shard mapped
     for (const auto& f : files)
         opened.push_back(SafetensorsFile::open(f));
-    const std::string where = files.size() == 1 ? files[0].string() : folder.string() + "/*.safetensors";
+    const std::string where = indexed ? (folder / kIndexName).string()
+                              : files.size() == 1 ? files[0].string()
+                                                  : folder.string() + "/*.safetensors";
 
     const auto expected = expectedTensors(ck.config);
     int64_t done = 0;
     for (const auto& ex : expected) {
         const SafetensorsFile* file = nullptr;
         const TensorInfo* info = nullptr;
-        for (const auto& f : opened)
-            if ((info = f.find(ex.name))) {
-                file = &f;
-                break;
+        if (indexed) {
+            // The index names the one shard that holds it.
+            if (const auto it = index.shardOf.find(ex.name); it != index.shardOf.end()) {
+                for (const auto& f : opened)
+                    if (f.path().filename() == it->second)
+                        file = &f;
+                if (!(info = file->find(ex.name)))
+                    throw FormatError(where + ": says tensor '" + ex.name + "' is in " + it->second +
+                                      ", which does not hold it");
             }
+        } else {
+            for (const auto& f : opened)
+                if ((info = f.find(ex.name))) {
+                    file = &f;
+                    break;
+                }
+        }
         if (!info) {
             if (ex.optional)
                 continue;
@@ -311,7 +377,7 @@ Weights randomWeights(const Config& cfg, uint64_t seed, const ProgressFn& progre
 }
 
 void saveCheckpoint(const fs::path& folder, const Config& cfg, const Weights& weights,
-                    const std::map<std::string, std::string>& metadata) {
+                    const std::map<std::string, std::string>& metadata, uint64_t maxShardBytes) {
     std::error_code ec;
     fs::create_directories(folder, ec);
     if (ec)
@@ -331,7 +397,36 @@ void saveCheckpoint(const fs::path& folder, const Config& cfg, const Weights& we
     auto meta = metadata;
     meta.emplace("format", "pt");
     meta.emplace("tied", "embed.weight=head.weight");
-    writeSafetensors(folder / "model.safetensors", out, meta);
+    if (maxShardBytes == 0) {
+        writeSafetensors(folder / "model.safetensors", out, meta);
+    } else {
+        // Shards in state_dict order, each up to maxShardBytes of fp32 values (a larger
+        // tensor gets a shard of its own), and the index naming each tensor's shard.
+        std::vector<std::vector<TensorToWrite>> shards(1);
+        uint64_t inShard = 0, total = 0;
+        for (const auto& t : out) {
+            uint64_t bytes = sizeof(float);
+            for (int64_t d : t.shape)
+                bytes *= uint64_t(d);
+            if (!shards.back().empty() && inShard + bytes > maxShardBytes) {
+                shards.emplace_back();
+                inShard = 0;
+            }
+            shards.back().push_back(t);
+            inShard += bytes;
+            total += bytes;
+        }
+        char name[64];
+        nlohmann::json map = nlohmann::json::object();
+        for (std::size_t i = 0; i < shards.size(); ++i) {
+            std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+            writeSafetensors(folder / name, shards[i], meta);
+            for (const auto& t : shards[i])
+                map[t.name] = name;
+        }
+        const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", map}};
+        writeFileAtomic(folder / kIndexName, index.dump(2) + "\n");
+    }
     writeFileAtomic(folder / "config.json", configToJson(cfg).dump(2) + "\n");
 }
 

@@ -60,8 +60,10 @@ struct Checkpoint {
     std::string weightsHash; // FNV-1a 64 of the weight values (as fp32), hex
 };
 
-// Reads `folder`/config.json and `folder`/model.safetensors (or every *.safetensors file
-// in the folder, for sharded checkpoints). Every expected tensor must be present with
+// Reads `folder`/config.json and the weights: the shards model.safetensors.index.json names
+// (the Hugging Face convention; the index is validated like any untrusted file, each tensor
+// read from the shard it names), else model.safetensors, else every *.safetensors file in
+// the folder. Every expected tensor must be present with
 // the expected shape (F32, F16 or BF16 on disk); errors name the file, the key, and the
 // expected and found shapes. With `type` BF16 the eligible tensors are read straight into
 // bf16 (no fp32 copy; BF16 on disk is copied bit for bit).
@@ -78,8 +80,10 @@ Weights randomWeights(const Config& cfg, uint64_t seed, const ProgressFn& progre
 // Writes config.json + model.safetensors into `folder` (created if missing), each file
 // atomically. `head.weight` is not written (it is tied to embed.weight). Tensors held in
 // bf16 are written as their fp32 values.
+// With `maxShardBytes` > 0 the weights go to shards model-0000i-of-0000N.safetensors of at
+// most that many bytes each (a larger tensor alone) and model.safetensors.index.json.
 void saveCheckpoint(const std::filesystem::path& folder, const Config& cfg, const Weights& weights,
-                    const std::map<std::string, std::string>& metadata = {});
+                    const std::map<std::string, std::string>& metadata = {}, uint64_t maxShardBytes = 0);
 
 // FNV-1a over the values as fp32 (bf16 tensors widened), so a checkpoint stored as BF16 hashes
 // the same in both weight types.
