@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,11 @@ std::vector<fs::path> inputs(const std::string& name) {
 }
 
 } // namespace
+
+namespace fuzz {
+// gtest names a failing parameter by the parser instead of its bytes.
+void PrintTo(const Named& n, std::ostream* os) { *os << n.name; }
+} // namespace fuzz
 
 class FuzzRegressions : public testing::TestWithParam<fuzz::Named> {};
 

@@ -4,10 +4,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include "cli_args.h"
 #include "mythos/config.h"
@@ -83,36 +86,70 @@ void config(const uint8_t* data, std::size_t size) {
     }
 }
 
-void tokenizer(const uint8_t* data, std::size_t size) {
-    if (size == 0)
-        return;
-    const int64_t vocab = 1 + int64_t(data[0]) * 4; // 1..1021: some fit, some do not
+namespace {
+
+// docs/tokenizer.md: text that encodes without the unk id decodes back to itself (every id
+// is a character's own piece or an id escape "<N>" that prints as it was written), and that
+// text encodes to the same ids again. With unk (or ids from elsewhere) only encoding and
+// decoding without error is promised.
+void checkRoundTrip(const mythos::Tokenizer& tok, std::string_view s, std::optional<int32_t> unk) {
     try {
-        const auto tok = mythos::Tokenizer::fromJson(text(data + 1, size - 1), "fuzz/tokenizer.json", vocab);
-        require(tok.size() <= std::max<int64_t>(vocab, 256));
-        // Encoding some of the input's own text, and decoding it back.
-        const std::string_view sample = text(data + 1, std::min<std::size_t>(size - 1, 64));
-        try {
-            const auto ids = tok.encode(sample);
-            for (int32_t id : ids) {
-                require(id >= 0); // "<N>" may name any N; the model checks ids against its vocab
-                tok.displayPiece(id);
-            }
-            // Not an identity in general: unk and special pieces ("<pad>") do not encode back.
-            tok.encode(tok.decode(ids));
-        } catch (const mythos::Error&) {
+        const auto ids = tok.encode(s);
+        for (int32_t id : ids) {
+            require(id >= 0); // "<N>" may name any N; the model checks ids against its vocab
+            tok.displayPiece(id);
+        }
+        const std::string back = tok.decode(ids);
+        if (!unk || std::find(ids.begin(), ids.end(), *unk) == ids.end()) {
+            require(back == s);
+            require(tok.encode(back) == ids);
+        } else {
+            tok.encode(back);
         }
     } catch (const mythos::Error&) {
     }
 }
 
-void trace(const uint8_t* data, std::size_t size) {
+} // namespace
+
+void tokenizer(const uint8_t* data, std::size_t size) {
+    if (size == 0)
+        return;
+    const int64_t vocab = 1 + int64_t(data[0]) * 4; // 1..1021: some fit, some do not
+    const std::string_view json = text(data + 1, size - 1);
     try {
-        const mythos::Trace t = mythos::parseTrace(text(data, size), "fuzz/trace.json");
-        // A trace that loads saves and loads again as the same trace.
+        const auto tok = mythos::Tokenizer::fromJson(json, "fuzz/tokenizer.json", vocab);
+        require(tok.size() >= 1 && tok.size() <= std::max<int64_t>(vocab, 256));
+        // The unk id, if any (the JSON parsed, so reading it again cannot fail).
+        std::optional<int32_t> unk;
+        if (const auto j = nlohmann::json::parse(json); j.contains("unk") && j["unk"].is_number_integer())
+            unk = int32_t(j["unk"].get<int64_t>());
+        // Some of the input's own text, its tail, and text decoded from ids the tokenizer has
+        // pieces for, ids it has none for ("<N>") and ids one past and far past its size.
+        checkRoundTrip(tok, json.substr(0, 64), unk);
+        checkRoundTrip(tok, json.substr(json.size() - std::min<std::size_t>(json.size(), 64)), unk);
+        std::vector<int32_t> ids;
+        for (std::size_t i = 1; i < std::min<std::size_t>(size, 24); ++i)
+            ids.push_back(int32_t(data[i]) % int32_t(tok.size() + 2));
+        ids.push_back(int32_t(tok.size()));
+        ids.push_back(999999999);
+        checkRoundTrip(tok, tok.decode(ids), unk);
+    } catch (const mythos::Error&) {
+    }
+}
+
+void trace(const uint8_t* data, std::size_t size) {
+    ScratchFile f("trace", data, size);
+    try {
+        const mythos::Trace t = mythos::loadTrace(f.path());
+        // A trace that loads converts to JSON and reads back as the same trace.
         const mythos::Trace again = mythos::traceFromJson(mythos::traceToJson(t), "again");
+        require(again.config == t.config && again.batch == t.batch && again.seqLen == t.seqLen &&
+                again.loopsExecuted == t.loopsExecuted);
         require(again.ids == t.ids && again.haltLoop == t.haltLoop && again.topkIds == t.topkIds);
-        require(again.kv.entries.size() == t.kv.entries.size());
+        require(again.actP.size() == t.actP.size() && again.routerLogits.size() == t.routerLogits.size() &&
+                again.logits.size() == t.logits.size());
+        require(again.hasKv == t.hasKv && again.kv.entries.size() == t.kv.entries.size());
     } catch (const mythos::Error&) {
     }
 }
