@@ -12,7 +12,7 @@ set -euo pipefail
 
 seconds="${1:-60}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="${2:-$root/build/fuzz}"
+build="$(realpath -m "${2:-$root/build/fuzz}")" # absolute: the fuzzers run from their crash folders
 shift $(($# > 2 ? 2 : $#))
 names=("$@")
 ((${#names[@]})) || names=(safetensors config tokenizer trace prompts ids variant)
