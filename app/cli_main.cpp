@@ -181,11 +181,8 @@ std::vector<int32_t> inputIds(const Args& a, const std::optional<Tokenizer>& tok
 // A checkpoint with NaN or infinite weights opens (it may be what the user came to look
 // at), with a warning on stderr: its outputs mean nothing.
 void warnNonFinite(const std::string& spec, const std::vector<NonFiniteTensor>& found) {
-    if (found.empty())
-        return;
-    std::cerr << "mythos-cli: warning: " << spec << ": " << found.size() << " weight tensor"
-              << (found.size() == 1 ? " holds" : "s hold") << " NaN or infinite values (" << describeNonFinite(found)
-              << "); its outputs are not meaningful\n";
+    if (!found.empty())
+        std::cerr << "mythos-cli: warning: " << spec << ": " << nonFiniteWarning(found) << "\n";
 }
 
 std::unique_ptr<Model> openModel(const Args& a) {
@@ -958,12 +955,8 @@ int main(int argc, char** argv) {
     } catch (const UsageError& e) {
         std::cerr << "mythos-cli " << cmd << ": " << e.what() << "\n";
         return 2;
-    } catch (const std::filesystem::filesystem_error& e) {
-        // Not the library's "filesystem error: ... [path]": the path, then the reason.
-        std::cerr << "mythos-cli " << cmd << ": error: " << e.path1().string() << ": " << e.code().message() << "\n";
-        return 1;
     } catch (const std::exception& e) {
-        std::cerr << "mythos-cli " << cmd << ": error: " << oneLine(e.what()) << "\n";
+        std::cerr << "mythos-cli " << cmd << ": error: " << errorMessage(e) << "\n";
         return 1;
     }
 }

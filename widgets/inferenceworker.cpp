@@ -18,13 +18,8 @@ namespace mx {
 namespace {
 using Clock = std::chrono::steady_clock;
 QString qstr(const std::string& s) { return QString::fromStdString(s); }
-// An engine error as the window shows it: one line, and a filesystem error as "path: reason"
-// rather than the standard library's "filesystem error: ..." text.
-QString errorText(const std::exception& e) {
-    if (const auto* fe = dynamic_cast<const std::filesystem::filesystem_error*>(&e))
-        return qstr(fe->path1().string() + ": " + fe->code().message());
-    return qstr(mythos::oneLine(e.what()));
-}
+// An engine error as the window shows it, the same text the CLI prints.
+QString errorText(const std::exception& e) { return qstr(mythos::errorMessage(e)); }
 } // namespace
 
 void registerMetaTypes() {
@@ -141,13 +136,7 @@ void InferenceWorker::adopt(std::unique_ptr<mythos::Model> model, const QString&
     info->hasTokenizer = m_tokenizer.has_value();
     info->tokenizerWarning = m_tokenizerWarning;
     info->rhoA = mythos::spectralRadiusDiagonal(m_model->injectionA());
-    if (const auto& bad = m_model->nonFiniteWeights(); !bad.empty())
-        info->weightWarning = (bad.size() == 1 ? tr("1 weight tensor holds NaN or infinite values (%1): the outputs "
-                                                    "are not meaningful")
-                                               : tr("%2 weight tensors hold NaN or infinite values (%1): the outputs "
-                                                    "are not meaningful")
-                                                     .arg(QStringLiteral("%1"), QString::number(bad.size())))
-                                  .arg(qstr(mythos::describeNonFinite(bad)));
+    info->weightWarning = qstr(mythos::nonFiniteWarning(m_model->nonFiniteWeights()));
     emit modelOpened(id, info);
 }
 

@@ -329,15 +329,7 @@ void StabilityView::setTrace(const TracePtr& trace) {
         const auto& a = m_trace->injA;
         m_aEntries = int(a.size());
         if (!a.empty()) {
-            double lo = kNaN, hi = kNaN; // of the finite entries
-            for (float v : a) {
-                if (!std::isfinite(v))
-                    continue;
-                lo = std::isnan(lo) ? v : std::min(lo, double(v));
-                hi = std::isnan(hi) ? v : std::max(hi, double(v));
-            }
-            m_minA = lo;
-            m_maxA = hi;
+            setRangeOf(a);
             m_rho = mythos::spectralRadiusDiagonal(a); // NaN when an entry is not finite
             m_hasRho = true;
         } else if (!std::isfinite(m_trace->rhoA) || m_trace->rhoA > 0) {
@@ -359,12 +351,7 @@ void StabilityView::setDenseA(std::vector<float> matrix, int n) {
     }
     m_dense = std::move(matrix);
     m_denseN = n;
-    m_minA = m_maxA = kNaN;
-    for (float v : m_dense)
-        if (std::isfinite(v)) {
-            m_minA = std::isnan(m_minA) ? v : std::min(m_minA, double(v));
-            m_maxA = std::isnan(m_maxA) ? v : std::max(m_maxA, double(v));
-        }
+    setRangeOf(m_dense);
     m_aEntries = int(m_dense.size());
     m_rho = mythos::spectralRadiusDense(m_dense, n);
     m_hasRho = true;
@@ -375,8 +362,17 @@ void StabilityView::setDenseA(std::vector<float> matrix, int n) {
 
 int StabilityView::nonFiniteCount() const {
     const std::vector<float> none;
-    const auto& a = m_denseN > 0 ? m_dense : m_trace ? m_trace->injA : none;
-    return int(std::count_if(a.begin(), a.end(), [](float v) { return !std::isfinite(v); }));
+    return int(mythos::countNonFinite(m_denseN > 0 ? m_dense : m_trace ? m_trace->injA : none));
+}
+
+void StabilityView::setRangeOf(const std::vector<float>& a) {
+    m_minA = m_maxA = kNaN; // stay NaN when no entry is finite
+    for (float v : a) {
+        if (!std::isfinite(v))
+            continue;
+        m_minA = std::isnan(m_minA) ? v : std::min(m_minA, double(v));
+        m_maxA = std::isnan(m_maxA) ? v : std::max(m_maxA, double(v));
+    }
 }
 
 void StabilityView::updateSummary() {

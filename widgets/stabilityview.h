@@ -64,6 +64,7 @@ protected:
 
 private:
     int nonFiniteCount() const; // entries of A (dense or diagonal) that are NaN or infinite
+    void setRangeOf(const std::vector<float>& a); // m_minA, m_maxA of the finite entries
     enum class Layout { None, Narrow, Medium, Wide };
 
     void buildUi();

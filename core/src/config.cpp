@@ -17,6 +17,7 @@
 #include "mythos/checked.h"
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
+#include "mythos/kvcache.h"
 
 namespace mythos {
 
@@ -307,14 +308,20 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
                            ", the most loops this tool runs");
         return problems;
     }
-    // A full KV cache (reference layout, one batch row); the KV accounting checks its own
-    // products (batch, other loop counts) again.
-    const Checked perPosition =
-        mla ? Checked(4) * (Checked(c.kv_lora_rank) + Checked(c.n_heads) * Checked(c.qk_rope_head_dim))
-            : Checked(8) * Checked(c.n_kv_heads) * Checked(c.headDim());
-    const Checked kvBytes = perPosition * Checked(c.max_seq_len) *
-                            (Checked(c.prelude_layers) + Checked(c.max_loop_iters) + Checked(c.coda_layers));
-    if (kvBytes.overflow() && !ropeBytes.overflow()) {
+    // A full KV cache (reference layout, one batch row), by the KV accounting's own
+    // per-position bytes (which throw when they do not fit: the same answer here); it checks
+    // its other products (batch, other loop counts) again. The layer sum cannot overflow: the
+    // parameter total, which holds (prelude + coda) x a block of more than 5 weights, fits.
+    const bool kvFits = [&] {
+        try {
+            return boundedProduct({kvBytesPerPosition(c, KvLayout::Reference), c.max_seq_len,
+                                   c.prelude_layers + c.max_loop_iters + c.coda_layers})
+                .has_value();
+        } catch (const ArgumentError&) {
+            return false;
+        }
+    }();
+    if (!kvFits && !ropeBytes.overflow()) {
         problems.push_back("max_seq_len = " + num(c.max_seq_len) +
                            " is too large: the KV cache of a sequence that long would not fit in 64-bit sizes");
     }

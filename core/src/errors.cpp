@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
 namespace mythos {
 
@@ -14,6 +15,12 @@ std::string oneLine(std::string s) {
     std::replace(s.begin(), s.end(), '\n', ' ');
     std::replace(s.begin(), s.end(), '\r', ' ');
     return s;
+}
+
+std::string errorMessage(const std::exception& e) {
+    if (const auto* fe = dynamic_cast<const std::filesystem::filesystem_error*>(&e))
+        return fe->path1().string() + ": " + fe->code().message();
+    return oneLine(e.what());
 }
 
 std::string jsonErrorDetail(const std::exception& e) {

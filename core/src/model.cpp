@@ -100,7 +100,8 @@ struct Model::Impl {
     const float* haltW = nullptr;
     const float* haltB = nullptr;
     const float* injB = nullptr;
-    std::vector<float> A;
+    std::vector<float> A;         // the forward's (the reference's clamped values)
+    std::vector<float> analysisA; // injectionA(): NaN where log_A or log_dt is not finite, for traces
     std::vector<std::vector<float>> lie; // loop-index embeddings by loop
 
     std::vector<std::unique_ptr<MatmulEngine>> workers; // engines of threads 1.. (MoE experts in parallel)
@@ -254,6 +255,7 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
     im.haltB = ptr(m_weights, "recurrent.act.halt.bias");
     im.injB = ptr(m_weights, "recurrent.injection.B");
     im.A = forwardInjectionA();
+    im.analysisA = injectionA();
 }
 
 Model::~Model() = default;
@@ -332,6 +334,7 @@ void Model::setWeight(const std::string& name, const Tensor& t) {
     m_hash.clear();
     m_nonFinite.reset();
     m_impl->A = forwardInjectionA();
+    m_impl->analysisA = injectionA();
 }
 
 namespace {
@@ -360,7 +363,7 @@ struct LoopRecorder {
 // Shared by forward and the deep run: the static fields of a trace and the derived
 // per-position summaries over the first L loops.
 static void fillTraceHeader(Trace& tr, const Model& m, const std::vector<int32_t>& ids, int64_t B, int64_t T,
-                            int64_t startPos, int64_t nLoops, const std::vector<float>& A) {
+                            int64_t startPos, int64_t nLoops, const std::vector<float>& analysisA) {
     const Config& c = m.config();
     tr.config = c;
     tr.model = m.name();
@@ -378,10 +381,9 @@ static void fillTraceHeader(Trace& tr, const Model& m, const std::vector<int32_t
     tr.vocab = c.vocab_size;
     const auto& bias = m.weights().at("recurrent.block.ffn.router_bias").data;
     tr.routerBias = bias;
-    // The analysis form of A: entries whose log_A (or log_dt) is not finite are NaN, so
-    // rho(A) shows as not finite instead of the clamp's 0 or 1.
-    (void)A;
-    tr.injA = m.injectionA();
+    // The analysis form of A (not the forward's): entries whose log_A (or log_dt) is not
+    // finite are NaN, so rho(A) shows as not finite instead of the clamp's 0 or 1.
+    tr.injA = analysisA;
     tr.injB = m.weights().at("recurrent.injection.B").data;
     tr.rhoA = spectralRadiusDiagonal(tr.injA);
 }
@@ -451,7 +453,7 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
     const double tPrelude = msSince(t0);
 
     if (tr)
-        fillTraceHeader(*tr, *this, ids, B, T, fo.startPos, nLoops, im.A);
+        fillTraceHeader(*tr, *this, ids, B, T, fo.startPos, nLoops, im.analysisA);
     auto t1 = Clock::now();
     const std::vector<float> e = x;
     std::vector<float> h = x, hPrev, hOut(static_cast<std::size_t>(N * D), 0.0f), cum(static_cast<std::size_t>(N), 0.0f), p, weight;
@@ -569,7 +571,7 @@ DeepRun Model::deepRun(const std::vector<int32_t>& ids, int64_t B, int64_t T, in
     run.seqLen = T;
     run.ids = ids;
     run.e = embedAndPrelude(ids, B, T, 0, nullptr, cancel);
-    fillTraceHeader(run.trace, *this, ids, B, T, 0, 0, m_impl->A);
+    fillTraceHeader(run.trace, *this, ids, B, T, 0, 0, m_impl->analysisA);
     extendDeepRun(run, depth, cancel);
     return run;
 }

@@ -12,11 +12,10 @@ namespace mythos {
 
 double spectralRadiusDiagonal(const std::vector<float>& a) {
     double r = 0;
-    for (float v : a) {
-        if (!std::isfinite(v))
-            return std::numeric_limits<double>::quiet_NaN();
+    if (countNonFinite(a) > 0)
+        return std::numeric_limits<double>::quiet_NaN();
+    for (float v : a)
         r = std::max(r, double(std::fabs(v)));
-    }
     return r;
 }
 
@@ -37,9 +36,8 @@ std::vector<std::complex<double>> eigenvalues(const std::vector<float>& a, int64
 }
 
 double spectralRadiusDense(const std::vector<float>& a, int64_t n) {
-    for (float v : a)
-        if (!std::isfinite(v))
-            return std::numeric_limits<double>::quiet_NaN(); // Eigen's solver would loop on it
+    if (countNonFinite(a) > 0)
+        return std::numeric_limits<double>::quiet_NaN(); // Eigen's solver would loop on it
     double r = 0;
     for (auto ev : eigenvalues(a, n))
         r = std::max(r, std::abs(ev));

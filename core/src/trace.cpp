@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "mythos/analysis.h"
 #include "mythos/checked.h"
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
@@ -87,12 +88,15 @@ public:
         return x;
     }
 
+    [[noreturn]] void notAnArrayOf(const std::string& name, const std::vector<int64_t>& dims, std::size_t level) const {
+        fail("'" + name + "' must be an array of " + std::to_string(dims[level]) + " at depth " + std::to_string(level));
+    }
+
     template <typename T>
     void flatten(const json& a, const std::vector<int64_t>& dims, std::vector<T>& out, const std::string& name,
                  std::size_t level = 0) const {
         if (!a.is_array() || int64_t(a.size()) != dims[level])
-            fail("'" + name + "' must be an array of " + std::to_string(dims[level]) + " at depth " +
-                 std::to_string(level));
+            notAnArrayOf(name, dims, level);
         for (const auto& x : a) {
             if (level + 1 < dims.size()) {
                 flatten(x, dims, out, name, level + 1);
@@ -143,16 +147,15 @@ private:
         // The same messages as flatten(): the first level that is not an array of its length
         // (a number where an array belongs, or rows of another or of differing lengths).
         for (std::size_t d = 0; d < dims.size(); ++d) {
-            const bool seen = d < b.dims.size();
-            if (int(d) >= b.minLeafDepth || (seen && (b.dims[d] != dims[d] || int(d) == b.raggedDepth)))
-                fail("'" + name + "' must be an array of " + std::to_string(dims[d]) + " at depth " +
-                     std::to_string(d));
-            if (!seen) {
+            if (int(d) >= b.minLeafDepth)
+                notAnArrayOf(name, dims, d);
+            if (d >= b.dims.size()) {
                 if (d > 0 && b.dims[d - 1] == 0)
                     break; // nothing below an empty level
-                fail("'" + name + "' must be an array of " + std::to_string(dims[d]) + " at depth " +
-                     std::to_string(d));
+                notAnArrayOf(name, dims, d);
             }
+            if (b.dims[d] != dims[d] || int(d) == b.raggedDepth)
+                notAnArrayOf(name, dims, d);
         }
         if (b.nonNumber || b.maxArrayDepth > int(dims.size()) || b.maxLeafDepth > int(dims.size()))
             fail("'" + name + "' holds a non-number");
@@ -292,10 +295,8 @@ public:
         m_frames.pop_back();
         return m_dom.end_array();
     }
-    bool parse_error(std::size_t pos, const std::string& token, const nlohmann::detail::exception& e) {
+    bool parse_error(std::size_t /*position*/, const std::string& /*token*/, const nlohmann::detail::exception& e) {
         m_error = jsonErrorDetail(e);
-        (void)pos;
-        (void)token;
         return false;
     }
     const std::string& error() const { return m_error; }
@@ -317,13 +318,18 @@ private:
         return path;
     }
 
+    // One element (a number or anything else) at the current depth of the captured array.
+    void countElement() {
+        m_block->minLeafDepth = std::min(m_block->minLeafDepth, m_depth);
+        m_block->maxLeafDepth = std::max(m_block->maxLeafDepth, m_depth);
+        ++m_counts[std::size_t(m_depth) - 1];
+    }
+
     bool leaf(float f, int64_t i, bool isInt) {
         if (m_skip > 0)
             return true;
+        countElement();
         NumericBlock& b = *m_block;
-        b.minLeafDepth = std::min(b.minLeafDepth, m_depth);
-        b.maxLeafDepth = std::max(b.maxLeafDepth, m_depth);
-        ++m_counts[std::size_t(m_depth) - 1];
         if (b.allInts && !isInt) {
             b.allInts = false;
             b.values.assign(b.ints.begin(), b.ints.end());
@@ -336,12 +342,10 @@ private:
         return true;
     }
     bool other() {
-        if (m_skip > 0 && m_block)
+        if (m_skip > 0)
             return true;
         m_block->nonNumber = true;
-        m_block->minLeafDepth = std::min(m_block->minLeafDepth, m_depth);
-        m_block->maxLeafDepth = std::max(m_block->maxLeafDepth, m_depth);
-        ++m_counts[std::size_t(m_depth) - 1];
+        countElement();
         return true;
     }
 
@@ -357,6 +361,16 @@ private:
 
 Trace traceFromJsonChecked(const json& j, const Reader& r);
 void validateTrace(const Trace& tr, const Reader& r);
+
+// Every field is checked in traceFromJsonChecked; this only turns a missed type mismatch
+// into the same kind of error instead of an nlohmann exception escaping the engine.
+Trace readTrace(const json& j, const Reader& r) {
+    try {
+        return traceFromJsonChecked(j, r);
+    } catch (const nlohmann::json::exception& e) {
+        throw FormatError(r.source() + ": malformed trace (" + e.what() + ")");
+    }
+}
 
 } // namespace
 
@@ -425,15 +439,7 @@ json traceToJson(const Trace& tr, bool includeLogits) {
     return j;
 }
 
-Trace traceFromJson(const json& j, const std::string& source) {
-    // Every field is checked below; this only turns a missed type mismatch into the same
-    // kind of error instead of an nlohmann exception escaping the engine.
-    try {
-        return traceFromJsonChecked(j, Reader(source));
-    } catch (const nlohmann::json::exception& e) {
-        throw FormatError(source + ": malformed trace (" + e.what() + ")");
-    }
-}
+Trace traceFromJson(const json& j, const std::string& source) { return readTrace(j, Reader(source)); }
 
 namespace {
 Trace traceFromJsonChecked(const json& j, const Reader& r) {
@@ -585,8 +591,9 @@ void validateTrace(const Trace& tr, const Reader& r) {
     if (!boundedProduct({tr.batch, tr.startPos + tr.seqLen}, int64_t(1) << 40))
         r.fail("'batch' x ('start_pos' + 'seq_len') is too large");
     try {
-        // What the KV view and the report compute for this trace, at every variant.
-        kvLedgerFor(c, tr.batch, tr.startPos + tr.seqLen, std::max<int64_t>(1, tr.nLoops), KvLayout::Reference);
+        // The ledger the KV view and the report build for this trace: its total bounds every
+        // entry and every tensor in it, so one product checks them all.
+        kvTotalBytes(c, KvLayout::Reference, tr.batch, tr.startPos + tr.seqLen, std::max<int64_t>(1, tr.nLoops));
     } catch (const ArgumentError& e) {
         r.fail(std::string("its KV cache cannot be accounted for: ") + e.what());
     }
@@ -595,7 +602,7 @@ void validateTrace(const Trace& tr, const Reader& r) {
             r.fail("'kv.batch' = " + std::to_string(tr.kv.batch) + " is not the trace's batch = " +
                    std::to_string(tr.batch));
         for (const auto& e : tr.kv.entries)
-            if (!boundedProduct({std::max<int64_t>(1, tr.kv.batch), e.positions, kvBytesPerPosition(c, KvLayout::Reference)}))
+            if (!boundedProduct({tr.kv.batch, e.positions, kvBytesPerPosition(c, KvLayout::Reference)}))
                 r.fail("'kv.entries' entry '" + e.key + "' holds " + std::to_string(e.positions) +
                        " positions, too many to account for");
         if (int64_t(tr.kv.entries.size()) > kMaxLoops + c.prelude_layers + c.coda_layers)
@@ -616,13 +623,10 @@ Trace parseTrace(std::string_view text, const std::string& source) {
     json dom;
     Blocks blocks;
     TraceSax sax(dom, blocks);
-    try {
-        if (!json::sax_parse(text.begin(), text.end(), &sax) || dom.is_discarded())
-            throw FormatError(source + ": not valid JSON" + (sax.error().empty() ? "" : ": " + sax.error()));
-        return traceFromJsonChecked(dom, Reader(source, &blocks));
-    } catch (const nlohmann::json::exception& e) {
-        throw FormatError(source + ": malformed trace (" + e.what() + ")");
-    }
+    // Syntax errors (a number like 1e999 among them) reach the handler, not an exception.
+    if (!json::sax_parse(text.begin(), text.end(), &sax) || dom.is_discarded())
+        throw FormatError(source + ": not valid JSON" + (sax.error().empty() ? "" : ": " + sax.error()));
+    return readTrace(dom, Reader(source, &blocks));
 }
 
 Trace loadTrace(const std::filesystem::path& path) {

@@ -474,6 +474,13 @@ std::vector<NonFiniteTensor> findNonFinite(const Weights& weights) {
     return out;
 }
 
+std::string nonFiniteWarning(const std::vector<NonFiniteTensor>& found) {
+    if (found.empty())
+        return {};
+    return std::to_string(found.size()) + (found.size() == 1 ? " weight tensor holds" : " weight tensors hold") +
+           " NaN or infinite values (" + describeNonFinite(found) + "): the outputs are not meaningful";
+}
+
 std::string describeNonFinite(const std::vector<NonFiniteTensor>& found, std::size_t most) {
     std::string s;
     for (std::size_t i = 0; i < found.size() && i < most; ++i)

@@ -41,6 +41,11 @@ public:
 // "\n  - problem" list joined with "; ", any other line break a space.
 std::string oneLine(std::string message);
 
+// What the CLI and the window print for any exception that reaches them: oneLine(what()),
+// and a std::filesystem error as "path: reason" rather than the library's
+// "filesystem error: ... [path]" text.
+std::string errorMessage(const std::exception& e);
+
 // nlohmann::json's exception text without its "[json.exception.parse_error.101] " tag, with
 // every byte outside printable ASCII written as \xNN (its "last read" quotes the file's
 // bytes, which may be invalid UTF-8 or control characters).

@@ -99,6 +99,9 @@ std::vector<NonFiniteTensor> findNonFinite(const Weights& weights);
 int64_t countNonFinite(const std::vector<float>& values);
 // "a: 3, b: 1" for at most `most` tensors, then "and N more".
 std::string describeNonFinite(const std::vector<NonFiniteTensor>& found, std::size_t most = 3);
+// The warning the CLI and the window give for them: "1 weight tensor holds NaN or infinite
+// values (a: 3): the outputs are not meaningful"; empty when none.
+std::string nonFiniteWarning(const std::vector<NonFiniteTensor>& found);
 
 // Resident bytes of every tensor's values.
 std::size_t weightBytes(const Weights& weights);
