@@ -15,7 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$(realpath -m "${2:-$root/build/fuzz}")" # absolute: the fuzzers run from their crash folders
 shift $(($# > 2 ? 2 : $#))
 names=("$@")
-((${#names[@]})) || names=(safetensors config tokenizer trace prompts ids variant)
+((${#names[@]})) || names=(safetensors config tokenizer tiktoken trace prompts ids variant)
 
 echo "== configuring $build (clang, libFuzzer)"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \

@@ -26,7 +26,7 @@ packages=(
   libdnnl-dev ocl-icd-opencl-dev libeigen3-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   xvfb xauth
-  python3 python3-torch
+  python3 python3-torch python3-regex libpcre2-dev
   clang-14 libclang-rt-14-dev llvm-14
 )
 missing=()

@@ -17,6 +17,7 @@ using Target = void (*)(const uint8_t* data, std::size_t size);
 void safetensors(const uint8_t* data, std::size_t size); // a .safetensors file
 void config(const uint8_t* data, std::size_t size);      // config.json
 void tokenizer(const uint8_t* data, std::size_t size);   // tokenizer.json (first byte: the model's vocab)
+void tiktoken(const uint8_t* data, std::size_t size);    // a .tiktoken file (first byte: its name)
 void trace(const uint8_t* data, std::size_t size);       // a trace file
 void prompts(const uint8_t* data, std::size_t size);     // prompts.jsonl
 void ids(const uint8_t* data, std::size_t size);         // the CLI's --ids text
