@@ -70,6 +70,8 @@ Commands:
             run once to the largest loop count and write a report folder offscreen:
             every chart (PNG, SVG) and its data (CSV, JSON) and the trace per loop
             count, summary.json, and report.pdf with a summary table and all charts
+  tokenize  --model SPEC (--prompt TEXT | --ids "1,2,3") [--json]
+            the model's tokenizer on a text (ids and pieces) or on ids (the text)
   presets   list the built-in presets
 
 Common options:
@@ -83,7 +85,8 @@ Common options:
                             within about 2% of fp32 (trace, generate, bench, eval,
                             report)
 
-SPEC is a model folder (config.json + *.safetensors [+ tokenizer.json]) or
+SPEC is a model folder (config.json + *.safetensors [+ tokenizer.json or one
+*.tiktoken file: docs/tokenizer.md]) or
 preset:NAME[:SEED] for random weights (see `mythos-cli presets`). Without --model
 the bundled demo model (demo_mla) is used, and eval's --prompts defaults to the
 model folder's prompts.jsonl.
@@ -271,6 +274,9 @@ int cmdInfo(const Args& a) {
     const KvLedger ref = kvLedgerFor(cfg, 1, 1, loops, KvLayout::Reference);
     const KvLedger compact = kvLedgerFor(cfg, 1, 1, loops, KvLayout::Compact);
 
+    const TokenizerChoice tok = chooseTokenizer(spec.rfind("preset:", 0) == 0 ? fs::path() : fs::path(spec), cfg.vocab_size);
+    const std::string tokText = tok.tokenizer ? tok.tokenizer->description() : "none (prompts as ids)";
+
     json nonFiniteJson = json::object(); // tensor -> count of NaN/inf values
     for (const auto& t : nonFinite)
         nonFiniteJson[t.name] = t.count;
@@ -290,6 +296,8 @@ int cmdInfo(const Args& a) {
                   {"rho_A", std::isfinite(rho) ? json(rho) : json(nullptr)},
                   {"rho_A_source", source},
                   {"non_finite_weights", nonFiniteJson},
+                  {"tokenizer", {{"description", tok.tokenizer ? json(tokText) : json(nullptr)},
+                                 {"warning", tok.warning.empty() ? json(nullptr) : json(tok.warning)}}},
                   {"stability", stabilityStatusName(stabilityStatus(rho))},
                   {"memory_horizon_loops", rho < 1 ? json(memoryHorizon(rho)) : json(nullptr)},
                   {"kv",
@@ -317,6 +325,9 @@ int cmdInfo(const Args& a) {
     std::printf("vocab        %lld   max_seq_len %lld   act_threshold %g   rope_theta %g   lora_rank %lld\n",
                 (long long)cfg.vocab_size, (long long)cfg.max_seq_len, cfg.act_threshold, cfg.rope_theta,
                 (long long)cfg.lora_rank);
+    std::printf("tokenizer    %s\n", tokText.c_str());
+    if (!tok.warning.empty())
+        std::printf("             (%s)\n", tok.warning.c_str());
     std::printf("\nparameters   %s  (tied embedding counted once; %s of fp32 weights)\n",
                 withCommas(pc.total).c_str(), humanBytes(double(weightBytesF32(cfg))).c_str());
     for (const auto& p : pc.parts)
@@ -617,8 +628,8 @@ int cmdRescale(const Args& a) {
     const double after = rescaleInjection(ck.weights, target);
     const fs::path out = a.str("out");
     saveCheckpoint(out, ck.config, ck.weights, {{"source", spec}, {"rescaled_rho_A", std::to_string(after)}});
-    if (fs::exists(fs::path(spec) / "tokenizer.json") && !fs::exists(out / "tokenizer.json"))
-        writeFileAtomic(out / "tokenizer.json", readTextFile(fs::path(spec) / "tokenizer.json"));
+    if (const fs::path tokFile = Tokenizer::tokenizerFile(spec); !tokFile.empty() && !fs::exists(out / tokFile.filename()))
+        writeFileAtomic(out / tokFile.filename(), readTextFile(tokFile, 128ull << 20));
     std::printf("rho(A) %.6f -> %.6f, saved %s\n", before, after, out.string().c_str());
     return 0;
 }
@@ -891,6 +902,49 @@ int cmdEval(const Args& a) {
     return 0;
 }
 
+// The tokenizer alone (no weights are read): text -> ids and pieces, or ids -> text.
+int cmdTokenize(const Args& a) {
+    const std::string spec = modelSpec(a);
+    int64_t vocab = 0;
+    if (spec.rfind("preset:", 0) == 0) {
+        std::string name = spec.substr(7);
+        vocab = preset(name.substr(0, name.find(':'))).vocab_size;
+    } else {
+        vocab = loadConfig(fs::path(spec) / "config.json").vocab_size;
+    }
+    const auto tok = tokenizerFor(spec, vocab, true);
+    if (!tok)
+        throw UsageError("this model has no tokenizer file and a vocabulary under 256: there is nothing to tokenize with");
+    if (a.has("ids") == a.has("prompt"))
+        throw UsageError("give exactly one of --ids and --prompt");
+    std::vector<int32_t> ids;
+    if (a.has("ids")) {
+        for (const auto& row : cli::parseIdRows(a.str("ids")))
+            ids.insert(ids.end(), row.begin(), row.end());
+    } else {
+        ids = tok->encode(a.str("prompt"));
+    }
+    const std::string text = tok->decode(ids);
+    if (a.flag("json")) {
+        json pieces = json::array();
+        for (int32_t id : ids)
+            pieces.push_back(tok->displayPiece(id));
+        // Text that is not valid UTF-8 (ids that end inside a character) cannot be a JSON
+        // string: such bytes are replaced by U+FFFD.
+        std::cout << json({{"tokenizer", tok->description()}, {"ids", ids}, {"pieces", pieces},
+                           {"text", text}})
+                         .dump(-1, ' ', false, json::error_handler_t::replace)
+                  << "\n";
+        return 0;
+    }
+    std::printf("tokenizer  %s\n%zu tokens\n", tok->description().c_str(), ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        std::printf("%6zu  %8d  %s\n", i, ids[i], tok->displayPiece(ids[i]).c_str());
+    if (a.has("ids"))
+        std::printf("text: %s\n", text.c_str());
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -948,6 +1002,12 @@ int main(int argc, char** argv) {
             if (help)
                 return std::cout << kUsage, 0;
             return cmdReport(a);
+        }
+        if (cmd == "tokenize") {
+            Args a(args, with(kCommonValued, {"ids", "prompt"}), with(kCommonFlags, {"json"}));
+            if (help)
+                return std::cout << kUsage, 0;
+            return cmdTokenize(a);
         }
         if (cmd == "presets")
             return cmdPresets();

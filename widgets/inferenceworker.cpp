@@ -134,6 +134,7 @@ void InferenceWorker::adopt(std::unique_ptr<mythos::Model> model, const QString&
     info->config = m_model->config();
     info->parameters = mythos::countParameters(m_model->config()).total;
     info->hasTokenizer = m_tokenizer.has_value();
+    info->tokenizer = m_tokenizer ? qstr(m_tokenizer->description()) : QString();
     info->tokenizerWarning = m_tokenizerWarning;
     info->rhoA = mythos::spectralRadiusDiagonal(m_model->injectionA());
     info->weightWarning = qstr(mythos::nonFiniteWarning(m_model->nonFiniteWeights()));

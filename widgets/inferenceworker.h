@@ -69,6 +69,7 @@ struct ModelInfo {
     mythos::Config config;
     int64_t parameters = 0;
     bool hasTokenizer = false;
+    QString tokenizer;     // what kind, e.g. "byte-level BPE, 50,257 tokens + 1 added (tokenizer.json)"
     double rhoA = 0;       // NaN when A has non-finite entries
     QString weightWarning; // non-empty when weights hold NaN or infinite values
     // Non-empty when typed text is a guess (bytes, no tokenizer.json) or cannot be encoded

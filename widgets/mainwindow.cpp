@@ -397,6 +397,7 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
                               .arg(m_info->displayName, QString::fromStdString(c.attn_type).toUpper(),
                                    QLocale().toString(qlonglong(m_info->parameters)))
                               .arg(c.max_loop_iters));
+    m_modelLabel->setToolTip(tr("tokenizer: %1").arg(m_info->hasTokenizer ? m_info->tokenizer : tr("none (prompts as ids)")));
     setWindowTitle(tr("%1 — Mythos Explorer").arg(m_info->displayName));
     {
         const QSignalBlocker b1(m_threshold);

@@ -3,6 +3,8 @@
 #include <QScrollArea>
 #include <QVBoxLayout>
 
+#include "mythos/tokenizer.h"
+
 namespace mx {
 
 QWidget* TraceView::makeScrollPage(QScrollArea*& scroll) {
@@ -20,18 +22,14 @@ QWidget* TraceView::makeScrollPage(QScrollArea*& scroll) {
 QString tokenLabel(const mythos::Trace& tr, int i) {
     if (i < 0 || i >= tr.seqLen)
         return {};
-    if (std::size_t(i) < tr.pieces.size()) {
-        const QString p = QString::fromStdString(tr.pieces[std::size_t(i)]);
-        if (p == "\n")
-            return QStringLiteral("\u23CE");
-        if (p == " ")
-            return QStringLiteral("\u2423");
-        return p;
-    }
+    if (std::size_t(i) < tr.pieces.size() && !tr.pieces[std::size_t(i)].empty())
+        return QString::fromStdString(mythos::displayText(tr.pieces[std::size_t(i)]));
     return "#" + QString::number(tr.ids[std::size_t(i)]);
 }
 
-// Control characters (byte-level tokenizers produce them) drawn as their Unicode pictures.
+// A label that is never empty (a token without a piece shows its id); control characters
+// are already written as <0xNN> by displayText, this also covers a trace whose pieces
+// another tool wrote.
 QString displayToken(const mythos::Trace& tr, int i) {
     QString s = tokenLabel(tr, i);
     if (s.isEmpty())

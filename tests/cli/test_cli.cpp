@@ -546,3 +546,47 @@ TEST_F(Cli, UnreadableTokenizerStillTakesIds) {
     EXPECT_NE(r.out.find("error: " + (model / "tokenizer.json").string()), std::string::npos) << r.out;
     EXPECT_FALSE(fs::exists(dir / "u.json"));
 }
+
+// A model folder with a real tokenizer: `tokenize` shows ids and pieces (no weights are
+// read), `info` names the tokenizer, and special tokens past the model's vocabulary are
+// encoded (the model itself refuses them when run).
+TEST_F(Cli, TokenizeAndInfoUseTheFoldersTokenizer) {
+    const fs::path model = dir / "model";
+    fs::create_directories(model);
+    json cfg = readJson(fs::path(tinyMla) / "config.json");
+    cfg["vocab_size"] = 199998;
+    std::ofstream(model / "config.json") << cfg.dump();
+    fs::copy_file(fs::path(MYTHOS_TEST_DATA_DIR) / "tokenizers" / "o200k_base.tiktoken", model / "o200k_base.tiktoken");
+
+    Result r = run({"tokenize", "--model", model.string(), "--prompt", "Hello, world!<|endofprompt|>", "--json"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    const json j = json::parse(r.out);
+    EXPECT_EQ(j["ids"], json({13225, 11, 2375, 0, 200018}));
+    EXPECT_EQ(j["pieces"], json({"Hello", ",", "\u2423world", "!", "<|endofprompt|>"}));
+    EXPECT_EQ(j["text"], "Hello, world!<|endofprompt|>");
+    EXPECT_NE(j["tokenizer"].get<std::string>().find("o200k"), std::string::npos) << r.out;
+
+    r = run({"tokenize", "--model", model.string(), "--ids", "13225,2375"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("text: Hello world"), std::string::npos) << r.out;
+
+    r = run({"tokenize", "--model", model.string()});
+    EXPECT_EQ(r.code, 2) << r.out;
+
+    // Too small a vocabulary for the file: an error naming the file.
+    cfg["vocab_size"] = 1000;
+    std::ofstream(model / "config.json") << cfg.dump();
+    r = run({"tokenize", "--model", model.string(), "--prompt", "hi"});
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("o200k_base.tiktoken"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("vocab_size is 1,000"), std::string::npos) << r.out;
+
+    // info on a real model folder with a GPT-2 tokenizer.json names it.
+    const fs::path m2 = dir / "m2";
+    fs::create_directories(m2);
+    for (const char* f : {"config.json", "model.safetensors"})
+        fs::copy_file(fs::path(tinyMla) / f, m2 / f);
+    r = run({"info", "--model", m2.string()});
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("tokenizer    none (prompts as ids)"), std::string::npos) << r.out;
+}

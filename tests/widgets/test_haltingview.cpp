@@ -241,7 +241,8 @@ private slots:
                 QVERIFY2(tip.contains("weight = " + num(tr->actWeight[i])), qPrintable(tip));
             }
         const QString tip = view.heatmap()->tooltip(1, 1);
-        QVERIFY2(tip.contains("' cat'"), qPrintable(tip));
+        // The piece " cat" with its leading space made visible, as on the token chips.
+        QVERIFY2(tip.contains("'\u2423cat'"), qPrintable(tip));
         QVERIFY2(tip.contains("p = 0.499, cumulative p = 0.999, weight = 0.5"), qPrintable(tip));
         QVERIFY2(tip.contains("halted at loop 2"), qPrintable(tip));
         QVERIFY2(view.heatmap()->tooltip(3, 3).contains("never halted"), qPrintable(view.heatmap()->tooltip(3, 3)));

@@ -13,6 +13,8 @@
 #include "qtest_main.h"
 
 #include "tokenstrip.h"
+#include "mythos/config.h"
+#include "mythos/weights.h"
 
 using namespace mx;
 
@@ -190,6 +192,38 @@ private slots:
         QVERIFY2(waitForSignal(shown2, 60000), qPrintable(win->lastError()));
         QCOMPARE(failed.count(), 0);
         QVERIFY(!note->isVisible());
+    }
+
+    // A model folder with GPT-2's Hugging Face tokenizer.json: typed text runs as its BPE
+    // ids, the chips show each token's piece (leading space visible), the model label's
+    // tooltip names the tokenizer, and no tokenizer note is shown.
+    void byteLevelBpeTokenizerRunsTypedText() {
+        QTemporaryDir dir;
+        mythos::Config cfg = mythos::preset("tiny_mla");
+        cfg.vocab_size = 50257;
+        mythos::saveCheckpoint(dir.path().toStdString(), cfg, mythos::randomWeights(cfg, 3));
+        QVERIFY(QFile::copy(QStringLiteral(MYTHOS_TEST_DATA_DIR "/tokenizers/gpt2_tokenizer.json"),
+                            dir.filePath("tokenizer.json")));
+        QSignalSpy ready(win.get(), &MainWindow::modelReady);
+        QSignalSpy shown(win.get(), &MainWindow::traceShown);
+        {
+            const QSignalBlocker b(win.get());
+            win->setPrompt("Hello world");
+        }
+        win->openModel(dir.path());
+        QVERIFY2(waitForSignal(ready, 60000), qPrintable(win->lastError()));
+        QVERIFY2(shown.count() > 0 || waitForSignal(shown, 60000), qPrintable(win->lastError()));
+        const auto tr = win->currentTrace();
+        QVERIFY(tr);
+        QCOMPARE(tr->ids, (std::vector<int32_t>{15496, 995}));
+        QCOMPARE(win->tokenStrip()->count(), 2);
+        QCOMPARE(win->tokenStrip()->piece(0), QString("Hello"));
+        QCOMPARE(win->tokenStrip()->piece(1), QString("\u2423world"));
+        auto* label = win->findChild<QLabel*>("modelLabel");
+        QVERIFY(label);
+        QVERIFY2(label->toolTip().contains("byte-level BPE, 50,257 tokens"), qPrintable(label->toolTip()));
+        auto* note = win->findChild<QLabel*>("tokenizerNote");
+        QVERIFY(note && !note->isVisible());
     }
 
     void traceSavesAndReopensWithoutTheModel() {
