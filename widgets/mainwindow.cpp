@@ -299,6 +299,7 @@ void MainWindow::buildMenus() {
     openPreset->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_O));
     m_recentMenu = file->addMenu(tr("Open &Recent"));
     updateRecentMenu();
+    file->addAction(tr("&Import PyTorch Checkpoint..."), this, &MainWindow::importCheckpointDialog);
     file->addSeparator();
     auto* openTr = file->addAction(tr("Open &Trace..."), this, &MainWindow::openTraceDialog);
     openTr->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_T));
@@ -901,6 +902,82 @@ void MainWindow::openPresetDialog() {
     const QString spec = choosePreset(tr("Open a preset"));
     if (!spec.isEmpty())
         openModel(spec);
+}
+
+void MainWindow::importCheckpointDialog() {
+    if (m_import && m_import->running()) {
+        showError(tr("Could not import the checkpoint"), tr("An import is already running."));
+        return;
+    }
+    const QString pt = QFileDialog::getOpenFileName(this, tr("Import a PyTorch checkpoint"),
+                                                    QSettings().value("paths/lastCheckpoint").toString(),
+                                                    tr("PyTorch checkpoints (*.pt *.pth *.ckpt);;All files (*)"));
+    if (pt.isEmpty())
+        return;
+    QSettings().setValue("paths/lastCheckpoint", pt);
+    CheckpointImportDialog dlg(pt, this);
+    if (dlg.exec() == QDialog::Accepted)
+        importCheckpoint(dlg.options());
+}
+
+CheckpointImport* MainWindow::checkpointImport() {
+    if (m_import)
+        return m_import;
+    m_import = new CheckpointImport(this);
+    auto endProgress = [this] {
+        if (m_importProgress)
+            m_importProgress->deleteLater();
+    };
+    connect(m_import, &CheckpointImport::progress, this, [this](qint64 done, qint64 total, const QString& text) {
+        const QString name = QFileInfo(m_import->outDir()).fileName();
+        statusBar()->showMessage(total > 0 ? tr("Importing into %1: %2 (%3%)").arg(name, text).arg(done * 100 / total)
+                                           : tr("Importing into %1: %2").arg(name, text));
+        if (m_importProgress) {
+            m_importProgress->setLabelText(tr("Importing the checkpoint into %1\n%2").arg(name, text));
+            m_importProgress->setMaximum(total > 0 ? 1000 : 0);
+            m_importProgress->setValue(total > 0 ? int(done * 1000 / total) : 0);
+        }
+    });
+    connect(m_import, &CheckpointImport::finished, this, [this, endProgress](const QString& folder) {
+        endProgress();
+        const QStringList notes = m_import->notes();
+        statusBar()->showMessage(notes.isEmpty() ? tr("Imported %1").arg(folder) : notes.last(), 15000);
+        openModel(folder);
+        emit checkpointImported(folder);
+    });
+    connect(m_import, &CheckpointImport::failed, this, [this, endProgress](const QString& error) {
+        endProgress();
+        showError(tr("Could not import the checkpoint"), error);
+        emit importFailed(error);
+    });
+    connect(m_import, &CheckpointImport::cancelled, this, [this, endProgress] {
+        endProgress();
+        statusBar()->showMessage(tr("Import cancelled"), 5000);
+        emit importCancelled();
+    });
+    return m_import;
+}
+
+void MainWindow::importCheckpoint(const CheckpointImportOptions& options) {
+    auto* imp = checkpointImport();
+    if (imp->running()) {
+        showError(tr("Could not import the checkpoint"), tr("An import is already running."));
+        emit importFailed(tr("An import is already running."));
+        return;
+    }
+    if (m_interactive) {
+        m_importProgress = new QProgressDialog(tr("Importing %1...").arg(QFileInfo(options.checkpoint).fileName()),
+                                               tr("Cancel"), 0, 0, this);
+        m_importProgress->setWindowTitle(tr("Import PyTorch checkpoint"));
+        m_importProgress->setWindowModality(Qt::WindowModal);
+        m_importProgress->setMinimumDuration(0);
+        m_importProgress->setAutoClose(false);
+        m_importProgress->setAutoReset(false);
+        m_importProgress->setMinimumWidth(520);
+        connect(m_importProgress, &QProgressDialog::canceled, imp, &CheckpointImport::cancel);
+        m_importProgress->show();
+    }
+    imp->start(options);
 }
 
 QString MainWindow::choosePreset(const QString& title) {

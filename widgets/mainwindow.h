@@ -7,6 +7,7 @@
 #include <QPointer>
 #include <QTimer>
 
+#include "checkpointimport.h"
 #include "inferenceworker.h"
 #include "traceview.h"
 
@@ -45,6 +46,12 @@ public:
     // Opens a model folder or "preset:NAME[:seed]"; the result arrives asynchronously
     // (modelReady or an error dialog; the previous model stays on failure).
     void openModel(const QString& spec);
+    // File > Import PyTorch Checkpoint: converts a .pt with tools/export_checkpoint.py
+    // (progress dialog with Cancel when interactive, status bar otherwise), then opens the
+    // written folder like openModel; checkpointImported or importFailed (one message: a
+    // missing python3 or torch is said as such), importCancelled when stopped.
+    void importCheckpoint(const CheckpointImportOptions& options);
+    CheckpointImport* checkpointImport();
     bool openTrace(const QString& path); // shows a recorded trace without the model
     bool saveTrace(const QString& path);
 
@@ -112,6 +119,9 @@ signals:
     void compareTraceShown(); // the Compare view received B's trace
     void sweepShown();        // the Depth sweep view shows a finished sweep
     void sweepFailed(const QString& error);
+    void checkpointImported(const QString& folder); // written; openModel(folder) has started
+    void importFailed(const QString& error);
+    void importCancelled();
 
 protected:
     void dragEnterEvent(QDragEnterEvent* e) override;
@@ -137,6 +147,7 @@ private:
     void onRunCancelled(quint64 id);
     void openModelDialog();
     void openPresetDialog();
+    void importCheckpointDialog();
     void openTraceDialog();
     void saveTraceDialog();
     void exportDialog();
@@ -181,6 +192,8 @@ private:
     QMenu* m_recentMenu = nullptr;
     QAction* m_cancelAction = nullptr;
     QPointer<QProgressDialog> m_progress;
+    CheckpointImport* m_import = nullptr;
+    QPointer<QProgressDialog> m_importProgress;
     // Generation
     QSpinBox* m_genTokens = nullptr;
     QComboBox* m_genMode = nullptr;
