@@ -23,7 +23,9 @@ names (the reference's open_mythos.main.MythosConfig, nn.Module classes, anythin
 hostile such as os.system) becomes an inert stand-in that records its arguments and
 state as a plain dict and runs no code. torch.load is always called with
 ``weights_only=False`` spelled out (torch >= 2.6 defaults to True and refuses the
-pickled cfg) and with that restricted ``pickle_module``.
+pickled cfg) and with that restricted ``pickle_module``. torch 1.13's torch.load drops
+the pickle_module when weights_only is False, so there the unpickler is handed to its
+zip and legacy readers directly (torch_honours_pickle_module finds out by trying).
 
 Memory: the optimizer state is never materialised. An AdamW checkpoint holds the
 weights three times over (weights, exp_avg, exp_avg_sq: about 42 GB for a 3B model in
