@@ -50,15 +50,19 @@ Commands:
   info      --model SPEC [--json]
             configuration, parameter count by part, rho(A), KV-cache bytes per token
   trace     --model SPEC (--ids "1,2,3;4,5,6" | --prompt TEXT) --loops N [--kv-cache]
-            [--start-pos P] [--no-logits] --out FILE.json
-            run one forward pass and write its trace (schema mythos-trace/1)
+            [--start-pos P] [--no-logits | --full-logits] --out FILE.json
+            run one forward pass and write its trace (schema mythos-trace/1): the
+            top-10 logits of every position, and all logits when B x T x vocab is at
+            most 2^22 (or with --full-logits)
   generate  --model SPEC (--ids ... | --prompt TEXT) --loops N --new-tokens M
             [--greedy | --temperature T --top-k K --seed S] [--out FILE.json]
             generate with a KV cache like the reference's generate()
-  bench     --model SPEC [--prompt-len 64] [--loops 1,4,8,16] [--decode 32]
-            [--decode-loops 4,16] [--repeats 5] [--threads N] [--json]
+  bench     --model SPEC [--prompt-len 64 | --prompt TEXT | --prompt-file FILE]
+            [--loops 1,4,8,16] [--decode 32] [--decode-loops 4,16] [--repeats 5]
+            [--threads N] [--json]
             prefill latency, loop-count change on a deep run (one coda pass) and
-            decode tokens/s (medians after a warm-up)
+            decode tokens/s (medians after a warm-up); a typed prompt is encoded by
+            the model's tokenizer (or --tokenizer), and that is timed too
   rescale   --model DIR --target 0.9 --out DIR
             rescale the injection A to a spectral radius and save a new model folder
   eval      --model DIR [--prompts FILE.jsonl] [--loops 1,2,4,8,16] [--json]
@@ -80,6 +84,10 @@ Common options:
                             KV-cache layout (compact stores MLA's rope key once)
   --act-final-remainder     give still-running positions the ACT remainder on the
                             last loop (Graves 2016; the reference does not)
+  --tokenizer FILE          a tokenizer.json or .tiktoken file to use instead of the
+                            model folder's (docs/tokenizer.md)
+  --vocab N                 a preset's vocabulary size (random weights; e.g. a
+                            mythos_1b-sized model with a 200K vocabulary)
   --weights f32|bf16        how the large matrices are held (default f32, the
                             reference's numbers); bf16 halves weight memory, logits
                             within about 2% of fp32 (trace, generate, bench, eval,
@@ -93,7 +101,7 @@ model folder's prompts.jsonl.
 Run `mythos-cli <command> --help` for a command's options.
 )";
 
-const std::set<std::string> kCommonValued = {"model", "threads", "kv-layout", "weights"};
+const std::set<std::string> kCommonValued = {"model", "threads", "kv-layout", "weights", "tokenizer", "vocab"};
 
 // The bundled demo model: installed beside the executable, or in the source tree (a build
 // directory). Empty when neither exists.
@@ -147,7 +155,10 @@ EngineOptions engineOptions(const Args& a) {
 // The model's tokenizer. `needed`: text will be encoded (--prompt, eval). A tokenizer.json
 // that cannot be read is then the error; otherwise (--ids) it is said once on stderr and the
 // run goes on. Encoding text as bytes for want of a tokenizer.json is said too, never silent.
-std::optional<Tokenizer> tokenizerFor(const std::string& spec, int64_t vocab, bool needed) {
+// --tokenizer FILE replaces the folder's (a preset has none).
+std::optional<Tokenizer> tokenizerFor(const Args& a, const std::string& spec, int64_t vocab, bool needed) {
+    if (a.has("tokenizer"))
+        return Tokenizer::load(a.str("tokenizer"), vocab);
     const TokenizerChoice c = chooseTokenizer(spec.rfind("preset:", 0) == 0 ? fs::path() : fs::path(spec), vocab);
     if (c.unreadable && needed)
         throw FormatError(c.warning);
@@ -189,7 +200,14 @@ void warnNonFinite(const std::string& spec, const std::vector<NonFiniteTensor>& 
 }
 
 std::unique_ptr<Model> openModel(const Args& a) {
-    auto model = Model::open(modelSpec(a), engineOptions(a));
+    std::function<void(Config&)> adjust;
+    if (a.has("vocab")) { // a preset with another vocabulary size (random weights)
+        if (modelSpec(a).rfind("preset:", 0) != 0)
+            throw UsageError("--vocab applies to presets only (a checkpoint's vocabulary is its own)");
+        const int64_t v = a.integer("vocab", 0, 2, 1 << 24);
+        adjust = [v](Config& c) { c.vocab_size = v; };
+    }
+    auto model = Model::open(modelSpec(a), engineOptions(a), {}, adjust);
     warnNonFinite(modelSpec(a), model->nonFiniteWeights());
     return model;
 }
@@ -360,7 +378,7 @@ int cmdInfo(const Args& a) {
 
 int cmdTrace(const Args& a) {
     auto model = openModel(a);
-    const auto tok = tokenizerFor(modelSpec(a), model->config().vocab_size, a.has("prompt"));
+    const auto tok = tokenizerFor(a, modelSpec(a), model->config().vocab_size, a.has("prompt"));
     int64_t B = 0, T = 0;
     const auto ids = inputIds(a, tok, B, T);
     const fs::path out = a.str("out");
@@ -374,11 +392,18 @@ int cmdTrace(const Args& a) {
         cache.emplace(model->newCache(B));
         fo.cache = &*cache;
     }
+    if (a.flag("no-logits") && a.flag("full-logits"))
+        throw UsageError("--no-logits and --full-logits contradict each other");
     model->forward(ids, B, T, fo);
     if (tok)
         for (int32_t id : ids)
             tr.pieces.push_back(tok->piece(id));
-    saveTrace(out, tr, !a.flag("no-logits"));
+    // The top logits of every position always; the full [B][T][V] array when it is small or
+    // asked for (a 200K vocabulary makes it 0.8 MB of JSON per token).
+    const bool full = a.flag("full-logits") || (!a.flag("no-logits") && fullLogitsByDefault(B, T, tr.vocab));
+    if (a.flag("no-logits"))
+        tr.topLogitK = 0;
+    saveTrace(out, tr, full);
     std::fprintf(stderr, "wrote %s: %lld x %lld tokens, %lld of %lld loops executed, rho(A) %.4f\n",
                  out.string().c_str(), (long long)B, (long long)T, (long long)tr.loopsExecuted,
                  (long long)tr.nLoops, tr.rhoA);
@@ -387,7 +412,7 @@ int cmdTrace(const Args& a) {
 
 int cmdGenerate(const Args& a) {
     auto model = openModel(a);
-    const auto tok = tokenizerFor(modelSpec(a), model->config().vocab_size, a.has("prompt"));
+    const auto tok = tokenizerFor(a, modelSpec(a), model->config().vocab_size, a.has("prompt"));
     int64_t B = 0, P = 0;
     const auto ids = inputIds(a, tok, B, P);
     GenerateOptions go;
@@ -483,18 +508,50 @@ int cmdBench(const Args& a) {
             throw UsageError("--decode-loops " + std::to_string(L) +
                              " is not among --loops: decode is timed at loop counts that are also prefilled");
     const int64_t repeats = a.integer("repeats", 5, 1, 1000);
-    auto model = openModel(a);
-    const Config& c = model->config();
-    const int64_t P = a.integer("prompt-len", 64, 1, c.max_seq_len);
-    const int64_t decode = a.integer("decode", 32, 0, c.max_seq_len);
-    if (P + decode - 1 > c.max_seq_len)
-        throw UsageError("--prompt-len + --decode exceed max_seq_len = " + std::to_string(c.max_seq_len));
-    std::mt19937 rng(1234);
-    std::vector<int32_t> prompt(static_cast<std::size_t>(P));
-    for (auto& id : prompt)
-        id = int32_t(rng() % uint32_t(c.vocab_size));
+    if (a.has("prompt") && a.has("prompt-file"))
+        throw UsageError("give at most one of --prompt and --prompt-file");
+    if ((a.has("prompt") || a.has("prompt-file")) && a.has("prompt-len"))
+        throw UsageError("--prompt-len is the length of a random prompt; a typed prompt is as long as its tokens");
     using Clock = std::chrono::steady_clock;
     auto ms = [](Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); };
+    const auto tOpen = Clock::now();
+    auto model = openModel(a);
+    const double openMs = ms(tOpen);
+    const Config& c = model->config();
+    // The prompt: typed text through the model's tokenizer (timed), or random ids.
+    std::vector<int32_t> prompt;
+    json textJson = nullptr;
+    if (a.has("prompt") || a.has("prompt-file")) {
+        const std::string text = a.has("prompt") ? a.str("prompt") : readTextFile(a.str("prompt-file"));
+        const auto tok = tokenizerFor(a, modelSpec(a), c.vocab_size, true);
+        if (!tok)
+            throw UsageError("this model has no tokenizer: give --tokenizer FILE or use --prompt-len");
+        std::vector<double> times;
+        for (int r = 0; r < 3; ++r) {
+            const auto t0 = Clock::now();
+            prompt = tok->encode(text);
+            times.push_back(ms(t0));
+        }
+        if (prompt.empty())
+            throw UsageError("the prompt is empty");
+        if (int64_t(prompt.size()) > c.max_seq_len)
+            throw UsageError("the prompt is " + std::to_string(prompt.size()) + " tokens; max_seq_len is " +
+                             std::to_string(c.max_seq_len));
+        textJson = {{"tokenizer", tok->description()},
+                    {"bytes", text.size()},
+                    {"tokens", prompt.size()},
+                    {"encode_ms", median(times)}};
+    } else {
+        const int64_t len = a.integer("prompt-len", 64, 1, c.max_seq_len);
+        std::mt19937 rng(1234);
+        prompt.resize(static_cast<std::size_t>(len));
+        for (auto& id : prompt)
+            id = int32_t(rng() % uint32_t(c.vocab_size));
+    }
+    const int64_t P = int64_t(prompt.size());
+    const int64_t decode = a.integer("decode", 32, 0, c.max_seq_len);
+    if (P + decode - 1 > c.max_seq_len)
+        throw UsageError("the prompt + --decode exceed max_seq_len = " + std::to_string(c.max_seq_len));
 
     json prefill = json::object(), tps = json::object(), decodeMs = json::object();
     for (int64_t L : loops) {
@@ -505,13 +562,13 @@ int cmdBench(const Args& a) {
             ForwardOptions fo;
             fo.nLoops = L;
             fo.cache = &cache;
+            fo.headRows = HeadRows::Last; // what a prompt's run needs for the next token
             auto t0 = Clock::now();
             auto logits = model->forward(prompt, 1, P, fo);
             const double tp = ms(t0);
             double td = 0;
             if (doDecode) {
-                int32_t next = int32_t(std::max_element(logits.end() - c.vocab_size, logits.end()) -
-                                       (logits.end() - c.vocab_size));
+                int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
                 auto t1 = Clock::now();
                 for (int64_t s = 1; s < decode; ++s) {
                     fo.startPos = P + s - 1;
@@ -542,6 +599,7 @@ int cmdBench(const Args& a) {
         ForwardOptions fo;
         fo.nLoops = deepest;
         fo.cache = &cache;
+        fo.headRows = HeadRows::Last; // as timed above
         resetMatmulMacs();
         model->forward(prompt, 1, P, fo);
         const double macs = double(matmulMacs());
@@ -562,17 +620,20 @@ int cmdBench(const Args& a) {
                     {"sgemm_1024_gflops", peak}, {"fraction", got / peak}};
     }
     // A loop-count change in the explorer: one deep run to the largest count, then each count
-    // is one coda pass and the head over the stored loops, with its trace (DESIGN.md).
+    // is one coda pass and the head over the stored loops, with its trace (DESIGN.md); the
+    // head's rows as the explorer asks for them (every position while the logits are small,
+    // else the last).
     json loopChange = json::object();
     {
         const int64_t deepest = *std::max_element(loops.begin(), loops.end());
         const DeepRun run = model->deepRun(prompt, 1, P, deepest);
+        const HeadRows rows = fullLogitsByDefault(1, P, c.vocab_size) ? HeadRows::All : HeadRows::Last;
         for (int64_t L : loops) {
             std::vector<double> times;
             for (int64_t r = 0; r <= repeats; ++r) {
                 Trace tr;
                 auto t0 = Clock::now();
-                model->logitsAt(run, L, &tr);
+                model->logitsAt(run, L, &tr, 0, rows);
                 if (r > 0)
                     times.push_back(ms(t0));
             }
@@ -585,7 +646,10 @@ int cmdBench(const Args& a) {
                   {"weight_type", weightTypeName(model->options().weightType)},
                   {"weight_bytes", model->weightBytes()},
                   {"kernel_copy_bytes", model->kernelCopyBytes()},
+                  {"vocab", c.vocab_size},
+                  {"open_ms", openMs},
                   {"prompt_len", P},
+                  {"prompt_text", textJson},
                   {"loop_change_ms", loopChange},
                   {"roofline", roofline},
                   {"decode", decode},
@@ -601,6 +665,11 @@ int cmdBench(const Args& a) {
                 modelSpec(a).c_str(), weightTypeName(model->options().weightType).c_str(),
                 humanBytes(double(model->weightBytes())).c_str(), humanBytes(double(model->kernelCopyBytes())).c_str(),
                 (long long)P, (long long)(decode > 0 ? decode - 1 : 0), (long long)numThreads(), (long long)repeats);
+    std::printf("vocab %lld, model made or read in %.0f ms\n", (long long)c.vocab_size, openMs);
+    if (!textJson.is_null())
+        std::printf("prompt typed as text: %lld bytes -> %lld tokens in %.3f ms (%s)\n",
+                    (long long)textJson["bytes"].get<int64_t>(), (long long)textJson["tokens"].get<int64_t>(),
+                    textJson["encode_ms"].get<double>(), textJson["tokenizer"].get<std::string>().c_str());
     std::printf("%8s %14s %18s %18s\n", "loops", "prefill ms", "loop change ms", "decode tokens/s");
     for (int64_t L : loops) {
         const std::string key = std::to_string(L);
@@ -675,7 +744,7 @@ int cmdReport(const Args& a) {
     auto t0 = Clock::now();
     auto model = openModel(a);
     const double loadMs = msSince(t0);
-    const auto tok = tokenizerFor(spec, model->config().vocab_size, a.has("prompt"));
+    const auto tok = tokenizerFor(a, spec, model->config().vocab_size, a.has("prompt"));
     int64_t B = 0, T = 0;
     const auto ids = inputIds(a, tok, B, T);
     if (B != 1)
@@ -775,7 +844,7 @@ int cmdEval(const Args& a) {
     loops.erase(std::unique(loops.begin(), loops.end()), loops.end());
     auto model = openModel(a);
     const Config& c = model->config();
-    const auto tok = tokenizerFor(spec, c.vocab_size, true);
+    const auto tok = tokenizerFor(a, spec, c.vocab_size, true);
     if (!tok)
         throw UsageError("this model has no tokenizer.json and a vocabulary under 256: eval needs text prompts");
     // Default: the model folder's own prompt set, as in the explorer's Depth sweep.
@@ -912,7 +981,7 @@ int cmdTokenize(const Args& a) {
     } else {
         vocab = loadConfig(fs::path(spec) / "config.json").vocab_size;
     }
-    const auto tok = tokenizerFor(spec, vocab, true);
+    const auto tok = tokenizerFor(a, spec, vocab, true);
     if (!tok)
         throw UsageError("this model has no tokenizer file and a vocabulary under 256: there is nothing to tokenize with");
     if (a.has("ids") == a.has("prompt"))
@@ -965,7 +1034,7 @@ int main(int argc, char** argv) {
         }
         if (cmd == "trace") {
             Args a(args, with(kCommonValued, {"ids", "prompt", "loops", "out", "start-pos"}),
-                   with(kCommonFlags, {"kv-cache", "no-logits"}));
+                   with(kCommonFlags, {"kv-cache", "no-logits", "full-logits"}));
             if (help)
                 return std::cout << kUsage, 0;
             return cmdTrace(a);
@@ -978,7 +1047,7 @@ int main(int argc, char** argv) {
             return cmdGenerate(a);
         }
         if (cmd == "bench") {
-            Args a(args, with(kCommonValued, {"prompt-len", "loops", "decode", "decode-loops", "repeats"}),
+            Args a(args, with(kCommonValued, {"prompt-len", "prompt", "prompt-file", "loops", "decode", "decode-loops", "repeats"}),
                    with(kCommonFlags, {"json"}));
             if (help)
                 return std::cout << kUsage, 0;

@@ -183,7 +183,12 @@ void InferenceWorker::run(const RunRequest& r) {
         }
         auto traceAt = [&](int k) {
             auto trace = std::make_shared<mythos::Trace>();
-            m_model->logitsAt(*m_deep, k, trace.get(), r.actThreshold);
+            // The head over every position while the logits are small (the bundled models);
+            // with a large vocabulary only the last position, which is what generation and
+            // a saved trace's prediction need: a loop-count change stays one coda pass.
+            const auto rows = mythos::fullLogitsByDefault(1, T, m_model->config().vocab_size) ? mythos::HeadRows::All
+                                                                                               : mythos::HeadRows::Last;
+            m_model->logitsAt(*m_deep, k, trace.get(), r.actThreshold, rows);
             if (m_tokenizer)
                 for (int32_t id : ids)
                     trace->pieces.push_back(m_tokenizer->piece(id));
@@ -279,13 +284,13 @@ void InferenceWorker::measureLatency(const std::vector<int32_t>& ids, int loops,
     fo.nLoops = loops;
     fo.cache = &cache;
     fo.cancel = &m_cancel;
+    fo.headRows = mythos::HeadRows::Last; // the next token is all a prompt's run needs
     auto t0 = Clock::now();
     auto logits = m_model->forward(ids, 1, P, fo);
     res.prefillMs = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (steps <= 0)
         return;
-    const int64_t V = cfg.vocab_size;
-    int32_t next = int32_t(std::max_element(logits.end() - V, logits.end()) - (logits.end() - V));
+    int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     t0 = Clock::now();
     for (int s = 0; s < steps; ++s) {
         fo.startPos = P + s;

@@ -1,4 +1,5 @@
 #include "mythos/generate.h"
+#include "mythos/trace.h"
 
 #include <algorithm>
 #include <cmath>
@@ -90,6 +91,10 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt, int64_
         fo.trace = opts.traceSteps ? &trace : nullptr;
         std::vector<float> logits;
         int64_t T = P;
+        // Sampling needs each row's last position; a step's trace keeps every row's logits
+        // only while they are small (fullLogitsByDefault).
+        const int64_t stepLen = s == 0 ? P : 1;
+        fo.headRows = opts.traceSteps && fullLogitsByDefault(B, stepLen, V) ? HeadRows::All : HeadRows::Last;
         if (s == 0) {
             logits = model.forward(prompt, B, P, fo);
         } else {
@@ -97,6 +102,8 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt, int64_
             T = 1;
             logits = model.forward(last, B, 1, fo);
         }
+        if (fo.headRows == HeadRows::Last)
+            T = 1; // logits are [B][V]
         std::vector<float> lastLogits(static_cast<std::size_t>(B * V));
         for (int64_t b = 0; b < B; ++b)
             std::copy(logits.begin() + ((b * T) + T - 1) * V, logits.begin() + ((b * T) + T) * V,
@@ -116,6 +123,7 @@ GenerateResult generate(Model& model, const std::vector<int32_t>& prompt, int64_
         fo.cancel = opts.cancel;
         fo.trace = opts.traceSteps ? &trace : nullptr;
         fo.startPos = P + res.steps - 1;
+        fo.headRows = opts.traceSteps && fullLogitsByDefault(B, 1, V) ? HeadRows::All : HeadRows::Last;
         model.forward(last, B, 1, fo);
         if (opts.onToken)
             opts.onToken(res.steps, {}, opts.traceSteps ? &trace : nullptr);

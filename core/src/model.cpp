@@ -260,7 +260,8 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
 
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::open(const std::string& spec, EngineOptions options, const ProgressFn& progress) {
+std::unique_ptr<Model> Model::open(const std::string& spec, EngineOptions options, const ProgressFn& progress,
+                                   const std::function<void(Config&)>& adjustPreset) {
     const std::string prefix = "preset:";
     if (spec.rfind(prefix, 0) == 0) {
         std::string rest = spec.substr(prefix.size());
@@ -273,10 +274,17 @@ std::unique_ptr<Model> Model::open(const std::string& spec, EngineOptions option
             seed = std::stoull(s);
         }
         Config cfg = preset(rest);
+        if (adjustPreset) {
+            adjustPreset(cfg);
+            if (const auto problems = validate(cfg); !problems.empty())
+                throw ConfigError(spec + ": " + problems.front());
+        }
         auto m = std::make_unique<Model>(cfg, randomWeights(cfg, seed, progress, options.weightType), options);
         m->setName(spec);
         return m;
     }
+    if (adjustPreset)
+        throw ArgumentError(spec + ": a checkpoint's config cannot be changed before it is read (only a preset's)");
     Checkpoint ck = loadCheckpoint(spec, progress, options.weightType);
     auto m = std::make_unique<Model>(ck.config, std::move(ck.weights), options);
     m->setName(spec);
@@ -401,6 +409,21 @@ static void finishTrace(Trace& tr, int64_t L, float thr) {
         }
 }
 
+// The head's output as the trace keeps it: the full logits when every row was computed, and
+// the top logits of each computed row.
+static void setHeadRecord(Trace& tr, const std::vector<float>& logits, HeadRows rows) {
+    std::vector<int32_t> positions;
+    if (rows == HeadRows::All) {
+        tr.logits = logits;
+        for (int64_t t = 0; t < tr.seqLen; ++t)
+            positions.push_back(int32_t(t));
+    } else {
+        tr.logits.clear();
+        positions.push_back(int32_t(tr.seqLen - 1));
+    }
+    setTopLogits(tr, logits, positions, kTraceTopLogits);
+}
+
 std::vector<float> Model::embedAndPrelude(const std::vector<int32_t>& ids, int64_t B, int64_t T, int64_t startPos,
                                           KvCache* cache, const std::atomic<bool>* cancel) {
     const Config& c = m_cfg;
@@ -486,11 +509,11 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
     const double tLoop = msSince(t1);
 
     auto t2 = Clock::now();
-    std::vector<float> logits = finish(std::move(hOut), B, T, fo.startPos, fo.cache, fo.cancel);
+    std::vector<float> logits = finish(std::move(hOut), B, T, fo.startPos, fo.cache, fo.cancel, fo.headRows);
     const double tCoda = msSince(t2);
     if (tr) {
         finishTrace(*tr, L, thr);
-        tr->logits = logits;
+        setHeadRecord(*tr, logits, fo.headRows);
         if (fo.cache) {
             tr->hasKv = true;
             tr->kv = fo.cache->ledger();
@@ -549,7 +572,7 @@ void Model::recurrentStep(int64_t t, const std::vector<float>& e, std::vector<fl
 }
 
 std::vector<float> Model::finish(std::vector<float> x, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
-                                 const std::atomic<bool>* cancel) {
+                                 const std::atomic<bool>* cancel, HeadRows rows) {
     const Config& c = m_cfg;
     auto& im = *m_impl;
     auto ctx = im.ctx(c);
@@ -558,9 +581,15 @@ std::vector<float> Model::finish(std::vector<float> x, int64_t B, int64_t T, int
         checkCancel(cancel);
         detail::blockForward(ctx, im.coda[i], x.data(), B, T, startPos, cache, "coda_" + std::to_string(i), nullptr);
     }
-    rmsNorm(x.data(), im.finalNorm, x.data(), N, D);
-    std::vector<float> logits(static_cast<std::size_t>(N * c.vocab_size));
-    im.mm.linear(x.data(), N, D, im.embed, c.vocab_size, logits.data());
+    int64_t R = N;
+    if (rows == HeadRows::Last) { // the last position of each batch row, moved to the front
+        for (int64_t b = 0; b < B; ++b)
+            std::copy_n(x.data() + ((b + 1) * T - 1) * D, D, x.data() + b * D);
+        R = B;
+    }
+    rmsNorm(x.data(), im.finalNorm, x.data(), R, D);
+    std::vector<float> logits(static_cast<std::size_t>(R * c.vocab_size));
+    im.mm.linear(x.data(), R, D, im.embed, c.vocab_size, logits.data());
     return logits;
 }
 
@@ -598,7 +627,7 @@ void Model::extendDeepRun(DeepRun& run, int64_t depth, const std::atomic<bool>* 
     }
 }
 
-std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace, double actThreshold) {
+std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace, double actThreshold, HeadRows rows) {
     const Config& c = m_cfg;
     if (k < 1 || k > run.depth)
         throw ArgumentError("loop count " + std::to_string(k) + " is outside the deep run's 1.." +
@@ -640,7 +669,7 @@ std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace, 
         }
     }
     auto t0 = Clock::now();
-    std::vector<float> logits = finish(std::move(hOut), run.batch, run.seqLen, 0, nullptr, nullptr);
+    std::vector<float> logits = finish(std::move(hOut), run.batch, run.seqLen, 0, nullptr, nullptr, rows);
     if (trace) {
         *trace = run.trace;
         const std::size_t keep = std::size_t(L * N);
@@ -659,7 +688,7 @@ std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace, 
         trace->topkWeights.resize(keep * std::size_t(c.n_experts_per_tok));
         trace->routerLogits.resize(keep * std::size_t(c.n_experts));
         finishTrace(*trace, L, thr);
-        trace->logits = logits;
+        setHeadRecord(*trace, logits, rows);
         trace->timingsMs = {{"coda_head", msSince(t0)}};
     }
     return logits;

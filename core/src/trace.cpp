@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "mythos/analysis.h"
@@ -413,6 +414,14 @@ json traceToJson(const Trace& tr, bool includeLogits) {
     j["vocab"] = tr.vocab;
     if (includeLogits && !tr.logits.empty())
         j["logits"] = nest(tr.logits, {B, T, tr.vocab});
+    if (tr.topLogitK > 0 && !tr.topLogitPositions.empty()) {
+        const int64_t P = int64_t(tr.topLogitPositions.size());
+        j["logits_topk"] = {{"k", tr.topLogitK},
+                            {"positions", tr.topLogitPositions},
+                            {"ids", nest(tr.topLogitIds, {B, P, tr.topLogitK})},
+                            {"values", nest(tr.topLogitValues, {B, P, tr.topLogitK})},
+                            {"logsumexp", nest(tr.logitLse, {B, P})}};
+    }
     if (tr.hasKv) {
         json entries = json::array();
         for (const auto& e : tr.kv.entries) {
@@ -514,6 +523,30 @@ Trace traceFromJsonChecked(const json& j, const Reader& r) {
     tr.vocab = j.contains("vocab") ? r.integer(j, "vocab", 1, 1 << 24) : tr.config.vocab_size;
     if (j.contains("logits"))
         tr.logits = r.array<float>(j, "logits", {B, T, tr.vocab}, "logits");
+    if (j.contains("logits_topk")) {
+        const json& top = j["logits_topk"];
+        if (!top.is_object())
+            r.fail("'logits_topk' must be an object");
+        tr.topLogitK = r.integer(top, "k", 1, std::numeric_limits<int32_t>::max());
+        if (tr.topLogitK > tr.vocab)
+            r.fail("'logits_topk.k' = " + std::to_string(tr.topLogitK) + " is more than the vocab (" +
+                   std::to_string(tr.vocab) + ")");
+        const json& pos = r.field(top, "positions");
+        if (!pos.is_array() || pos.empty() || int64_t(pos.size()) > T)
+            r.fail("'logits_topk.positions' must be an array of 1 to seq_len positions");
+        tr.topLogitPositions = r.array<int32_t>(top, "positions", {int64_t(pos.size())}, "logits_topk.positions");
+        for (std::size_t i = 0; i < tr.topLogitPositions.size(); ++i)
+            if (tr.topLogitPositions[i] < 0 || tr.topLogitPositions[i] >= T ||
+                (i > 0 && tr.topLogitPositions[i] <= tr.topLogitPositions[i - 1]))
+                r.fail("'logits_topk.positions' must be ascending positions in [0, seq_len)");
+        const int64_t P = int64_t(tr.topLogitPositions.size());
+        tr.topLogitIds = r.array<int32_t>(top, "ids", {B, P, tr.topLogitK}, "logits_topk.ids");
+        for (int32_t id : tr.topLogitIds)
+            if (id < 0 || id >= tr.vocab)
+                r.fail("'logits_topk.ids' holds token " + std::to_string(id) + " outside [0, vocab)");
+        tr.topLogitValues = r.array<float>(top, "values", {B, P, tr.topLogitK}, "logits_topk.values");
+        tr.logitLse = r.array<float>(top, "logsumexp", {B, P}, "logits_topk.logsumexp");
+    }
     if (j.contains("kv")) {
         const json& kv = j["kv"];
         if (!kv.is_object())
@@ -631,6 +664,42 @@ Trace parseTrace(std::string_view text, const std::string& source) {
 
 Trace loadTrace(const std::filesystem::path& path) {
     return parseTrace(readTextFile(path, kMaxTraceFileBytes), path.string());
+}
+
+void setTopLogits(Trace& tr, const std::vector<float>& rows, const std::vector<int32_t>& positions, int64_t k) {
+    const int64_t V = tr.vocab, P = int64_t(positions.size());
+    if (V <= 0 || P == 0 || int64_t(rows.size()) != tr.batch * P * V)
+        throw ArgumentError("setTopLogits: " + std::to_string(rows.size()) + " values for " + std::to_string(tr.batch) +
+                            " x " + std::to_string(P) + " rows of " + std::to_string(V));
+    k = std::clamp<int64_t>(k, 1, V);
+    tr.topLogitK = k;
+    tr.topLogitPositions = positions;
+    tr.topLogitIds.assign(std::size_t(tr.batch * P * k), 0);
+    tr.topLogitValues.assign(std::size_t(tr.batch * P * k), 0.0f);
+    tr.logitLse.assign(std::size_t(tr.batch * P), 0.0f);
+    std::vector<int32_t> order(static_cast<std::size_t>(V));
+    for (int64_t r = 0; r < tr.batch * P; ++r) {
+        const float* row = rows.data() + r * V;
+        // Largest first (NaN last); equal values by lower id, the same order on every run.
+        const auto key = [row](int32_t v) {
+            return std::isnan(row[v]) ? -std::numeric_limits<float>::infinity() : row[v];
+        };
+        std::iota(order.begin(), order.end(), 0);
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&key](int32_t a, int32_t b) {
+            return key(a) > key(b) || (key(a) == key(b) && a < b);
+        });
+        double mx = -std::numeric_limits<double>::infinity();
+        for (int64_t v = 0; v < V; ++v)
+            mx = std::max(mx, double(row[v]));
+        double sum = 0;
+        for (int64_t v = 0; v < V; ++v)
+            sum += std::exp(double(row[v]) - mx);
+        tr.logitLse[std::size_t(r)] = float(mx + std::log(sum));
+        for (int64_t i = 0; i < k; ++i) {
+            tr.topLogitIds[std::size_t(r * k + i)] = order[std::size_t(i)];
+            tr.topLogitValues[std::size_t(r * k + i)] = row[order[std::size_t(i)]];
+        }
+    }
 }
 
 } // namespace mythos

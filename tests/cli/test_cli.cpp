@@ -590,3 +590,55 @@ TEST_F(Cli, TokenizeAndInfoUseTheFoldersTokenizer) {
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("tokenizer    none (prompts as ids)"), std::string::npos) << r.out;
 }
+
+// A large vocabulary: a trace keeps the top logits of every position and the full logits
+// only when asked; bench types its prompt through a tokenizer file and times it.
+TEST_F(Cli, LargeVocabularyTracesKeepTopLogitsAndBenchTypesText) {
+    const std::string spec = "preset:tiny_mla:1";
+    std::string ids;
+    for (int i = 0; i < 24; ++i)
+        ids += (i ? "," : "") + std::to_string(1000 + 7919 * i);
+    const fs::path small = dir / "small.json", full = dir / "full.json";
+    Result r = run({"trace", "--model", spec, "--vocab", "200000", "--ids", ids, "--loops", "2", "--out", small.string()});
+    ASSERT_EQ(r.code, 0) << r.out;
+    json j = readJson(small);
+    EXPECT_FALSE(j.contains("logits")) << "24 x 200000 logits are not kept by default";
+    ASSERT_TRUE(j.contains("logits_topk"));
+    EXPECT_EQ(j["logits_topk"]["k"], 10);
+    EXPECT_EQ(j["logits_topk"]["positions"].size(), 24u);
+    EXPECT_EQ(j["vocab"], 200000);
+    EXPECT_LT(fs::file_size(small), 200000u);
+
+    r = run({"trace", "--model", spec, "--vocab", "200000", "--ids", "5,6", "--loops", "2", "--full-logits", "--out",
+             full.string()});
+    ASSERT_EQ(r.code, 0) << r.out;
+    j = readJson(full);
+    ASSERT_TRUE(j.contains("logits"));
+    EXPECT_EQ(j["logits"][0].size(), 2u);
+    EXPECT_EQ(j["logits"][0][1].size(), 200000u);
+    // The top logits are the largest of the full row.
+    std::vector<float> row = j["logits"][0][1].get<std::vector<float>>();
+    const auto best = std::max_element(row.begin(), row.end()) - row.begin();
+    EXPECT_EQ(j["logits_topk"]["ids"][0][1][0].get<int64_t>(), best);
+
+    r = run({"trace", "--model", spec, "--vocab", "200000", "--ids", "5", "--loops", "1", "--full-logits",
+             "--no-logits", "--out", full.string()});
+    EXPECT_EQ(r.code, 2) << r.out;
+    r = run({"trace", "--model", tinyMla, "--vocab", "300", "--ids", "5", "--loops", "1", "--out", full.string()});
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("presets only"), std::string::npos) << r.out;
+
+    // bench with a prompt typed as text through o200k_base.
+    const std::string tok = std::string(MYTHOS_TEST_DATA_DIR) + "/tokenizers/o200k_base.tiktoken";
+    r = run({"bench", "--model", spec, "--vocab", "199998", "--tokenizer", tok, "--prompt", "Hello, world! Loops think.",
+             "--loops", "1,2", "--decode", "3", "--repeats", "1", "--json"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    j = json::parse(r.out.substr(r.out.find('{')));
+    EXPECT_EQ(j["vocab"], 199998);
+    EXPECT_EQ(j["prompt_text"]["tokens"], 8); // Hello , ␣world ! ␣Lo ops ␣think .
+    EXPECT_EQ(j["prompt_len"], 8);
+    EXPECT_NE(j["prompt_text"]["tokenizer"].get<std::string>().find("o200k"), std::string::npos);
+    EXPECT_GE(j["prompt_text"]["encode_ms"].get<double>(), 0.0);
+    r = run({"bench", "--model", spec, "--prompt", "x", "--prompt-len", "4"});
+    EXPECT_EQ(r.code, 2) << r.out;
+}

@@ -153,7 +153,7 @@ private slots:
         QSignalSpy cmpShown(&win, &MainWindow::compareTraceShown);
         win.openCompareVariant(R"({"rope_theta": 100.0, "kv_layout": "compact", "weight_type": "bf16"})");
         QVERIFY(waitForSignal(cmpReady, 60000));
-        QVERIFY(win.compareInfo());
+        QVERIFY2(win.compareInfo(), qPrintable(win.lastError() + " / " + QString::number(cmpReady.count())));
         QCOMPARE(win.compareInfo()->config.rope_theta, 100.0);
         QVERIFY(win.compareInfo()->displayName.contains("rope_theta"));
         QCOMPARE(win.currentView(), static_cast<TraceView*>(win.comparisonView()));

@@ -35,12 +35,21 @@ struct EngineOptions {
     WeightType weightType = WeightType::F32;
 };
 
+// Which rows of the tied head a pass computes. The head is a [D x V] product per position:
+// with a 200K vocabulary it costs as much as the rest of a small model, so a caller that
+// shows or needs only the next token asks for the last position of each batch row.
+enum class HeadRows {
+    All,  // logits [B][T][V], the reference's output
+    Last, // logits [B][V]: each batch row's last position (all generation needs)
+};
+
 struct ForwardOptions {
     int64_t nLoops = 0;        // 0 = max_loop_iters, like the reference's `n_loops or ...`
     KvCache* cache = nullptr;  // with a cache every loop runs (no early exit)
     int64_t startPos = 0;      // RoPE position of the first token
     Trace* trace = nullptr;    // filled when non-null; no cost when null
     const std::atomic<bool>* cancel = nullptr; // checked between layers and loops
+    HeadRows headRows = HeadRows::All;
 };
 
 // The state of a recurrent loop run once to depth K without a cache: any k <= K is one
@@ -66,8 +75,11 @@ public:
 
     // A checkpoint folder, or "preset:NAME[:seed]" for random weights. With
     // WeightType::BF16 the matrices are read or generated straight into bf16.
+    // `adjustPreset` changes a preset's config before its weights are made (e.g. a 200K
+    // vocabulary for a benchmark); giving one with a folder is an ArgumentError.
     static std::unique_ptr<Model> open(const std::string& spec, EngineOptions options = {},
-                                       const ProgressFn& progress = {});
+                                       const ProgressFn& progress = {},
+                                       const std::function<void(Config&)>& adjustPreset = {});
 
     const Config& config() const { return m_cfg; }
     const EngineOptions& options() const { return m_opts; }
@@ -84,8 +96,10 @@ public:
     // Tensors with NaN or infinite values (scanned once, on the first call).
     const std::vector<NonFiniteTensor>& nonFiniteWeights() const;
 
-    // Logits [B][T][V] for ids [B][T]. Throws ArgumentError for ids outside the
-    // vocabulary or positions past max_seq_len, Cancelled when cancelled.
+    // Logits [B][T][V] for ids [B][T] ([B][V] with HeadRows::Last). A trace gets the full
+    // logits (HeadRows::All) and the top kTraceTopLogits of every computed row. Throws
+    // ArgumentError for ids outside the vocabulary or positions past max_seq_len, Cancelled
+    // when cancelled.
     std::vector<float> forward(const std::vector<int32_t>& ids, int64_t batch, int64_t seqLen,
                                const ForwardOptions& fo = {});
 
@@ -99,7 +113,9 @@ public:
     // (the first min(k, loops executed) loops) when non-null. The ACT weights are recomputed
     // from the stored halting probabilities, so `actThreshold` (> 0; default: the config's)
     // can change without running the loop again: halting never feeds back into h.
-    std::vector<float> logitsAt(const DeepRun& run, int64_t k, Trace* trace = nullptr, double actThreshold = 0);
+    // `rows` as in ForwardOptions::headRows.
+    std::vector<float> logitsAt(const DeepRun& run, int64_t k, Trace* trace = nullptr, double actThreshold = 0,
+                                HeadRows rows = HeadRows::All);
 
     // Injection A = exp(-exp(clamp(log_dt + log_A, -20, 20))) for analysis: NaN where log_A
     // or log_dt is not finite (the forward pass uses the reference's clamped values).
@@ -119,9 +135,9 @@ private:
     // runs the prelude blocks.
     std::vector<float> embedAndPrelude(const std::vector<int32_t>& ids, int64_t B, int64_t T, int64_t startPos,
                                        KvCache* cache, const std::atomic<bool>* cancel);
-    // Coda blocks, final norm and the tied head.
+    // Coda blocks, final norm and the tied head for `rows`.
     std::vector<float> finish(std::vector<float> x, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
-                              const std::atomic<bool>* cancel);
+                              const std::atomic<bool>* cancel, HeadRows rows);
     Config m_cfg;
     EngineOptions m_opts;
     Weights m_weights;

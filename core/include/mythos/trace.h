@@ -49,6 +49,15 @@ struct Trace {
 
     std::vector<float> logits; // [B][T][V], may be empty
     int64_t vocab = 0;
+    // The k largest logits of the head rows that were computed (every position, or only the
+    // last: a large vocabulary's window run), best first: [B][P][k] for the P positions in
+    // topLogitPositions (ascending), with each row's log-sum-exp [B][P] so that
+    // probabilities p = exp(value - logsumexp) need no full row. Empty when not computed.
+    int64_t topLogitK = 0;
+    std::vector<int32_t> topLogitPositions; // [P]
+    std::vector<int32_t> topLogitIds;       // [B][P][k]
+    std::vector<float> topLogitValues;      // [B][P][k]
+    std::vector<float> logitLse;            // [B][P]
 
     bool hasKv = false;
     KvLedger kv;
@@ -58,6 +67,17 @@ struct Trace {
     // Index helpers
     std::size_t at(int64_t l, int64_t b, int64_t t) const { return std::size_t((l * batch + b) * seqLen + t); }
 };
+
+// Fills the trace's top-k logits from head rows [B][P][V] for the given positions.
+void setTopLogits(Trace& tr, const std::vector<float>& rows, const std::vector<int32_t>& positions, int64_t k);
+// The number of top logits a trace keeps per computed position.
+inline constexpr int64_t kTraceTopLogits = 10;
+// Whether a trace's full logits [B][T][V] are small enough to keep by default (at most
+// 2^22 values, 16 MiB: the bundled and golden models); larger ones keep the top-k only
+// unless asked (mythos-cli trace --full-logits).
+inline bool fullLogitsByDefault(int64_t batch, int64_t seqLen, int64_t vocab) {
+    return batch > 0 && seqLen > 0 && vocab > 0 && batch * seqLen <= (int64_t(1) << 22) / vocab;
+}
 
 // Full trace JSON (schema mythos-trace/1). `includeLogits` controls the [B][T][V] array.
 nlohmann::json traceToJson(const Trace& tr, bool includeLogits = true);
