@@ -1,4 +1,5 @@
 #include "mythos/model.h"
+#include "mythos/halfprecision.h"
 
 #include <algorithm>
 #include <chrono>

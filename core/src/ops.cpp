@@ -1,4 +1,5 @@
 #include "mythos/ops.h"
+#include "mythos/halfprecision.h"
 
 #include <algorithm>
 #include <atomic>

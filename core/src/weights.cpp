@@ -1,4 +1,5 @@
 #include "mythos/weights.h"
+#include "mythos/halfprecision.h"
 
 #include <set>
 #include <map>

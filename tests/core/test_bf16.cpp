@@ -12,6 +12,7 @@
 #include "golden.h"
 #include "testutil.h"
 #include "mythos/errors.h"
+#include "mythos/halfprecision.h"
 #include "mythos/model.h"
 #include "mythos/ops.h"
 #include "mythos/safetensors.h"

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mythos/model.h"
+#include "mythos/halfprecision.h"
 #include "mythos/ops.h"
 #include "mythos/safetensors.h"
 #include "spin_team.h"

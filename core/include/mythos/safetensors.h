@@ -5,7 +5,6 @@
 // then the raw little-endian row-major tensor bytes; offsets are relative to the first
 // data byte. Every file is untrusted: nothing is allocated or read before the header has
 // been checked against the real file size.
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -94,18 +93,5 @@ struct TensorToWrite {
 // even), through a temporary file in the same folder that is renamed over `path`.
 void writeSafetensors(const std::filesystem::path& path, const std::vector<TensorToWrite>& tensors,
                       const std::map<std::string, std::string>& metadata = {}, DType storeAs = DType::F32);
-
-// fp16/bf16 conversions (exact, round-to-nearest-even). The bf16 ones are inline: the
-// engine's bf16 weight paths call them per element.
-float halfToFloat(uint16_t h);
-uint16_t floatToHalf(float f);
-// A bf16 number is the top half of an fp32 one: widening is a 16-bit shift, exact.
-inline float bf16ToFloat(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
-inline uint16_t floatToBf16(float f) {
-    const uint32_t x = std::bit_cast<uint32_t>(f);
-    if ((x & 0x7fffffffu) > 0x7f800000u)
-        return static_cast<uint16_t>((x >> 16) | 0x40u); // keep NaN a NaN after truncation
-    return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
 
 } // namespace mythos
