@@ -103,19 +103,17 @@ Run `mythos-cli <command> --help` for a command's options.
 
 const std::set<std::string> kCommonValued = {"model", "threads", "kv-layout", "weights", "tokenizer", "vocab"};
 
-// The bundled demo model: installed beside the executable, or in the source tree (a build
-// directory). Empty when neither exists.
+// The bundled demo model: installed under the executable's prefix, or in the source tree
+// for an executable inside its build folder (never for an installed one). Empty when
+// neither exists.
 std::string bundledDemoModel() {
     std::error_code ec;
     const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
     std::vector<fs::path> dirs;
-    if (!ec) {
+    if (!ec)
         dirs.push_back(exe.parent_path() / "../share/mythos-explorer/models/demo_mla");
-        dirs.push_back(exe.parent_path() / "../../resources/models/demo_mla");
-    }
-#ifdef MYTHOS_SOURCE_DIR
-    dirs.push_back(fs::path(MYTHOS_SOURCE_DIR) / "resources/models/demo_mla");
-#endif
+    if (const fs::path src = mythos::buildSourceTree(); !src.empty())
+        dirs.push_back(src / "resources/models/demo_mla");
     for (const auto& d : dirs)
         if (fs::exists(d / "config.json", ec))
             return fs::weakly_canonical(d, ec).string();

@@ -16,6 +16,8 @@
 #include <QTimer>
 #include <functional>
 
+#include "mythos/fileio.h"
+
 namespace mx {
 
 namespace {
@@ -57,9 +59,11 @@ QString CheckpointImport::findTool(const QString& appDir) {
         return env;
     const QString dir = appDir.isEmpty() ? QCoreApplication::applicationDirPath() : appDir;
     // Installed (tools/CMakeLists.txt installs it beside the demo models' share folder),
-    // then the source tree of a build.
-    const QStringList candidates = {dir + "/../share/mythos-explorer/tools/export_checkpoint.py",
-                                    QStringLiteral(MYTHOS_SOURCE_DIR "/tools/export_checkpoint.py")};
+    // then the source tree when this executable runs from its build folder (never for an
+    // installed one).
+    QStringList candidates = {dir + "/../share/mythos-explorer/tools/export_checkpoint.py"};
+    if (const auto src = mythos::buildSourceTree(); !src.empty())
+        candidates << QString::fromStdString((src / "tools/export_checkpoint.py").string());
     for (const QString& c : candidates)
         if (QFileInfo(c).isFile())
             return QDir::cleanPath(QFileInfo(c).absoluteFilePath());

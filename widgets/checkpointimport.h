@@ -38,7 +38,8 @@ public:
     // a virtualenv's python3 earlier on PATH), else python3 on PATH, else "python3".
     static QString defaultPython();
     // $MYTHOS_EXPORT_TOOL, else the installed copy (<appDir>/../share/mythos-explorer/tools),
-    // else the source tree's tools/ (a build); empty when none exists.
+    // else the source tree's tools/ when this executable runs from its build folder (never
+    // when installed: mythos::buildSourceTree); empty when none exists.
     static QString findTool(const QString& appDir = {});
     // "<folder of the checkpoint>/<its name without .pt>_mythos", with _2, _3, ... when taken.
     static QString defaultOutDir(const QString& checkpoint);

@@ -37,6 +37,7 @@
 #include "kvview.h"
 #include "mythos/config.h"
 #include "mythos/errors.h"
+#include "mythos/fileio.h"
 #include "mythos/trace.h"
 #include "report.h"
 #include "routingview.h"
@@ -51,11 +52,13 @@ constexpr int kMaxRecent = 8;
 } // namespace
 
 QString MainWindow::defaultModel() {
-    // The bundled demo model when it is installed beside the executable or in the source
-    // tree; otherwise a small random-weight preset with a byte tokenizer.
-    const QString app = QCoreApplication::applicationDirPath();
-    for (const QString& dir : {app + "/../share/mythos-explorer/models/demo_mla", app + "/../../resources/models/demo_mla",
-                               QStringLiteral(MYTHOS_SOURCE_DIR "/resources/models/demo_mla")})
+    // The bundled demo model when it is installed under the executable's prefix, or in the
+    // source tree for an executable inside its build folder (never for an installed one);
+    // otherwise a small random-weight preset with a byte tokenizer.
+    QStringList dirs = {QCoreApplication::applicationDirPath() + "/../share/mythos-explorer/models/demo_mla"};
+    if (const auto src = mythos::buildSourceTree(); !src.empty())
+        dirs << QString::fromStdString((src / "resources/models/demo_mla").string());
+    for (const QString& dir : dirs)
         if (QFileInfo::exists(dir + "/config.json"))
             return QDir::cleanPath(dir);
     return QStringLiteral("preset:readme_mla:1");

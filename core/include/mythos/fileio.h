@@ -40,4 +40,10 @@ private:
     bool m_committed = false;
 };
 
+// The source tree of the build this program was compiled in, when the running executable
+// sits inside that build's binary folder (a developer build and its tests); empty for an
+// installed or copied executable, which must find its data under its own prefix
+// (<bindir>/../share/mythos-explorer) and never in the source tree (core/src/buildtree.cpp).
+std::filesystem::path buildSourceTree();
+
 } // namespace mythos
