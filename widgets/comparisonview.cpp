@@ -30,18 +30,9 @@ struct Figures {
 
 Figures figuresOf(const mythos::Trace& tr) {
     Figures f;
-    int halted = 0;
-    for (int t = 0; t < int(tr.seqLen) && std::size_t(t) < tr.haltLoop.size(); ++t) {
-        const int h = tr.haltLoop[std::size_t(t)];
-        if (h > 0) {
-            f.meanHalt += h;
-            ++halted;
-        } else {
-            ++f.never;
-        }
-    }
-    if (halted)
-        f.meanHalt /= halted;
+    const mythos::HaltingSummary halting = mythos::haltingSummary(tr, 0);
+    f.meanHalt = halting.halted > 0 ? halting.meanHaltLoop : 0.0;
+    f.never = int(halting.never);
     try {
         f.routing = mythos::routingStats(mythos::recordedRouting(tr)).overall;
         f.hasRouting = true;

@@ -1,4 +1,5 @@
 #include "haltingview.h"
+#include "mythos/analysis.h"
 
 #include <QGridLayout>
 #include <QHelpEvent>
@@ -287,16 +288,12 @@ void HaltingView::setTrace(const TracePtr& trace) {
     fitTextArea();
 
     // Halting loop per token; never-halted tokens stand at L + 1.
-    int never = 0, atOne = 0;
-    double sumHalt = 0;
+    const mythos::HaltingSummary halting = mythos::haltingSummary(rec, 0);
+    const int never = int(halting.never), atOne = int(halting.atLoopOne);
     m_barValues.clear();
     m_barColors.clear();
     for (int t = 0; t < T; ++t) {
         const int h = m_halt[t];
-        never += h <= 0;
-        atOne += h == 1;
-        if (h > 0)
-            sumHalt += h;
         m_barValues << double(h > 0 ? h : L + 1);
         m_barColors << HaltingText::loopColor(h, L);
     }
@@ -370,7 +367,7 @@ void HaltingView::setTrace(const TracePtr& trace) {
 
     // Histogram of halting loops.
     QStringList histCats;
-    QVector<double> counts(L + 1, 0.0);
+    QVector<double> counts;
     QVector<QColor> histColors;
     for (int l = 1; l <= L; ++l) {
         histCats << QString::number(l);
@@ -378,8 +375,8 @@ void HaltingView::setTrace(const TracePtr& trace) {
     }
     histCats << tr("never");
     histColors << neverHaltedColor();
-    for (int h : m_halt)
-        counts[h > 0 && h <= L ? h - 1 : L] += 1;
+    for (int64_t c : halting.histogram)
+        counts << double(c);
     double maxCount = 0;
     for (double c : counts)
         maxCount = std::max(maxCount, c);
@@ -412,8 +409,8 @@ void HaltingView::setTrace(const TracePtr& trace) {
     parts << (T == 1 ? tr("1 token") : tr("%1 tokens").arg(T));
     parts << tr("loops executed: %1 of %2 requested (max_loop_iters %3)").arg(L).arg(requested).arg(maxIters);
     parts << tr("threshold %1").arg(num(thr));
-    parts << (T - never > 0 ? tr("mean halting loop %1 (halted tokens)").arg(QString::number(sumHalt / (T - never), 'f', 2))
-                            : tr("mean halting loop: n/a"));
+    parts << (halting.halted > 0 ? tr("mean halting loop %1 (halted tokens)").arg(QString::number(halting.meanHaltLoop, 'f', 2))
+                                 : tr("mean halting loop: n/a"));
     parts << tr("never halted: %1 of %2 (%3%)")
                  .arg(never)
                  .arg(T)

@@ -1,4 +1,5 @@
 #include "report.h"
+#include "mythos/analysis.h"
 
 #include <QAbstractTextDocumentLayout>
 #include <QCoreApplication>
@@ -141,18 +142,9 @@ LoopSummary summarise(const ReportInput& in, const mythos::Trace& tr) {
                         .referenceBytes;
     s.kvCompact =
         mythos::kvLedgerFor(in.config, tr.batch, tr.seqLen, tr.nLoops, mythos::KvLayout::Compact).engineBytes;
-    double sum = 0;
-    int64_t halted = 0;
-    for (int32_t h : tr.haltLoop) {
-        if (h > 0) {
-            sum += h;
-            ++halted;
-        } else {
-            ++s.neverHalted;
-        }
-    }
-    if (halted > 0)
-        s.meanHaltLoop = sum / double(halted);
+    const mythos::HaltingSummary halting = mythos::haltingSummary(tr);
+    s.neverHalted = halting.never;
+    s.meanHaltLoop = halting.meanHaltLoop;
     return s;
 }
 

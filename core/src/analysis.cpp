@@ -348,4 +348,29 @@ void appendTraceTokens(Trace& seq, const Trace& step) {
     }
 }
 
+HaltingSummary haltingSummary(const Trace& tr, int64_t row) {
+    HaltingSummary s;
+    const int64_t L = std::max<int64_t>(0, tr.loopsExecuted);
+    s.histogram.assign(std::size_t(L + 1), 0);
+    const int64_t T = tr.seqLen;
+    const int64_t first = row < 0 ? 0 : row * T;
+    const int64_t last = row < 0 ? tr.batch * T : (row + 1) * T;
+    double sum = 0;
+    for (int64_t i = std::max<int64_t>(0, first); i < last && i < int64_t(tr.haltLoop.size()); ++i) {
+        const int32_t h = tr.haltLoop[std::size_t(i)];
+        ++s.tokens;
+        if (h > 0) {
+            ++s.halted;
+            sum += h;
+            s.atLoopOne += h == 1;
+        } else {
+            ++s.never;
+        }
+        s.histogram[std::size_t(h > 0 && h <= L ? h - 1 : L)] += 1;
+    }
+    if (s.halted > 0)
+        s.meanHaltLoop = sum / double(s.halted);
+    return s;
+}
+
 } // namespace mythos

@@ -327,3 +327,32 @@ TEST(KvAccounting, HugeSizesAreErrorsNotOverflowOrHugeLedgers) {
     EXPECT_EQ(mythos::boundedProduct({int64_t(1) << 62, 4}), std::nullopt);
     EXPECT_EQ(mythos::boundedProduct({-1, 4}), std::nullopt);
 }
+
+// The halting summary the halting view, the comparison and the report share.
+TEST(HaltingSummaryTest, CountsMeanAndHistogramPerRowOrAll) {
+    mythos::Trace tr;
+    tr.batch = 2;
+    tr.seqLen = 4;
+    tr.loopsExecuted = 3;
+    tr.haltLoop = {1, 2, 0, 3,   // row 0: mean of 1, 2, 3 = 2, one never
+                   1, 1, 1, 0};  // row 1: three at loop 1
+    const auto r0 = mythos::haltingSummary(tr, 0);
+    EXPECT_EQ(r0.tokens, 4);
+    EXPECT_EQ(r0.halted, 3);
+    EXPECT_EQ(r0.never, 1);
+    EXPECT_EQ(r0.atLoopOne, 1);
+    EXPECT_DOUBLE_EQ(r0.meanHaltLoop, 2.0);
+    EXPECT_EQ(r0.histogram, (std::vector<int64_t>{1, 1, 1, 1}));
+    const auto r1 = mythos::haltingSummary(tr, 1);
+    EXPECT_EQ(r1.atLoopOne, 3);
+    EXPECT_DOUBLE_EQ(r1.meanHaltLoop, 1.0);
+    EXPECT_EQ(r1.histogram, (std::vector<int64_t>{3, 0, 0, 1}));
+    const auto all = mythos::haltingSummary(tr);
+    EXPECT_EQ(all.tokens, 8);
+    EXPECT_EQ(all.never, 2);
+    EXPECT_DOUBLE_EQ(all.meanHaltLoop, 9.0 / 6.0);
+    EXPECT_EQ(all.histogram, (std::vector<int64_t>{4, 1, 1, 2}));
+    tr.haltLoop = {0, 0, 0, 0, 0, 0, 0, 0};
+    EXPECT_TRUE(std::isnan(mythos::haltingSummary(tr).meanHaltLoop));
+    EXPECT_EQ(mythos::haltingSummary(tr, 5).tokens, 0); // a row past the batch: nothing
+}

@@ -4,6 +4,7 @@
 // attention variants, agreement of two models' next-token distributions, and the joining of
 // decode-step traces into one trace of a generated sequence.
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,20 @@ std::vector<KvVariant> kvVariants(const Config& cfg, KvLayout currentLayout = Kv
 // Bytes of a cache holding `positions` positions after prefill/decoding at `nLoops` loops:
 // (prelude_layers + nLoops + coda_layers) entries.
 int64_t kvTotalBytes(const Config& cfg, KvLayout layout, int64_t batch, int64_t positions, int64_t nLoops);
+
+// ---- halting ----
+
+// How deep the tokens thought: what the halting view, the comparison and the report say.
+struct HaltingSummary {
+    int64_t tokens = 0, halted = 0, never = 0;
+    int64_t atLoopOne = 0;                                      // halted at loop 1 (ACT collapse)
+    double meanHaltLoop = std::numeric_limits<double>::quiet_NaN(); // over halted tokens
+    // [L + 1]: tokens halting at loop 1..L, then the never-halted ones (a halting loop
+    // past loops_executed, which a loaded trace cannot have, counts as never).
+    std::vector<int64_t> histogram;
+};
+// Of batch row `row`, or of every row when row < 0.
+HaltingSummary haltingSummary(const Trace& tr, int64_t row = -1);
 
 // ---- comparing two models ----
 
