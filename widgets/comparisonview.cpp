@@ -4,6 +4,7 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QLocale>
 #include <QPushButton>
 #include <QScrollArea>
 #include <QStackedWidget>
@@ -13,6 +14,7 @@
 
 #include "charts.h"
 #include "kvview.h"
+#include "mythos/errors.h"
 
 namespace mx {
 
@@ -279,8 +281,15 @@ void ComparisonView::rebuild() {
     QVector<QColor> klColors;
     m_diffValues.clear();
     m_diffColors.clear();
+    // Next-token agreement needs every position's logits, which a large vocabulary's run
+    // does not compute (HeadRows::Last): halting is compared all the same.
+    const bool haveLogits = !m_trace->logits.empty() && !m_b->logits.empty();
     try {
-        m_agreement = mythos::compareNextToken(*m_trace, *m_b);
+        if (haveLogits)
+            m_agreement = mythos::compareNextToken(*m_trace, *m_b);
+        else if (m_trace->seqLen != m_b->seqLen ||
+                 !std::equal(m_trace->ids.begin(), m_trace->ids.begin() + T, m_b->ids.begin()))
+            throw mythos::ArgumentError("the two runs saw different tokens (their tokenizers differ)");
     } catch (const std::exception& e) {
         m_comparable = false;
         m_summary->setText(tr("Cannot compare: %1").arg(QString::fromStdString(e.what())));
@@ -294,6 +303,8 @@ void ComparisonView::rebuild() {
         cats << QString::number(t);
         m_diffValues << vb - va;
         m_diffColors << (vb > va ? QColor(200, 80, 40) : QColor(40, 110, 190));
+        if (!haveLogits)
+            continue;
         kl << m_agreement.klAB[std::size_t(t)];
         klColors << (m_agreement.top1A[std::size_t(t)] == m_agreement.top1B[std::size_t(t)] ? QColor(60, 150, 70)
                                                                                          : QColor(200, 50, 40));
@@ -306,13 +317,29 @@ void ComparisonView::rebuild() {
     m_diffCategories = cats;
     m_diff->setHorizontalMarker(0.0, {});
     m_diff->setNote(tr("above 0: B thinks longer"));
-    m_kl->setBars(cats, kl, klColors);
-    m_kl->setNote(tr("green: same top-1 token, red: different"));
+    if (haveLogits) {
+        m_kl->setBars(cats, kl, klColors);
+        m_kl->setNote(tr("green: same top-1 token, red: different"));
+    } else {
+        m_kl->setBars({}, {});
+        m_kl->setNote(tr("no per-token logits: with a vocabulary of %1 only the last position's head is computed")
+                          .arg(QLocale().toString(qlonglong(m_trace->vocab))));
+    }
     applySelection();
 
     int sameHalt = 0;
     for (int t = 0; t < T; ++t)
         sameHalt += m_trace->haltLoop[std::size_t(t)] == m_b->haltLoop[std::size_t(t)];
+    if (!haveLogits) {
+        m_summary->setText(tr("<b>A</b> %1 vs <b>B</b> %2 at %3 loops over %4 tokens: the same halting loop for %5 of "
+                              "%4 tokens (next-token agreement needs every position's logits, which a vocabulary "
+                              "this large does not compute).")
+                               .arg(nameA.toHtmlEscaped(), nameB.toHtmlEscaped())
+                               .arg(m_trace->nLoops)
+                               .arg(T)
+                               .arg(sameHalt));
+        return;
+    }
     m_summary->setText(tr("<b>A</b> %1 vs <b>B</b> %2 at %3 loops over %4 tokens: the same next token (top-1) for "
                           "<b>%5</b> of tokens, mean KL(A || B) <b>%6</b> nats (max %7); the same halting loop for "
                           "%8 of %4 tokens.")

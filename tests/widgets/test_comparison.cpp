@@ -63,6 +63,31 @@ private slots:
         QSettings().clear();
     }
 
+    // A large vocabulary's runs have no per-token logits (only the last position's head):
+    // halting is still compared, and the summary says why next-token agreement is missing.
+    void withoutPerTokenLogitsHaltingIsStillCompared() {
+        auto a = mythos::Model::open(MYTHOS_TEST_DATA_DIR "/tiny_mla");
+        auto ta = std::make_shared<mythos::Trace>(*runOf(*a, 3)), tb = std::make_shared<mythos::Trace>(*runOf(*a, 3));
+        ta->logits.clear();
+        tb->logits.clear();
+        ComparisonView v;
+        v.resize(1200, 900);
+        v.setModels(infoOf(*a, "A"), infoOf(*a, "B"));
+        v.setTrace(ta);
+        v.setResultA(resultOf(ta));
+        v.setResultB(resultOf(tb));
+        QVERIFY(v.comparable());
+        QVERIFY2(v.summary().contains("the same halting loop for 10 of"), qPrintable(v.summary()));
+        QVERIFY2(v.summary().contains("next-token agreement needs"), qPrintable(v.summary()));
+        QVERIFY(v.agreement().top1A.empty());
+        // Different tokens are still refused.
+        auto tc = std::make_shared<mythos::Trace>(*tb);
+        tc->ids[0] = (tc->ids[0] + 1) % int32_t(a->config().vocab_size);
+        v.setResultB(resultOf(tc));
+        QVERIFY2(v.summary().contains("different tokens"), qPrintable(v.summary()));
+        QVERIFY(!v.comparable());
+    }
+
     void variantAgainstTheModelShowsTheTracesNumbers() {
         auto a = mythos::Model::open(MYTHOS_TEST_DATA_DIR "/tiny_mla");
         mythos::Config cv = a->config();
