@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CTest package_install_tree (label package): installs the build into a temporary
 # <tmp>/usr, as the .deb does under /usr, and from another directory checks that
-#   - the files the package needs are there (docs, copyright, changelog, desktop file,
+#   - the files the package needs are there (docs, copyright, changelog, manual pages, desktop file,
 #     metainfo, icon, demo models, the checkpoint converter) and the tokenizer test data
 #     is not;
 #   - `mythos-cli info` uses the installed demo model and says so;
@@ -44,6 +44,7 @@ expect=(
   "$doc/copyright"
   "$doc/changelog.Debian.gz"
   "$doc/docs/engine.md"
+  "$prefix/share/man/man1/mythos-cli.1.gz"
 )
 if [[ "$gui" == gui ]]; then
   expect+=(
@@ -51,6 +52,7 @@ if [[ "$gui" == gui ]]; then
     "$prefix/share/applications/mythos-explorer.desktop"
     "$prefix/share/metainfo/io.mythosexplorer.mythosexplorer.metainfo.xml"
     "$prefix/share/icons/hicolor/scalable/apps/mythos-explorer.svg"
+    "$prefix/share/man/man1/mythos-explorer.1.gz"
   )
 fi
 for f in "${expect[@]}"; do
