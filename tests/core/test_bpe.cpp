@@ -280,7 +280,9 @@ TEST(BpeFiles, BadTiktokenFilesNameTheLine) {
         {"\n\n", "no tokens"},
         {"IQ== 1 2\n", "line 1"},
     };
-    for (const auto& [text, expect] : cases) {
+    for (const auto& c : cases) {
+        const std::string& text = c.first; // a named copy: clang 14 lambdas cannot capture bindings
+        const std::string& expect = c.second;
         SCOPED_TRACE(text);
         const std::string msg = errorOf([&] { Tokenizer::fromTiktoken(text, "t/x.tiktoken", "x.tiktoken", 1 << 20); });
         EXPECT_EQ(msg.rfind("t/x.tiktoken: ", 0), 0u) << msg;
