@@ -44,6 +44,25 @@ QString smallSet(const QTemporaryDir& dir, int n) {
 
 } // namespace
 
+// The worker emits from its own thread and QSignalSpy records on the emitting thread (it is
+// not thread-safe): the spies listen to this relay, which re-emits each signal on the test
+// thread through queued connections (as test_worker's Relay does).
+class SweepRelay : public QObject {
+    Q_OBJECT
+public:
+    explicit SweepRelay(InferenceWorker* w) {
+        connect(w, &InferenceWorker::modelOpened, this, &SweepRelay::modelOpened, Qt::QueuedConnection);
+        connect(w, &InferenceWorker::sweepProgress, this, &SweepRelay::sweepProgress, Qt::QueuedConnection);
+        connect(w, &InferenceWorker::sweepFinished, this, &SweepRelay::sweepFinished, Qt::QueuedConnection);
+        connect(w, &InferenceWorker::sweepFailed, this, &SweepRelay::sweepFailed, Qt::QueuedConnection);
+    }
+signals:
+    void modelOpened(quint64 id, mx::ModelInfoPtr info);
+    void sweepProgress(quint64 id, int done, int total);
+    void sweepFinished(quint64 id, mx::SweepResultPtr result);
+    void sweepFailed(quint64 id, const QString& error);
+};
+
 class TestDepthSweep : public QObject {
     Q_OBJECT
 private slots:
@@ -58,11 +77,12 @@ private slots:
         QVERIFY(!set.isEmpty());
         WorkerThread thread;
         auto* w = thread.worker();
-        QSignalSpy opened(w, &InferenceWorker::modelOpened);
+        SweepRelay relay(w);
+        QSignalSpy opened(&relay, &SweepRelay::modelOpened);
         QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, kModel), Q_ARG(quint64, 1));
         QVERIFY(waitForSignal(opened, 60000));
-        QSignalSpy progress(w, &InferenceWorker::sweepProgress);
-        QSignalSpy finished(w, &InferenceWorker::sweepFinished);
+        QSignalSpy progress(&relay, &SweepRelay::sweepProgress);
+        QSignalSpy finished(&relay, &SweepRelay::sweepFinished);
         QMetaObject::invokeMethod(w, "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, 7), Q_ARG(QString, set),
                                   Q_ARG(QList<int>, (QList<int>{4, 1, 2})));
         QVERIFY(waitForSignal(finished, 120000));
@@ -142,16 +162,14 @@ private slots:
         QTemporaryDir dir;
         WorkerThread thread;
         auto* w = thread.worker();
-        QSignalSpy opened(w, &InferenceWorker::modelOpened);
+        SweepRelay relay(w);
+        QSignalSpy opened(&relay, &SweepRelay::modelOpened);
         QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, kModel), Q_ARG(quint64, 1));
         QVERIFY(waitForSignal(opened, 60000));
-        QSignalSpy failed(w, &InferenceWorker::sweepFailed);
-        QSignalSpy finished(w, &InferenceWorker::sweepFinished);
-        // Cancel on the first progress report.
-        connect(w, &InferenceWorker::sweepProgress, this, [w](quint64, int done, int) {
-            if (done == 1)
-                w->cancelSweep();
-        }, Qt::DirectConnection);
+        QSignalSpy failed(&relay, &SweepRelay::sweepFailed);
+        QSignalSpy finished(&relay, &SweepRelay::sweepFinished);
+        // Cancel on the first progress report (on the worker's thread, before the next prompt).
+        connect(w, &InferenceWorker::sweepProgress, w, &InferenceWorker::cancelSweep, Qt::DirectConnection);
         QMetaObject::invokeMethod(w, "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, 1),
                                   Q_ARG(QString, smallSet(dir, 8)), Q_ARG(QList<int>, (QList<int>{1, 2, 4, 8})));
         QVERIFY(waitForSignal(failed, 120000));
