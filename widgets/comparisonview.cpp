@@ -14,7 +14,6 @@
 
 #include "charts.h"
 #include "kvview.h"
-#include "mythos/errors.h"
 
 namespace mx {
 
@@ -287,9 +286,8 @@ void ComparisonView::rebuild() {
     try {
         if (haveLogits)
             m_agreement = mythos::compareNextToken(*m_trace, *m_b);
-        else if (m_trace->seqLen != m_b->seqLen ||
-                 !std::equal(m_trace->ids.begin(), m_trace->ids.begin() + T, m_b->ids.begin()))
-            throw mythos::ArgumentError("the two runs saw different tokens (their tokenizers differ)");
+        else
+            mythos::requireSameTokens(*m_trace, *m_b);
     } catch (const std::exception& e) {
         m_comparable = false;
         m_summary->setText(tr("Cannot compare: %1").arg(QString::fromStdString(e.what())));

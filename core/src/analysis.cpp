@@ -235,14 +235,18 @@ int64_t kvTotalBytes(const Config& cfg, KvLayout layout, int64_t batch, int64_t 
 
 // ---- comparison ----
 
+void requireSameTokens(const Trace& a, const Trace& b) {
+    if (a.seqLen != b.seqLen || !std::equal(a.ids.begin(), a.ids.begin() + a.seqLen, b.ids.begin()))
+        throw ArgumentError("the two runs saw different tokens (their tokenizers differ)");
+}
+
 Agreement compareNextToken(const Trace& a, const Trace& b) {
     if (a.logits.empty() || b.logits.empty())
         throw ArgumentError("both traces need next-token logits to be compared");
     if (a.vocab != b.vocab)
         throw ArgumentError("the models have different vocabularies (" + std::to_string(a.vocab) + " and " +
                             std::to_string(b.vocab) + " tokens)");
-    if (a.seqLen != b.seqLen || !std::equal(a.ids.begin(), a.ids.begin() + a.seqLen, b.ids.begin()))
-        throw ArgumentError("the two runs saw different tokens (their tokenizers differ)");
+    requireSameTokens(a, b);
     const int64_t T = a.seqLen, V = a.vocab;
     if (int64_t(a.logits.size()) < T * V || int64_t(b.logits.size()) < T * V)
         throw ArgumentError("a trace's logits are shorter than its tokens");

@@ -108,6 +108,9 @@ struct Agreement {
     double top1Match = 0;              // share of tokens with top1A == top1B
     double meanKl = 0, maxKl = 0;
 };
+// ArgumentError unless both runs saw the same tokens (batch row 0): what comparing them
+// per token needs, with or without logits.
+void requireSameTokens(const Trace& a, const Trace& b);
 // Per token of batch row 0. ArgumentError when a trace has no logits or the two traces differ
 // in tokens or vocabulary.
 Agreement compareNextToken(const Trace& a, const Trace& b);
