@@ -8,6 +8,8 @@ set -euo pipefail
 
 build="$(cd "$1" && pwd -P)"
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=validators.sh
+source "$(dirname "${BASH_SOURCE[0]}")/validators.sh"
 
 cd "$build"
 rm -f mythos-explorer_*.deb
@@ -35,16 +37,5 @@ if command -v lintian > /dev/null; then
 else
   echo "SKIP: lintian not installed (apt-get install lintian)"
 fi
-if command -v desktop-file-validate > /dev/null; then
-  desktop-file-validate "$tmp"/root/usr/share/applications/*.desktop || fail "desktop-file-validate"
-  echo "ok: desktop-file-validate"
-else
-  echo "SKIP: desktop-file-validate not installed (apt-get install desktop-file-utils)"
-fi
-if command -v appstreamcli > /dev/null; then
-  echo "== appstreamcli validate-tree --no-net"
-  appstreamcli validate-tree --no-net "$tmp/root" || fail "appstreamcli validate-tree"
-else
-  echo "SKIP: appstreamcli not installed (apt-get install appstream)"
-fi
+validate_tree "$tmp/root"
 echo "PASS: $deb"

@@ -20,6 +20,8 @@ gui="${2:-gui}"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 note() { echo "== $*"; }
+# shellcheck source=validators.sh
+source "$(dirname "${BASH_SOURCE[0]}")/validators.sh"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/mythos-install.XXXXXX")"
 tmp="$(cd "$tmp" && pwd -P)"
@@ -118,19 +120,5 @@ if [[ "$gui" == gui ]]; then
 fi
 mv "$tmp/models-aside" "$share/models"
 
-if [[ "$gui" == gui ]]; then
-  if command -v desktop-file-validate > /dev/null; then
-    note "desktop-file-validate"
-    desktop-file-validate "$prefix/share/applications/mythos-explorer.desktop" || fail "desktop-file-validate"
-    echo "ok: desktop-file-validate"
-  else
-    echo "SKIP: desktop-file-validate not installed (apt-get install desktop-file-utils)"
-  fi
-  if command -v appstreamcli > /dev/null; then
-    note "appstreamcli validate-tree --no-net $tmp"
-    appstreamcli validate-tree --no-net "$tmp" || fail "appstreamcli validate-tree"
-  else
-    echo "SKIP: appstreamcli not installed (apt-get install appstream)"
-  fi
-fi
+if [[ "$gui" == gui ]]; then validate_tree "$tmp"; fi
 echo "PASS"
