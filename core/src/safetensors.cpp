@@ -1,5 +1,5 @@
 #include "mythos/safetensors.h"
-#include "mythos/halfprecision.h"
+#include "halfprecision.h"
 
 #include "mythos/errors.h"
 #include "mythos/fileio.h"

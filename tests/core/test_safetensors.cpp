@@ -1,6 +1,6 @@
 #include "testutil.h"
 #include "mythos/errors.h"
-#include "mythos/halfprecision.h"
+#include "halfprecision.h"
 #include "mythos/safetensors.h"
 
 #include <gtest/gtest.h>
