@@ -21,7 +21,7 @@
 #include "mythos/generate.h"
 #include "mythos/kvcache.h"
 #include "mythos/model.h"
-#include "mythos/ops.h"
+#include "mythos/runtime.h"
 #include "mythos/safetensors.h"
 #include "mythos/stability.h"
 #include "mythos/tokenizer.h"
@@ -602,17 +602,7 @@ int cmdBench(const Args& a) {
         model->forward(prompt, 1, P, fo);
         const double macs = double(matmulMacs());
         const double prefillMs = prefill[std::to_string(deepest)].get<double>();
-        MatmulEngine mm;
-        const int64_t n = 1024;
-        std::vector<float> x(std::size_t(n * n), 0.5f), w(std::size_t(n * n), 0.25f), y(std::size_t(n * n));
-        std::vector<double> t;
-        for (int r = 0; r < 6; ++r) {
-            auto t0 = Clock::now();
-            mm.linear(x.data(), n, n, w.data(), n, y.data());
-            if (r > 0)
-                t.push_back(ms(t0));
-        }
-        const double peak = 2.0 * double(n * n * n) / (median(t) / 1000.0) / 1e9;
+        const double peak = sgemmGflops(1024);
         const double got = 2.0 * macs / (prefillMs / 1000.0) / 1e9;
         roofline = {{"loops", deepest}, {"prefill_matmul_gflop", 2.0 * macs / 1e9}, {"prefill_gflops", got},
                     {"sgemm_1024_gflops", peak}, {"fraction", got / peak}};

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "mythos/model.h"
-#include "mythos/ops.h"
+#include "ops.h"
 
 using namespace mythos;
 

@@ -10,7 +10,7 @@
 
 #include "layers.h"
 #include "simd.h"
-#include "mythos/ops.h"
+#include "ops.h"
 
 namespace mythos {
 

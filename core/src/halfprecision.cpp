@@ -1,4 +1,4 @@
-#include "mythos/halfprecision.h"
+#include "halfprecision.h"
 
 #include <bit>
 

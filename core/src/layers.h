@@ -7,7 +7,7 @@
 
 #include "mythos/config.h"
 #include "mythos/kvcache.h"
-#include "mythos/ops.h"
+#include "ops.h"
 #include "spin_team.h"
 
 namespace mythos::detail {

@@ -1,5 +1,5 @@
 #include "mythos/model.h"
-#include "mythos/halfprecision.h"
+#include "halfprecision.h"
 
 #include <algorithm>
 #include <chrono>
@@ -11,7 +11,7 @@
 
 #include "layers.h"
 #include "mythos/errors.h"
-#include "mythos/ops.h"
+#include "ops.h"
 #include "mythos/safetensors.h"
 #include "mythos/stability.h"
 

@@ -1,5 +1,5 @@
 #include "mythos/weights.h"
-#include "mythos/halfprecision.h"
+#include "halfprecision.h"
 
 #include <set>
 #include <map>

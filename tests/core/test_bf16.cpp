@@ -12,9 +12,9 @@
 #include "golden.h"
 #include "testutil.h"
 #include "mythos/errors.h"
-#include "mythos/halfprecision.h"
+#include "halfprecision.h"
 #include "mythos/model.h"
-#include "mythos/ops.h"
+#include "ops.h"
 #include "mythos/safetensors.h"
 
 using namespace mythos;

@@ -10,7 +10,7 @@
 #include "golden.h"
 #include "mythos/generate.h"
 #include "mythos/model.h"
-#include "mythos/ops.h"
+#include "ops.h"
 
 using namespace mythos;
 using golden::flattenInts;

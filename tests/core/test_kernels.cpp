@@ -1,5 +1,5 @@
-// The element-wise and attention kernels against plain double-precision loops, on the
-// AVX-512 path and on the portable one.
+// The element-wise, attention and direct matmul kernels against plain double-precision
+// loops, on the AVX-512 path and on the portable one.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -7,7 +7,10 @@
 #include <random>
 #include <vector>
 
-#include "mythos/ops.h"
+#include "halfprecision.h"
+#include "mythos/runtime.h"
+#include "ops.h"
+#include "ops_kernels.h"
 #include "testutil.h"
 
 namespace {
@@ -185,6 +188,59 @@ TEST_P(KernelPath, RmsNormMatchesDoublePrecisionOnRowsOfEveryTailLength) {
     }
 }
 
+// The direct kernels (ops_kernels.h) that MatmulEngine dispatches small products to: W as
+// [N, K] in fp32 and bf16, with W^T's [K, N] copy, and W stored [K, N], with every row count
+// of a block of four and a K with a tail.
+TEST_P(KernelPath, DirectKernelsMatchTheReferenceForEveryWeightForm) {
+    EXPECT_EQ(mythos::detail::hasAvx512(), !GetParam() && __builtin_cpu_supports("avx512f"));
+    std::mt19937 rng(5);
+    const int64_t K = 37, N = 21;
+    const auto w = testutil::randomVector(std::size_t(N * K), rng);
+    std::vector<float> wt(std::size_t(K * N)), wWide(w.size()), wtWide(wt.size());
+    std::vector<uint16_t> wBf16(w.size()), wtBf16(wt.size());
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < K; ++k)
+            wt[std::size_t(k * N + n)] = w[std::size_t(n * K + k)];
+    for (std::size_t i = 0; i < w.size(); ++i) {
+        wBf16[i] = mythos::floatToBf16(w[i]);
+        wWide[i] = mythos::bf16ToFloat(wBf16[i]);
+    }
+    for (std::size_t i = 0; i < wt.size(); ++i) {
+        wtBf16[i] = mythos::floatToBf16(wt[i]);
+        wtWide[i] = mythos::bf16ToFloat(wtBf16[i]);
+    }
+    for (int64_t M : {1, 3, 4, 7}) {
+        const auto x = testutil::randomVector(std::size_t(M * K), rng);
+        std::vector<float> ref(std::size_t(M * N)), refBf16(ref.size()), y(ref.size());
+        mythos::linearReference(x.data(), M, K, w.data(), N, ref.data());
+        mythos::linearReference(x.data(), M, K, wWide.data(), N, refBf16.data());
+
+        mythos::detail::directLinear(x.data(), M, K, K, w.data(), N, y.data(), N, false);
+        EXPECT_LE(testutil::maxRelErr(y, ref), 1e-5) << "fp32 [N, K], M = " << M;
+        mythos::WeightRef withKn(w.data());
+        withKn.kn = wt.data();
+        mythos::detail::directLinear(x.data(), M, K, K, withKn, N, y.data(), N, false);
+        EXPECT_LE(testutil::maxRelErr(y, ref), 1e-5) << "with the [K, N] copy, M = " << M;
+        mythos::detail::directLinear(x.data(), M, K, K, mythos::WeightRef::bf16Bits(wBf16.data()), N, y.data(), N,
+                                     false);
+        EXPECT_LE(testutil::maxRelErr(y, refBf16), 1e-5) << "bf16 [N, K], M = " << M;
+
+        mythos::detail::directMatmulKN(x.data(), M, K, K, wt.data(), N, y.data(), N, false);
+        EXPECT_LE(testutil::maxRelErr(y, ref), 1e-5) << "fp32 [K, N], M = " << M;
+        mythos::detail::directMatmulKN(x.data(), M, K, K, mythos::WeightRef::bf16Bits(wtBf16.data()), N, y.data(), N,
+                                       false);
+        EXPECT_LE(testutil::maxRelErr(y, refBf16), 1e-5) << "bf16 [K, N], M = " << M;
+
+        // accumulate adds to what y holds
+        y = ref;
+        mythos::detail::directLinear(x.data(), M, K, K, w.data(), N, y.data(), N, true);
+        auto twice = ref;
+        for (auto& v : twice)
+            v *= 2;
+        EXPECT_LE(testutil::maxRelErr(y, twice), 1e-5) << "accumulate, M = " << M;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, KernelPath, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "portable" : "avx512"; });
 
@@ -216,6 +272,15 @@ TEST(RopeTable, RotatesExactlyLikeApplyRopeInsideAndBeyondTheTable) {
     mythos::ropeFrequencies(d, 10000.0, f2.data());
     mythos::applyRope(z.data(), d, (int64_t(1) << 40) - 1, f2.data());
     EXPECT_EQ(y, z);
+}
+
+// The figure mythos-cli bench compares the prefill's matmul rate with.
+TEST(Runtime, SgemmGflopsTimesSixProductsAndGivesAPositiveRate) {
+    mythos::resetMatmulMacs();
+    const double gflops = mythos::sgemmGflops(64);
+    EXPECT_EQ(mythos::matmulMacs(), uint64_t(6 * 64 * 64 * 64));
+    EXPECT_TRUE(std::isfinite(gflops));
+    EXPECT_GT(gflops, 0.0);
 }
 
 } // namespace

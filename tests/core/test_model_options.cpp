@@ -15,7 +15,7 @@
 #include "testutil.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
-#include "mythos/ops.h"
+#include "ops.h"
 #include "mythos/stability.h"
 
 using namespace mythos;

@@ -1,7 +1,8 @@
 #include "testutil.h"
 #include "mythos/errors.h"
-#include "mythos/halfprecision.h"
+#include "halfprecision.h"
 #include "mythos/safetensors.h"
+#include "safetensors_header.h"
 
 #include <gtest/gtest.h>
 
@@ -493,6 +494,70 @@ TEST(SafetensorsBad, Metadata)
     expectBadHeader(R"({"__metadata__": {"a": "b", "n": 5}})", 0, "'n'");
     expectBadHeader(R"({"__metadata__": {"a": null}})", 0, "must be a string");
     expectBadHeader(R"({"__metadata__": ["a"]})", 0, "__metadata__");
+}
+
+// The header parser on bytes in memory (safetensors_header.h), as SafetensorsFile::open runs
+// it on the mapped file.
+namespace {
+const unsigned char* asBytes(const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+} // namespace
+
+TEST(SafetensorsHeader, ReadsTensorsInFileOrderWithTheirIndexAndMetadata)
+{
+    const std::string header = R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
+                               R"("a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}})";
+    const std::string bytes = le64(header.size()) + header + std::string(16, '\0');
+    const auto h = detail::readSafetensorsHeader("m.safetensors", asBytes(bytes), bytes.size());
+    EXPECT_EQ(h.dataStart, 8 + header.size());
+    ASSERT_EQ(h.tensors.size(), 2u);
+    EXPECT_EQ(h.tensors[0].name, "a");
+    EXPECT_EQ(h.tensors[0].dtype, DType::BF16);
+    EXPECT_EQ(h.tensors[0].shape, (std::vector<int64_t>{2, 2}));
+    EXPECT_EQ(h.tensors[0].begin, 0u);
+    EXPECT_EQ(h.tensors[0].end, 8u);
+    EXPECT_EQ(h.tensors[1].name, "b");
+    EXPECT_EQ(h.tensors[1].dtype, DType::F32);
+    EXPECT_EQ(h.tensors[1].begin, 8u);
+    EXPECT_EQ(h.index, (std::map<std::string, std::size_t>{{"a", 0}, {"b", 1}}));
+    EXPECT_EQ(h.metadata, (std::map<std::string, std::string>{{"k", "v"}}));
+}
+
+TEST(SafetensorsHeader, GivesTheMessagesOfOpeningTheFile)
+{
+    TempDir dir;
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+         "tensors 'a' [0, 8] and 'b' [4, 12] overlap"},
+        {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+         "tensor 'a' is listed twice in the header"},
+        {R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
+         "tensor 'a' data_offsets [0, 8] span 8 bytes, but shape [3] of F32 needs 3 x 4 bytes"},
+        {"[1]", "the header must be a JSON object, but it is an array"},
+        {"", "the header is empty; expected a JSON object"},
+    };
+    for (const auto& [header, why] : cases) {
+        const fs::path p = makeFile(dir, "h.safetensors", header, 16);
+        const std::string bytes = le64(header.size()) + header + std::string(16, '\0');
+        std::string fromBytes, fromFile;
+        try {
+            detail::readSafetensorsHeader(p.string(), asBytes(bytes), bytes.size());
+        } catch (const FormatError& e) {
+            fromBytes = e.what();
+        }
+        try {
+            SafetensorsFile::open(p);
+        } catch (const FormatError& e) {
+            fromFile = e.what();
+        }
+        EXPECT_EQ(fromBytes, p.string() + ": " + why);
+        EXPECT_EQ(fromFile, fromBytes);
+    }
+}
+
+TEST(SafetensorsHeader, FewerBytesThanTheLengthFieldAreAnArgumentError)
+{
+    const std::string bytes(7, '\0');
+    EXPECT_THROW(detail::readSafetensorsHeader("x.safetensors", asBytes(bytes), bytes.size()), ArgumentError);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "mythos/model.h"
-#include "mythos/halfprecision.h"
-#include "mythos/ops.h"
+#include "halfprecision.h"
+#include "ops.h"
 #include "mythos/safetensors.h"
 #include "spin_team.h"
 #include "testutil.h"

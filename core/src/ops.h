@@ -1,14 +1,20 @@
 #pragma once
 // Numerical building blocks. Every Linear goes through oneDNN matmul (primitives created
-// once per shape and reused); the small element-wise work is plain loops.
+// once per shape and reused) or, for small products, the engine's own kernels; the small
+// element-wise work is plain loops. Internal to core: the tests, benchmarks and fuzzers
+// reach it through the mythos::core_internal target (docs/engine.md); programs see only
+// mythos/runtime.h. Defined in ops_matmul.cpp, ops_kernels.cpp, ops_elementwise.cpp and
+// attend.cpp.
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <vector>
 
+#include "mythos/runtime.h"
+
 namespace mythos {
 
-struct MatmulKey; // a oneDNN primitive's shape (ops.cpp)
+struct MatmulKey; // a oneDNN primitive's shape (ops_matmul.cpp)
 
 // A Linear weight [N, K] row-major, held as fp32 or as bf16 bits (WeightType::BF16). A
 // plain `const float*` converts to an fp32 weight.
@@ -96,10 +102,6 @@ private:
                  int64_t ldy, bool accumulate);
     std::unique_ptr<Impl> m_impl;
 };
-
-// Multiply-adds done by every MatmulEngine since the last reset (for FLOP/s figures).
-uint64_t matmulMacs();
-void resetMatmulMacs();
 
 // Plain reference path for tests: y = x W^T (+ y).
 void linearReference(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
@@ -192,8 +194,8 @@ private:
     int m_prev;
 };
 
-// Number of threads used by oneDNN and the engine's own loops (0 = all cores).
+// Sets the number of threads used by oneDNN and the engine's own loops (0 = all cores);
+// programs set it through EngineOptions::threads, and read it with numThreads (runtime.h).
 void setNumThreads(int n);
-int numThreads();
 
 } // namespace mythos
