@@ -1,5 +1,7 @@
 #include "chartexporter.h"
 
+#include "atomicsave.h"
+
 #include <QApplication>
 #include <QBuffer>
 #include <QCheckBox>
@@ -21,7 +23,6 @@
 #include <QPainter>
 #include <QPdfWriter>
 #include <QPushButton>
-#include <QSaveFile>
 #include <QScrollArea>
 #include <QSettings>
 #include <QSignalBlocker>
@@ -52,21 +53,12 @@ ExportResult failure(const QString& path, const QString& reason) {
     return r;
 }
 
-// QSaveFile writes "path.XXXXXX" next to the target and renames it only on commit(); its
-// destructor removes the temporary file on every early return.
 ExportResult saveBytes(const QString& path, const QByteArray& bytes) {
     if (path.isEmpty())
         return failure(path, trExport("no file name"));
-    QSaveFile f(path);
-    if (!f.open(QIODevice::WriteOnly))
-        return failure(path, f.errorString());
-    if (f.write(bytes) != bytes.size()) {
-        const QString reason = f.errorString();
-        f.cancelWriting();
+    QString reason;
+    if (!saveAtomically(path, bytes, &reason))
         return failure(path, reason);
-    }
-    if (!f.commit())
-        return failure(path, f.errorString());
     ExportResult r;
     r.ok = true;
     r.files << path;

@@ -1,5 +1,7 @@
 #include "comparisonview.h"
 
+#include "mythos/viewdata.h"
+
 #include <QGridLayout>
 #include <QHBoxLayout>
 #include <QHeaderView>
@@ -107,17 +109,12 @@ ComparisonView::ComparisonView(QWidget* parent) : TraceView(parent) {
     auto* content = new QWidget;
     auto* lay = new QVBoxLayout(content);
     lay->setContentsMargins(8, 6, 8, 6);
-    m_summary = new WrapLabel(content);
-    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    lay->addWidget(m_summary);
+    m_summary = addSummaryLabel(content, lay);
     m_halting = new LineChart(tr("Halting loop per token"), tr("token index"), tr("halting loop"), content);
     m_halting->setIntegerX(true);
     m_diff = new BarChart(tr("Halting loop difference, B - A"), tr("token index"), tr("loops"), content);
     m_kl = new BarChart(tr("Next-token KL(A || B) per token"), tr("token index"), tr("nats"), content);
-    m_table = new QTableWidget(content);
-    m_table->setObjectName("compareTable");
-    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    m_table->verticalHeader()->setVisible(false);
+    m_table = makeReadOnlyTable(content, "compareTable");
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
     for (QWidget* w : {static_cast<QWidget*>(m_halting), static_cast<QWidget*>(m_diff), static_cast<QWidget*>(m_kl),
                        static_cast<QWidget*>(m_table)})
@@ -196,7 +193,38 @@ void ComparisonView::rebuild() {
     else
         m_comparable = true;
 
-    // Table.
+    showFigureTable(nameA, nameB);
+
+    if (!m_comparable) {
+        m_halting->setSeries({});
+        m_diff->setBars({}, {});
+        m_kl->setBars({}, {});
+        m_summary->setText(tr("<b>A</b> %1 vs <b>B</b> %2. %3").arg(nameA.toHtmlEscaped(), nameB.toHtmlEscaped(), note));
+        return;
+    }
+
+    // Next-token agreement needs every position's logits, which a large vocabulary's run
+    // does not compute (HeadRows::Last): halting is compared all the same.
+    const bool haveLogits = !m_trace->logits.empty() && !m_b->logits.empty();
+    mythos::HaltingComparison halting;
+    try {
+        if (haveLogits)
+            m_agreement = mythos::compareNextToken(*m_trace, *m_b);
+        halting = mythos::compareHalting(*m_trace, *m_b);
+    } catch (const std::exception& e) {
+        m_comparable = false;
+        m_diffValues.clear();
+        m_diffColors.clear();
+        m_summary->setText(tr("Cannot compare: %1").arg(QString::fromStdString(e.what())));
+        return;
+    }
+    showPerTokenCharts(nameA, nameB, halting, haveLogits);
+    applySelection();
+    showSummary(nameA, nameB, halting, haveLogits);
+}
+
+// Every figure of A and B side by side, as far as each is known.
+void ComparisonView::showFigureTable(const QString& nameA, const QString& nameB) {
     const QStringList cols = {tr("figure"), tr("A: %1").arg(nameA), tr("B: %1").arg(nameB), tr("B vs A")};
     m_table->clear();
     m_table->setColumnCount(int(cols.size()));
@@ -256,18 +284,14 @@ void ComparisonView::rebuild() {
                                         : Qt::Alignment(Qt::AlignRight | Qt::AlignVCenter));
             m_table->setItem(r, c, it);
         }
+}
 
-    if (!m_comparable) {
-        m_halting->setSeries({});
-        m_diff->setBars({}, {});
-        m_kl->setBars({}, {});
-        m_summary->setText(tr("<b>A</b> %1 vs <b>B</b> %2. %3").arg(nameA.toHtmlEscaped(), nameB.toHtmlEscaped(), note));
-        return;
-    }
-
-    // Halting side by side (never halted at L + 1, like the halting view).
-    const int T = int(m_trace->seqLen);
-    const int L = int(std::max(m_trace->loopsExecuted, m_b->loopsExecuted));
+// Halting side by side (never halted at L + 1, like the halting view), the difference and,
+// with logits, KL per token.
+void ComparisonView::showPerTokenCharts(const QString& nameA, const QString& nameB,
+                                        const mythos::HaltingComparison& halting, bool haveLogits) {
+    const int T = int(halting.tokens);
+    const int L = int(halting.loops);
     Series sa, sb;
     sa.name = tr("A: %1").arg(nameA);
     sb.name = tr("B: %1").arg(nameB);
@@ -280,26 +304,12 @@ void ComparisonView::rebuild() {
     QVector<QColor> klColors;
     m_diffValues.clear();
     m_diffColors.clear();
-    // Next-token agreement needs every position's logits, which a large vocabulary's run
-    // does not compute (HeadRows::Last): halting is compared all the same.
-    const bool haveLogits = !m_trace->logits.empty() && !m_b->logits.empty();
-    try {
-        if (haveLogits)
-            m_agreement = mythos::compareNextToken(*m_trace, *m_b);
-        else
-            mythos::requireSameTokens(*m_trace, *m_b);
-    } catch (const std::exception& e) {
-        m_comparable = false;
-        m_summary->setText(tr("Cannot compare: %1").arg(QString::fromStdString(e.what())));
-        return;
-    }
     for (int t = 0; t < T; ++t) {
-        const int ha = m_trace->haltLoop[std::size_t(t)], hb = m_b->haltLoop[std::size_t(t)];
-        const double va = ha > 0 ? ha : L + 1, vb = hb > 0 ? hb : L + 1;
+        const double va = halting.haltA[std::size_t(t)], vb = halting.haltB[std::size_t(t)];
         sa.points << QPointF(t, va);
         sb.points << QPointF(t, vb);
         cats << QString::number(t);
-        m_diffValues << vb - va;
+        m_diffValues << halting.diff[std::size_t(t)];
         m_diffColors << (vb > va ? QColor(200, 80, 40) : QColor(40, 110, 190));
         if (!haveLogits)
             continue;
@@ -323,11 +333,12 @@ void ComparisonView::rebuild() {
         m_kl->setNote(tr("no per-token logits: with a vocabulary of %1 only the last position's head is computed")
                           .arg(QLocale().toString(qlonglong(m_trace->vocab))));
     }
-    applySelection();
+}
 
-    int sameHalt = 0;
-    for (int t = 0; t < T; ++t)
-        sameHalt += m_trace->haltLoop[std::size_t(t)] == m_b->haltLoop[std::size_t(t)];
+void ComparisonView::showSummary(const QString& nameA, const QString& nameB,
+                                 const mythos::HaltingComparison& halting, bool haveLogits) {
+    const int T = int(halting.tokens);
+    const int sameHalt = int(halting.sameHaltLoop);
     if (!haveLogits) {
         m_summary->setText(tr("<b>A</b> %1 vs <b>B</b> %2 at %3 loops over %4 tokens: the same halting loop for %5 of "
                               "%4 tokens (next-token agreement needs every position's logits, which a vocabulary "

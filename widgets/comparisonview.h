@@ -18,6 +18,10 @@ class QStackedWidget;
 class QTableWidget;
 QT_END_NAMESPACE
 
+namespace mythos {
+struct HaltingComparison;
+}
+
 namespace mx {
 
 class BarChart;
@@ -60,6 +64,12 @@ signals:
 
 private:
     void rebuild();
+    // The parts of rebuild().
+    void showFigureTable(const QString& nameA, const QString& nameB);
+    void showPerTokenCharts(const QString& nameA, const QString& nameB, const mythos::HaltingComparison& halting,
+                            bool haveLogits);
+    void showSummary(const QString& nameA, const QString& nameB, const mythos::HaltingComparison& halting,
+                     bool haveLogits);
     void applySelection(); // the selected token's marks in the halting and difference charts
 
     QStackedWidget* m_stack = nullptr;

@@ -21,9 +21,7 @@ namespace mx {
 
 DepthSweepView::DepthSweepView(QWidget* parent) : TraceView(parent) {
     auto* content = makeScrollPage(m_scroll);
-    auto* lay = new QVBoxLayout(content);
-    lay->setContentsMargins(8, 6, 8, 6);
-    lay->setSpacing(6);
+    auto* lay = makePageColumn(content);
 
     auto* controls = new QHBoxLayout;
     auto* fileLabel = new QLabel(tr("&Prompt set:"), content);
@@ -57,9 +55,7 @@ DepthSweepView::DepthSweepView(QWidget* parent) : TraceView(parent) {
     controls->addWidget(m_progress);
     lay->addLayout(controls);
 
-    m_summary = new WrapLabel(content);
-    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    lay->addWidget(m_summary);
+    m_summary = addSummaryLabel(content, lay);
 
     m_accuracy = new LineChart(tr("Exact-match accuracy against loop count"), tr("loops"), tr("accuracy"), content);
     m_halting = new LineChart(tr("Mean halting loop against loop count"), tr("loops"), tr("mean halting loop"), content);

@@ -1,5 +1,5 @@
 #include "haltingview.h"
-#include "mythos/analysis.h"
+#include "mythos/viewdata.h"
 
 #include <QGridLayout>
 #include <QHelpEvent>
@@ -12,6 +12,7 @@
 #include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "charts.h"
 #include "heatmap.h"
@@ -82,15 +83,16 @@ QVector<QRect> HaltingText::layoutChips(int width) const {
 void HaltingText::paintEvent(QPaintEvent*) {
     QPainter p(this);
     p.setRenderHint(QPainter::Antialiasing);
-    const QPalette pal = palette();
-    const QFontMetrics fm(font());
-    QFont small = font();
-    small.setPointSizeF(font().pointSizeF() * 0.75);
-    const QFontMetrics fms(small);
-    const int lh = fm.height();
     const QBrush hatch(QColor(neverHaltedColor().red(), neverHaltedColor().green(), neverHaltedColor().blue(), 150),
                        Qt::BDiagPattern);
+    paintLegend(p, hatch);
+    paintTokens(p, hatch);
+}
 
+void HaltingText::paintLegend(QPainter& p, const QBrush& hatch) const {
+    const QPalette pal = palette();
+    const QFontMetrics fm(font());
+    const int lh = fm.height();
     // Legend: "Halting loop" then one swatch per loop (or a gradient when they do not fit),
     // then the never-halted swatch.
     int x = 3;
@@ -146,7 +148,15 @@ void HaltingText::paintEvent(QPaintEvent*) {
         p.setPen(pal.color(QPalette::PlaceholderText));
         p.drawText(QRect(x, sy, fm.horizontalAdvance(hint) + 2, sh), Qt::AlignVCenter, hint);
     }
+}
 
+void HaltingText::paintTokens(QPainter& p, const QBrush& hatch) const {
+    const QPalette pal = palette();
+    const QFontMetrics fm(font());
+    QFont small = font();
+    small.setPointSizeF(font().pointSizeF() * 0.75);
+    const QFontMetrics fms(small);
+    const int lh = fm.height();
     if (m_labels.isEmpty()) {
         p.setPen(pal.color(QPalette::PlaceholderText));
         p.drawText(QRect(3, legendHeight(width()) + kGapY, width() - 6, lh + 2 * kPadY), Qt::AlignLeft | Qt::AlignVCenter,
@@ -192,13 +202,8 @@ void HaltingText::paintEvent(QPaintEvent*) {
 
 HaltingView::HaltingView(QWidget* parent) : TraceView(parent) {
     auto* content = makeScrollPage(m_scroll);
-    auto* lay = new QVBoxLayout(content);
-    lay->setContentsMargins(8, 6, 8, 6);
-    lay->setSpacing(6);
-
-    m_summary = new WrapLabel(content);
-    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    lay->addWidget(m_summary);
+    auto* lay = makePageColumn(content);
+    m_summary = addSummaryLabel(content, lay);
 
     m_warning = new WrapLabel(content);
     m_warning->setStyleSheet("QLabel { color: #8a1f11; background: #fdeae6; border: 1px solid #e2a595;"
@@ -206,13 +211,8 @@ HaltingView::HaltingView(QWidget* parent) : TraceView(parent) {
     m_warning->hide();
     lay->addWidget(m_warning);
 
-    m_textScroll = new QScrollArea(content);
-    m_textScroll->setFrameShape(QFrame::NoFrame);
-    m_textScroll->setWidgetResizable(true);
-    m_textScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     m_text = new HaltingText;
-    m_textScroll->setWidget(m_text);
-    m_textScroll->viewport()->installEventFilter(this);
+    m_textScroll = makeTokenTextArea(content, m_text);
     lay->addWidget(m_textScroll);
 
     m_heatmap = new Heatmap(content);
@@ -245,88 +245,81 @@ HaltingView::HaltingView(QWidget* parent) : TraceView(parent) {
     connect(m_text, &HaltingText::tokenClicked, this, &HaltingView::selectFromUi);
     connect(m_heatmap, &Heatmap::rowClicked, this, &HaltingView::selectFromUi);
 
-    m_summary->setText(tr("No trace yet: run the model or open a trace file."));
+    m_summary->setText(noTraceText());
 }
 
 void HaltingView::setTrace(const TracePtr& trace) {
     if (!trace)
         return;
     m_trace = trace;
-    const mythos::Trace& rec = *trace;
-    const int T = int(rec.seqLen), L = int(rec.loopsExecuted);
-    const int requested = int(rec.nLoops);
-    const int maxIters = int(rec.config.max_loop_iters);
-    // The engine compares in float; the contour and the labels follow it.
-    const double thr = double(float(rec.config.act_threshold));
-    m_loops = L;
-    auto arr = [&](const std::vector<float>& v, int l, int t) {
-        const std::size_t i = rec.at(l, 0, t);
-        return i < v.size() ? double(v[i]) : std::numeric_limits<double>::quiet_NaN();
-    };
-
+    const mythos::HaltingViewData d = mythos::haltingViewData(*trace);
+    m_loops = int(d.loops);
     m_labels.clear();
     m_categories.clear();
     m_halt.clear();
-    for (int t = 0; t < T; ++t) {
-        m_labels << displayToken(rec, t);
+    for (int t = 0; t < int(d.tokens); ++t) {
+        m_labels << displayToken(*trace, t);
         m_categories << QString::number(t); // token text would be elided under narrow bars
-        m_halt << (std::size_t(t) < rec.haltLoop.size() ? int(rec.haltLoop[std::size_t(t)]) : 0);
+        m_halt << int(d.haltLoop[std::size_t(t)]);
     }
+    showPromptText(d);
+    showHaltingBars(d);
+    showCumulativeHeatmap(trace, d);
+    showWeightSums(d);
+    showHistogram(d);
+    showHealth(d);
+    showSummary(*trace, d);
+    if (m_selected >= int(d.tokens))
+        m_selected = -1;
+    applySelection();
+}
 
-    // Prompt text.
+void HaltingView::showPromptText(const mythos::HaltingViewData& d) {
     QStringList tips;
-    for (int t = 0; t < T; ++t) {
-        const double ws = std::size_t(t) < rec.weightSum.size() ? double(rec.weightSum[std::size_t(t)]) : NAN;
-        const double last = L > 0 ? arr(rec.actCumP, L - 1, t) : NAN;
+    for (int t = 0; t < int(d.tokens); ++t)
         tips << tr("token %1 '%2': %3; cumulative p after loop %4 = %5, weight sum = %6")
                     .arg(t)
                     .arg(m_labels[t], haltText(m_halt[t]))
-                    .arg(L)
-                    .arg(num(last), num(ws));
-    }
-    m_text->setTokens(m_labels, m_halt, L, tips);
+                    .arg(d.loops)
+                    .arg(num(d.lastCumP[std::size_t(t)]), num(d.weightSum[std::size_t(t)]));
+    m_text->setTokens(m_labels, m_halt, int(d.loops), tips);
     fitTextArea();
+}
 
-    // Halting loop per token; never-halted tokens stand at L + 1.
-    const mythos::HaltingSummary halting = mythos::haltingSummary(rec, 0);
-    const int never = int(halting.never), atOne = int(halting.atLoopOne);
-    m_barValues.clear();
+// Halting loop per token; never-halted tokens stand at L + 1. The bars themselves are set by
+// applySelection, which recolours the selected one.
+void HaltingView::showHaltingBars(const mythos::HaltingViewData& d) {
+    const int L = int(d.loops);
+    m_barValues = QVector<double>(d.haltBar.begin(), d.haltBar.end());
     m_barColors.clear();
-    for (int t = 0; t < T; ++t) {
-        const int h = m_halt[t];
-        m_barValues << double(h > 0 ? h : L + 1);
+    for (int h : std::as_const(m_halt))
         m_barColors << HaltingText::loopColor(h, L);
-    }
     m_barNote = tr("dashed: L = %1 loops").arg(L);
-    if (never > 0)
+    if (d.summary.never > 0)
         m_barNote += tr("; red: never halted (at L + 1)");
     m_bars->setYRange(0, niceTop(L + 1));
     m_bars->setHorizontalMarker(L, tr("loops executed"));
+}
 
-    // Cumulative p heatmap, tokens x loops.
-    QVector<double> cells(qsizetype(T) * L);
-    double maxCum = 1.0;
-    for (int t = 0; t < T; ++t)
-        for (int l = 0; l < L; ++l) {
-            const double v = arr(rec.actCumP, l, t);
-            cells[qsizetype(t) * L + l] = v;
-            if (std::isfinite(v))
-                maxCum = std::max(maxCum, v);
-        }
+// Cumulative p, tokens x loops, with the threshold outlined and the loops past
+// max_loop_iters marked.
+void HaltingView::showCumulativeHeatmap(const TracePtr& trace, const mythos::HaltingViewData& d) {
+    const int T = int(d.tokens), L = int(d.loops);
+    const int maxIters = int(d.maxLoopIters);
+    const double thr = d.threshold;
     QStringList loopLabels;
-    QVector<int> extrapolated;
-    for (int l = 0; l < L; ++l) {
+    for (int l = 0; l < L; ++l)
         loopLabels << QString::number(l + 1);
-        if (l + 1 > maxIters)
-            extrapolated << l;
-    }
-    m_heatmap->setRange(0, maxCum);
+    QVector<int> extrapolated;
+    for (int64_t l : d.pastMaxLoopIters)
+        extrapolated << int(l);
+    m_heatmap->setRange(0, d.cumPTop);
     m_heatmap->setThresholdContour(thr, tr("threshold %1\n(cells \u2265 it\noutlined)").arg(num(thr)));
     m_heatmap->setMarkedColumns(extrapolated, tr("extrapolation (> max_loop_iters = %1)").arg(maxIters));
     QStringList rowLabels;
     for (int t = 0; t < T; ++t)
         rowLabels << QStringLiteral("%1 %2").arg(t).arg(m_labels[t]);
-    m_heatmap->setData(T, L, cells, rowLabels, loopLabels);
+    m_heatmap->setData(T, L, QVector<double>(d.cumP.begin(), d.cumP.end()), rowLabels, loopLabels);
     const QStringList labels = m_labels;
     const QVector<int> halt = m_halt;
     m_heatmap->tooltip = [trace, labels, halt, maxIters](int row, int col) {
@@ -343,29 +336,26 @@ void HaltingView::setTrace(const TracePtr& trace) {
             s += QObject::tr("; loop %1 is past max_loop_iters = %2 (extrapolation)").arg(col + 1).arg(maxIters);
         return s;
     };
+}
 
-    // ACT health: weight sums.
-    const bool remainder = rec.options.is_object() && rec.options.value("act_final_remainder", false);
-    m_weightValues.clear();
+// ACT health: weight sums (set with the selection by applySelection).
+void HaltingView::showWeightSums(const mythos::HaltingViewData& d) {
+    m_weightValues = QVector<double>(d.weightSum.begin(), d.weightSum.end());
     m_weightColors.clear();
-    double maxWeight = 0;
-    for (int t = 0; t < T; ++t) {
-        const double ws = std::size_t(t) < rec.weightSum.size() ? double(rec.weightSum[std::size_t(t)]) : NAN;
-        m_weightValues << ws;
-        m_weightColors << (m_halt[t] > 0 ? weightColor() : neverHaltedColor());
-        if (std::isfinite(ws))
-            maxWeight = std::max(maxWeight, ws);
-    }
-    if (remainder)
+    for (int h : std::as_const(m_halt))
+        m_weightColors << (h > 0 ? weightColor() : neverHaltedColor());
+    if (d.finalRemainder)
         m_weightNote = tr("final remainder on: never-halted tokens sum to 1");
-    else if (never > 0)
+    else if (d.summary.never > 0)
         m_weightNote = tr("red: never halted, sum = cum p < 1 (reference)");
     else
         m_weightNote.clear();
-    m_weightSum->setYRange(0, maxWeight <= 1.2 ? 1.2 : 0);
+    m_weightSum->setYRange(0, d.weightSumTop <= 1.2 ? 1.2 : 0);
     m_weightSum->setHorizontalMarker(1.0, tr("full weight 1.0"));
+}
 
-    // Histogram of halting loops.
+void HaltingView::showHistogram(const mythos::HaltingViewData& d) {
+    const int L = int(d.loops);
     QStringList histCats;
     QVector<double> counts;
     QVector<QColor> histColors;
@@ -375,51 +365,57 @@ void HaltingView::setTrace(const TracePtr& trace) {
     }
     histCats << tr("never");
     histColors << neverHaltedColor();
-    for (int64_t c : halting.histogram)
-        counts << double(c);
     double maxCount = 0;
-    for (double c : counts)
-        maxCount = std::max(maxCount, c);
+    for (int64_t c : d.summary.histogram) {
+        counts << double(c);
+        maxCount = std::max(maxCount, double(c));
+    }
     m_histogram->setYRange(0, niceTop(maxCount));
     m_histogram->setBars(histCats, counts, histColors);
+}
 
-    // Warnings: collapse needs more than one loop to be meaningful.
+// The warning banner and the histogram's note when ACT never halts or has collapsed.
+void HaltingView::showHealth(const mythos::HaltingViewData& d) {
+    const int T = int(d.tokens), atOne = int(d.summary.atLoopOne);
     QString note;
     m_warningText.clear();
-    if (T > 0 && never == T) {
+    if (d.health == mythos::ActHealth::NeverHalts) {
         m_warningText = tr("ACT never halts: no token reached the threshold %1 within %2 loops, so every "
                            "output is a partial weighted sum.")
-                            .arg(num(thr))
-                            .arg(L);
+                            .arg(num(d.threshold))
+                            .arg(d.loops);
         note = tr("ACT never halts");
-    } else if (T > 0 && std::max(requested, L) > 1 && atOne * 10 >= T * 9) {
+    } else if (d.health == mythos::ActHealth::Collapsed) {
+        const QString share = QString::number(100.0 * atOne / T, 'f', 0);
         m_warningText = tr("ACT has collapsed: %1 of %2 tokens (%3%) halt at loop 1, so the recurrent depth is unused.")
                             .arg(atOne)
                             .arg(T)
-                            .arg(QString::number(100.0 * atOne / T, 'f', 0));
-        note = tr("ACT collapsed: %1% halt at loop 1").arg(QString::number(100.0 * atOne / T, 'f', 0));
+                            .arg(share);
+        note = tr("ACT collapsed: %1% halt at loop 1").arg(share);
     }
     m_histogram->setNote(note);
     m_warning->setText(QStringLiteral("\u26a0 ") + m_warningText);
     m_warning->setVisible(!m_warningText.isEmpty());
+}
 
-    // Summary.
+void HaltingView::showSummary(const mythos::Trace& rec, const mythos::HaltingViewData& d) {
+    const int T = int(d.tokens);
+    const mythos::HaltingSummary& halting = d.summary;
     QStringList parts;
     parts << (rec.batch > 1 ? tr("batch row 0 of %1").arg(rec.batch) : tr("batch row 0"));
     parts << (T == 1 ? tr("1 token") : tr("%1 tokens").arg(T));
-    parts << tr("loops executed: %1 of %2 requested (max_loop_iters %3)").arg(L).arg(requested).arg(maxIters);
-    parts << tr("threshold %1").arg(num(thr));
+    parts << tr("loops executed: %1 of %2 requested (max_loop_iters %3)")
+                 .arg(d.loops)
+                 .arg(int(d.requestedLoops))
+                 .arg(int(d.maxLoopIters));
+    parts << tr("threshold %1").arg(num(d.threshold));
     parts << (halting.halted > 0 ? tr("mean halting loop %1 (halted tokens)").arg(QString::number(halting.meanHaltLoop, 'f', 2))
                                  : tr("mean halting loop: n/a"));
     parts << tr("never halted: %1 of %2 (%3%)")
-                 .arg(never)
+                 .arg(int(halting.never))
                  .arg(T)
-                 .arg(QString::number(T > 0 ? 100.0 * never / T : 0.0, 'f', 1));
+                 .arg(QString::number(T > 0 ? 100.0 * int(halting.never) / T : 0.0, 'f', 1));
     m_summary->setText(parts.join(QStringLiteral("  \u00b7  ")));
-
-    if (m_selected >= T)
-        m_selected = -1;
-    applySelection();
 }
 
 bool HaltingView::eventFilter(QObject* watched, QEvent* e) {
@@ -435,11 +431,7 @@ void HaltingView::resizeEvent(QResizeEvent* e) {
 
 void HaltingView::fitTextArea() {
     // The legend and about four lines of tokens, more in a tall window.
-    const int line = fontMetrics().height() + 2 * kPadY + kGapY;
-    const int cap = std::max(5 * line + 4, height() / 4);
-    const int h = std::min(m_text->heightForWidth(m_textScroll->viewport()->width()), cap);
-    if (m_textScroll->height() != h)
-        m_textScroll->setFixedHeight(h);
+    fitTokenTextArea(m_textScroll, m_text, fontMetrics().height() + 2 * kPadY + kGapY);
 }
 
 QString HaltingView::summary() const { return m_summary->text(); }

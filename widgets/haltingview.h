@@ -15,6 +15,15 @@ class QLabel;
 class QScrollArea;
 QT_END_NAMESPACE
 
+QT_BEGIN_NAMESPACE
+class QBrush;
+class QPainter;
+QT_END_NAMESPACE
+
+namespace mythos {
+struct HaltingViewData;
+}
+
 namespace mx {
 
 class BarChart;
@@ -38,6 +47,9 @@ protected:
     int legendHeight(int width) const override;
 
 private:
+    // "Halting loop:", one swatch per loop (or a gradient), the never-halted swatch, a hint.
+    void paintLegend(QPainter& p, const QBrush& hatch) const;
+    void paintTokens(QPainter& p, const QBrush& hatch) const;
     QVector<int> m_halt;
     int m_loops = 0;
 };
@@ -71,6 +83,14 @@ protected:
     void resizeEvent(QResizeEvent* e) override;
 
 private:
+    // Each part of the view from the trace's halting data (mythos::haltingViewData).
+    void showPromptText(const mythos::HaltingViewData& d);
+    void showHaltingBars(const mythos::HaltingViewData& d);
+    void showCumulativeHeatmap(const TracePtr& trace, const mythos::HaltingViewData& d);
+    void showWeightSums(const mythos::HaltingViewData& d);
+    void showHistogram(const mythos::HaltingViewData& d);
+    void showHealth(const mythos::HaltingViewData& d);
+    void showSummary(const mythos::Trace& rec, const mythos::HaltingViewData& d);
     void fitTextArea();
     void selectFromUi(int index);
     void applySelection();

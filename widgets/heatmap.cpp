@@ -306,27 +306,41 @@ void Heatmap::changeEvent(QEvent* e) {
 
 void Heatmap::paintEvent(QPaintEvent*) {
     QPainter p(this);
-    const QPalette pal = palette();
-    const QFontMetrics fm(font());
-    QFont bold = font();
-    bold.setBold(true);
-    const QFontMetrics fmb(bold);
-    const Geometry& g = m_geo;
-    const int lh = fm.height();
-
-    if (!m_title.isEmpty()) {
-        p.setFont(bold);
-        p.setPen(pal.color(QPalette::WindowText));
-        p.drawText(g.title, Qt::AlignHCenter | Qt::AlignVCenter,
-                   fmb.elidedText(m_title, Qt::ElideRight, int(g.title.width())));
-        p.setFont(font());
-    }
+    paintTitle(p);
     if (m_rows == 0 || m_cols == 0) {
-        p.setPen(pal.color(QPalette::PlaceholderText));
+        p.setPen(palette().color(QPalette::PlaceholderText));
         p.drawText(rect(), Qt::AlignCenter, tr("(no data)"));
         return;
     }
-    const QRectF grid = g.grid;
+    paintCells(p);
+    paintMarkedColumns(p);
+    p.setRenderHint(QPainter::Antialiasing, true);
+    paintThresholdContour(p);
+    paintHighlights(p);
+    p.setRenderHint(QPainter::Antialiasing, false);
+    paintAxisLabels(p);
+    paintLegend(p);
+}
+
+void Heatmap::paintTitle(QPainter& p) const {
+    if (m_title.isEmpty())
+        return;
+    QFont bold = font();
+    bold.setBold(true);
+    const QFontMetrics fmb(bold);
+    p.setFont(bold);
+    p.setPen(palette().color(QPalette::WindowText));
+    p.drawText(m_geo.title, Qt::AlignHCenter | Qt::AlignVCenter,
+               fmb.elidedText(m_title, Qt::ElideRight, int(m_geo.title.width())));
+    p.setFont(font());
+}
+
+// The cached image, cell separators when cells are large, and values in cells that fit them.
+void Heatmap::paintCells(QPainter& p) const {
+    const QPalette pal = palette();
+    const QFontMetrics fm(font());
+    const int lh = fm.height();
+    const QRectF grid = m_geo.grid;
     const double cw = grid.width() / m_cols, ch = grid.height() / m_rows;
 
     // Empty (NaN) cells show a light cross-hatch through the transparent image pixels.
@@ -358,66 +372,88 @@ void Heatmap::paintEvent(QPaintEvent*) {
                 p.drawText(QRectF(grid.left() + c * cw, grid.top() + r * ch, cw, ch), Qt::AlignCenter, s);
             }
     }
+}
 
-    // Marked columns: washed out and hatched, with a bracket and label above.
-    if (!m_marked.isEmpty()) {
-        for (int c : m_marked) {
-            if (c < 0 || c >= m_cols)
+void Heatmap::paintMarkedColumns(QPainter& p) const {
+    if (m_marked.isEmpty())
+        return;
+    const QPalette pal = palette();
+    const QFontMetrics fm(font());
+    const int lh = fm.height();
+    const Geometry& g = m_geo;
+    const QRectF grid = g.grid;
+    const double cw = grid.width() / m_cols;
+    // Washed out and hatched, with a bracket and label above.
+    for (int c : m_marked) {
+        if (c < 0 || c >= m_cols)
+            continue;
+        const QRectF col(grid.left() + c * cw, grid.top(), cw, grid.height());
+        p.fillRect(col, QColor(255, 255, 255, 80));
+        p.fillRect(col, QBrush(QColor(60, 60, 60, 120), Qt::BDiagPattern));
+    }
+    if (g.marked.isEmpty())
+        return;
+    p.setPen(pal.color(QPalette::WindowText));
+    const QRectF m = g.marked;
+    p.drawLine(QPointF(m.left() + 1, m.bottom()), QPointF(m.right() - 1, m.bottom()));
+    p.drawLine(QPointF(m.left() + 1, m.bottom()), QPointF(m.left() + 1, m.bottom() - 4));
+    p.drawLine(QPointF(m.right() - 1, m.bottom()), QPointF(m.right() - 1, m.bottom() - 4));
+    // The label may extend left of a narrow span, over the empty corner above the row labels.
+    const int tw = fm.horizontalAdvance(m_markedLabel);
+    QRectF lr(m.left(), m.top() - 1, m.width(), lh);
+    if (tw + 4 > lr.width())
+        lr.setLeft(std::max<double>(kMargin, m.right() - tw - 4));
+    p.drawText(lr, Qt::AlignRight | Qt::AlignVCenter, fm.elidedText(m_markedLabel, Qt::ElideLeft, int(lr.width())));
+}
+
+// The boundary edges between cells >= the threshold and the rest (or the border).
+QVector<QLineF> Heatmap::contourEdges() const {
+    const QRectF grid = m_geo.grid;
+    const double cw = grid.width() / m_cols, ch = grid.height() / m_rows;
+    auto inside = [&](int r, int c) {
+        if (r < 0 || r >= m_rows || c < 0 || c >= m_cols)
+            return false;
+        const double v = value(r, c);
+        return std::isfinite(v) && v >= m_threshold;
+    };
+    QVector<QLineF> edges;
+    for (int r = 0; r < m_rows; ++r)
+        for (int c = 0; c < m_cols; ++c) {
+            if (!inside(r, c))
                 continue;
-            const QRectF col(grid.left() + c * cw, grid.top(), cw, grid.height());
-            p.fillRect(col, QColor(255, 255, 255, 80));
-            p.fillRect(col, QBrush(QColor(60, 60, 60, 120), Qt::BDiagPattern));
+            const double x0 = grid.left() + c * cw, x1 = x0 + cw, y0 = grid.top() + r * ch, y1 = y0 + ch;
+            if (!inside(r - 1, c))
+                edges.push_back(QLineF(x0, y0, x1, y0));
+            if (!inside(r + 1, c))
+                edges.push_back(QLineF(x0, y1, x1, y1));
+            if (!inside(r, c - 1))
+                edges.push_back(QLineF(x0, y0, x0, y1));
+            if (!inside(r, c + 1))
+                edges.push_back(QLineF(x1, y0, x1, y1));
         }
-        if (!g.marked.isEmpty()) {
-            p.setPen(pal.color(QPalette::WindowText));
-            const QRectF m = g.marked;
-            p.drawLine(QPointF(m.left() + 1, m.bottom()), QPointF(m.right() - 1, m.bottom()));
-            p.drawLine(QPointF(m.left() + 1, m.bottom()), QPointF(m.left() + 1, m.bottom() - 4));
-            p.drawLine(QPointF(m.right() - 1, m.bottom()), QPointF(m.right() - 1, m.bottom() - 4));
-            // The label may extend left of a narrow span, over the empty corner above the row labels.
-            const int tw = fm.horizontalAdvance(m_markedLabel);
-            QRectF lr(m.left(), m.top() - 1, m.width(), lh);
-            if (tw + 4 > lr.width())
-                lr.setLeft(std::max<double>(kMargin, m.right() - tw - 4));
-            p.drawText(lr, Qt::AlignRight | Qt::AlignVCenter,
-                       fm.elidedText(m_markedLabel, Qt::ElideLeft, int(lr.width())));
-        }
-    }
+    return edges;
+}
 
-    p.setRenderHint(QPainter::Antialiasing, true);
-    // Threshold contour: the boundary edges between cells >= v and the rest (or the border).
-    if (std::isfinite(m_threshold)) {
-        auto inside = [&](int r, int c) {
-            if (r < 0 || r >= m_rows || c < 0 || c >= m_cols)
-                return false;
-            const double v = value(r, c);
-            return std::isfinite(v) && v >= m_threshold;
-        };
-        QVector<QLineF> edges;
-        for (int r = 0; r < m_rows; ++r)
-            for (int c = 0; c < m_cols; ++c) {
-                if (!inside(r, c))
-                    continue;
-                const double x0 = grid.left() + c * cw, x1 = x0 + cw, y0 = grid.top() + r * ch, y1 = y0 + ch;
-                if (!inside(r - 1, c))
-                    edges.push_back(QLineF(x0, y0, x1, y0));
-                if (!inside(r + 1, c))
-                    edges.push_back(QLineF(x0, y1, x1, y1));
-                if (!inside(r, c - 1))
-                    edges.push_back(QLineF(x0, y0, x0, y1));
-                if (!inside(r, c + 1))
-                    edges.push_back(QLineF(x1, y0, x1, y1));
-            }
-        const double wOuter = std::clamp(std::min(cw, ch) / 5.0, 1.0, 3.5);
-        QPen outer(Qt::black, wOuter, Qt::SolidLine, Qt::SquareCap);
-        p.setPen(outer);
+void Heatmap::paintThresholdContour(QPainter& p) const {
+    if (!std::isfinite(m_threshold))
+        return;
+    const QVector<QLineF> edges = contourEdges();
+    const double cw = m_geo.grid.width() / m_cols, ch = m_geo.grid.height() / m_rows;
+    const double wOuter = std::clamp(std::min(cw, ch) / 5.0, 1.0, 3.5);
+    QPen outer(Qt::black, wOuter, Qt::SolidLine, Qt::SquareCap);
+    p.setPen(outer);
+    p.drawLines(edges);
+    if (wOuter >= 2.5) {
+        p.setPen(QPen(Qt::white, wOuter / 2.5, Qt::SolidLine, Qt::SquareCap));
         p.drawLines(edges);
-        if (wOuter >= 2.5) {
-            p.setPen(QPen(Qt::white, wOuter / 2.5, Qt::SolidLine, Qt::SquareCap));
-            p.drawLines(edges);
-        }
     }
+}
 
+// The highlighted row's frame and the hovered cell's dotted outline.
+void Heatmap::paintHighlights(QPainter& p) const {
+    const QPalette pal = palette();
+    const QRectF grid = m_geo.grid;
+    const double cw = grid.width() / m_cols, ch = grid.height() / m_rows;
     // The highlighted row: a coloured frame and a bold label.
     if (m_highlightRow >= 0) {
         const QRectF r(grid.left(), grid.top() + m_highlightRow * ch, grid.width(), ch);
@@ -432,7 +468,19 @@ void Heatmap::paintEvent(QPaintEvent*) {
         p.setPen(QPen(pal.color(QPalette::WindowText), 1, Qt::DotLine));
         p.drawRect(QRectF(grid.left() + m_hover.second * cw, grid.top() + m_hover.first * ch, cw, ch));
     }
-    p.setRenderHint(QPainter::Antialiasing, false);
+}
+
+// Row labels, column labels and both axis titles.
+void Heatmap::paintAxisLabels(QPainter& p) const {
+    const QPalette pal = palette();
+    const QFontMetrics fm(font());
+    QFont bold = font();
+    bold.setBold(true);
+    const QFontMetrics fmb(bold);
+    const Geometry& g = m_geo;
+    const int lh = fm.height();
+    const QRectF grid = g.grid;
+    const double cw = grid.width() / m_cols, ch = grid.height() / m_rows;
 
     // Row labels, every rowStep-th plus the highlighted one (its neighbours give way).
     p.setPen(pal.color(QPalette::WindowText));
@@ -473,9 +521,18 @@ void Heatmap::paintEvent(QPaintEvent*) {
                    fm.elidedText(m_rowTitle, Qt::ElideRight, avail));
         p.restore();
     }
+}
 
+void Heatmap::paintLegend(QPainter& p) const {
+    const QPalette pal = palette();
+    const QFontMetrics fm(font());
+    QFont bold = font();
+    bold.setBold(true);
+    const QFontMetrics fmb(bold);
+    const int lh = fm.height();
     // Legend: title, a gradient bar (high at the top), min/max labels and the threshold tick.
-    const QRectF lb = g.legend;
+    const QRectF lb = m_geo.legend;
+    p.setPen(pal.color(QPalette::WindowText));
     if (!m_legendTitle.isEmpty()) {
         p.setFont(bold);
         p.drawText(QRectF(lb.left(), lb.top() - fmb.height() - 4, width() - lb.left() - 2, fmb.height()),

@@ -7,6 +7,7 @@
 
 #include <QColor>
 #include <QImage>
+#include <QLineF>
 #include <QPair>
 #include <QString>
 #include <QStringList>
@@ -14,6 +15,10 @@
 #include <QWidget>
 
 #include "datatable.h"
+
+QT_BEGIN_NAMESPACE
+class QPainter;
+QT_END_NAMESPACE
 
 namespace mx {
 
@@ -84,6 +89,15 @@ private:
         int labelWidth = 0;
     };
     void rebuildImage();
+    // The parts of paintEvent, in painting order.
+    void paintTitle(QPainter& p) const;
+    void paintCells(QPainter& p) const;
+    void paintMarkedColumns(QPainter& p) const;
+    void paintThresholdContour(QPainter& p) const;
+    void paintHighlights(QPainter& p) const;
+    void paintAxisLabels(QPainter& p) const;
+    void paintLegend(QPainter& p) const;
+    QVector<QLineF> contourEdges() const;
     void relayout();
     Geometry computeGeometry() const;
     QColor colorFor(double v) const;

@@ -12,7 +12,7 @@
 #include <cmath>
 
 #include "charts.h"
-#include "mythos/analysis.h"
+#include "mythos/viewdata.h"
 
 namespace mx {
 
@@ -36,36 +36,12 @@ QString shapeText(const std::vector<int64_t>& shape) {
     return parts.join(QChar(0x00d7));
 }
 
-// The entry's part of the model, for colours.
-int entryKind(const std::string& key) {
-    if (key.rfind("prelude_", 0) == 0)
-        return 0;
-    if (key.rfind("recurrent_loop_", 0) == 0)
-        return 1;
-    return 2;
-}
-
-QColor kindColor(int kind) {
+QColor kindColor(mythos::KvEntryKind kind) {
     switch (kind) {
-    case 0: return QColor(120, 144, 170);
-    case 1: return categoricalColor(1);
+    case mythos::KvEntryKind::Prelude: return QColor(120, 144, 170);
+    case mythos::KvEntryKind::Recurrent: return categoricalColor(1);
     default: return categoricalColor(2);
     }
-}
-
-// Up to ~64 x values over 1..hi, always holding `mark`.
-QVector<int64_t> samplePoints(int64_t hi, int64_t mark) {
-    QVector<int64_t> xs;
-    const int64_t step = std::max<int64_t>(1, hi / 64);
-    for (int64_t x = 1; x <= hi; x += step)
-        xs << x;
-    if (xs.isEmpty() || xs.back() != hi)
-        xs << hi;
-    if (mark >= 1 && mark <= hi && !xs.contains(mark)) {
-        xs << mark;
-        std::sort(xs.begin(), xs.end());
-    }
-    return xs;
 }
 
 // "prelude_0" -> "pre 0", "recurrent_loop_3" -> "loop 3", "coda_1" -> "coda 1" (axis labels).
@@ -93,17 +69,10 @@ Unit unitFor(double maxBytes) {
 
 KvView::KvView(QWidget* parent) : TraceView(parent) {
     auto* content = makeScrollPage(m_scroll);
-    auto* lay = new QVBoxLayout(content);
-    lay->setContentsMargins(8, 6, 8, 6);
-    lay->setSpacing(6);
-    m_summary = new WrapLabel(content);
-    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    lay->addWidget(m_summary);
+    auto* lay = makePageColumn(content);
+    m_summary = addSummaryLabel(content, lay);
 
-    m_table = new QTableWidget(content);
-    m_table->setObjectName("kvLedgerTable");
-    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    m_table->verticalHeader()->setVisible(false);
+    m_table = makeReadOnlyTable(content, "kvLedgerTable");
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_table->horizontalHeader()->setStretchLastSection(true);
     m_entries = new BarChart(tr("Bytes per cache entry"), tr("cache entry"), tr("KiB"), content);
@@ -126,7 +95,7 @@ KvView::KvView(QWidget* parent) : TraceView(parent) {
     grid->setColumnStretch(0, 1);
     grid->setColumnStretch(1, 1);
     lay->addLayout(grid, 1);
-    m_summary->setText(tr("No trace yet: run the model or open a trace file."));
+    m_summary->setText(noTraceText());
 }
 
 void KvView::setTrace(const TracePtr& trace) {
@@ -151,24 +120,24 @@ void KvView::setTrace(const TracePtr& trace) {
 }
 
 void KvView::rebuild() {
-    const mythos::Trace& tr_ = *m_trace;
-    const mythos::Config& c = tr_.config;
-    const int64_t loops = std::max<int64_t>(1, tr_.nLoops);
-    const int64_t batch = std::max<int64_t>(1, tr_.batch);
-    m_live = tr_.hasKv && !tr_.kv.entries.empty();
-    m_positions = m_live ? tr_.kv.entries.front().positions : tr_.startPos + tr_.seqLen;
-    m_ledger = m_live ? tr_.kv : mythos::kvLedgerFor(c, batch, m_positions, loops, mythos::KvLayout::Reference);
-    const int64_t perPosRef = mythos::kvBytesPerPosition(c, mythos::KvLayout::Reference);
-    const int64_t perPosCompact = mythos::kvBytesPerPosition(c, mythos::KvLayout::Compact);
+    const mythos::KvViewData d = mythos::kvViewData(*m_trace);
+    m_live = d.live;
+    m_positions = d.positions;
+    m_ledger = d.ledger;
+    m_compactBytes = d.compactTotal;
+    showLedgerTable(d);
+    showEntryBars(d);
+    showVariantCurves(d);
+    showSummary(d);
+}
 
-    // Ledger table.
+void KvView::showLedgerTable(const mythos::KvViewData& d) {
     const QStringList cols = {tr("entry"), tr("positions"), tr("reference tensors"), tr("reference"), tr("compact")};
     m_table->clear();
     m_table->setColumnCount(int(cols.size()));
     m_table->setHorizontalHeaderLabels(cols);
     const int n = int(m_ledger.entries.size());
     m_table->setRowCount(n + 2);
-    m_compactBytes = 0;
     auto put = [this](int row, int col, const QString& text, bool bold = false) {
         auto* it = new QTableWidgetItem(text);
         it->setTextAlignment(col >= 3 || col == 1 ? Qt::Alignment(Qt::AlignRight | Qt::AlignVCenter)
@@ -180,17 +149,8 @@ void KvView::rebuild() {
         }
         m_table->setItem(row, col, it);
     };
-    QStringList keys;
-    QVector<double> entryValues;
-    QVector<QColor> entryColors;
-    double maxEntry = 0;
-    for (int i = 0; i < n; ++i)
-        maxEntry = std::max(maxEntry, double(m_ledger.entries[std::size_t(i)].referenceBytes));
-    const Unit eu = unitFor(maxEntry);
     for (int i = 0; i < n; ++i) {
         const auto& e = m_ledger.entries[std::size_t(i)];
-        const int64_t compact = batch * e.positions * perPosCompact;
-        m_compactBytes += compact;
         QStringList tensors;
         for (const auto& t : e.reference)
             tensors << QStringLiteral("%1 %2").arg(QString::fromStdString(t.name), shapeText(t.shape));
@@ -198,111 +158,111 @@ void KvView::rebuild() {
         put(i, 1, QString::number(e.positions));
         put(i, 2, tensors.join(" + "));
         put(i, 3, formatBytes(double(e.referenceBytes)));
-        put(i, 4, formatBytes(double(compact)));
-        keys << shortKey(e.key);
-        entryValues << double(e.referenceBytes) / eu.div;
-        entryColors << kindColor(entryKind(e.key));
+        put(i, 4, formatBytes(double(d.compactBytes[std::size_t(i)])));
     }
     put(n, 0, tr("total"), true);
     put(n, 1, QString::number(m_positions), true);
     put(n, 2, tr("%1 entries").arg(n), true);
     put(n, 3, formatBytes(double(m_ledger.referenceBytes)), true);
     put(n, 4, formatBytes(double(m_compactBytes)), true);
-    const double perToken = m_positions > 0 ? double(m_ledger.referenceBytes) / double(m_positions * batch) : 0.0;
     put(n + 1, 0, tr("per token"));
     put(n + 1, 2, tr("every entry together"));
-    put(n + 1, 3, formatBytes(perToken));
-    put(n + 1, 4, formatBytes(m_positions > 0 ? double(m_compactBytes) / double(m_positions * batch) : 0.0));
+    put(n + 1, 3, formatBytes(d.perTokenReference));
+    put(n + 1, 4, formatBytes(d.perTokenCompact));
+}
 
+void KvView::showEntryBars(const mythos::KvViewData& d) {
+    const Unit eu = unitFor(double(d.largestEntryBytes));
+    QStringList keys;
+    QVector<double> entryValues;
+    QVector<QColor> entryColors;
+    for (std::size_t i = 0; i < m_ledger.entries.size(); ++i) {
+        const auto& e = m_ledger.entries[i];
+        keys << shortKey(e.key);
+        entryValues << double(e.referenceBytes) / eu.div;
+        entryColors << kindColor(d.kinds[i]);
+    }
     m_entries->setBars(keys, entryValues, entryColors);
-    m_entries->setLabelAngle(n > 12 ? -90 : 0);
+    m_entries->setLabelAngle(keys.size() > 12 ? -90 : 0);
     m_entries->setNote(tr("grey: prelude, orange: one entry per loop, green: coda"));
     m_entries->setYRange(0, 0);
     m_entries->setYLabel(eu.name);
     m_entries->setTitle(tr("Bytes per cache entry (reference layout, %1 positions)").arg(m_positions));
+}
 
-    // Curves for every attention variant.
-    const auto variants = mythos::kvVariants(c, m_ledger.engineLayout == "compact" ? mythos::KvLayout::Compact
-                                                                                   : mythos::KvLayout::Reference);
-    const int64_t maxSeq = std::max<int64_t>(c.max_seq_len, m_positions);
-    const int64_t maxLoops = std::max<int64_t>(4 * c.max_loop_iters, loops);
-    double top = 0;
-    for (const auto& v : variants) {
-        top = std::max(top, double(mythos::kvTotalBytes(v.config, v.layout, batch, maxSeq, loops)));
-        top = std::max(top, double(mythos::kvTotalBytes(v.config, v.layout, batch, std::max<int64_t>(1, m_positions), maxLoops)));
-    }
+// Bytes against sequence length and against loop count for every attention variant.
+void KvView::showVariantCurves(const mythos::KvViewData& d) {
+    const double top = double(d.curveTop);
     const Unit u = unitFor(top);
     QVector<Series> seq, byL;
     int ci = 0;
-    for (const auto& v : variants) {
+    for (const auto& curve : d.curves) {
         Series s;
-        s.name = QString::fromStdString(v.name) + (v.current ? tr(" (this)") : QString());
+        s.name = QString::fromStdString(curve.variant.name) + (curve.variant.current ? tr(" (this)") : QString());
         s.color = categoricalColor(ci++);
-        s.dashed = v.config.attn_type == "mla" && v.layout == mythos::KvLayout::Compact;
-        s.markers = v.current;
+        s.dashed = curve.compactMla;
+        s.markers = curve.variant.current;
         Series l = s;
-        for (int64_t x : samplePoints(maxSeq, m_positions))
-            s.points << QPointF(double(x), double(mythos::kvTotalBytes(v.config, v.layout, batch, x, loops)) / u.div);
-        for (int64_t k : samplePoints(maxLoops, loops))
-            l.points << QPointF(double(k),
-                                double(mythos::kvTotalBytes(v.config, v.layout, batch, std::max<int64_t>(1, m_positions), k)) /
-                                    u.div);
+        for (const auto& [x, bytes] : curve.bySeqLen)
+            s.points << QPointF(double(x), double(bytes) / u.div);
+        for (const auto& [k, bytes] : curve.byLoops)
+            l.points << QPointF(double(k), double(bytes) / u.div);
         seq << s;
         byL << l;
     }
     m_bySeq->setSeries(seq);
-    m_bySeq->setXRange(1, double(maxSeq));
+    m_bySeq->setXRange(1, double(d.maxSeqLen));
     m_bySeq->setYRange(0, top / u.div * 1.05);
     m_bySeq->setYLabel(u.name);
-    m_bySeq->setTitle(tr("KV cache against sequence length, at %1 loops").arg(loops));
+    m_bySeq->setTitle(tr("KV cache against sequence length, at %1 loops").arg(d.loops));
     m_bySeq->setMarkers({{double(m_positions), tr("this run")}});
     m_byLoops->setSeries(byL);
-    m_byLoops->setXRange(1, double(maxLoops));
+    m_byLoops->setXRange(1, double(d.maxLoops));
     m_byLoops->setYRange(0, top / u.div * 1.05);
     m_byLoops->setYLabel(u.name);
     m_byLoops->setTitle(tr("KV cache against loop count, at %1 positions").arg(m_positions));
-    m_byLoops->setMarkers({{double(loops), tr("this run")}, {double(c.max_loop_iters), tr("max_loop_iters")}});
+    m_byLoops->setMarkers({{double(d.loops), tr("this run")},
+                           {double(m_trace->config.max_loop_iters), tr("max_loop_iters")}});
+}
 
-    // Summary.
-    const int64_t recurrent = std::count_if(m_ledger.entries.begin(), m_ledger.entries.end(),
-                                            [](const auto& e) { return entryKind(e.key) == 1; });
+void KvView::showSummary(const mythos::KvViewData& d) {
+    const mythos::Config& c = m_trace->config;
+    const int64_t recurrent = d.recurrentEntries;
+    const int64_t perPosRef = d.bytesPerPositionReference, perPosCompact = d.bytesPerPositionCompact;
     QString text = tr("<b>%1 positions x %2 cache entries</b> (%3 prelude + %4 loop%5 + %6 coda): "
                       "<b>%7</b> in the reference layout (%8 per token), %9 compact. %10")
                        .arg(m_positions)
-                       .arg(n)
+                       .arg(int(m_ledger.entries.size()))
                        .arg(c.prelude_layers)
                        .arg(recurrent)
                        .arg(recurrent == 1 ? "" : "s")
                        .arg(c.coda_layers)
-                       .arg(formatBytes(double(m_ledger.referenceBytes)), formatBytes(perToken),
+                       .arg(formatBytes(double(m_ledger.referenceBytes)), formatBytes(d.perTokenReference),
                             formatBytes(double(m_compactBytes)),
                             m_live ? tr("(The live cache of the generation, growing with every token.)")
-                                   : tr("(What a cached run over these tokens at %1 loops holds.)").arg(loops));
+                                   : tr("(What a cached run over these tokens at %1 loops holds.)").arg(d.loops));
     text += "<br>" + tr("Every loop writes its own cache entry, so the cache grows linearly with the loop count: "
                         "each extra loop adds %1 here.")
-                         .arg(formatBytes(double(batch * m_positions * perPosRef)));
+                         .arg(formatBytes(double(d.extraLoopBytes)));
     if (c.isMla()) {
-        const int64_t copies = (c.n_heads - 1) * c.qk_rope_head_dim * int64_t(sizeof(float));
         text += "<br>" + tr("MLA caches c_kv (%1 floats) and the rope key; the reference copies the one shared rope "
                             "key to each of the %2 heads (%2 x %3 floats), so %4 of the %5 per position and entry "
                             "are copies. The compact layout stores it once (%6 per position and entry, %7 less).")
                              .arg(c.kv_lora_rank)
                              .arg(c.n_heads)
                              .arg(c.qk_rope_head_dim)
-                             .arg(formatBytes(double(copies)), formatBytes(double(perPosRef)),
+                             .arg(formatBytes(double(d.ropeCopyBytes)), formatBytes(double(perPosRef)),
                                   formatBytes(double(perPosCompact)),
                                   QString::number(100.0 * double(perPosRef - perPosCompact) / double(perPosRef), 'f', 0) +
                                       "%");
     } else {
-        mythos::Config mha = c;
-        mha.n_kv_heads = c.n_heads;
         text += "<br>" + tr("GQA caches k and v for %1 KV heads x %2 floats: %3 per position and entry; plain "
                             "multi-head attention (%4 KV heads) would need %5.")
                              .arg(c.n_kv_heads)
                              .arg(c.headDim())
                              .arg(formatBytes(double(perPosRef)))
                              .arg(c.n_heads)
-                             .arg(formatBytes(double(mythos::kvBytesPerPosition(mha, mythos::KvLayout::Reference))));
+                             .arg(formatBytes(double(d.mhaBytesPerPosition)));
     }
     m_summary->setText(text);
 }

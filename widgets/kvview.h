@@ -16,6 +16,10 @@ class QScrollArea;
 class QTableWidget;
 QT_END_NAMESPACE
 
+namespace mythos {
+struct KvViewData;
+}
+
 namespace mx {
 
 class BarChart;
@@ -50,6 +54,11 @@ public:
 
 private:
     void rebuild(); // from m_trace; throws mythos::Error when a size does not fit
+    // Each part of the view from the trace's cache data (mythos::kvViewData).
+    void showLedgerTable(const mythos::KvViewData& d);
+    void showEntryBars(const mythos::KvViewData& d);
+    void showVariantCurves(const mythos::KvViewData& d);
+    void showSummary(const mythos::KvViewData& d);
     QScrollArea* m_scroll = nullptr;
     QLabel* m_summary = nullptr;
     QTableWidget* m_table = nullptr;

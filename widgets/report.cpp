@@ -14,7 +14,6 @@
 #include <QPainter>
 #include <QPdfWriter>
 #include <QPicture>
-#include <QSaveFile>
 #include <QTemporaryDir>
 #include <QTextDocument>
 #include <algorithm>
@@ -24,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "atomicsave.h"
 #include "haltingview.h"
 #include "kvview.h"
 #include "routingview.h"
@@ -73,16 +73,9 @@ QString qstr(const std::string& s) {
 }
 
 ExportResult saveBytes(const QString& path, const QByteArray& bytes) {
-    QSaveFile f(path);
-    if (!f.open(QIODevice::WriteOnly))
-        return fileFailure(path, f.errorString());
-    if (f.write(bytes) != bytes.size()) {
-        const QString reason = f.errorString();
-        f.cancelWriting();
+    QString reason;
+    if (!saveAtomically(path, bytes, &reason))
         return fileFailure(path, reason);
-    }
-    if (!f.commit())
-        return fileFailure(path, f.errorString());
     ExportResult r;
     r.ok = true;
     r.files << path;
@@ -485,11 +478,11 @@ ExportResult writeReport(const ReportInput& input, const QString& folder, QSize 
         return rel;
     };
 
-    QSaveFile pdfFile(out.filePath(kPdfFile));
-    if (!pdfFile.open(QIODevice::WriteOnly))
+    AtomicFile pdfFile(out.filePath(kPdfFile));
+    if (!pdfFile.open())
         return fileFailure(pdfFile.fileName(), pdfFile.errorString());
     {
-        ReportPdf pdf(&pdfFile, trReport("Mythos Explorer report: %1").arg(input.model),
+        ReportPdf pdf(pdfFile.device(), trReport("Mythos Explorer report: %1").arg(input.model),
                       trReport("Mythos Explorer report: %1").arg(input.model));
         if (!pdf.begin())
             return fileFailure(pdfFile.fileName(), trReport("the PDF could not be started"));

@@ -131,9 +131,7 @@ void ExpertText::paintEvent(QPaintEvent*) {
 
 RoutingView::RoutingView(QWidget* parent) : TraceView(parent) {
     auto* content = makeScrollPage(m_scroll);
-    auto* lay = new QVBoxLayout(content);
-    lay->setContentsMargins(8, 6, 8, 6);
-    lay->setSpacing(6);
+    auto* lay = makePageColumn(content);
 
     auto* controls = new QHBoxLayout;
     auto* loopLabel = new QLabel(tr("&Loop:"), content);
@@ -158,17 +156,10 @@ RoutingView::RoutingView(QWidget* parent) : TraceView(parent) {
     controls->addStretch(1);
     lay->addLayout(controls);
 
-    m_summary = new WrapLabel(content);
-    m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    lay->addWidget(m_summary);
+    m_summary = addSummaryLabel(content, lay);
 
-    m_textScroll = new QScrollArea(content);
-    m_textScroll->setFrameShape(QFrame::NoFrame);
-    m_textScroll->setWidgetResizable(true);
-    m_textScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     m_text = new ExpertText;
-    m_textScroll->setWidget(m_text);
-    m_textScroll->viewport()->installEventFilter(this);
+    m_textScroll = makeTokenTextArea(content, m_text);
     lay->addWidget(m_textScroll);
 
     m_tokenMap = new Heatmap(content);
@@ -184,10 +175,7 @@ RoutingView::RoutingView(QWidget* parent) : TraceView(parent) {
     m_biasBars = new BarChart(tr("Router bias per expert"), tr("expert"), tr("bias"), content);
     m_balance = new LineChart(tr("Balance by loop"), tr("loop"), tr("0 .. 1"), content);
     m_balance->setIntegerX(true);
-    m_table = new QTableWidget(content);
-    m_table->setObjectName("routingBalanceTable");
-    m_table->setEditTriggers(QAbstractItemView::NoEditTriggers);
-    m_table->verticalHeader()->setVisible(false);
+    m_table = makeReadOnlyTable(content, "routingBalanceTable");
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
     for (QWidget* w : {static_cast<QWidget*>(m_tokenMap), static_cast<QWidget*>(m_loadMap),
                        static_cast<QWidget*>(m_loadBars), static_cast<QWidget*>(m_biasBars),
@@ -213,7 +201,7 @@ RoutingView::RoutingView(QWidget* parent) : TraceView(parent) {
     connect(m_loopCombo, qOverload<int>(&QComboBox::activated), this, [this](int i) { setLoop(i); });
     connect(m_modeCombo, qOverload<int>(&QComboBox::activated), this, [this](int i) { setUnbiased(i == 1); });
 
-    m_summary->setText(tr("No trace yet: run the model or open a trace file."));
+    m_summary->setText(noTraceText());
 }
 
 void RoutingView::setTrace(const TracePtr& trace) {
@@ -281,8 +269,6 @@ void RoutingView::setUnbiased(bool on) {
 }
 
 void RoutingView::rebuild() {
-    const mythos::Trace& tr_ = *m_trace;
-    const int L = int(tr_.loopsExecuted), E = int(tr_.nExperts);
     const bool unbiased = m_unbiased && m_canUnbias;
     if (!m_routingError.isEmpty()) {
         m_sel = {};
@@ -292,66 +278,87 @@ void RoutingView::rebuild() {
     }
     m_sel = unbiased ? m_unbiasedSel : m_recorded;
     m_stats = mythos::routingStats(m_sel);
+    const QString mode = unbiased ? tr("unbiased") : tr("biased");
+    showLoadGrid(mode);
+    showRouterBias();
+    showBalanceChart(mode);
+    showBalanceTable();
+    showSummary(mode);
+    rebuildLoop();
+}
 
-    // Expert x loop load.
-    QStringList experts, loops;
-    for (int e = 0; e < E; ++e)
+QStringList RoutingView::expertNames() const {
+    QStringList experts;
+    for (int e = 0; e < int(m_trace->nExperts); ++e)
         experts << expertName(e);
-    for (int l = 1; l <= L; ++l)
+    return experts;
+}
+
+// Expert x loop load.
+void RoutingView::showLoadGrid(const QString& mode) {
+    const mythos::ExpertLoadGrid g = mythos::expertLoadGrid(m_stats, m_trace->config.max_loop_iters);
+    QStringList loops;
+    for (int l = 1; l <= int(g.loops); ++l)
         loops << QString::number(l);
-    QVector<double> load(E * L);
-    for (int e = 0; e < E; ++e)
-        for (int l = 0; l < L; ++l)
-            load[e * L + l] = m_stats.perLoop[std::size_t(l)].load[std::size_t(e)];
-    m_loadMap->setData(E, L, load, experts, loops);
-    m_loadMap->setRange(0, std::max(2.0 / std::max(E, 1), finiteMax(load)));
+    m_loadMap->setData(int(g.experts), int(g.loops), QVector<double>(g.load.begin(), g.load.end()), expertNames(),
+                       loops);
+    m_loadMap->setRange(0, g.top);
     QVector<int> past;
-    for (int l = int(tr_.config.max_loop_iters); l < L; ++l)
-        past << l;
+    for (int64_t l : g.pastMaxLoopIters)
+        past << int(l);
     m_loadMap->setMarkedColumns(past, past.isEmpty() ? QString() : tr("past max_loop_iters"));
-    m_loadMap->setTitle(tr("Expert load per loop, %1 (percent of routing slots)").arg(unbiased ? tr("unbiased") : tr("biased")));
+    m_loadMap->setTitle(tr("Expert load per loop, %1 (percent of routing slots)").arg(mode));
+}
 
-    // Router bias.
-    QVector<double> bias;
+void RoutingView::showRouterBias() {
+    const mythos::RouterBiasBars b = mythos::routerBiasBars(*m_trace);
+    const int E = int(b.bias.size());
     QVector<QColor> biasColors;
-    bool anyBias = false;
-    for (int e = 0; e < E; ++e) {
-        const double b = std::size_t(e) < tr_.routerBias.size() ? double(tr_.routerBias[std::size_t(e)]) : 0.0;
-        anyBias = anyBias || b != 0.0;
-        bias << b;
+    for (int e = 0; e < E; ++e)
         biasColors << ExpertText::expertColor(e, E);
-    }
-    m_biasBars->setBars(experts, bias, biasColors);
+    m_biasBars->setBars(expertNames(), QVector<double>(b.bias.begin(), b.bias.end()), biasColors);
     m_biasBars->setHorizontalMarker(0.0, {});
-    m_biasBars->setNote(tr_.routerBias.empty() ? tr("the trace has no router bias")
-                        : anyBias             ? tr("added to the logits for selection only; gates ignore it")
-                                              : tr("all zero: the biased and unbiased choices are the same"));
+    m_biasBars->setNote(!b.present  ? tr("the trace has no router bias")
+                        : b.nonZero ? tr("added to the logits for selection only; gates ignore it")
+                                    : tr("all zero: the biased and unbiased choices are the same"));
+}
 
-    // Balance by loop: every measure in 0..1 so that they share an axis.
+namespace {
+
+QVector<QPointF> toPoints(const std::vector<std::pair<double, double>>& xy) {
+    QVector<QPointF> points;
+    for (const auto& p : xy)
+        points << QPointF(p.first, p.second);
+    return points;
+}
+
+} // namespace
+
+// Balance by loop: every measure in 0..1 so that they share an axis.
+void RoutingView::showBalanceChart(const QString& mode) {
+    const int L = int(m_stats.perLoop.size());
+    const mythos::RoutingBalanceCurves c = mythos::routingBalanceCurves(m_stats);
     QVector<Series> series(4);
     series[0].name = tr("entropy/log2 E");
     series[1].name = tr("Gini");
     series[2].name = tr("top-1 switch");
     series[3].name = tr("set switch");
     series[2].dashed = series[3].dashed = true;
-    const double maxH = E > 1 ? std::log2(double(E)) : 1.0;
-    for (int l = 0; l < L; ++l) {
-        const auto& s = m_stats.perLoop[std::size_t(l)];
-        series[0].points << QPointF(l + 1, s.entropyBits / maxH);
-        series[1].points << QPointF(l + 1, s.gini);
-        if (l > 0) {
-            series[2].points << QPointF(l + 1, m_stats.top1Switch[std::size_t(l)]);
-            series[3].points << QPointF(l + 1, m_stats.setSwitch[std::size_t(l)]);
-        }
-    }
+    series[0].points = toPoints(c.entropyShare);
+    series[1].points = toPoints(c.gini);
+    series[2].points = toPoints(c.top1Switch);
+    series[3].points = toPoints(c.setSwitch);
     for (auto& s : series)
         s.markers = L <= 24;
     m_balance->setSeries(series);
     m_balance->setXRange(1, std::max(2, L));
     m_balance->setYRange(0, 1);
-    m_balance->setTitle(tr("Balance by loop (%1)").arg(unbiased ? tr("unbiased") : tr("biased")));
+    m_balance->setTitle(tr("Balance by loop (%1)").arg(mode));
+}
 
-    // Balance table: one row per loop, then every loop together.
+// Balance table: one row per loop, then every loop together.
+void RoutingView::showBalanceTable() {
+    const int L = int(m_stats.perLoop.size());
     const QStringList cols = {tr("loop"),     tr("entropy (bits)"), tr("max / mean load"), tr("Gini"),
                               tr("dead experts"), tr("top-1 switch"), tr("set switch")};
     m_table->clear();
@@ -384,12 +391,15 @@ void RoutingView::rebuild() {
                 it->setFont(bold);
     }
     m_table->setMinimumHeight(std::min(400, m_table->horizontalHeader()->height() + (L + 1) * m_table->verticalHeader()->defaultSectionSize() + 6));
+}
 
-    // Summary.
+void RoutingView::showSummary(const QString& mode) {
+    const mythos::Trace& tr_ = *m_trace;
+    const int L = int(tr_.loopsExecuted), E = int(tr_.nExperts);
+    const double maxH = mythos::routingBalanceCurves(m_stats).maxEntropyBits;
     QStringList deadNames;
-    for (int e = 0; e < E; ++e)
-        if (m_stats.overall.load[std::size_t(e)] == 0)
-            deadNames << expertName(e);
+    for (int64_t e : mythos::deadExperts(m_stats.overall))
+        deadNames << expertName(int(e));
     QString text = tr("<b>%1 experts, top-%2</b> over %3 loop%4 and %5 token%6 (%7 selection). Overall: entropy "
                       "<b>%8</b> of %9 bits, max/mean load <b>%10</b>, Gini <b>%11</b>, ")
                        .arg(E)
@@ -398,7 +408,7 @@ void RoutingView::rebuild() {
                        .arg(L == 1 ? "" : "s")
                        .arg(tr_.seqLen * tr_.batch)
                        .arg(tr_.seqLen * tr_.batch == 1 ? "" : "s")
-                       .arg(unbiased ? tr("unbiased") : tr("biased"))
+                       .arg(mode)
                        .arg(num(m_stats.overall.entropyBits, 2))
                        .arg(num(maxH, 2))
                        .arg(num(m_stats.overall.maxOverMean, 2))
@@ -413,40 +423,34 @@ void RoutingView::rebuild() {
     if (!std::isnan(m_biasChanged))
         text += tr("The router bias changes %1 of the (loop, token) expert choices.").arg(pct(m_biasChanged));
     m_summary->setText(text);
-
-    rebuildLoop();
 }
 
 void RoutingView::rebuildLoop() {
     if (m_sel.ids.empty() && m_sel.loops > 0)
         return;
-    const mythos::Trace& tr_ = *m_trace;
-    const int T = int(tr_.seqLen), E = int(tr_.nExperts), L = int(m_sel.loops), K = int(m_sel.topK);
-    if (L == 0 || E == 0)
+    const mythos::TokenRouting r = mythos::tokenRouting(m_sel, m_loop);
+    if (r.tokens == 0 && r.experts == 0)
         return;
-    const int loop = std::clamp(m_loop, 0, L);
-    const auto gates = mythos::tokenExpertGates(m_sel, 0, loop - 1);
+    showTokenRouting(r);
+    showLoadBars(int(r.loop));
+    QVector<QPair<double, QString>> vmark;
+    if (r.loop > 0)
+        vmark << qMakePair(double(r.loop), tr("shown loop"));
+    if (m_trace->config.max_loop_iters < m_sel.loops)
+        vmark << qMakePair(double(m_trace->config.max_loop_iters), tr("max_loop_iters"));
+    m_balance->setMarkers(vmark);
+}
 
-    QStringList rows, experts;
+// The prompt coloured by top expert and the token x expert gate heatmap.
+void RoutingView::showTokenRouting(const mythos::TokenRouting& r) {
+    const int T = int(r.tokens), E = int(r.experts), K = int(m_sel.topK), loop = int(r.loop);
+    QStringList rows;
     for (int t = 0; t < T; ++t)
         rows << QStringLiteral("%1 %2").arg(t).arg(m_labels.value(t));
-    for (int e = 0; e < E; ++e)
-        experts << expertName(e);
-    QVector<double> cells(T * E);
-    QVector<int> top(T, -1);
+    QVector<int> top;
     QStringList tips;
     for (int t = 0; t < T; ++t) {
-        double best = -1;
-        for (int e = 0; e < E; ++e) {
-            const double g = gates[std::size_t(t * E + e)];
-            cells[t * E + e] = g;
-            if (g > best && g > 0) {
-                best = g;
-                top[t] = e;
-            }
-        }
-        if (loop > 0) // at one loop the first choice is the top expert
-            top[t] = m_sel.ids[m_sel.at(loop - 1, 0, t)];
+        top << int(r.top[std::size_t(t)]);
         QStringList parts;
         if (loop > 0)
             for (int k = 0; k < K; ++k) {
@@ -454,19 +458,23 @@ void RoutingView::rebuildLoop() {
                 parts << QStringLiteral("%1 (gate %2)").arg(expertName(m_sel.ids[i])).arg(num(m_sel.gates[i]));
             }
         else
-            parts << tr("%1 (gates summed over loops %2)").arg(expertName(top[t])).arg(num(best));
+            parts << tr("%1 (gates summed over loops %2)").arg(expertName(top[t])).arg(num(r.topGate[std::size_t(t)]));
         tips << tr("token %1 \"%2\": %3").arg(t).arg(m_labels.value(t), parts.join(", "));
     }
     m_text->setTokens(m_labels, top, E, tips);
     m_text->setSelected(m_selected);
     fitTextArea();
 
-    m_tokenMap->setData(T, E, cells, rows, experts);
-    m_tokenMap->setRange(0, loop > 0 ? 1.0 : double(L));
+    m_tokenMap->setData(T, E, QVector<double>(r.gates.begin(), r.gates.end()), rows, expertNames());
+    m_tokenMap->setRange(0, r.gateTop);
     m_tokenMap->setTitle(loop > 0 ? tr("Gate weight per token and expert, loop %1").arg(loop)
-                                  : tr("Gate weight per token and expert, sum of %1 loops").arg(L));
+                                  : tr("Gate weight per token and expert, sum of %1 loops").arg(m_sel.loops));
     m_tokenMap->setHighlightedRow(m_selected);
+}
 
+// Load per expert at the shown loop (or over every loop).
+void RoutingView::showLoadBars(int loop) {
+    const int E = int(m_sel.nExperts);
     const auto& stats = loop > 0 ? m_stats.perLoop[std::size_t(loop - 1)] : m_stats.overall;
     QVector<double> load;
     QVector<QColor> colors;
@@ -474,18 +482,12 @@ void RoutingView::rebuildLoop() {
         load << stats.load[std::size_t(e)];
         colors << ExpertText::expertColor(e, E);
     }
-    m_loadBars->setBars(experts, load, colors);
+    m_loadBars->setBars(expertNames(), load, colors);
     m_loadBars->setYRange(0, std::max(2.0 / std::max(E, 1), finiteMax(load) * 1.1));
     m_loadBars->setHorizontalMarker(1.0 / E, tr("even load 1/%1").arg(E));
     m_loadBars->setTitle(loop > 0 ? tr("Expert load at loop %1").arg(loop) : tr("Expert load over all loops"));
     m_loadBars->setNote(stats.dead > 0 ? tr("%1 expert%2 unused").arg(stats.dead).arg(stats.dead == 1 ? "" : "s")
                                        : QString());
-    QVector<QPair<double, QString>> vmark;
-    if (loop > 0)
-        vmark << qMakePair(double(loop), tr("shown loop"));
-    if (tr_.config.max_loop_iters < L)
-        vmark << qMakePair(double(tr_.config.max_loop_iters), tr("max_loop_iters"));
-    m_balance->setMarkers(vmark);
 }
 
 void RoutingView::setSelectedToken(int index) {
@@ -509,11 +511,7 @@ bool RoutingView::eventFilter(QObject* watched, QEvent* e) {
 }
 
 void RoutingView::fitTextArea() {
-    const int line = fontMetrics().height() + 2 * kPadY + kGap;
-    const int cap = std::max(5 * line + 4, height() / 4);
-    const int h = std::min(m_text->heightForWidth(m_textScroll->viewport()->width()), cap);
-    if (m_textScroll->height() != h)
-        m_textScroll->setFixedHeight(h);
+    fitTokenTextArea(m_textScroll, m_text, fontMetrics().height() + 2 * kPadY + kGap);
 }
 
 QString RoutingView::summary() const { return m_summary->text(); }

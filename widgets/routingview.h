@@ -10,6 +10,7 @@
 #include <QVector>
 
 #include "mythos/analysis.h"
+#include "mythos/viewdata.h"
 #include "tokenstrip.h"
 #include "traceview.h"
 
@@ -92,6 +93,16 @@ protected:
 private:
     void rebuild();        // everything that depends on the selection mode
     void rebuildLoop();    // everything that depends on the chosen loop
+    // The parts of rebuild(); `mode` names the selection shown ("biased", "unbiased").
+    void showLoadGrid(const QString& mode);
+    void showRouterBias();
+    void showBalanceChart(const QString& mode);
+    void showBalanceTable();
+    void showSummary(const QString& mode);
+    // The parts of rebuildLoop().
+    void showTokenRouting(const mythos::TokenRouting& r);
+    void showLoadBars(int loop);
+    QStringList expertNames() const; // "E0", "E1", ... for the trace's experts
     void fitTextArea();
     void selectFromUi(int index);
     DataTable textTable() const;

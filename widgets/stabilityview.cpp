@@ -1,5 +1,7 @@
 #include "stabilityview.h"
 
+#include "mythos/viewdata.h"
+
 #include <QBoxLayout>
 #include <QDoubleSpinBox>
 #include <QFrame>
@@ -50,31 +52,12 @@ QString binLabel(int i) {
     return QStringLiteral("%1-%2").arg(double(i) / kBins, 0, 'f', 2).arg(double(i + 1) / kBins, 0, 'f', 2);
 }
 
-// Mean of the finite values (NaN when there are none).
-double finiteMean(const QVector<double>& v) {
-    double sum = 0;
-    int n = 0;
-    for (double x : v)
-        if (std::isfinite(x)) {
-            sum += x;
-            ++n;
-        }
-    return n > 0 ? sum / n : kNaN;
-}
-
-// The per-loop arrays hold [L][B][T]; a hand-made or foreign trace may lack them.
-bool hasLoopArray(const mythos::Trace& tr, const std::vector<float>& a) {
-    return tr.loopsExecuted > 0 && tr.batch > 0 && tr.seqLen > 0 &&
-           a.size() >= std::size_t(tr.loopsExecuted * tr.batch * tr.seqLen);
-}
-
-// |h_{t+1} - h_t| / |h_t - h_{t-1}| of one token at 1-based loop t (NaN when undefined).
-double ratioAt(const mythos::Trace& tr, int t, int token) {
-    const double num = tr.hDelta[tr.at(t, 0, token)];
-    const double den = tr.hDelta[tr.at(t - 1, 0, token)];
-    if (!(den > 0) || !std::isfinite(num) || !std::isfinite(den))
-        return kNaN;
-    return num / den;
+// A core curve of (x, y) pairs as chart points.
+QVector<QPointF> toPoints(const std::vector<std::pair<double, double>>& xy) {
+    QVector<QPointF> points;
+    for (const auto& p : xy)
+        points << QPointF(p.first, p.second);
+    return points;
 }
 
 // A y range over the series and reference lines whose five ticks fall on round numbers
@@ -481,9 +464,9 @@ void StabilityView::updateLoopCharts() {
     m_ratioMarkers.clear();
     const mythos::Trace* trace = m_trace.get();
     const int L = trace ? int(trace->loopsExecuted) : 0;
-    const int T = trace ? int(trace->seqLen) : 0;
-    const bool haveNorm = trace && hasLoopArray(*trace, trace->hNorm);
-    const bool haveDelta = trace && hasLoopArray(*trace, trace->hDelta);
+    const mythos::LoopCurves means = trace ? mythos::loopCurves(*trace) : mythos::LoopCurves{};
+    const bool haveNorm = means.haveNorm;
+    const bool haveDelta = means.haveDelta;
     const bool markers = L <= 40;
 
     auto meanSeries = [&](const QString& name) {
@@ -496,31 +479,10 @@ void StabilityView::updateLoopCharts() {
     Series norm = meanSeries(tr("token mean"));
     Series delta = meanSeries(tr("token mean"));
     Series ratio = meanSeries(tr("mean ratio"));
-    double dMin = std::numeric_limits<double>::infinity(), dMax = 0;
-    for (int l = 0; l < L; ++l) {
-        QVector<double> nv, dv, rv;
-        for (int t = 0; t < T; ++t) {
-            if (haveNorm)
-                nv << trace->hNorm[trace->at(l, 0, t)];
-            if (haveDelta) {
-                const double d = trace->hDelta[trace->at(l, 0, t)];
-                dv << d;
-                if (d > 0 && std::isfinite(d)) {
-                    dMin = std::min(dMin, d);
-                    dMax = std::max(dMax, d);
-                }
-                if (l + 1 < L)
-                    rv << ratioAt(*trace, l + 1, t);
-            }
-        }
-        const double x = l + 1;
-        if (const double m = finiteMean(nv); std::isfinite(m))
-            norm.points << QPointF(x, m);
-        if (const double m = finiteMean(dv); std::isfinite(m))
-            delta.points << QPointF(x, m);
-        if (const double m = finiteMean(rv); std::isfinite(m))
-            ratio.points << QPointF(x, m);
-    }
+    norm.points = toPoints(means.norm);
+    delta.points = toPoints(means.delta);
+    ratio.points = toPoints(means.ratio);
+    const double dMin = means.deltaMin, dMax = means.deltaMax;
     m_normBase = {norm};
     m_deltaBase = {delta};
     m_ratioBase = {ratio};
@@ -585,18 +547,10 @@ void StabilityView::updateSelectedSeries() {
         s.color = categoricalColor(1);
         s.markers = L <= 40;
         Series n = s, d = s, r = s;
-        const bool haveNorm = hasLoopArray(*trace, trace->hNorm);
-        const bool haveDelta = hasLoopArray(*trace, trace->hDelta);
-        for (int l = 0; l < L; ++l) {
-            const double x = l + 1;
-            if (haveNorm && std::isfinite(trace->hNorm[trace->at(l, 0, m_selected)]))
-                n.points << QPointF(x, trace->hNorm[trace->at(l, 0, m_selected)]);
-            if (haveDelta && std::isfinite(trace->hDelta[trace->at(l, 0, m_selected)]))
-                d.points << QPointF(x, trace->hDelta[trace->at(l, 0, m_selected)]);
-            if (haveDelta && l + 1 < L)
-                if (const double v = ratioAt(*trace, l + 1, m_selected); std::isfinite(v))
-                    r.points << QPointF(x, v);
-        }
+        const mythos::LoopCurves token = mythos::loopCurves(*trace, m_selected);
+        n.points = toPoints(token.norm);
+        d.points = toPoints(token.delta);
+        r.points = toPoints(token.ratio);
         norm << n;
         delta << d;
         ratio << r;

@@ -1,7 +1,10 @@
 #include "traceview.h"
 
+#include <QHeaderView>
 #include <QScrollArea>
+#include <QTableWidget>
 #include <QVBoxLayout>
+#include <algorithm>
 
 #include "mythos/tokenizer.h"
 
@@ -17,6 +20,47 @@ QWidget* TraceView::makeScrollPage(QScrollArea*& scroll) {
     auto* content = new QWidget;
     scroll->setWidget(content);
     return content;
+}
+
+QVBoxLayout* TraceView::makePageColumn(QWidget* content) {
+    auto* lay = new QVBoxLayout(content);
+    lay->setContentsMargins(8, 6, 8, 6);
+    lay->setSpacing(6);
+    return lay;
+}
+
+QLabel* TraceView::addSummaryLabel(QWidget* content, QVBoxLayout* column) {
+    auto* label = new WrapLabel(content);
+    label->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    column->addWidget(label);
+    return label;
+}
+
+QString TraceView::noTraceText() { return tr("No trace yet: run the model or open a trace file."); }
+
+QTableWidget* TraceView::makeReadOnlyTable(QWidget* parent, const QString& objectName) {
+    auto* table = new QTableWidget(parent);
+    table->setObjectName(objectName);
+    table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    table->verticalHeader()->setVisible(false);
+    return table;
+}
+
+QScrollArea* TraceView::makeTokenTextArea(QWidget* content, QWidget* chips) {
+    auto* area = new QScrollArea(content);
+    area->setFrameShape(QFrame::NoFrame);
+    area->setWidgetResizable(true);
+    area->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    area->setWidget(chips);
+    area->viewport()->installEventFilter(this);
+    return area;
+}
+
+void TraceView::fitTokenTextArea(QScrollArea* area, const QWidget* chips, int lineStep) {
+    const int cap = std::max(5 * lineStep + 4, height() / 4);
+    const int h = std::min(chips->heightForWidth(area->viewport()->width()), cap);
+    if (area->height() != h)
+        area->setFixedHeight(h);
 }
 
 QString tokenLabel(const mythos::Trace& tr, int i) {

@@ -15,6 +15,8 @@
 
 QT_BEGIN_NAMESPACE
 class QScrollArea;
+class QTableWidget;
+class QVBoxLayout;
 QT_END_NAMESPACE
 
 namespace mx {
@@ -51,6 +53,21 @@ protected:
     // The view's page: a frameless, resizable scroll area filling the view (stored in
     // `scroll`) around the returned content widget, which the caller gives a layout.
     QWidget* makeScrollPage(QScrollArea*& scroll);
+    // The page's column layout, with the margins and spacing every view uses.
+    static QVBoxLayout* makePageColumn(QWidget* content);
+    // The view's summary text: word-wrapped and selectable, added to `column`.
+    static QLabel* addSummaryLabel(QWidget* content, QVBoxLayout* column);
+    // What a view says before its first trace.
+    static QString noTraceText();
+    // A read-only table without row numbers, for the figures beside the charts.
+    static QTableWidget* makeReadOnlyTable(QWidget* parent, const QString& objectName);
+    // A scroll area holding the prompt's token chips: a long prompt scrolls there, the charts
+    // stay in view. The view refits it (fitTokenTextArea) when its viewport resizes: the view
+    // is the viewport's event filter.
+    QScrollArea* makeTokenTextArea(QWidget* content, QWidget* chips);
+    // Fits the area to the chips' height, capped at about five lines of chips (each `lineStep`
+    // pixels high with its gap) or a quarter of the view, whichever is more.
+    void fitTokenTextArea(QScrollArea* area, const QWidget* chips, int lineStep);
 
     TracePtr m_trace;
 };
