@@ -15,6 +15,7 @@
 
 #include "depthsweepview.h"
 #include "mainwindow.h"
+#include "viewregistry.h"
 
 namespace {
 
@@ -57,7 +58,8 @@ int main(int argc, char** argv) {
     QCommandLineOption modelOpt("model", "Model folder or preset:NAME[:SEED].", "DIR");
     QCommandLineOption promptOpt("prompt", "Prompt text.", "TEXT");
     QCommandLineOption loopsOpt("loops", "Loop count.", "N");
-    QCommandLineOption viewOpt("view", "View to show: halting, routing, kv, stability, sweep, compare.", "NAME");
+    const QString viewNames = mx::viewIds().join(", "); // halting, routing, kv, stability, sweep, compare
+    QCommandLineOption viewOpt("view", "View to show: " + viewNames + ".", "NAME");
     QCommandLineOption traceOpt("trace", "Open a recorded trace instead of a model.", "FILE");
     QCommandLineOption shotOpt("screenshot", "Render the window to FILE.png after one run (in the sweep view: and a depth sweep) and exit.", "FILE");
     QCommandLineOption sizeOpt("size", "Window size for --screenshot (default 1280x800).", "WxH", "1280x800");
@@ -101,7 +103,7 @@ int main(int argc, char** argv) {
         w.resize(1280, 800);
     }
     if (cli.isSet(viewOpt) && !w.selectView(cli.value(viewOpt)))
-        return fail("unknown view '" + cli.value(viewOpt) + "' (halting, routing, kv, stability, sweep, compare)");
+        return fail("unknown view '" + cli.value(viewOpt) + "' (" + viewNames + ")");
 
     {
         const QSignalBlocker block(&w); // set the prompt before any model: the first run uses it

@@ -51,6 +51,30 @@ void InferenceWorker::cancel() {
     m_loadCancel.store(true);
 }
 
+// The entry points below run on the caller's thread and queue the work to the worker's
+// thread, in order with submit(); the captured arguments are copies.
+void InferenceWorker::openModel(const QString& spec, quint64 id) {
+    QMetaObject::invokeMethod(this, [this, spec, id] { loadModel(spec, id); }, Qt::QueuedConnection);
+}
+
+void InferenceWorker::openModelVariant(const QString& spec, const QString& overridesJson, quint64 id) {
+    QMetaObject::invokeMethod(
+        this, [this, spec, overridesJson, id] { loadModelVariant(spec, overridesJson, id); }, Qt::QueuedConnection);
+}
+
+void InferenceWorker::setRescalePreview(bool on, double target) {
+    QMetaObject::invokeMethod(this, [this, on, target] { applyRescalePreview(on, target); }, Qt::QueuedConnection);
+}
+
+void InferenceWorker::saveRescaled(const QString& folder, double target) {
+    QMetaObject::invokeMethod(this, [this, folder, target] { writeRescaled(folder, target); }, Qt::QueuedConnection);
+}
+
+void InferenceWorker::depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops) {
+    QMetaObject::invokeMethod(
+        this, [this, id, promptsFile, loops] { runDepthSweep(id, promptsFile, loops); }, Qt::QueuedConnection);
+}
+
 void InferenceWorker::processPending() {
     std::optional<RunRequest> r;
     {
@@ -64,7 +88,7 @@ void InferenceWorker::processPending() {
 
 void InferenceWorker::invalidateDeepRun() { m_deep.reset(); }
 
-void InferenceWorker::openModel(const QString& spec, quint64 id) {
+void InferenceWorker::loadModel(const QString& spec, quint64 id) {
     // A run submitted meanwhile (the user typing while a large model loads) must not cancel
     // the load: only cancel() does.
     m_loadCancel.store(false);
@@ -82,7 +106,7 @@ void InferenceWorker::openModel(const QString& spec, quint64 id) {
     }
 }
 
-void InferenceWorker::openModelVariant(const QString& spec, const QString& overridesJson, quint64 id) {
+void InferenceWorker::loadModelVariant(const QString& spec, const QString& overridesJson, quint64 id) {
     // A run submitted meanwhile (the user typing while a large model loads) must not cancel
     // the load: only cancel() does.
     m_loadCancel.store(false);
@@ -300,7 +324,7 @@ void InferenceWorker::measureLatency(const std::vector<int32_t>& ids, int loops,
     res.decodeMsPerToken = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / steps;
 }
 
-void InferenceWorker::setRescalePreview(bool on, double target) {
+void InferenceWorker::applyRescalePreview(bool on, double target) {
     if (!m_model)
         return;
     try {
@@ -327,7 +351,7 @@ void InferenceWorker::setRescalePreview(bool on, double target) {
     }
 }
 
-void InferenceWorker::saveRescaled(const QString& folder, double target) {
+void InferenceWorker::writeRescaled(const QString& folder, double target) {
     if (!m_model) {
         emit saveFinished(folder, tr("No model is open."));
         return;
@@ -350,7 +374,7 @@ void InferenceWorker::saveRescaled(const QString& folder, double target) {
     }
 }
 
-void InferenceWorker::depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops) {
+void InferenceWorker::runDepthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops) {
     m_sweepCancel.store(false);
     if (!m_model) {
         emit sweepFailed(id, tr("No model is open."));

@@ -17,7 +17,7 @@
 #include "mythos/generate.h"
 #include "mythos/model.h"
 #include "mythos/tokenizer.h"
-#include "traceview.h"
+#include "results.h"
 
 namespace mx {
 
@@ -36,48 +36,6 @@ struct RunRequest {
     std::vector<int> seriesLoops;
 };
 
-struct RunResult {
-    quint64 id = 0;
-    TracePtr trace;
-    double ms = 0;          // wall time of the request in the worker
-    bool reused = false;    // answered from the stored deep run (one coda pass)
-    int loopsRun = 0;       // recurrent iterations this request had to run
-    int depth = 0;          // depth of the stored deep run afterwards
-    // Generation: the new tokens and their text (the trace covers prompt + new tokens).
-    bool generation = false;
-    std::vector<int32_t> generated;
-    QString generatedText;
-    // measureLatency: a cached prefill of the prompt and the mean decode step, in ms.
-    double prefillMs = 0, decodeMsPerToken = 0;
-    QList<TracePtr> series; // RunRequest::seriesLoops
-};
-using RunResultPtr = std::shared_ptr<const RunResult>;
-
-// A depth sweep: accuracy and halting of a prompt set at several loop counts.
-struct SweepResult {
-    QString promptsFile;
-    int64_t maxLoopIters = 0;
-    int64_t prompts = 0;
-    mythos::EvalResult eval;
-    double ms = 0;
-};
-using SweepResultPtr = std::shared_ptr<const SweepResult>;
-
-struct ModelInfo {
-    QString spec;        // folder or preset:NAME[:seed]
-    QString displayName; // folder name or preset
-    mythos::Config config;
-    int64_t parameters = 0;
-    bool hasTokenizer = false;
-    QString tokenizer;     // what kind, e.g. "byte-level BPE, 50,257 tokens + 1 added (tokenizer.json)"
-    double rhoA = 0;       // NaN when A has non-finite entries
-    QString weightWarning; // non-empty when weights hold NaN or infinite values
-    // Non-empty when typed text is a guess (bytes, no tokenizer.json) or cannot be encoded
-    // (tokenizer.json unreadable): one line naming the file.
-    QString tokenizerWarning;
-};
-using ModelInfoPtr = std::shared_ptr<const ModelInfo>;
-
 class InferenceWorker : public QObject {
     Q_OBJECT
 public:
@@ -94,7 +52,8 @@ public:
     // they wait for it).
     void cancelSweep() { m_sweepCancel.store(true); }
 
-public slots:
+    // Thread-safe, from any thread: each queues its work to the worker's thread (in order with
+    // submit) and answers through the signals below.
     void openModel(const QString& spec, quint64 id);
     // The model of `spec` with some config fields and engine options changed (a JSON object:
     // config fields that keep every weight's shape, e.g. {"act_threshold": 0.9,
@@ -129,6 +88,12 @@ private slots:
     void processPending();
 
 private:
+    // On the worker's thread: what the entry points of the same meaning queue.
+    void loadModel(const QString& spec, quint64 id);
+    void loadModelVariant(const QString& spec, const QString& overridesJson, quint64 id);
+    void applyRescalePreview(bool on, double target);
+    void writeRescaled(const QString& folder, double target);
+    void runDepthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops);
     void run(const RunRequest& r);
     void adopt(std::unique_ptr<mythos::Model> model, const QString& spec, const QString& displayName,
                const QString& tokenizerSource, quint64 id);
@@ -169,7 +134,3 @@ void registerMetaTypes();
 
 } // namespace mx
 
-Q_DECLARE_METATYPE(mx::RunResultPtr)
-Q_DECLARE_METATYPE(mx::ModelInfoPtr)
-Q_DECLARE_METATYPE(mx::TracePtr)
-Q_DECLARE_METATYPE(mx::SweepResultPtr)

@@ -3,24 +3,19 @@
 #include <QAction>
 #include <QApplication>
 #include <QCheckBox>
-#include <QComboBox>
 #include <QCloseEvent>
 #include <QDir>
 #include <QDoubleSpinBox>
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QFileInfo>
-#include <QHBoxLayout>
 #include <QInputDialog>
-#include <QLineEdit>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
 #include <QPlainTextEdit>
-#include <QProgressBar>
 #include <QProgressDialog>
-#include <QPushButton>
 #include <QSettings>
 #include <QSlider>
 #include <QSpinBox>
@@ -31,18 +26,18 @@
 #include <QVBoxLayout>
 
 #include "chartexporter.h"
+#include "comparisoncontroller.h"
 #include "comparisonview.h"
 #include "depthsweepview.h"
-#include "haltingview.h"
-#include "kvview.h"
+#include "generationcontroller.h"
 #include "mythos/config.h"
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
 #include "mythos/trace.h"
-#include "report.h"
-#include "routingview.h"
+#include "reportcontroller.h"
 #include "stabilityview.h"
 #include "tokenstrip.h"
+#include "viewregistry.h"
 
 namespace mx {
 
@@ -67,6 +62,8 @@ QString MainWindow::defaultModel() {
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_thread(new WorkerThread(this)) {
     setWindowTitle(tr("Mythos Explorer"));
     setAcceptDrops(true);
+    m_generation = new GenerationController(*this);
+    m_report = new ReportController(*this);
     buildUi();
     buildMenus();
 
@@ -84,7 +81,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_thread(new Work
     connect(w, &InferenceWorker::modelOpened, this, &MainWindow::onModelOpened);
     connect(w, &InferenceWorker::modelFailed, this, &MainWindow::onModelFailed);
     connect(w, &InferenceWorker::modelProgress, this, [this](quint64 id, int done, int total) {
-        if (m_progress && id == m_modelRequest) {
+        if (m_progress && m_requests.isCurrent(RequestTracker::Kind::Model, id)) {
             m_progress->setMaximum(total);
             m_progress->setValue(done);
         }
@@ -92,28 +89,27 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_thread(new Work
     connect(w, &InferenceWorker::runFinished, this, &MainWindow::onRunFinished);
     connect(w, &InferenceWorker::runFailed, this, &MainWindow::onRunFailed);
     connect(w, &InferenceWorker::runCancelled, this, &MainWindow::onRunCancelled);
-    connect(w, &InferenceWorker::generationStep, this, &MainWindow::onGenerationStep);
+    connect(w, &InferenceWorker::generationStep, m_generation, &GenerationController::handleStep);
     connect(w, &InferenceWorker::sweepProgress, this, [this](quint64 id, int done, int total) {
-        if (id == m_sweepRequest)
+        if (m_requests.isCurrent(RequestTracker::Kind::Sweep, id))
             m_sweep->setProgress(done, total);
     });
     connect(w, &InferenceWorker::sweepFinished, this, [this](quint64 id, SweepResultPtr r) {
-        if (id == m_sweepRequest) {
+        if (m_requests.isCurrent(RequestTracker::Kind::Sweep, id)) {
             m_sweep->setResult(r);
             emit sweepShown();
         }
     });
     connect(w, &InferenceWorker::sweepFailed, this, [this](quint64 id, const QString& error) {
-        if (id == m_sweepRequest) {
+        if (m_requests.isCurrent(RequestTracker::Kind::Sweep, id)) {
             m_sweep->setError(error);
             emit sweepFailed(error);
         }
     });
     connect(m_sweep, &DepthSweepView::runRequested, this, [this](const QString& file, const QList<int>& ks) {
-        m_sweepRequest += 1;
+        const quint64 id = m_requests.issue(RequestTracker::Kind::Sweep);
         m_sweep->setRunning(true);
-        QMetaObject::invokeMethod(worker(), "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, m_sweepRequest),
-                                  Q_ARG(QString, file), Q_ARG(QList<int>, ks));
+        worker()->depthSweep(id, file, ks);
     });
     connect(m_sweep, &DepthSweepView::cancelRequested, this, [this] { worker()->cancelSweep(); });
     connect(w, &InferenceWorker::rescaleChanged, this, [this](bool on, double rho) {
@@ -161,51 +157,23 @@ void MainWindow::buildUi() {
     topLay->addWidget(m_prompt);
     topLay->addWidget(m_tokenizerNote);
     topLay->addWidget(m_tokens);
-    topLay->addWidget(buildGenerationBar(top));
+    topLay->addWidget(m_generation->buildBar(top));
 
     m_tabs = new QTabWidget(split);
     m_tabs->setObjectName("views");
-    m_halting = new HaltingView(m_tabs);
-    m_routing = new RoutingView(m_tabs);
-    m_kv = new KvView(m_tabs);
-    m_stability = new StabilityView(m_tabs);
-    m_sweep = new DepthSweepView(m_tabs);
-    m_compare = new ComparisonView(m_tabs);
-    m_views = {m_halting, m_routing, m_kv, m_stability, m_sweep, m_compare};
+    m_views = createViews(ViewSet::Window, m_tabs);
+    m_stability = findView<StabilityView>(m_views);
+    m_sweep = findView<DepthSweepView>(m_views);
+    m_compare = findView<ComparisonView>(m_views);
+    m_comparison = new ComparisonController(*this, m_compare);
     for (auto* v : m_views) {
         m_tabs->addTab(v, v->viewTitle());
         connect(v, &TraceView::tokenSelected, this, &MainWindow::setSelectedToken);
     }
     connect(m_tabs, &QTabWidget::currentChanged, this, [this](int i) {
         syncView(qobject_cast<TraceView*>(m_tabs->widget(i)));
-        if (m_tabs->widget(i) == m_compare && m_compareInfo)
+        if (m_tabs->widget(i) == m_compare && m_comparison->comparing())
             runNow(); // measures both models' latency while the Compare view is open
-    });
-    connect(m_compare, &ComparisonView::compareWithFolderRequested, this, [this] {
-        const QString dir = QFileDialog::getExistingDirectory(this, tr("Compare with a model folder"),
-                                                              QSettings().value("paths/lastModelFolder").toString());
-        if (!dir.isEmpty())
-            openCompareModel(dir);
-    });
-    connect(m_compare, &ComparisonView::compareWithPresetRequested, this, [this] {
-        const QString spec = choosePreset(tr("Compare with a preset"));
-        if (!spec.isEmpty())
-            openCompareModel(spec);
-    });
-    connect(m_compare, &ComparisonView::compareWithVariantRequested, this, [this] {
-        if (!m_info) {
-            showError(tr("Nothing to vary"), tr("Open a model first."));
-            return;
-        }
-        bool ok = false;
-        const QString text = QInputDialog::getText(
-            this, tr("Compare with a config variant"),
-            tr("Fields to change, as JSON: config fields that keep every weight's shape (act_threshold, "
-               "rope_theta, ...) and the engine options act_final_remainder (true/false), kv_layout "
-               "(reference/compact) and weight_type (f32/bf16):"),
-            QLineEdit::Normal, QStringLiteral("{\"act_final_remainder\": true}"), &ok);
-        if (ok && !text.trimmed().isEmpty())
-            openCompareVariant(text);
     });
     split->addWidget(top);
     split->addWidget(m_tabs);
@@ -218,8 +186,7 @@ void MainWindow::buildUi() {
     connect(m_tokens, &TokenStrip::tokenSelected, this, &MainWindow::setSelectedToken);
     connect(m_stability, &StabilityView::rescalePreviewChanged, this, [this](bool on, double target) {
         m_changeClock.start();
-        QMetaObject::invokeMethod(worker(), "setRescalePreview", Qt::QueuedConnection, Q_ARG(bool, on),
-                                  Q_ARG(double, target));
+        worker()->setRescalePreview(on, target);
     });
     connect(m_stability, &StabilityView::saveRescaledRequested, this, [this](double target) {
         const QString dir = QFileDialog::getSaveFileName(this, tr("Save the rescaled model as a folder"),
@@ -227,8 +194,7 @@ void MainWindow::buildUi() {
                                                              QStringLiteral("_rho%1").arg(target, 0, 'f', 2));
         if (dir.isEmpty())
             return;
-        QMetaObject::invokeMethod(worker(), "saveRescaled", Qt::QueuedConnection, Q_ARG(QString, dir),
-                                  Q_ARG(double, target));
+        worker()->saveRescaled(dir, target);
     });
 
     // Toolbar: loop count, ACT threshold, live mode.
@@ -310,7 +276,7 @@ void MainWindow::buildMenus() {
     saveTr->setShortcut(QKeySequence::Save);
     auto* exp = file->addAction(tr("&Export Chart..."), this, &MainWindow::exportDialog);
     exp->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_E));
-    auto* rep = file->addAction(tr("Export &Report..."), this, &MainWindow::exportReportDialog);
+    auto* rep = file->addAction(tr("Export &Report..."), m_report, &ReportController::exportDialog);
     rep->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_E));
     file->addSeparator();
     auto* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
@@ -319,7 +285,7 @@ void MainWindow::buildMenus() {
     auto* runMenu = menuBar()->addMenu(tr("&Run"));
     auto* runAct = runMenu->addAction(tr("&Run Now"), this, &MainWindow::runNow);
     runAct->setShortcuts({QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::Key_F5)});
-    auto* gen = runMenu->addAction(tr("&Generate"), this, [this] { generate(m_genTokens->value()); });
+    auto* gen = runMenu->addAction(tr("&Generate"), m_generation, &GenerationController::generateFromBar);
     gen->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_G));
     m_cancelAction = runMenu->addAction(tr("&Cancel"), this, &MainWindow::cancelRun);
     m_cancelAction->setShortcut(QKeySequence(Qt::Key_Escape));
@@ -372,7 +338,7 @@ void MainWindow::buildMenus() {
 
 void MainWindow::openModel(const QString& spec) {
     m_pendingSpec = spec;
-    m_modelRequest += 1;
+    const quint64 id = m_requests.issue(RequestTracker::Kind::Model);
     if (m_interactive) {
         m_progress = new QProgressDialog(tr("Opening %1...").arg(spec), tr("Cancel"), 0, 0, this);
         m_progress->setWindowModality(Qt::WindowModal);
@@ -383,12 +349,11 @@ void MainWindow::openModel(const QString& spec) {
         m_progressDelay.start();
     }
     m_modelLabel->setText(tr("opening %1...").arg(spec));
-    QMetaObject::invokeMethod(worker(), "openModel", Qt::QueuedConnection, Q_ARG(QString, spec),
-                              Q_ARG(quint64, m_modelRequest));
+    worker()->openModel(spec, id);
 }
 
 void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
-    if (id != m_modelRequest)
+    if (!m_requests.isCurrent(RequestTracker::Kind::Model, id))
         return;
     m_progressDelay.stop();
     if (m_progress)
@@ -429,7 +394,7 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
         statusBar()->showMessage(m_info->weightWarning, 15000);
     else if (!m_info->tokenizerWarning.isEmpty())
         statusBar()->showMessage(m_info->tokenizerWarning, 15000);
-    m_compare->setModels(m_info, m_compareInfo);
+    m_comparison->modelChanged(m_info);
     m_sweep->setModelAvailable(true);
     {
         // The model folder's held-out prompt set, when it has one.
@@ -447,7 +412,7 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
 }
 
 void MainWindow::onModelFailed(quint64 id, const QString& error) {
-    if (id != m_modelRequest)
+    if (!m_requests.isCurrent(RequestTracker::Kind::Model, id))
         return;
     m_progressDelay.stop();
     if (m_progress)
@@ -470,28 +435,24 @@ void MainWindow::runNow() {
     m_debounce.stop();
     if (!m_info || m_recorded || prompt().isEmpty())
         return;
-    if (m_generating) {
+    if (m_generation->generating()) {
         // A change during generation stops it; the tokens so far join the prompt and the new
         // run covers them (a cache built at one loop count is never reused at another).
         worker()->cancel();
-        endGeneration(false);
+        m_generation->stop();
     }
     if (!m_changeClock.isValid())
         m_changeClock.start();
     RunRequest r = newRequest();
-    r.measureLatency = m_compareInfo && currentView() == m_compare;
-    if (m_compareInfo) {
-        RunRequest b = r;
-        b.id = ++m_compareRunRequest;
-        compareWorker()->submit(std::move(b));
-    }
+    r.measureLatency = m_comparison->measuring();
+    m_comparison->submit(r);
     m_statusRun->setText(tr("running %1 loops...").arg(r.loops));
     worker()->submit(std::move(r));
 }
 
 RunRequest MainWindow::newRequest() {
     RunRequest r;
-    r.id = ++m_runRequest;
+    r.id = m_requests.issue(RequestTracker::Kind::Run);
     r.prompt = prompt();
     r.loops = loops();
     r.actThreshold = m_threshold->value();
@@ -505,29 +466,11 @@ void MainWindow::cancelRun() {
 }
 
 void MainWindow::onRunFinished(RunResultPtr r) {
-    if (r->id != m_runRequest)
+    if (!m_requests.isCurrent(RequestTracker::Kind::Run, r->id))
         return; // a newer request is on its way
-    if (r->id == m_reportRequest) {
-        m_reportRequest = 0;
-        writeReportFor(r->series, r->ms);
+    if (m_report->handleFinished(r) || m_generation->handleFinished(r))
         return;
-    }
-    m_shownRequest = r->id;
-    if (r->generation) {
-        showTrace(r->trace);
-        m_genText = r->generatedText;
-        endGeneration(true);
-        const double perToken = r->generated.empty() ? 0 : r->ms / double(r->generated.size());
-        m_statusRun->setText(tr("generated %1 tokens at %2 loops in %3 ms (%4 ms per token, prefill included); "
-                                "changing the loop count re-runs the whole sequence")
-                                 .arg(r->generated.size())
-                                 .arg(r->trace->nLoops)
-                                 .arg(r->ms, 0, 'f', 0)
-                                 .arg(perToken, 0, 'f', 1));
-        return;
-    }
-    if (m_compareInfo)
-        m_compare->setResultA(r); // before the views get the trace: one rebuild per run
+    m_comparison->showResultA(r);
     showTrace(r->trace);
     m_lastLatencyMs = m_changeClock.isValid() ? double(m_changeClock.nsecsElapsed()) / 1e6 : 0;
     const auto& tr_ = *r->trace;
@@ -543,264 +486,39 @@ void MainWindow::onRunFinished(RunResultPtr r) {
 }
 
 void MainWindow::onRunFailed(quint64 id, const QString& error) {
-    if (id != 0 && id != m_runRequest)
+    if (id != 0 && !m_requests.isCurrent(RequestTracker::Kind::Run, id))
         return;
-    if (m_generating && id == m_genRequest)
-        endGeneration(false);
-    if (id != 0 && id == m_reportRequest) {
-        m_reportRequest = 0;
-        emit reportFinished(false, error);
-    }
+    m_generation->handleFailed(id);
+    m_report->handleFailed(id, error);
     m_lastError = error;
     m_statusRun->setText(tr("error: %1").arg(error));
     emit runErrored(error);
 }
 
 void MainWindow::onRunCancelled(quint64 id) {
-    if (m_generating && id == m_genRequest)
-        endGeneration(false);
-    if (id != 0 && id == m_reportRequest) {
-        m_reportRequest = 0;
-        emit reportFinished(false, tr("cancelled"));
-    }
-    if (id == m_runRequest)
+    m_generation->handleCancelled(id);
+    m_report->handleCancelled(id);
+    if (m_requests.isCurrent(RequestTracker::Kind::Run, id))
         m_statusRun->setText(tr("cancelled"));
 }
 
-// ---- generation ----
+// ---- generation, comparison, report (generationcontroller, comparisoncontroller, reportcontroller) ----
 
-QWidget* MainWindow::buildGenerationBar(QWidget* parent) {
-    auto* bar = new QWidget(parent);
-    bar->setObjectName("generationBar");
-    auto* lay = new QHBoxLayout(bar);
-    lay->setContentsMargins(0, 0, 0, 0);
-    m_genButton = new QPushButton(tr("Generate"), bar);
-    m_genButton->setObjectName("generateButton");
-    m_genButton->setToolTip(tr("Generate tokens after the prompt with a KV cache at the current loop count (Ctrl+G); "
-                               "Esc stops"));
-    m_genTokens = new QSpinBox(bar);
-    m_genTokens->setObjectName("generateTokens");
-    m_genTokens->setRange(1, 4096);
-    m_genTokens->setValue(16);
-    m_genTokens->setSuffix(tr(" tokens"));
-    m_genMode = new QComboBox(bar);
-    m_genMode->setObjectName("generateMode");
-    m_genMode->addItems({tr("greedy"), tr("sampled")});
-    m_genTemp = new QDoubleSpinBox(bar);
-    m_genTemp->setObjectName("generateTemperature");
-    m_genTemp->setRange(0.05, 5.0);
-    m_genTemp->setSingleStep(0.05);
-    m_genTemp->setValue(1.0);
-    m_genTemp->setPrefix(tr("T "));
-    m_genTemp->setToolTip(tr("Sampling temperature"));
-    m_genTopK = new QSpinBox(bar);
-    m_genTopK->setObjectName("generateTopK");
-    m_genTopK->setRange(0, 1 << 20);
-    m_genTopK->setValue(50);
-    m_genTopK->setPrefix(tr("top-k "));
-    m_genTopK->setToolTip(tr("Sample among the k most likely tokens (0 = all)"));
-    m_genSeed = new QSpinBox(bar);
-    m_genSeed->setObjectName("generateSeed");
-    m_genSeed->setRange(0, 1 << 30);
-    m_genSeed->setPrefix(tr("seed "));
-    m_genProgress = new QProgressBar(bar);
-    m_genProgress->setObjectName("generateProgress");
-    m_genProgress->setFormat(tr("%v / %m tokens"));
-    m_genProgress->setMaximumWidth(220);
-    m_genProgress->hide();
-    for (QWidget* w : {static_cast<QWidget*>(m_genButton), static_cast<QWidget*>(m_genTokens),
-                       static_cast<QWidget*>(m_genMode), static_cast<QWidget*>(m_genTemp),
-                       static_cast<QWidget*>(m_genTopK), static_cast<QWidget*>(m_genSeed),
-                       static_cast<QWidget*>(m_genProgress)})
-        lay->addWidget(w);
-    lay->addStretch(1);
-    auto syncSampling = [this] {
-        const bool sampled = m_genMode->currentIndex() == 1;
-        m_genTemp->setEnabled(sampled);
-        m_genTopK->setEnabled(sampled);
-        m_genSeed->setEnabled(sampled);
-    };
-    connect(m_genMode, qOverload<int>(&QComboBox::currentIndexChanged), this, syncSampling);
-    syncSampling();
-    connect(m_genButton, &QPushButton::clicked, this, [this] {
-        if (m_generating)
-            cancelRun();
-        else
-            generate(m_genTokens->value());
-    });
-    return bar;
-}
+void MainWindow::generate(int tokens) { m_generation->generate(tokens); }
+bool MainWindow::generating() const { return m_generation->generating(); }
 
 void MainWindow::setSampling(bool greedy, double temperature, int topK, quint64 seed) {
-    m_genMode->setCurrentIndex(greedy ? 0 : 1);
-    m_genTemp->setValue(temperature);
-    m_genTopK->setValue(topK);
-    m_genSeed->setValue(int(seed));
+    m_generation->setSampling(greedy, temperature, topK, seed);
 }
 
-void MainWindow::generate(int tokens) {
-    if (!m_info || m_recorded) {
-        showError(tr("Cannot generate"), tr("Open a model first."));
-        return;
-    }
-    if (prompt().isEmpty()) {
-        showError(tr("Cannot generate"), tr("Type a prompt first."));
-        return;
-    }
-    m_debounce.stop();
-    RunRequest r = newRequest();
-    r.newTokens = std::max(1, tokens);
-    r.sampling.greedy = m_genMode->currentIndex() == 0;
-    r.sampling.temperature = m_genTemp->value();
-    r.sampling.topK = m_genTopK->value();
-    r.sampling.seed = quint64(m_genSeed->value());
-    m_genRequest = r.id;
-    m_generating = true;
-    m_genPrompt = r.prompt;
-    m_genText.clear();
-    m_prompt->setReadOnly(true);
-    m_genButton->setText(tr("Stop"));
-    m_genProgress->setRange(0, r.newTokens);
-    m_genProgress->setValue(0);
-    m_genProgress->show();
-    m_statusRun->setText(tr("generating %1 tokens at %2 loops...").arg(r.newTokens).arg(r.loops));
-    worker()->submit(std::move(r));
-}
+void MainWindow::openCompareModel(const QString& spec) { m_comparison->openModel(spec); }
+void MainWindow::openCompareVariant(const QString& overridesJson) { m_comparison->openVariant(overridesJson); }
+void MainWindow::stopComparing() { m_comparison->stop(); }
+ModelInfoPtr MainWindow::compareInfo() const { return m_comparison->info(); }
 
-void MainWindow::onGenerationStep(quint64 id, int step, int total, TracePtr trace, const QString& text) {
-    if (!m_generating || id != m_genRequest)
-        return;
-    m_genText = text;
-    showTrace(trace);
-    m_genProgress->setMaximum(total);
-    m_genProgress->setValue(step);
-    m_statusRun->setText(tr("generating: %1 of %2 tokens at %3 loops (Esc stops)").arg(step).arg(total).arg(trace->nLoops));
-    emit generationProgress(step, total);
-}
+void MainWindow::exportReport(const QString& folder, const QList<int>& loops) { m_report->exportReport(folder, loops); }
 
-void MainWindow::endGeneration(bool completed) {
-    m_generating = false;
-    m_genButton->setText(tr("Generate"));
-    m_genProgress->hide();
-    m_prompt->setReadOnly(false);
-    // The generated text joins the prompt (without a new run: the views already show it), so
-    // that the next change runs over the whole sequence.
-    if (!m_genText.isEmpty() && prompt() == m_genPrompt) {
-        const QSignalBlocker block(m_prompt);
-        m_prompt->setPlainText(m_genPrompt + m_genText);
-        m_prompt->moveCursor(QTextCursor::End);
-    }
-    if (!completed)
-        m_statusRun->setText(tr("generation stopped after %1 tokens").arg(m_genProgress->value()));
-    emit generationFinished(completed);
-}
-
-// ---- report ----
-
-void MainWindow::exportReportDialog() {
-    if (!m_trace) {
-        showError(tr("Nothing to report"), tr("Run a prompt first."));
-        return;
-    }
-    QList<int> loopsList;
-    if (!m_recorded) {
-        QString def;
-        QList<int> d{1, int(std::max<int64_t>(1, m_info->config.max_loop_iters / 2)), int(m_info->config.max_loop_iters),
-                     loops()};
-        std::sort(d.begin(), d.end());
-        d.erase(std::unique(d.begin(), d.end()), d.end());
-        QStringList parts;
-        for (int k : d)
-            parts << QString::number(k);
-        bool ok = false;
-        const QString text = QInputDialog::getText(this, tr("Export Report"),
-                                                   tr("Loop counts (comma-separated; every chart is made at each):"),
-                                                   QLineEdit::Normal, parts.join(","), &ok);
-        if (!ok)
-            return;
-        for (const QString& p : text.split(',', Qt::SkipEmptyParts)) {
-            bool good = false;
-            const int k = p.trimmed().toInt(&good);
-            if (!good || k < 1 || k > 4096) {
-                showError(tr("Export Report"), tr("'%1' is not a loop count between 1 and 4096.").arg(p.trimmed()));
-                return;
-            }
-            loopsList << k;
-        }
-        if (loopsList.isEmpty())
-            return;
-    }
-    const QString folder = QFileDialog::getSaveFileName(this, tr("Report folder (created; an old report there is replaced)"),
-                                                        QDir::home().filePath("mythos-report"));
-    if (folder.isEmpty())
-        return;
-    exportReport(folder, loopsList);
-}
-
-void MainWindow::exportReport(const QString& folder, const QList<int>& loopsList) {
-    const QString problem = reportFolderProblem(folder);
-    if (!problem.isEmpty()) {
-        showError(tr("Could not export the report"), problem);
-        emit reportFinished(false, problem);
-        return;
-    }
-    m_reportFolder = folder;
-    if (m_recorded || !m_info) {
-        if (!m_trace) {
-            emit reportFinished(false, tr("nothing to report"));
-            return;
-        }
-        writeReportFor({m_trace}, 0);
-        return;
-    }
-    std::vector<int> ks;
-    for (int k : loopsList)
-        if (k >= 1)
-            ks.push_back(k);
-    std::sort(ks.begin(), ks.end());
-    ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
-    if (ks.empty())
-        ks.push_back(loops());
-    m_debounce.stop();
-    RunRequest r = newRequest();
-    r.seriesLoops = ks;
-    m_reportRequest = r.id;
-    m_statusRun->setText(tr("running %1 loop counts for the report...").arg(ks.size()));
-    worker()->submit(std::move(r));
-}
-
-void MainWindow::writeReportFor(const QList<TracePtr>& traces, double engineMs) {
-    ReportInput in;
-    const TracePtr first = traces.value(0, m_trace);
-    in.model = m_info ? m_info->spec : QString::fromStdString(first->model);
-    in.config = m_info ? m_info->config : first->config;
-    in.parameters = m_info ? m_info->parameters : mythos::countParameters(first->config).total;
-    in.rhoA = m_info ? m_info->rhoA : first->rhoA;
-    in.prompt = prompt();
-    in.traces = traces;
-    in.engineOptions = QString::fromStdString(first->options.dump());
-    if (engineMs > 0)
-        in.runTimingsMs.push_back({"deep_run_and_traces", engineMs});
-    QProgressDialog progress(tr("Writing the report..."), tr("Cancel"), 0, 100, this);
-    progress.setWindowModality(Qt::WindowModal);
-    progress.setMinimumDuration(500);
-    const ExportResult res = writeReport(in, m_reportFolder, QSize(1000, 600), [&](int done, int total) {
-        progress.setMaximum(total);
-        progress.setValue(done);
-        QCoreApplication::processEvents(QEventLoop::ExcludeUserInputEvents);
-        return !progress.wasCanceled();
-    });
-    progress.reset();
-    if (res.ok) {
-        statusBar()->showMessage(tr("Wrote the report (%1 files) to %2").arg(res.files.size()).arg(m_reportFolder), 10000);
-        m_statusRun->setText(tr("report written to %1").arg(m_reportFolder));
-        emit reportFinished(true, m_reportFolder);
-    } else {
-        if (res.error != "cancelled")
-            showError(tr("Could not export the report"), res.error);
-        emit reportFinished(false, res.error);
-    }
-}
+// ---- views ----
 
 void MainWindow::showTrace(const TracePtr& tr) {
     m_trace = tr;
@@ -997,67 +715,6 @@ QString MainWindow::choosePreset(const QString& title) {
     if (!ok)
         return {};
     return "preset:" + choice.section(' ', 0, 0) + ":1";
-}
-
-// ---- comparison ----
-
-InferenceWorker* MainWindow::compareWorker() {
-    if (m_compareThread)
-        return m_compareThread->worker();
-    m_compareThread = new WorkerThread(this);
-    auto* w = m_compareThread->worker();
-    connect(w, &InferenceWorker::modelOpened, this, [this](quint64 id, ModelInfoPtr info) {
-        if (id != m_compareModelRequest)
-            return;
-        m_compareInfo = std::move(info);
-        m_compare->setModels(m_info, m_compareInfo);
-        selectView(m_compare->viewId());
-        statusBar()->showMessage(tr("Comparing with %1").arg(m_compareInfo->displayName), 5000);
-        emit compareModelReady();
-        runNow();
-    });
-    connect(w, &InferenceWorker::modelFailed, this, [this](quint64 id, const QString& error) {
-        if (id != m_compareModelRequest)
-            return;
-        showError(tr("Could not open the model to compare with"), error);
-        emit compareFailed(error);
-    });
-    connect(w, &InferenceWorker::runFinished, this, [this](RunResultPtr r) {
-        if (r->id != m_compareRunRequest || !m_compareInfo)
-            return;
-        m_compare->setResultB(r);
-        emit compareTraceShown();
-    });
-    connect(w, &InferenceWorker::runFailed, this, [this](quint64 id, const QString& error) {
-        if (id == m_compareRunRequest && m_compareInfo)
-            m_compare->setErrorB(error);
-    });
-    return w;
-}
-
-void MainWindow::openCompareModel(const QString& spec) {
-    m_compareModelRequest += 1;
-    statusBar()->showMessage(tr("Opening %1 to compare...").arg(spec));
-    QMetaObject::invokeMethod(compareWorker(), "openModel", Qt::QueuedConnection, Q_ARG(QString, spec),
-                              Q_ARG(quint64, m_compareModelRequest));
-}
-
-void MainWindow::openCompareVariant(const QString& overridesJson) {
-    if (!m_info) {
-        showError(tr("Nothing to vary"), tr("Open a model first."));
-        emit compareFailed(tr("no model is open"));
-        return;
-    }
-    m_compareModelRequest += 1;
-    statusBar()->showMessage(tr("Opening a variant of %1 to compare...").arg(m_info->displayName));
-    QMetaObject::invokeMethod(compareWorker(), "openModelVariant", Qt::QueuedConnection, Q_ARG(QString, m_info->spec),
-                              Q_ARG(QString, overridesJson), Q_ARG(quint64, m_compareModelRequest));
-}
-
-void MainWindow::stopComparing() {
-    m_compareModelRequest += 1;
-    m_compareInfo.reset();
-    m_compare->setModels(m_info, nullptr);
 }
 
 void MainWindow::updateRecentMenu() {

@@ -9,14 +9,13 @@
 
 #include "checkpointimport.h"
 #include "inferenceworker.h"
+#include "requesttracker.h"
+#include "results.h"
 #include "traceview.h"
 
 QT_BEGIN_NAMESPACE
 class QAction;
 class QCheckBox;
-class QComboBox;
-class QProgressBar;
-class QPushButton;
 class QDoubleSpinBox;
 class QLabel;
 class QMenu;
@@ -30,11 +29,11 @@ QT_END_NAMESPACE
 namespace mx {
 
 class TokenStrip;
+class ComparisonController;
 class ComparisonView;
+class GenerationController;
+class ReportController;
 class DepthSweepView;
-class HaltingView;
-class KvView;
-class RoutingView;
 class StabilityView;
 
 class MainWindow : public QMainWindow {
@@ -74,7 +73,7 @@ public:
     // into the token strip and the views; Esc or the Stop button cancels.
     void generate(int tokens);
     void setSampling(bool greedy, double temperature, int topK, quint64 seed);
-    bool generating() const { return m_generating; }
+    bool generating() const;
     // Writes a report (every chart of every view at each loop count, data, traces, one PDF)
     // into `folder`; the result arrives as reportFinished. A recorded trace is reported alone.
     void exportReport(const QString& folder, const QList<int>& loops);
@@ -83,7 +82,7 @@ public:
     void openCompareModel(const QString& spec);
     void openCompareVariant(const QString& overridesJson); // the current model with changed fields
     void stopComparing();
-    ModelInfoPtr compareInfo() const { return m_compareInfo; }
+    ModelInfoPtr compareInfo() const;
     ComparisonView* comparisonView() const { return m_compare; }
     DepthSweepView* depthSweepView() const { return m_sweep; }
 
@@ -124,6 +123,10 @@ signals:
     void importCancelled();
 
 protected:
+    friend class ComparisonController;
+    friend class GenerationController;
+    friend class ReportController;
+
     void dragEnterEvent(QDragEnterEvent* e) override;
     void dropEvent(QDropEvent* e) override;
     void closeEvent(QCloseEvent* e) override;
@@ -132,7 +135,7 @@ private:
     void buildUi();
     void buildMenus();
     void scheduleRun();
-    // A request for the window's prompt, loop count and threshold, with the next id.
+    // A request for the window's prompt, loop count and threshold, with the next run id.
     RunRequest newRequest();
     void showTrace(const TracePtr& tr);
     void syncView(TraceView* v); // brings a view up to the current trace and selection
@@ -152,20 +155,14 @@ private:
     void saveTraceDialog();
     void exportDialog();
     void raiseLoopLimit();
-    void onGenerationStep(quint64 id, int step, int total, TracePtr trace, const QString& text);
-    void endGeneration(bool completed);
-    void exportReportDialog();
-    void writeReportFor(const QList<TracePtr>& traces, double engineMs);
-    QWidget* buildGenerationBar(QWidget* parent);
     QString choosePreset(const QString& title);
-    InferenceWorker* compareWorker();
 
     WorkerThread* m_thread = nullptr;
     ModelInfoPtr m_info;
     TracePtr m_trace;
     bool m_recorded = false; // showing a trace file without its model
     QString m_pendingSpec;
-    quint64 m_modelRequest = 0, m_runRequest = 0, m_shownRequest = 0;
+    RequestTracker m_requests; // every worker request the window waits for
     int m_selected = -1;
     bool m_interactive = true;
     QString m_lastError;
@@ -175,9 +172,6 @@ private:
     QPlainTextEdit* m_prompt = nullptr;
     TokenStrip* m_tokens = nullptr;
     QTabWidget* m_tabs = nullptr;
-    HaltingView* m_halting = nullptr;
-    RoutingView* m_routing = nullptr;
-    KvView* m_kv = nullptr;
     StabilityView* m_stability = nullptr;
     QList<TraceView*> m_views;
     QSlider* m_loopSlider = nullptr;
@@ -194,28 +188,11 @@ private:
     QPointer<QProgressDialog> m_progress;
     CheckpointImport* m_import = nullptr;
     QPointer<QProgressDialog> m_importProgress;
-    // Generation
-    QSpinBox* m_genTokens = nullptr;
-    QComboBox* m_genMode = nullptr;
-    QDoubleSpinBox* m_genTemp = nullptr;
-    QSpinBox* m_genTopK = nullptr;
-    QSpinBox* m_genSeed = nullptr;
-    QPushButton* m_genButton = nullptr;
-    QProgressBar* m_genProgress = nullptr;
-    bool m_generating = false;
-    quint64 m_genRequest = 0;
-    QString m_genPrompt, m_genText; // the prompt generation started from, the text so far
-    // Depth sweep
     DepthSweepView* m_sweep = nullptr;
-    quint64 m_sweepRequest = 0;
-    // Comparison
     ComparisonView* m_compare = nullptr;
-    WorkerThread* m_compareThread = nullptr;
-    ModelInfoPtr m_compareInfo;
-    quint64 m_compareModelRequest = 0, m_compareRunRequest = 0;
-    // Report
-    quint64 m_reportRequest = 0;
-    QString m_reportFolder;
+    GenerationController* m_generation = nullptr;
+    ComparisonController* m_comparison = nullptr; // owns the compare worker
+    ReportController* m_report = nullptr;
     QTimer m_debounce;
     QTimer m_progressDelay;
 };

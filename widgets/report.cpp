@@ -24,12 +24,9 @@
 #include <nlohmann/json.hpp>
 
 #include "atomicsave.h"
-#include "haltingview.h"
-#include "kvview.h"
-#include "routingview.h"
 #include "mythos/kvcache.h"
 #include "mythos/stability.h"
-#include "stabilityview.h"
+#include "viewregistry.h"
 
 namespace mx {
 
@@ -384,15 +381,7 @@ QString cleanFolder(const QString& folder) {
 
 } // namespace
 
-QList<TraceView*> createReportViews(QWidget* parent) {
-    QList<TraceView*> views;
-    views << new HaltingView(parent) << new RoutingView(parent) << new KvView(parent);
-    auto* stability = new StabilityView(parent);
-    // A report has no model to rescale: the Rescale A controls stay disabled.
-    stability->setModelAvailable(false);
-    views << stability;
-    return views;
-}
+QList<TraceView*> createReportViews(QWidget* parent) { return createViews(ViewSet::Report, parent); }
 
 QString reportFolderProblem(const QString& folder) {
     const QString path = cleanFolder(folder);

@@ -48,8 +48,8 @@ struct ReportInput {
 // Progress of writeReport: return false to cancel.
 using ReportProgress = std::function<bool(int done, int total)>;
 
-// Every view type that goes into a report, in report order: the one place to add a view.
-// The views are children of `parent` and show no trace yet.
+// Every view that goes into a report, in report order (viewregistry.h: the one place to add
+// a view). The views are children of `parent` and show no trace yet.
 QList<TraceView*> createReportViews(QWidget* parent);
 
 // Why `folder` cannot take a report (empty when it can): it is a file, or a non-empty

@@ -12,6 +12,7 @@
 
 #include "datatable.h"
 #include "mythos/trace.h"
+#include "results.h"
 
 QT_BEGIN_NAMESPACE
 class QScrollArea;
@@ -28,8 +29,6 @@ struct ChartHandle {
     QWidget* widget = nullptr;
     std::function<DataTable()> data;
 };
-
-using TracePtr = std::shared_ptr<const mythos::Trace>;
 
 class TraceView : public QWidget {
     Q_OBJECT

@@ -79,12 +79,11 @@ private slots:
         auto* w = thread.worker();
         SweepRelay relay(w);
         QSignalSpy opened(&relay, &SweepRelay::modelOpened);
-        QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, kModel), Q_ARG(quint64, 1));
+        w->openModel(kModel, 1);
         QVERIFY(waitForSignal(opened, 60000));
         QSignalSpy progress(&relay, &SweepRelay::sweepProgress);
         QSignalSpy finished(&relay, &SweepRelay::sweepFinished);
-        QMetaObject::invokeMethod(w, "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, 7), Q_ARG(QString, set),
-                                  Q_ARG(QList<int>, (QList<int>{4, 1, 2})));
+        w->depthSweep(7, set, {4, 1, 2});
         QVERIFY(waitForSignal(finished, 120000));
         QCOMPARE(progress.count(), 18);
         QCOMPARE(progress.last().at(1).toInt(), 18);
@@ -164,14 +163,13 @@ private slots:
         auto* w = thread.worker();
         SweepRelay relay(w);
         QSignalSpy opened(&relay, &SweepRelay::modelOpened);
-        QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, kModel), Q_ARG(quint64, 1));
+        w->openModel(kModel, 1);
         QVERIFY(waitForSignal(opened, 60000));
         QSignalSpy failed(&relay, &SweepRelay::sweepFailed);
         QSignalSpy finished(&relay, &SweepRelay::sweepFinished);
         // Cancel on the first progress report (on the worker's thread, before the next prompt).
         connect(w, &InferenceWorker::sweepProgress, w, &InferenceWorker::cancelSweep, Qt::DirectConnection);
-        QMetaObject::invokeMethod(w, "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, 1),
-                                  Q_ARG(QString, smallSet(dir, 8)), Q_ARG(QList<int>, (QList<int>{1, 2, 4, 8})));
+        w->depthSweep(1, smallSet(dir, 8), {1, 2, 4, 8});
         QVERIFY(waitForSignal(failed, 120000));
         QCOMPARE(failed.last().at(1).toString(), QString("cancelled"));
         QCOMPARE(finished.count(), 0);
@@ -180,8 +178,7 @@ private slots:
         QVERIFY(bad.open(QIODevice::WriteOnly));
         bad.write("{\"prompt\": \"a=1;a?\", \"answer\": \"1\"}\n");
         bad.close();
-        QMetaObject::invokeMethod(w, "depthSweep", Qt::QueuedConnection, Q_ARG(quint64, 2),
-                                  Q_ARG(QString, bad.fileName()), Q_ARG(QList<int>, (QList<int>{1})));
+        w->depthSweep(2, bad.fileName(), {1});
         QVERIFY(QTest::qWaitFor([&] { return failed.count() == 2; }, 60000));
         const QString msg = failed.last().at(1).toString();
         QVERIFY2(msg.contains("bad.jsonl:1") && msg.contains("hops"), qPrintable(msg));

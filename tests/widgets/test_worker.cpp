@@ -41,7 +41,7 @@ class TestWorker : public QObject {
 
     void open(const QString& spec) {
         QSignalSpy ok(relay.get(), &Relay::modelOpened);
-        QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, spec), Q_ARG(quint64, 1));
+        w->openModel(spec, 1);
         QVERIFY(waitForSignal(ok, 60000));
     }
 
@@ -154,8 +154,7 @@ private slots:
     void failedOpenKeepsThePreviousModel() {
         open("preset:readme_gqa:2");
         QSignalSpy failed(relay.get(), &Relay::modelFailed);
-        QMetaObject::invokeMethod(w, "openModel", Qt::QueuedConnection, Q_ARG(QString, "/nonexistent/model"),
-                                  Q_ARG(quint64, 2));
+        w->openModel("/nonexistent/model", 2);
         QVERIFY(waitForSignal(failed, 10000));
         QVERIFY(failed.first().at(1).toString().contains("/nonexistent/model"));
         const auto r = runAndWait(request(9, "still here", 2));
@@ -179,14 +178,14 @@ private slots:
         QVERIFY(before);
         QSignalSpy changed(relay.get(), &Relay::rescaleChanged);
         QSignalSpy done(relay.get(), &Relay::runFinished);
-        QMetaObject::invokeMethod(w, "setRescalePreview", Qt::QueuedConnection, Q_ARG(bool, true), Q_ARG(double, 0.5));
+        w->setRescalePreview(true, 0.5);
         QVERIFY(waitForSignal(changed, 10000));
         QCOMPARE(changed.first().at(0).toBool(), true);
         QVERIFY(std::fabs(changed.first().at(1).toDouble() - 0.5) < 1e-5);
         QTRY_VERIFY_WITH_TIMEOUT(done.count() >= 1, 10000); // the last request re-runs
         const auto preview = done.last().at(0).value<RunResultPtr>();
         QVERIFY(std::fabs(preview->trace->rhoA - 0.5) < 1e-5);
-        QMetaObject::invokeMethod(w, "setRescalePreview", Qt::QueuedConnection, Q_ARG(bool, false), Q_ARG(double, 0.5));
+        w->setRescalePreview(false, 0.5);
         QTRY_VERIFY_WITH_TIMEOUT(done.count() >= 2, 10000);
         const auto after = done.last().at(0).value<RunResultPtr>();
         QCOMPARE(after->trace->rhoA, before->trace->rhoA);
