@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mythos/errors.h"
+#include "mythos/format.h"
 
 namespace mythos::bpe {
 
@@ -121,13 +122,6 @@ std::optional<std::string> fromByteAlphabet(std::string_view s) {
         i += n;
     }
     return out;
-}
-
-std::string withCommas(int64_t v) {
-    std::string s = std::to_string(v);
-    for (int i = int(s.size()) - 3; i > 0; i -= 3)
-        s.insert(std::size_t(i), ",");
-    return s;
 }
 
 // A short quotation of a token or name for an error message.

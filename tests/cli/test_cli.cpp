@@ -109,6 +109,30 @@ TEST_F(Cli, HelpAndUnknownCommand) {
     EXPECT_NE(r.out.find("unknown command"), std::string::npos);
 }
 
+// The help is made from the command table: every command is listed in it, and a command's
+// --help prints it too (presets takes no options and lists the presets).
+TEST_F(Cli, EveryCommandIsInTheHelp) {
+    const auto help = run({"--help"});
+    ASSERT_EQ(help.code, 0);
+    for (const std::string name :
+         {"info", "trace", "generate", "bench", "rescale", "eval", "report", "tokenize", "presets"}) {
+        std::string column = "\n  " + name;
+        column.resize(12, ' ');
+        EXPECT_NE(help.out.find(column), std::string::npos) << name;
+        if (name == "presets")
+            continue;
+        const auto r = run({name, "--help"});
+        EXPECT_EQ(r.code, 0) << name;
+        EXPECT_EQ(r.out, help.out) << name;
+    }
+    auto r = run({});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.out, help.out);
+    r = run({"info", "--help", "--bogus"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_NE(r.out.find("mythos-cli info: unknown option --bogus"), std::string::npos) << r.out;
+}
+
 TEST_F(Cli, InfoJsonMatchesGolden) {
     for (const auto& c : {tinyMla, tinyGqa}) {
         auto r = run({"info", "--model", c, "--json"});

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli_args.h"
+#include "cli/args.h"
 #include "mythos/config.h"
 #include "mythos/errors.h"
 #include "mythos/evaluate.h"
