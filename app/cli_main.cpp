@@ -21,6 +21,7 @@
 #include "mythos/generate.h"
 #include "mythos/kvcache.h"
 #include "mythos/model.h"
+#include "mythos/modelspec.h"
 #include "mythos/ops.h"
 #include "mythos/safetensors.h"
 #include "mythos/stability.h"
@@ -198,14 +199,13 @@ void warnNonFinite(const std::string& spec, const std::vector<NonFiniteTensor>& 
 }
 
 std::unique_ptr<Model> openModel(const Args& a) {
-    std::function<void(Config&)> adjust;
+    json overrides;
     if (a.has("vocab")) { // a preset with another vocabulary size (random weights)
         if (modelSpec(a).rfind("preset:", 0) != 0)
             throw UsageError("--vocab applies to presets only (a checkpoint's vocabulary is its own)");
-        const int64_t v = a.integer("vocab", 0, 2, 1 << 24);
-        adjust = [v](Config& c) { c.vocab_size = v; };
+        overrides["vocab_size"] = a.integer("vocab", 0, 2, 1 << 24);
     }
-    auto model = Model::open(modelSpec(a), engineOptions(a), {}, adjust);
+    auto model = mythos::open(parseModelSpec(modelSpec(a)), engineOptions(a), overrides);
     warnNonFinite(modelSpec(a), model->nonFiniteWeights());
     return model;
 }
@@ -326,7 +326,7 @@ int cmdInfo(const Args& a) {
         return 0;
     }
     std::printf("model        %s\n", spec.c_str());
-    std::printf("attention    %s   dim %lld   heads %lld", cfg.attn_type.c_str(), (long long)cfg.dim,
+    std::printf("attention    %s   dim %lld   heads %lld", attnTypeName(cfg.attn_type).c_str(), (long long)cfg.dim,
                 (long long)cfg.n_heads);
     if (cfg.isMla())
         std::printf("   kv_lora_rank %lld   q_lora_rank %lld   rope/nope/v %lld/%lld/%lld\n",
@@ -803,7 +803,7 @@ int cmdReport(const Args& a) {
 int cmdPresets() {
     for (const auto& n : presetNames()) {
         const Config c = preset(n);
-        std::printf("%-12s %-3s dim %-6lld params %s\n", n.c_str(), c.attn_type.c_str(), (long long)c.dim,
+        std::printf("%-12s %-3s dim %-6lld params %s\n", n.c_str(), attnTypeName(c.attn_type).c_str(), (long long)c.dim,
                     withCommas(countParameters(c).total).c_str());
     }
     return 0;

@@ -238,7 +238,7 @@ void KvView::rebuild() {
         Series s;
         s.name = QString::fromStdString(v.name) + (v.current ? tr(" (this)") : QString());
         s.color = categoricalColor(ci++);
-        s.dashed = v.config.attn_type == "mla" && v.layout == mythos::KvLayout::Compact;
+        s.dashed = v.config.attn_type == mythos::AttnType::Mla && v.layout == mythos::KvLayout::Compact;
         s.markers = v.current;
         Series l = s;
         for (int64_t x : samplePoints(maxSeq, m_positions))

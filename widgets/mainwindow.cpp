@@ -398,7 +398,7 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
     m_recorded = false;
     const auto& c = m_info->config;
     m_modelLabel->setText(tr("%1 · %2 · %3 params · max_loop_iters %4")
-                              .arg(m_info->displayName, QString::fromStdString(c.attn_type).toUpper(),
+                              .arg(m_info->displayName, QString::fromStdString(mythos::attnTypeName(c.attn_type)).toUpper(),
                                    QLocale().toString(qlonglong(m_info->parameters)))
                               .arg(c.max_loop_iters));
     m_modelLabel->setToolTip(tr("tokenizer: %1").arg(m_info->hasTokenizer ? m_info->tokenizer : tr("none (prompts as ids)")));
@@ -988,7 +988,7 @@ QString MainWindow::choosePreset(const QString& title) {
     for (const auto& n : mythos::presetNames()) {
         const auto c = mythos::preset(n);
         names << QStringLiteral("%1  (%2, %3 parameters)")
-                     .arg(QString::fromStdString(n), QString::fromStdString(c.attn_type).toUpper(),
+                     .arg(QString::fromStdString(n), QString::fromStdString(mythos::attnTypeName(c.attn_type)).toUpper(),
                           QLocale().toString(qlonglong(mythos::countParameters(c).total)));
     }
     bool ok = false;
