@@ -15,6 +15,7 @@
 
 #include "depthsweepview.h"
 #include "mainwindow.h"
+#include "mythos/modelspec.h"
 #include "viewregistry.h"
 
 namespace {
@@ -203,7 +204,7 @@ int main(int argc, char** argv) {
         if (!cli.isSet(modelOpt)) {
             if (!shot)
                 spec = QSettings().value("recent/last").toString();
-            if (spec.isEmpty() || (!spec.startsWith("preset:") && !QFileInfo::exists(spec)))
+            if (spec.isEmpty() || (!mythos::isPresetSpec(spec.toStdString()) && !QFileInfo::exists(spec)))
                 spec = mx::MainWindow::defaultModel();
         } else if (spec.isEmpty()) {
             return fail("--model needs a model folder or preset:NAME[:SEED]");

@@ -10,6 +10,7 @@
 #include "mythos/errors.h"
 #include "mythos/analysis.h"
 #include "mythos/fileio.h"
+#include "mythos/modelspec.h"
 #include "mythos/stability.h"
 #include "mythos/variant.h"
 
@@ -97,8 +98,9 @@ void InferenceWorker::loadModel(const QString& spec, quint64 id) {
             emit modelProgress(id, int(done), int(total));
             return !m_loadCancel.load();
         };
-        auto model = mythos::Model::open(spec.toStdString(), {}, progress);
-        adopt(std::move(model), spec, spec.startsWith("preset:") ? spec : QFileInfo(spec).fileName(), spec, id);
+        const mythos::ModelSpec parsed = mythos::parseModelSpec(spec.toStdString());
+        auto model = mythos::open(parsed, {}, nullptr, progress);
+        adopt(std::move(model), spec, qstr(parsed.displayName()), spec, id);
     } catch (const mythos::Cancelled&) {
         emit modelFailed(id, tr("Loading %1 was cancelled.").arg(spec));
     } catch (const std::exception& e) {
@@ -116,7 +118,8 @@ void InferenceWorker::loadModelVariant(const QString& spec, const QString& overr
             emit modelProgress(id, int(done), int(total));
             return !m_loadCancel.load();
         };
-        auto base = mythos::Model::open(spec.toStdString(), {}, progress);
+        const mythos::ModelSpec parsed = mythos::parseModelSpec(spec.toStdString());
+        auto base = mythos::open(parsed, {}, nullptr, progress);
         const mythos::Variant variant = mythos::applyVariant(base->config(), base->options(), over);
         const mythos::Config& c = variant.config;
         const mythos::EngineOptions& opts = variant.options;
@@ -125,8 +128,7 @@ void InferenceWorker::loadModelVariant(const QString& spec, const QString& overr
             changes << QString::fromStdString(ch);
         // The constructor checks that every weight still has the shape the config needs.
         auto model = std::make_unique<mythos::Model>(c, base->weights(), opts);
-        const QString base_ = spec.startsWith("preset:") ? spec : QFileInfo(spec).fileName();
-        const QString name = base_ + " [" + changes.join(", ") + "]";
+        const QString name = qstr(parsed.displayName()) + " [" + changes.join(", ") + "]";
         model->setName(name.toStdString());
         adopt(std::move(model), name, name, spec, id);
     } catch (const mythos::Cancelled&) {
@@ -141,8 +143,7 @@ void InferenceWorker::adopt(std::unique_ptr<mythos::Model> model, const QString&
     // A tokenizer.json that cannot be read does not stop the model from opening; it is said
     // (ModelInfo::tokenizerWarning) and typed prompts fail with that reason.
     mythos::TokenizerChoice tok = mythos::chooseTokenizer(
-        tokenizerSource.startsWith("preset:") ? std::filesystem::path() : std::filesystem::path(tokenizerSource.toStdString()),
-        model->config().vocab_size);
+        mythos::parseModelSpec(tokenizerSource.toStdString()).tokenizerFolder(), model->config().vocab_size);
     // Only now does the new model replace the old one: a failure above keeps it.
     m_model = std::move(model);
     m_tokenizer = std::move(tok.tokenizer);
@@ -363,7 +364,7 @@ void InferenceWorker::writeRescaled(const QString& folder, double target) {
         const std::filesystem::path out = folder.toStdString();
         mythos::saveCheckpoint(out, m_model->config(), w,
                                {{"source", m_spec.toStdString()}, {"rescaled_rho_A", std::to_string(rho)}});
-        if (!m_spec.startsWith("preset:")) {
+        if (!mythos::isPresetSpec(m_spec.toStdString())) {
             const auto tok = std::filesystem::path(m_spec.toStdString()) / "tokenizer.json";
             if (std::filesystem::exists(tok))
                 mythos::writeFileAtomic(out / "tokenizer.json", mythos::readTextFile(tok));

@@ -33,6 +33,7 @@
 #include "mythos/config.h"
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
+#include "mythos/modelspec.h"
 #include "mythos/trace.h"
 #include "reportcontroller.h"
 #include "stabilityview.h"
@@ -363,7 +364,7 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
     m_recorded = false;
     const auto& c = m_info->config;
     m_modelLabel->setText(tr("%1 · %2 · %3 params · max_loop_iters %4")
-                              .arg(m_info->displayName, QString::fromStdString(c.attn_type).toUpper(),
+                              .arg(m_info->displayName, QString::fromStdString(mythos::attnTypeName(c.attn_type)).toUpper(),
                                    QLocale().toString(qlonglong(m_info->parameters)))
                               .arg(c.max_loop_iters));
     m_modelLabel->setToolTip(tr("tokenizer: %1").arg(m_info->hasTokenizer ? m_info->tokenizer : tr("none (prompts as ids)")));
@@ -399,11 +400,11 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
     {
         // The model folder's held-out prompt set, when it has one.
         const QString set = QDir(m_info->spec).filePath("prompts.jsonl");
-        if (!m_info->spec.startsWith("preset:") && QFileInfo::exists(set))
+        if (!mythos::isPresetSpec(m_info->spec.toStdString()) && QFileInfo::exists(set))
             m_sweep->setPromptSet(set);
     }
     m_prompt->setReadOnly(false);
-    if (!m_info->spec.startsWith("preset:"))
+    if (!mythos::isPresetSpec(m_info->spec.toStdString()))
         QSettings().setValue("paths/lastModelFolder", m_info->spec);
     addRecent(m_info->spec);
     emit modelReady();
@@ -706,7 +707,7 @@ QString MainWindow::choosePreset(const QString& title) {
     for (const auto& n : mythos::presetNames()) {
         const auto c = mythos::preset(n);
         names << QStringLiteral("%1  (%2, %3 parameters)")
-                     .arg(QString::fromStdString(n), QString::fromStdString(c.attn_type).toUpper(),
+                     .arg(QString::fromStdString(n), QString::fromStdString(mythos::attnTypeName(c.attn_type)).toUpper(),
                           QLocale().toString(qlonglong(mythos::countParameters(c).total)));
     }
     bool ok = false;

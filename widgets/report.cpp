@@ -144,7 +144,7 @@ QString attentionText(const mythos::Config& c) {
             .arg(c.dim).arg(c.n_heads).arg(c.kv_lora_rank).arg(c.q_lora_rank)
             .arg(c.qk_rope_head_dim).arg(c.qk_nope_head_dim).arg(c.v_head_dim);
     return QStringLiteral("%1: dim %2, %3 heads, %4 kv heads, head dim %5")
-        .arg(qstr(c.attn_type).toUpper()).arg(c.dim).arg(c.n_heads).arg(c.n_kv_heads).arg(c.headDim());
+        .arg(qstr(mythos::attnTypeName(c.attn_type)).toUpper()).arg(c.dim).arg(c.n_heads).arg(c.n_kv_heads).arg(c.headDim());
 }
 
 QString promptText(const ReportInput& in) {

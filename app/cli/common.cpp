@@ -68,17 +68,7 @@ std::string modelSpec(const Args& a) {
     return demo;
 }
 
-bool isPresetSpec(const std::string& spec) { return spec.rfind("preset:", 0) == 0; }
-
-Config presetConfigOf(const std::string& spec) {
-    std::string name = spec.substr(7);
-    name = name.substr(0, name.find(':'));
-    return preset(name);
-}
-
 fs::path tokenizerFolderOf(const std::string& spec) { return isPresetSpec(spec) ? fs::path() : fs::path(spec); }
-
-std::string attnTypeText(const Config& c) { return c.attn_type; }
 
 EngineOptions engineOptions(const Args& a) {
     EngineOptions o;
@@ -130,14 +120,13 @@ void warnNonFinite(const std::string& spec, const std::vector<NonFiniteTensor>& 
 }
 
 std::unique_ptr<Model> openModel(const Args& a) {
-    std::function<void(Config&)> adjust;
+    nlohmann::json overrides;
     if (a.has("vocab")) { // a preset with another vocabulary size (random weights)
         if (!isPresetSpec(modelSpec(a)))
             throw UsageError("--vocab applies to presets only (a checkpoint's vocabulary is its own)");
-        const int64_t v = a.integer("vocab", 0, 2, 1 << 24);
-        adjust = [v](Config& c) { c.vocab_size = v; };
+        overrides["vocab_size"] = a.integer("vocab", 0, 2, 1 << 24);
     }
-    auto model = Model::open(modelSpec(a), engineOptions(a), {}, adjust);
+    auto model = mythos::open(parseModelSpec(modelSpec(a)), engineOptions(a), overrides);
     warnNonFinite(modelSpec(a), model->nonFiniteWeights());
     return model;
 }

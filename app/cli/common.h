@@ -1,8 +1,7 @@
 #pragma once
 // What several mythos-cli commands share: the common options and their help, the model
 // named by --model (or the bundled demo model), its tokenizer, the input ids and a few
-// number formats. The spec's "preset:" test, Model::open's adjustment and Config::attn_type
-// as text each have one helper here, so that a change of those core APIs is made in one place.
+// number formats.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -14,6 +13,7 @@
 #include "args.h"
 #include "mythos/config.h"
 #include "mythos/model.h"
+#include "mythos/modelspec.h"
 #include "mythos/tokenizer.h"
 
 namespace cli {
@@ -26,14 +26,8 @@ extern const char* const kCommonOptionsHelp;
 // --model, or the bundled demo model when it is not given (said once on stderr).
 std::string modelSpec(const Args& a);
 
-// "preset:NAME[:SEED]" (random weights) rather than a model folder.
-bool isPresetSpec(const std::string& spec);
-// The configuration of a preset spec (the seed is ignored).
-mythos::Config presetConfigOf(const std::string& spec);
 // The folder a spec's tokenizer is looked for in: empty for a preset.
 std::filesystem::path tokenizerFolderOf(const std::string& spec);
-// Config::attn_type as the help and tables print it ("mla", "gqa").
-std::string attnTypeText(const mythos::Config& c);
 
 mythos::EngineOptions engineOptions(const Args& a);
 

@@ -35,7 +35,7 @@ int runInfo(const Args& a) {
     std::string source;
     std::vector<NonFiniteTensor> nonFinite;
     if (isPresetSpec(spec)) {
-        cfg = presetConfigOf(spec);
+        cfg = parseModelSpec(spec).config();
         A = injectionFromLogs(std::vector<float>(std::size_t(cfg.dim), 0.0f), 0.0f); // log_A = log_dt = 0 at init
         source = "random initialisation";
     } else {
@@ -116,7 +116,7 @@ int runInfo(const Args& a) {
         return 0;
     }
     std::printf("model        %s\n", spec.c_str());
-    std::printf("attention    %s   dim %lld   heads %lld", attnTypeText(cfg).c_str(), (long long)cfg.dim,
+    std::printf("attention    %s   dim %lld   heads %lld", attnTypeName(cfg.attn_type).c_str(), (long long)cfg.dim,
                 (long long)cfg.n_heads);
     if (cfg.isMla())
         std::printf("   kv_lora_rank %lld   q_lora_rank %lld   rope/nope/v %lld/%lld/%lld\n",

@@ -14,7 +14,7 @@ namespace {
 int runPresets(const Args&) {
     for (const auto& n : presetNames()) {
         const Config c = preset(n);
-        std::printf("%-12s %-3s dim %-6lld params %s\n", n.c_str(), attnTypeText(c).c_str(), (long long)c.dim,
+        std::printf("%-12s %-3s dim %-6lld params %s\n", n.c_str(), attnTypeName(c.attn_type).c_str(), (long long)c.dim,
                     withCommas(countParameters(c).total).c_str());
     }
     return 0;

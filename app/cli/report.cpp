@@ -37,10 +37,6 @@ QSize parseSize(const std::string& text) {
     return {w, h};
 }
 
-std::string engineOptionsText(const EngineOptions& o) {
-    return "kv_layout " + kvLayoutName(o.kvLayout) + ", act_final_remainder " + (o.actFinalRemainder ? "on" : "off") +
-           ", weights " + weightTypeName(o.weightType);
-}
 #endif
 
 // The same report as the explorer's "Export report", rendered offscreen: one deep run to the
@@ -84,7 +80,7 @@ int runReport(const Args& a) {
     in.parameters = countParameters(model->config()).total;
     in.rhoA = spectralRadiusDiagonal(model->injectionA());
     in.prompt = QString::fromStdString(a.str("prompt", ""));
-    in.engineOptions = QString::fromStdString(engineOptionsText(options));
+    in.engineOptions = QString::fromStdString(describeEngineOptions(options));
     in.runTimingsMs = {{"load", loadMs}, {"deep_run_" + std::to_string(loops.back()), deepMs}};
     in.includeLogits = a.flag("logits");
     for (int64_t k : loops) {

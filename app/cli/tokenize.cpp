@@ -22,7 +22,7 @@ int runTokenize(const Args& a) {
     const std::string spec = modelSpec(a);
     int64_t vocab = 0;
     if (isPresetSpec(spec)) {
-        vocab = presetConfigOf(spec).vocab_size;
+        vocab = parseModelSpec(spec).config().vocab_size;
     } else {
         vocab = loadConfig(fs::path(spec) / "config.json").vocab_size;
     }

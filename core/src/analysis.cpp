@@ -211,7 +211,7 @@ std::vector<float> tokenExpertGates(const RoutingSelection& sel, int64_t b, int6
 std::vector<KvVariant> kvVariants(const Config& cfg, KvLayout currentLayout) {
     std::vector<KvVariant> out;
     Config mla = cfg;
-    mla.attn_type = "mla";
+    mla.attn_type = AttnType::Mla;
     const bool isMla = cfg.isMla();
     out.push_back({"MLA", mla, KvLayout::Reference, isMla && currentLayout == KvLayout::Reference});
     out.push_back({"MLA compact", mla, KvLayout::Compact, isMla && currentLayout == KvLayout::Compact});
@@ -219,7 +219,7 @@ std::vector<KvVariant> kvVariants(const Config& cfg, KvLayout currentLayout) {
         if (cfg.n_heads % kv != 0)
             continue;
         Config g = cfg;
-        g.attn_type = "gqa";
+        g.attn_type = AttnType::Gqa;
         g.n_kv_heads = kv;
         const bool cur = !isMla && cfg.n_kv_heads == kv;
         out.push_back({kv == cfg.n_heads ? "MHA" : "GQA kv=" + std::to_string(kv), g, KvLayout::Reference, cur});

@@ -18,6 +18,7 @@
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
 #include "mythos/kvcache.h"
+#include "mythos/schema.h"
 
 namespace mythos {
 
@@ -26,11 +27,11 @@ namespace {
 using Json = nlohmann::json;
 using IntMember = int64_t Config::*;
 using RealMember = double Config::*;
-using TextMember = std::string Config::*;
+using AttnMember = AttnType Config::*;
 
 struct Field {
     const char* name;
-    std::variant<IntMember, RealMember, TextMember> member;
+    std::variant<IntMember, RealMember, AttnMember> member;
 };
 
 // In the order of the struct, which is the order of the reference's dataclass.
@@ -60,86 +61,18 @@ const std::array<Field, 23> kFields = {{
     {"dropout", &Config::dropout},
 }};
 
-struct CheckedPart {
-    const char* name;
-    Checked count;
-};
-
-constexpr size_t kPartCount = 9;
-
-// Mirrors the reference's modules; only meaningful once the sizes are positive and
-// attn_type is known (validate checks that first).
-std::array<CheckedPart, kPartCount> countParts(const Config& c)
-{
-    const Checked dim = c.dim;
-    const Checked heads = c.n_heads;
-
-    Checked attn;
-    if (c.isMla()) {
-        const Checked qRank = c.q_lora_rank;
-        const Checked kvRank = c.kv_lora_rank;
-        const Checked rope = c.qk_rope_head_dim;
-        const Checked nope = c.qk_nope_head_dim;
-        const Checked vDim = c.v_head_dim;
-        attn = dim * qRank                          // q_down
-               + qRank                              // q_norm
-               + qRank * heads * nope               // q_up_nope
-               + qRank * heads * rope               // q_up_rope
-               + dim * (kvRank + rope)              // kv_down -> [c_kv | k_rope]
-               + kvRank                             // kv_norm
-               + kvRank * heads * (nope + vDim)     // kv_up -> [k_nope | v] per head
-               + heads * vDim * dim;                // wo
-    } else {
-        const Checked headDim = c.dim / c.n_heads;
-        const Checked kvHeads = c.n_kv_heads;
-        attn = dim * heads * headDim                // wq
-               + Checked(2) * dim * kvHeads * headDim // wk, wv
-               + heads * headDim * dim;             // wo
-    }
-
-    // Dense SwiGLU of prelude/coda: hidden = dim * 4 // 3 (gate, up, down).
-    const Checked dim4 = dim * Checked(4);
-    const Checked denseHidden = dim4.overflow() ? dim4 : Checked(dim4.value() / 3);
-    const Checked denseBlock = Checked(2) * dim            // attn_norm, ffn_norm
-                               + attn
-                               + Checked(3) * dim * denseHidden;
-
-    const Checked experts = c.n_experts;
-    const Checked expertDim = c.expert_dim;
-    const Checked sharedHidden = expertDim * Checked(c.n_experts_per_tok);
-    const Checked rank = c.lora_rank;
-    const Checked other = Checked(2) * dim                 // block attn_norm, ffn_norm
-                          + dim + Checked(1) + dim        // injection log_A, log_dt, B
-                          + dim + Checked(1)              // ACT halt Linear(dim, 1) with bias
-                          + Checked(2) * rank * dim       // LoRA down (rank x dim), B (rank x dim)
-                          + Checked(c.max_loop_iters) * rank // LoRA per-loop scale embedding
-                          + dim;                          // recurrent norm
-
-    return {{
-        {"embed", Checked(c.vocab_size) * dim},
-        {"prelude", Checked(c.prelude_layers) * denseBlock},
-        {"recurrent.attn", attn},
-        {"recurrent.moe.router", experts * dim},
-        {"recurrent.moe.routed", experts * Checked(3) * dim * expertDim},
-        {"recurrent.moe.shared", Checked(c.n_shared_experts) * Checked(3) * dim * sharedHidden},
-        {"recurrent.other", other},
-        {"coda", Checked(c.coda_layers) * denseBlock},
-        {"final_norm", dim},
-    }};
-}
-
-Checked checkedTotal(const std::array<CheckedPart, kPartCount>& parts)
+Checked checkedTotal(const SchemaCount& count)
 {
     Checked total;
-    for (const auto& part : parts)
+    for (const auto& part : count.parts)
         total += part.count;
     return total;
 }
 
-// The tied head adds nothing; router_bias is the only stored buffer.
-Checked checkedWeightBytes(const Config& c, Checked totalParams)
+// Parameters and stored buffers (router_bias); the tied head adds nothing.
+Checked checkedWeightBytes(const SchemaCount& count)
 {
-    return Checked(4) * (totalParams + Checked(c.n_experts));
+    return Checked(4) * (checkedTotal(count) + count.buffers);
 }
 
 // The shortest representation that reads back as the same double.
@@ -182,8 +115,11 @@ using Untrusted = std::set<std::string, std::less<>>;
 
 // `untrusted` names fields whose JSON value was rejected (so the struct holds a default
 // the user never wrote); rules reading them are skipped to avoid confusing follow-ups.
+// `unknownAttnType` is a config.json's attn_type string that names no attention type (the
+// struct cannot hold it): then no rule of either type applies.
 std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetBytes,
-                                      const Untrusted& untrusted)
+                                      const Untrusted& untrusted,
+                                      const std::string* unknownAttnType = nullptr)
 {
     std::vector<std::string> problems;
     auto trusted = [&](std::initializer_list<std::string_view> names) {
@@ -194,9 +130,9 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
     };
     auto num = [](int64_t v) { return std::to_string(v); };
 
-    const bool attnKnown = c.attn_type == "gqa" || c.attn_type == "mla";
-    const bool gqa = c.attn_type == "gqa";
-    const bool mla = c.attn_type == "mla";
+    const bool attnKnown = unknownAttnType == nullptr;
+    const bool gqa = attnKnown && c.attn_type == AttnType::Gqa;
+    const bool mla = attnKnown && c.attn_type == AttnType::Mla;
 
     // Every size that enters a parameter count; `sizesOk` gates the arithmetic below.
     bool sizesOk = attnKnown && untrusted.empty();
@@ -225,7 +161,7 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
     nonNegative("prelude_layers", c.prelude_layers);
     nonNegative("coda_layers", c.coda_layers);
     if (!attnKnown && trusted({"attn_type"}))
-        problems.push_back("attn_type = \"" + c.attn_type + "\" must be \"gqa\" or \"mla\"");
+        problems.push_back("attn_type = \"" + *unknownAttnType + "\" must be \"gqa\" or \"mla\"");
     if (mla) {
         positive("kv_lora_rank", c.kv_lora_rank);
         positive("q_lora_rank", c.q_lora_rank);
@@ -288,16 +224,17 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
         problems.push_back("max_seq_len = " + num(c.max_seq_len) +
                            " is too large: its RoPE table would not fit in 64-bit sizes");
     }
-    const auto parts = countParts(c);
-    for (const auto& part : parts) {
+    // Parameter counts from the model's schema, without allocation.
+    const SchemaCount count = countSchema(c);
+    for (const auto& part : count.parts) {
         if (part.count.overflow()) {
             problems.push_back(std::string("the sizes are too large: the parameter count of ") +
                                part.name + " does not fit in a 64-bit integer");
             return problems;
         }
     }
-    const Checked total = checkedTotal(parts);
-    const Checked bytes = checkedWeightBytes(c, total);
+    const Checked total = checkedTotal(count);
+    const Checked bytes = checkedWeightBytes(count);
     if (total.overflow() || bytes.overflow()) {
         problems.push_back("the sizes are too large: the model's fp32 weight size does not fit "
                            "in a 64-bit integer");
@@ -390,6 +327,20 @@ std::optional<int64_t> readInt(const char* name, const Json& v, std::vector<std:
 
 } // namespace
 
+std::string attnTypeName(AttnType t)
+{
+    return t == AttnType::Gqa ? "gqa" : "mla";
+}
+
+std::optional<AttnType> parseAttnType(std::string_view name)
+{
+    if (name == "gqa")
+        return AttnType::Gqa;
+    if (name == "mla")
+        return AttnType::Mla;
+    return std::nullopt;
+}
+
 std::vector<std::string> validate(const Config& cfg, uint64_t memoryBudgetBytes)
 {
     return validateImpl(cfg, memoryBudgetBytes, {});
@@ -411,6 +362,7 @@ Config configFromJson(const nlohmann::json& j, const std::string& source)
     Config cfg;
     std::vector<std::string> problems;
     Untrusted untrusted;
+    std::optional<std::string> unknownAttnType;
     for (const auto& field : kFields) {
         const auto it = j.find(field.name);
         if (it == j.end())
@@ -430,9 +382,13 @@ Config configFromJson(const nlohmann::json& j, const std::string& source)
                 problems.push_back(std::string(field.name) + " must be a number, got " +
                                    describeJson(v));
             }
-        } else if (const auto* m = std::get_if<TextMember>(&field.member)) {
+        } else if (const auto* m = std::get_if<AttnMember>(&field.member)) {
             if (v.is_string()) {
-                cfg.*(*m) = v.get<std::string>();
+                const std::string name = v.get<std::string>();
+                if (const auto type = parseAttnType(name))
+                    cfg.*(*m) = *type;
+                else
+                    unknownAttnType = name; // validateImpl says so, in its place among the rules
                 ok = true;
             } else {
                 problems.push_back(std::string(field.name) +
@@ -444,7 +400,7 @@ Config configFromJson(const nlohmann::json& j, const std::string& source)
     }
     // Type problems and rule violations are reported together; with no type problem
     // this is exactly validateOrThrow(cfg, source).
-    auto more = validateImpl(cfg, 0, untrusted);
+    auto more = validateImpl(cfg, 0, untrusted, unknownAttnType ? &*unknownAttnType : nullptr);
     problems.insert(problems.end(), more.begin(), more.end());
     if (!problems.empty())
         throw ConfigError(joinProblems(source, problems));
@@ -468,11 +424,23 @@ Config loadConfig(const std::filesystem::path& file)
     return parseConfig(readTextFile(file), file.string());
 }
 
+namespace {
+template <typename T>
+T jsonValue(T v)
+{
+    return v;
+}
+std::string jsonValue(AttnType t)
+{
+    return attnTypeName(t);
+}
+} // namespace
+
 nlohmann::json configToJson(const Config& cfg)
 {
     Json j = Json::object();
     for (const auto& field : kFields)
-        std::visit([&](auto member) { j[field.name] = cfg.*member; }, field.member);
+        std::visit([&](auto member) { j[field.name] = jsonValue(cfg.*member); }, field.member);
     return j;
 }
 
@@ -480,7 +448,7 @@ std::string configToJsonText(const Config& cfg)
 {
     nlohmann::ordered_json j = nlohmann::ordered_json::object();
     for (const auto& field : kFields)
-        std::visit([&](auto member) { j[field.name] = cfg.*member; }, field.member);
+        std::visit([&](auto member) { j[field.name] = jsonValue(cfg.*member); }, field.member);
     return j.dump(2) + "\n";
 }
 
@@ -498,28 +466,28 @@ const std::vector<Preset>& presets()
     static const std::vector<Preset> table = {
         {"mythos_1b",
          {.vocab_size = 32000, .dim = 2048, .n_heads = 16, .n_kv_heads = 4, .max_seq_len = 4096,
-          .max_loop_iters = 16, .prelude_layers = 2, .coda_layers = 2, .attn_type = "mla",
+          .max_loop_iters = 16, .prelude_layers = 2, .coda_layers = 2, .attn_type = AttnType::Mla,
           .kv_lora_rank = 256, .q_lora_rank = 512, .qk_rope_head_dim = 32,
           .qk_nope_head_dim = 64, .v_head_dim = 64, .n_experts = 64, .n_shared_experts = 2,
           .n_experts_per_tok = 4, .expert_dim = 2048, .act_threshold = 0.99,
           .rope_theta = 500000.0, .lora_rank = 8}},
         {"mythos_3b",
          {.vocab_size = 32000, .dim = 3072, .n_heads = 24, .n_kv_heads = 6, .max_seq_len = 4096,
-          .max_loop_iters = 16, .prelude_layers = 2, .coda_layers = 2, .attn_type = "mla",
+          .max_loop_iters = 16, .prelude_layers = 2, .coda_layers = 2, .attn_type = AttnType::Mla,
           .kv_lora_rank = 384, .q_lora_rank = 768, .qk_rope_head_dim = 32,
           .qk_nope_head_dim = 96, .v_head_dim = 96, .n_experts = 64, .n_shared_experts = 2,
           .n_experts_per_tok = 4, .expert_dim = 4096, .act_threshold = 0.99,
           .rope_theta = 500000.0, .lora_rank = 8}},
         {"mythos_10b",
          {.vocab_size = 32000, .dim = 4096, .n_heads = 32, .n_kv_heads = 8, .max_seq_len = 8192,
-          .max_loop_iters = 24, .prelude_layers = 2, .coda_layers = 2, .attn_type = "mla",
+          .max_loop_iters = 24, .prelude_layers = 2, .coda_layers = 2, .attn_type = AttnType::Mla,
           .kv_lora_rank = 512, .q_lora_rank = 1024, .qk_rope_head_dim = 64,
           .qk_nope_head_dim = 128, .v_head_dim = 128, .n_experts = 128, .n_shared_experts = 2,
           .n_experts_per_tok = 4, .expert_dim = 5632, .act_threshold = 0.99,
           .rope_theta = 500000.0, .lora_rank = 16}},
         {"mythos_50b",
          {.vocab_size = 32000, .dim = 6144, .n_heads = 48, .n_kv_heads = 8, .max_seq_len = 8192,
-          .max_loop_iters = 32, .prelude_layers = 3, .coda_layers = 3, .attn_type = "mla",
+          .max_loop_iters = 32, .prelude_layers = 3, .coda_layers = 3, .attn_type = AttnType::Mla,
           .kv_lora_rank = 512, .q_lora_rank = 1536, .qk_rope_head_dim = 64,
           .qk_nope_head_dim = 128, .v_head_dim = 128, .n_experts = 256, .n_shared_experts = 4,
           .n_experts_per_tok = 4, .expert_dim = 9728, .act_threshold = 0.99,
@@ -527,7 +495,7 @@ const std::vector<Preset>& presets()
         {"mythos_100b",
          {.vocab_size = 32000, .dim = 8192, .n_heads = 64, .n_kv_heads = 8,
           .max_seq_len = 1000000, .max_loop_iters = 32, .prelude_layers = 4, .coda_layers = 4,
-          .attn_type = "mla", .kv_lora_rank = 512, .q_lora_rank = 2048,
+          .attn_type = AttnType::Mla, .kv_lora_rank = 512, .q_lora_rank = 2048,
           .qk_rope_head_dim = 64, .qk_nope_head_dim = 128, .v_head_dim = 128,
           .n_experts = 256, .n_shared_experts = 4, .n_experts_per_tok = 8,
           .expert_dim = 13568, .act_threshold = 0.99, .rope_theta = 1000000.0,
@@ -535,7 +503,7 @@ const std::vector<Preset>& presets()
         {"mythos_500b",
          {.vocab_size = 100000, .dim = 12288, .n_heads = 96, .n_kv_heads = 16,
           .max_seq_len = 1000000, .max_loop_iters = 48, .prelude_layers = 4, .coda_layers = 4,
-          .attn_type = "mla", .kv_lora_rank = 1024, .q_lora_rank = 3072,
+          .attn_type = AttnType::Mla, .kv_lora_rank = 1024, .q_lora_rank = 3072,
           .qk_rope_head_dim = 64, .qk_nope_head_dim = 128, .v_head_dim = 128,
           .n_experts = 512, .n_shared_experts = 8, .n_experts_per_tok = 8,
           .expert_dim = 23040, .act_threshold = 0.99, .rope_theta = 1000000.0,
@@ -543,32 +511,32 @@ const std::vector<Preset>& presets()
         {"mythos_1t",
          {.vocab_size = 100000, .dim = 16384, .n_heads = 128, .n_kv_heads = 16,
           .max_seq_len = 1000000, .max_loop_iters = 64, .prelude_layers = 6, .coda_layers = 6,
-          .attn_type = "mla", .kv_lora_rank = 1024, .q_lora_rank = 4096,
+          .attn_type = AttnType::Mla, .kv_lora_rank = 1024, .q_lora_rank = 4096,
           .qk_rope_head_dim = 64, .qk_nope_head_dim = 128, .v_head_dim = 128,
           .n_experts = 512, .n_shared_experts = 8, .n_experts_per_tok = 8,
           .expert_dim = 34560, .act_threshold = 0.99, .rope_theta = 2000000.0,
           .lora_rank = 256, .max_output_tokens = 131072}},
         {"readme_mla",
          {.vocab_size = 1000, .dim = 256, .n_heads = 8, .n_kv_heads = 8, .max_seq_len = 128,
-          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = "mla",
+          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = AttnType::Mla,
           .kv_lora_rank = 32, .q_lora_rank = 64, .qk_rope_head_dim = 16,
           .qk_nope_head_dim = 16, .v_head_dim = 16, .n_experts = 8, .n_shared_experts = 1,
           .n_experts_per_tok = 2, .expert_dim = 64, .lora_rank = 8}},
         {"readme_gqa",
          {.vocab_size = 1000, .dim = 256, .n_heads = 8, .n_kv_heads = 2, .max_seq_len = 128,
-          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = "gqa",
+          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = AttnType::Gqa,
           .n_experts = 8, .n_shared_experts = 1, .n_experts_per_tok = 2, .expert_dim = 64,
           .lora_rank = 8}},
         {"tiny_mla",
          {.vocab_size = 64, .dim = 128, .n_heads = 4, .n_kv_heads = 2, .max_seq_len = 128,
-          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = "mla",
+          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = AttnType::Mla,
           .kv_lora_rank = 32, .q_lora_rank = 64, .qk_rope_head_dim = 16,
           .qk_nope_head_dim = 16, .v_head_dim = 16, .n_experts = 8, .n_shared_experts = 1,
           .n_experts_per_tok = 2, .expert_dim = 32, .act_threshold = 0.99,
           .rope_theta = 500000.0, .lora_rank = 8, .max_output_tokens = 4096, .dropout = 0.0}},
         {"tiny_gqa",
          {.vocab_size = 64, .dim = 128, .n_heads = 4, .n_kv_heads = 2, .max_seq_len = 128,
-          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = "gqa",
+          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = AttnType::Gqa,
           .kv_lora_rank = 32, .q_lora_rank = 64, .qk_rope_head_dim = 16,
           .qk_nope_head_dim = 16, .v_head_dim = 16, .n_experts = 8, .n_shared_experts = 1,
           .n_experts_per_tok = 2, .expert_dim = 32, .act_threshold = 0.99,
@@ -604,7 +572,7 @@ ParamCount countParameters(const Config& cfg)
     if (!problems.empty())
         throw ConfigError(joinProblems("cannot count parameters", problems));
     ParamCount result;
-    for (const auto& part : countParts(cfg)) {
+    for (const auto& part : countSchema(cfg).parts) {
         result.parts.push_back({part.name, part.count.value()});
         result.total += part.count.value();
     }
@@ -616,7 +584,7 @@ uint64_t weightBytesF32(const Config& cfg)
     const auto problems = validate(cfg);
     if (!problems.empty())
         throw ConfigError(joinProblems("cannot size the weights", problems));
-    return static_cast<uint64_t>(checkedWeightBytes(cfg, checkedTotal(countParts(cfg))).value());
+    return static_cast<uint64_t>(checkedWeightBytes(countSchema(cfg)).value());
 }
 
 } // namespace mythos

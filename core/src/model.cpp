@@ -13,6 +13,8 @@
 #include "mythos/errors.h"
 #include "ops.h"
 #include "mythos/safetensors.h"
+#include "mythos/modelspec.h"
+#include "mythos/schema.h"
 #include "mythos/stability.h"
 
 namespace mythos {
@@ -177,41 +179,44 @@ WeightRef ref(const Weights& w, const std::string& name, KnCopies* copies = null
     return r;
 }
 
-BlockWeights bindBlock(const Weights& w, const Config& c, const std::string& p, bool moe, KnCopies* kn) {
-    BlockWeights b;
-    b.attnNorm = ptr(w, p + "attn_norm.weight");
-    b.ffnNorm = ptr(w, p + "ffn_norm.weight");
-    const std::string a = p + "attn.";
-    if (c.isMla()) {
-        b.attn.qDown = ref(w, a + "q_down.weight", kn);
-        b.attn.qNorm = ptr(w, a + "q_norm.weight");
-        b.attn.qUpNope = ref(w, a + "q_up_nope.weight", kn);
-        b.attn.qUpRope = ref(w, a + "q_up_rope.weight", kn);
-        b.attn.kvDown = ref(w, a + "kv_down.weight", kn);
-        b.attn.kvNorm = ptr(w, a + "kv_norm.weight");
-        b.attn.kvUp = ref(w, a + "kv_up.weight", kn);
-    } else {
-        b.attn.wq = ref(w, a + "wq.weight", kn);
-        b.attn.wk = ref(w, a + "wk.weight", kn);
-        b.attn.wv = ref(w, a + "wv.weight", kn);
+// Binds one tensor of a transformer block (a prelude or coda layer, the recurrent block) to
+// its field, as the schema's slot says.
+void bindBlockTensor(BlockWeights& b, const Weights& w, const SchemaTensor& t, KnCopies* kn) {
+    const std::string& n = t.name;
+    auto& a = b.attn;
+    switch (t.slot.field) {
+    case Field::AttnNorm: b.attnNorm = ptr(w, n); break;
+    case Field::FfnNorm: b.ffnNorm = ptr(w, n); break;
+    case Field::Wq: a.wq = ref(w, n, kn); break;
+    case Field::Wk: a.wk = ref(w, n, kn); break;
+    case Field::Wv: a.wv = ref(w, n, kn); break;
+    case Field::QDown: a.qDown = ref(w, n, kn); break;
+    case Field::QNorm: a.qNorm = ptr(w, n); break;
+    case Field::QUpNope: a.qUpNope = ref(w, n, kn); break;
+    case Field::QUpRope: a.qUpRope = ref(w, n, kn); break;
+    case Field::KvDown: a.kvDown = ref(w, n, kn); break;
+    case Field::KvNorm: a.kvNorm = ptr(w, n); break;
+    case Field::KvUp: a.kvUp = ref(w, n, kn); break;
+    case Field::Wo: a.wo = ref(w, n, kn); break;
+    case Field::RouterBias: b.experts.routerBias = ptr(w, n); break;
+    case Field::Router: b.experts.router = ptr(w, n); break;
+    case Field::Gate:
+    case Field::Up:
+    case Field::Down: {
+        detail::FfnWeights* f = &b.dense;
+        if (t.slot.ffn != Ffn::Dense) {
+            auto& list = t.slot.ffn == Ffn::Routed ? b.experts.routed : b.experts.shared;
+            if (list.size() <= std::size_t(t.slot.expert))
+                list.resize(std::size_t(t.slot.expert) + 1);
+            f = &list[std::size_t(t.slot.expert)];
+        }
+        (t.slot.field == Field::Gate ? f->gate : t.slot.field == Field::Up ? f->up : f->down) = ref(w, n, kn);
+        f->hidden = t.slot.field == Field::Down ? t.shape[1] : t.shape[0];
+        break;
     }
-    b.attn.wo = ref(w, a + "wo.weight", kn);
-    auto ffn = [&](const std::string& q, int64_t hidden) {
-        return detail::FfnWeights{ref(w, q + "gate.weight", kn), ref(w, q + "up.weight", kn), ref(w, q + "down.weight", kn),
-                                  hidden};
-    };
-    b.moe = moe;
-    if (moe) {
-        b.experts.router = ptr(w, p + "ffn.router.weight");
-        b.experts.routerBias = ptr(w, p + "ffn.router_bias");
-        for (int64_t e = 0; e < c.n_experts; ++e)
-            b.experts.routed.push_back(ffn(p + "ffn.routed_experts." + std::to_string(e) + ".", c.expert_dim));
-        for (int64_t e = 0; e < c.n_shared_experts; ++e)
-            b.experts.shared.push_back(ffn(p + "ffn.shared_experts." + std::to_string(e) + ".", c.sharedHidden()));
-    } else {
-        b.dense = ffn(p + "ffn.", c.denseHidden());
+    default:
+        throw ArgumentError("weight " + n + " is not part of a block");
     }
-    return b;
 }
 
 } // namespace
@@ -220,10 +225,11 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
     : m_cfg(std::move(cfg)), m_opts(options), m_weights(std::move(weights)), m_impl(std::make_unique<Impl>()) {
     keepFreedMemoryMapped();
     validateOrThrow(m_cfg, "model config");
-    for (const auto& ex : expectedTensors(m_cfg)) {
+    const std::vector<SchemaTensor> schema = schemaTensors(m_cfg);
+    for (const auto& ex : schema) {
         auto it = m_weights.find(ex.name);
         if (it == m_weights.end()) {
-            if (ex.optional)
+            if (ex.kind == TensorKind::Tied)
                 continue;
             throw ArgumentError("weight " + ex.name + " is missing");
         }
@@ -241,56 +247,43 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
     setNumThreads(m_opts.threads);
     auto& im = *m_impl;
     im.rope = RopeTable(m_cfg.ropeDim(), m_cfg.rope_theta, m_cfg.max_seq_len);
-    for (int64_t i = 0; i < m_cfg.prelude_layers; ++i)
-        im.prelude.push_back(bindBlock(m_weights, m_cfg, "prelude." + std::to_string(i) + ".", false, &im.kn));
-    for (int64_t i = 0; i < m_cfg.coda_layers; ++i)
-        im.coda.push_back(bindBlock(m_weights, m_cfg, "coda." + std::to_string(i) + ".", false, &im.kn));
-    im.rec = bindBlock(m_weights, m_cfg, "recurrent.block.", true, &im.kn);
-    im.embed = ref(m_weights, "embed.weight", &im.kn);
-    im.finalNorm = ptr(m_weights, "norm.weight");
-    im.recNorm = ptr(m_weights, "recurrent.norm.weight");
-    im.loraDown = ref(m_weights, "recurrent.lora.down.weight", &im.kn);
-    im.loraB = ptr(m_weights, "recurrent.lora.B");
-    im.loraScale = ptr(m_weights, "recurrent.lora.scale.weight");
-    im.haltW = ptr(m_weights, "recurrent.act.halt.weight");
-    im.haltB = ptr(m_weights, "recurrent.act.halt.bias");
-    im.injB = ptr(m_weights, "recurrent.injection.B");
+    // Every tensor to its slot, as the schema walks them.
+    im.prelude.resize(std::size_t(m_cfg.prelude_layers));
+    im.coda.resize(std::size_t(m_cfg.coda_layers));
+    im.rec.moe = true;
+    for (const auto& t : schema) {
+        const std::string& n = t.name;
+        switch (t.slot.field) {
+        case Field::Embed: im.embed = ref(m_weights, n, &im.kn); break;
+        case Field::FinalNorm: im.finalNorm = ptr(m_weights, n); break;
+        case Field::RecurrentNorm: im.recNorm = ptr(m_weights, n); break;
+        case Field::LoraDown: im.loraDown = ref(m_weights, n, &im.kn); break;
+        case Field::LoraB: im.loraB = ptr(m_weights, n); break;
+        case Field::LoraScale: im.loraScale = ptr(m_weights, n); break;
+        case Field::HaltWeight: im.haltW = ptr(m_weights, n); break;
+        case Field::HaltBias: im.haltB = ptr(m_weights, n); break;
+        case Field::InjectionB: im.injB = ptr(m_weights, n); break;
+        case Field::InjectionLogA:  // read as A (forwardInjectionA, injectionA)
+        case Field::InjectionLogDt:
+        case Field::Head:           // the tied head is the embedding
+            break;
+        default: {
+            const auto layer = std::size_t(t.slot.layer);
+            bindBlockTensor(t.slot.stage == Stage::Prelude ? im.prelude[layer]
+                            : t.slot.stage == Stage::Coda  ? im.coda[layer]
+                                                           : im.rec,
+                            m_weights, t, &im.kn);
+        }
+        }
+    }
     im.A = forwardInjectionA();
     im.analysisA = injectionA();
 }
 
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::open(const std::string& spec, EngineOptions options, const ProgressFn& progress,
-                                   const std::function<void(Config&)>& adjustPreset) {
-    const std::string prefix = "preset:";
-    if (spec.rfind(prefix, 0) == 0) {
-        std::string rest = spec.substr(prefix.size());
-        uint64_t seed = 0;
-        if (auto colon = rest.find(':'); colon != std::string::npos) {
-            const std::string s = rest.substr(colon + 1);
-            rest = rest.substr(0, colon);
-            if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), ::isdigit))
-                throw ArgumentError("preset seed '" + s + "' is not a non-negative integer");
-            seed = std::stoull(s);
-        }
-        Config cfg = preset(rest);
-        if (adjustPreset) {
-            adjustPreset(cfg);
-            if (const auto problems = validate(cfg); !problems.empty())
-                throw ConfigError(spec + ": " + problems.front());
-        }
-        auto m = std::make_unique<Model>(cfg, randomWeights(cfg, seed, progress, options.weightType), options);
-        m->setName(spec);
-        return m;
-    }
-    if (adjustPreset)
-        throw ArgumentError(spec + ": a checkpoint's config cannot be changed before it is read (only a preset's)");
-    Checkpoint ck = loadCheckpoint(spec, progress, options.weightType);
-    auto m = std::make_unique<Model>(ck.config, std::move(ck.weights), options);
-    m->setName(spec);
-    m->m_hash = ck.weightsHash;
-    return m;
+std::unique_ptr<Model> Model::open(const std::string& spec, EngineOptions options, const ProgressFn& progress) {
+    return mythos::open(parseModelSpec(spec), options, nullptr, progress);
 }
 
 std::size_t Model::weightBytes() const { return mythos::weightBytes(m_weights); }
@@ -377,9 +370,7 @@ static void fillTraceHeader(Trace& tr, const Model& m, const std::vector<int32_t
     tr.config = c;
     tr.model = m.name();
     tr.weightsHash = m.weightsHash();
-    tr.options = {{"act_final_remainder", m.options().actFinalRemainder},
-                  {"kv_layout", kvLayoutName(m.options().kvLayout)},
-                  {"weight_type", weightTypeName(m.options().weightType)}};
+    tr.options = engineOptionsToJson(m.options());
     tr.batch = B;
     tr.seqLen = T;
     tr.startPos = startPos;

@@ -31,18 +31,8 @@ Variant applyVariant(const Config& base, const EngineOptions& baseOptions, const
         const nlohmann::json& value = it.value();
         v.changes.push_back(key + "=" + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         try {
-            if (key == "act_final_remainder") {
-                if (!value.is_boolean())
-                    fail("act_final_remainder must be true or false");
-                v.options.actFinalRemainder = value.get<bool>();
-            } else if (key == "kv_layout") {
-                if (!value.is_string())
-                    fail("kv_layout must be \"reference\" or \"compact\"");
-                v.options.kvLayout = parseKvLayout(value.get<std::string>());
-            } else if (key == "weight_type") {
-                if (!value.is_string())
-                    fail("weight_type must be \"f32\" or \"bf16\"");
-                v.options.weightType = parseWeightType(value.get<std::string>());
+            if (isEngineOptionKey(key)) {
+                setEngineOption(v.options, key, value); // its ArgumentError, prefixed below
             } else if (!cfg.contains(key)) {
                 fail("'" + key + "' is not a config field or engine option");
             } else {

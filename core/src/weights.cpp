@@ -15,6 +15,7 @@
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
 #include "mythos/safetensors.h"
+#include "mythos/schema.h"
 #include "hugepages.h"
 
 namespace fs = std::filesystem;
@@ -68,64 +69,7 @@ WeightType parseWeightType(const std::string& s) {
 
 std::vector<ExpectedTensor> expectedTensors(const Config& c) {
     std::vector<ExpectedTensor> out;
-    const int64_t D = c.dim;
-    auto add = [&](std::string name, std::vector<int64_t> shape, bool optional = false) {
-        out.push_back({std::move(name), std::move(shape), optional});
-    };
-    auto ffn = [&](const std::string& p, int64_t hidden) {
-        add(p + "gate.weight", {hidden, D});
-        add(p + "up.weight", {hidden, D});
-        add(p + "down.weight", {D, hidden});
-    };
-    auto block = [&](const std::string& p, bool moe) {
-        add(p + "attn_norm.weight", {D});
-        add(p + "ffn_norm.weight", {D});
-        const std::string a = p + "attn.";
-        const int64_t H = c.n_heads;
-        if (c.isMla()) {
-            add(a + "q_down.weight", {c.q_lora_rank, D});
-            add(a + "q_norm.weight", {c.q_lora_rank});
-            add(a + "q_up_nope.weight", {H * c.qk_nope_head_dim, c.q_lora_rank});
-            add(a + "q_up_rope.weight", {H * c.qk_rope_head_dim, c.q_lora_rank});
-            add(a + "kv_down.weight", {c.kv_lora_rank + c.qk_rope_head_dim, D});
-            add(a + "kv_norm.weight", {c.kv_lora_rank});
-            add(a + "kv_up.weight", {H * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank});
-            add(a + "wo.weight", {D, H * c.v_head_dim});
-        } else {
-            const int64_t d = c.headDim();
-            add(a + "wq.weight", {H * d, D});
-            add(a + "wk.weight", {c.n_kv_heads * d, D});
-            add(a + "wv.weight", {c.n_kv_heads * d, D});
-            add(a + "wo.weight", {D, H * d});
-        }
-        if (moe) {
-            add(p + "ffn.router_bias", {c.n_experts});
-            add(p + "ffn.router.weight", {c.n_experts, D});
-            for (int64_t e = 0; e < c.n_experts; ++e)
-                ffn(p + "ffn.routed_experts." + std::to_string(e) + ".", c.expert_dim);
-            for (int64_t e = 0; e < c.n_shared_experts; ++e)
-                ffn(p + "ffn.shared_experts." + std::to_string(e) + ".", c.sharedHidden());
-        } else {
-            ffn(p + "ffn.", c.denseHidden());
-        }
-    };
-    add("embed.weight", {c.vocab_size, D});
-    for (int64_t i = 0; i < c.prelude_layers; ++i)
-        block("prelude." + std::to_string(i) + ".", false);
-    block("recurrent.block.", true);
-    add("recurrent.injection.log_A", {D});
-    add("recurrent.injection.log_dt", {1});
-    add("recurrent.injection.B", {D});
-    add("recurrent.act.halt.weight", {1, D});
-    add("recurrent.act.halt.bias", {1});
-    add("recurrent.lora.B", {c.lora_rank, D});
-    add("recurrent.lora.down.weight", {c.lora_rank, D});
-    add("recurrent.lora.scale.weight", {c.max_loop_iters, c.lora_rank});
-    add("recurrent.norm.weight", {D});
-    for (int64_t i = 0; i < c.coda_layers; ++i)
-        block("coda." + std::to_string(i) + ".", false);
-    add("norm.weight", {D});
-    add("head.weight", {c.vocab_size, D}, true);
+    walkSchema(c, [&](const SchemaTensor& t) { out.push_back({t.name, t.shape, t.kind == TensorKind::Tied}); });
     return out;
 }
 
@@ -277,15 +221,31 @@ bool bf16Eligible(const std::string& name) {
            name != "recurrent.act.halt.weight" && name != "recurrent.lora.scale.weight";
 }
 
-Checkpoint loadCheckpoint(const fs::path& folder, const ProgressFn& progress, WeightType type) {
+namespace {
+void requireFolder(const fs::path& folder) {
     const PathKind kind = pathKind(folder);
     if (kind == PathKind::Missing)
         throw FileError(folder.string() + ": no such model folder");
     if (kind != PathKind::Folder)
         throw FileError(folder.string() + ": not a model folder (expected a folder with config.json and model.safetensors)");
+}
+} // namespace
+
+Config loadCheckpointConfig(const fs::path& folder) {
+    requireFolder(folder);
+    return loadConfig(folder / "config.json");
+}
+
+Checkpoint loadCheckpoint(const fs::path& folder, const ProgressFn& progress, WeightType type) {
+    const Config config = loadCheckpointConfig(folder);
+    return loadCheckpointAs(folder, config, progress, type);
+}
+
+Checkpoint loadCheckpointAs(const fs::path& folder, const Config& config, const ProgressFn& progress, WeightType type) {
+    requireFolder(folder);
     Checkpoint ck;
     ck.folder = folder;
-    ck.config = loadConfig(folder / "config.json");
+    ck.config = config;
     validateOrThrow(ck.config, (folder / "config.json").string(), physicalMemory());
     const bool indexed = pathKind(folder / kIndexName) != PathKind::Missing;
     const ShardIndex index = indexed ? readShardIndex(folder) : ShardIndex{weightFiles(folder), {}};

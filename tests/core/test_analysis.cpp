@@ -189,7 +189,7 @@ TEST(Analysis, KvVariantsCoverMlaGqaAndMha) {
               int64_t(4 * (c.n_heads - 1) * c.qk_rope_head_dim));
     int gqaCount = 0;
     for (const auto& v : vs)
-        if (v.config.attn_type == "gqa") {
+        if (v.config.attn_type == AttnType::Gqa) {
             EXPECT_EQ(c.n_heads % v.config.n_kv_heads, 0);
             ++gqaCount;
         }
@@ -201,7 +201,7 @@ TEST(Analysis, KvVariantsCoverMlaGqaAndMha) {
         if (v.current) {
             ++current;
             EXPECT_EQ(v.config.n_kv_heads, g.n_kv_heads);
-            EXPECT_EQ(v.config.attn_type, "gqa");
+            EXPECT_EQ(attnTypeName(v.config.attn_type), "gqa");
         }
     EXPECT_EQ(current, 1);
 }

@@ -109,7 +109,7 @@ TEST(ConfigDefaults, MatchTheReferenceDataclass)
     EXPECT_EQ(c.max_loop_iters, 16);
     EXPECT_EQ(c.prelude_layers, 2);
     EXPECT_EQ(c.coda_layers, 2);
-    EXPECT_EQ(c.attn_type, "mla");
+    EXPECT_EQ(mythos::attnTypeName(c.attn_type), "mla");
     EXPECT_EQ(c.kv_lora_rank, 512);
     EXPECT_EQ(c.q_lora_rank, 1536);
     EXPECT_EQ(c.qk_rope_head_dim, 64);
@@ -161,14 +161,14 @@ TEST(ConfigParse, ReadmePresetsMatchTheExampleScript)
     // and the MLA fields left at their defaults.
     const Config mla = mythos::preset("readme_mla");
     const Config gqa = mythos::preset("readme_gqa");
-    EXPECT_EQ(mla.attn_type, "mla");
+    EXPECT_EQ(mythos::attnTypeName(mla.attn_type), "mla");
     EXPECT_EQ(mla.n_kv_heads, 8);
     EXPECT_EQ(mla.kv_lora_rank, 32);
     EXPECT_EQ(mla.q_lora_rank, 64);
     EXPECT_EQ(mla.qk_rope_head_dim, 16);
     EXPECT_EQ(mla.qk_nope_head_dim, 16);
     EXPECT_EQ(mla.v_head_dim, 16);
-    EXPECT_EQ(gqa.attn_type, "gqa");
+    EXPECT_EQ(mythos::attnTypeName(gqa.attn_type), "gqa");
     EXPECT_EQ(gqa.n_kv_heads, 2);
     EXPECT_EQ(gqa.kv_lora_rank, Config{}.kv_lora_rank);
     EXPECT_EQ(gqa.q_lora_rank, Config{}.q_lora_rank);
@@ -414,10 +414,13 @@ TEST(ConfigValidate, LayerAndSharedExpertCountsMustNotBeNegative)
 
 TEST(ConfigValidate, AttentionTypeMustBeGqaOrMla)
 {
+    // The struct holds only the two types: any other string is config.json's problem.
     for (const std::string bad : {"mha", "", "GQA", "mla "}) {
-        Config c = mythos::preset("tiny_gqa");
-        c.attn_type = bad;
-        expectSingleProblem(c, "attn_type = \"" + bad + "\" must be \"gqa\" or \"mla\"");
+        nlohmann::json j = mythos::configToJson(mythos::preset("tiny_gqa"));
+        j["attn_type"] = bad;
+        const std::string msg = parseError(j.dump());
+        EXPECT_EQ(countProblems(msg), 1u) << msg;
+        EXPECT_NE(msg.find("attn_type = \"" + bad + "\" must be \"gqa\" or \"mla\""), std::string::npos) << msg;
     }
 }
 
@@ -449,7 +452,7 @@ TEST(ConfigValidate, GqaHeadWidthMustBeEven)
     c.dim = 144; // 16 heads of width 9; dim / 8 = 18 is fine
     c.n_heads = 16;
     expectSingleProblem(c, "the GQA head width dim / n_heads = 9 must be even");
-    c.attn_type = "mla"; // MLA does not use dim / n_heads as a RoPE width
+    c.attn_type = mythos::AttnType::Mla; // MLA does not use dim / n_heads as a RoPE width
     expectValid(c);
 }
 
@@ -458,7 +461,7 @@ TEST(ConfigValidate, MlaRopeWidthMustBeEven)
     Config c = mythos::preset("tiny_mla");
     c.qk_rope_head_dim = 15;
     expectSingleProblem(c, "qk_rope_head_dim = 15 must be even");
-    c.attn_type = "gqa";
+    c.attn_type = mythos::AttnType::Gqa;
     expectValid(c);
 }
 
@@ -720,7 +723,7 @@ TEST(ConfigPresets, VariantsMatchTheReference)
                           .max_loop_iters = r.loops,
                           .prelude_layers = r.prelude,
                           .coda_layers = r.coda,
-                          .attn_type = "mla",
+                          .attn_type = mythos::AttnType::Mla,
                           .kv_lora_rank = r.kvRank,
                           .q_lora_rank = r.qRank,
                           .qk_rope_head_dim = r.rope,
@@ -776,13 +779,13 @@ TEST(ConfigParams, OtherShapesMatchTheReferenceModel)
 {
     // Also counted with the reference on the meta device.
     Config gqa1b = mythos::preset("mythos_1b");
-    gqa1b.attn_type = "gqa";
+    gqa1b.attn_type = mythos::AttnType::Gqa;
     EXPECT_EQ(mythos::countParameters(gqa1b).total, 1091221634);
     EXPECT_EQ(mythos::countParameters(Config{}).total, 436035842);
 
     const Config oddMla{.vocab_size = 77, .dim = 96, .n_heads = 6, .n_kv_heads = 3,
                         .max_seq_len = 50, .max_loop_iters = 5, .prelude_layers = 0,
-                        .coda_layers = 3, .attn_type = "mla", .kv_lora_rank = 20,
+                        .coda_layers = 3, .attn_type = mythos::AttnType::Mla, .kv_lora_rank = 20,
                         .q_lora_rank = 24, .qk_rope_head_dim = 6, .qk_nope_head_dim = 10,
                         .v_head_dim = 12, .n_experts = 5, .n_shared_experts = 0,
                         .n_experts_per_tok = 3, .expert_dim = 14, .lora_rank = 3};
@@ -790,7 +793,7 @@ TEST(ConfigParams, OtherShapesMatchTheReferenceModel)
 
     const Config oddGqa{.vocab_size = 77, .dim = 96, .n_heads = 6, .n_kv_heads = 3,
                         .max_seq_len = 50, .max_loop_iters = 5, .prelude_layers = 2,
-                        .coda_layers = 0, .attn_type = "gqa", .n_experts = 5,
+                        .coda_layers = 0, .attn_type = mythos::AttnType::Gqa, .n_experts = 5,
                         .n_shared_experts = 3, .n_experts_per_tok = 3, .expert_dim = 14,
                         .lora_rank = 3};
     EXPECT_EQ(mythos::countParameters(oddGqa).total, 222641);
@@ -874,7 +877,7 @@ TEST(ConfigRoundTrip, EveryFieldSurvivesJson)
 {
     // Every field differs from its default, and the doubles need all 17 digits.
     const Config c{.vocab_size = 77, .dim = 96, .n_heads = 6, .n_kv_heads = 3, .max_seq_len = 50,
-                   .max_loop_iters = 5, .prelude_layers = 0, .coda_layers = 3, .attn_type = "gqa",
+                   .max_loop_iters = 5, .prelude_layers = 0, .coda_layers = 3, .attn_type = mythos::AttnType::Gqa,
                    .kv_lora_rank = 20, .q_lora_rank = 24, .qk_rope_head_dim = 6,
                    .qk_nope_head_dim = 10, .v_head_dim = 12, .n_experts = 5,
                    .n_shared_experts = 0, .n_experts_per_tok = 3, .expert_dim = 14,

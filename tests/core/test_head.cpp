@@ -12,6 +12,7 @@
 #include "testutil.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
+#include "mythos/modelspec.h"
 #include "mythos/trace.h"
 
 using namespace mythos;
@@ -149,9 +150,13 @@ TEST(HeadRowsTest, FullLogitsAreKeptWhileSmall) {
 }
 
 TEST(HeadRowsTest, APresetsConfigCanBeAdjustedBeforeItsWeightsAreMade) {
-    auto m = Model::open("preset:tiny_mla:2", {}, {}, [](Config& c) { c.vocab_size = 1000; });
+    // mythos::open's config overrides (the CLI's --vocab).
+    auto m = mythos::open(parseModelSpec("preset:tiny_mla:2"), {}, {{"vocab_size", 1000}});
     EXPECT_EQ(m->config().vocab_size, 1000);
     EXPECT_EQ(m->weights().at("embed.weight").shape.at(0), 1000);
-    EXPECT_THROW(Model::open("preset:tiny_mla", {}, {}, [](Config& c) { c.vocab_size = 0; }), ConfigError);
-    EXPECT_THROW(Model::open(golden::find("tiny_mla").dir.string(), {}, {}, [](Config&) {}), ArgumentError);
+    EXPECT_THROW(mythos::open(parseModelSpec("preset:tiny_mla"), {}, {{"vocab_size", 0}}), ConfigError);
+    // A checkpoint's config takes overrides too, but not one that changes a tensor's shape.
+    const ModelSpec folder = parseModelSpec(golden::find("tiny_mla").dir.string());
+    EXPECT_THROW(mythos::open(folder, {}, {{"vocab_size", 1000}}), FormatError);
+    EXPECT_THROW(mythos::open(folder, {}, {{"no_such_field", 1}}), ArgumentError);
 }

@@ -155,7 +155,7 @@ private slots:
         QCOMPARE(win->modelInfo()->spec, QString("preset:readme_gqa:1"));
         win->setLoops(3);
         QVERIFY(settle());
-        QCOMPARE(QString::fromStdString(win->currentTrace()->config.attn_type), QString("gqa"));
+        QCOMPARE(QString::fromStdString(mythos::attnTypeName(win->currentTrace()->config.attn_type)), QString("gqa"));
     }
 
     // A tokenizer.json that cannot be read: the model opens anyway, the prompt area and the

@@ -159,7 +159,7 @@ private slots:
         QVERIFY(failed.first().at(1).toString().contains("/nonexistent/model"));
         const auto r = runAndWait(request(9, "still here", 2));
         QVERIFY(r);
-        QCOMPARE(QString::fromStdString(r->trace->config.attn_type), QString("gqa"));
+        QCOMPARE(QString::fromStdString(mythos::attnTypeName(r->trace->config.attn_type)), QString("gqa"));
     }
 
     void runErrorsAreReported() {

@@ -4,6 +4,7 @@
 // exact parameter counting that need no allocation.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +12,13 @@
 #include <nlohmann/json_fwd.hpp>
 
 namespace mythos {
+
+// The attention of every block: grouped-query (wq/wk/wv/wo) or multi-head latent (low-rank
+// q and kv, a latent KV cache). config.json spells them "gqa" and "mla".
+enum class AttnType { Gqa, Mla };
+std::string attnTypeName(AttnType t); // "gqa", "mla"
+// The type a config.json string names; nullopt for any other string (validation says so).
+std::optional<AttnType> parseAttnType(std::string_view name);
 
 struct Config {
     int64_t vocab_size = 32000;
@@ -21,7 +29,7 @@ struct Config {
     int64_t max_loop_iters = 16;
     int64_t prelude_layers = 2;
     int64_t coda_layers = 2;
-    std::string attn_type = "mla"; // "gqa" | "mla"
+    AttnType attn_type = AttnType::Mla;
     int64_t kv_lora_rank = 512;
     int64_t q_lora_rank = 1536;
     int64_t qk_rope_head_dim = 64;
@@ -37,7 +45,7 @@ struct Config {
     int64_t max_output_tokens = 4096;
     double dropout = 0.0;
 
-    bool isMla() const { return attn_type == "mla"; }
+    bool isMla() const { return attn_type == AttnType::Mla; }
     int64_t headDim() const { return dim / n_heads; }         // GQA head width
     int64_t ropeDim() const { return isMla() ? qk_rope_head_dim : headDim(); }
     int64_t denseHidden() const { return dim * 4 / 3; }       // prelude/coda SwiGLU width

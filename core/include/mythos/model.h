@@ -10,7 +10,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "mythos/config.h"
+#include "mythos/engineoptions.h"
 #include "mythos/kvcache.h"
 #include "mythos/trace.h"
 #include "mythos/weights.h"
@@ -20,20 +23,11 @@ namespace mythos {
 namespace detail {
 struct MoeRecord;
 }
-
-// Options that differ from the reference are opt-in: the defaults reproduce it.
-struct EngineOptions {
-    // Graves (2016): on the last loop every still-running position takes the remainder
-    // 1 - cum_p as its weight, so every position's weights sum to 1. The reference does
-    // not do this (never-halting positions sum to cum_p < threshold).
-    bool actFinalRemainder = false;
-    KvLayout kvLayout = KvLayout::Reference;
-    int threads = 0; // 0 = all cores
-    // BF16 holds the large matrices in bf16: half the memory, logits within about 2% of
-    // fp32's largest logit on the golden cases, more where a near tie in routing or halting
-    // flips (docs/engine.md). The default F32 is the reference's numbers.
-    WeightType weightType = WeightType::F32;
-};
+struct ModelSpec;
+class Model;
+// Defined in modelspec.h (with its default arguments).
+std::unique_ptr<Model> open(const ModelSpec& spec, const EngineOptions& options, const nlohmann::json& overrides,
+                            const ProgressFn& progress);
 
 // Which rows of the tied head a pass computes. The head is a [D x V] product per position:
 // with a 200K vocabulary it costs as much as the rest of a small model, so a caller that
@@ -73,13 +67,11 @@ public:
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
 
-    // A checkpoint folder, or "preset:NAME[:seed]" for random weights. With
-    // WeightType::BF16 the matrices are read or generated straight into bf16.
-    // `adjustPreset` changes a preset's config before its weights are made (e.g. a 200K
-    // vocabulary for a benchmark); giving one with a folder is an ArgumentError.
+    // A checkpoint folder, or "preset:NAME[:seed]" for random weights: mythos::open
+    // (modelspec.h) with the spec parsed and no config overrides. With WeightType::BF16 the
+    // matrices are read or generated straight into bf16.
     static std::unique_ptr<Model> open(const std::string& spec, EngineOptions options = {},
-                                       const ProgressFn& progress = {},
-                                       const std::function<void(Config&)>& adjustPreset = {});
+                                       const ProgressFn& progress = {});
 
     const Config& config() const { return m_cfg; }
     const EngineOptions& options() const { return m_opts; }
@@ -125,6 +117,8 @@ public:
     void setWeight(const std::string& name, const Tensor& t);
 
 private:
+    friend std::unique_ptr<Model> open(const ModelSpec&, const EngineOptions&, const nlohmann::json&,
+                                       const ProgressFn&);
     struct Impl;
     std::vector<float> forwardInjectionA() const; // the reference's A, as the forward uses it
     // One loop iteration t: h <- A*h + B*e + (block + LoRA)(RMSNorm(h + LIE(t) + e));

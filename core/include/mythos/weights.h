@@ -69,6 +69,13 @@ struct Checkpoint {
 // bf16 (no fp32 copy; BF16 on disk is copied bit for bit).
 Checkpoint loadCheckpoint(const std::filesystem::path& folder, const ProgressFn& progress = {},
                           WeightType type = WeightType::F32);
+// The config.json of a checkpoint folder, read and validated (FileError when `folder` is not
+// a folder, FileError / ConfigError for its config.json).
+Config loadCheckpointConfig(const std::filesystem::path& folder);
+// loadCheckpoint with `config` in place of the folder's config.json (e.g. it with config
+// overrides applied, mythos::open): every tensor must have the shape `config` needs.
+Checkpoint loadCheckpointAs(const std::filesystem::path& folder, const Config& config, const ProgressFn& progress = {},
+                            WeightType type = WeightType::F32);
 
 // The reference's initialisation (Linear and Embedding N(0, 0.02), LoRA B N(0, 0.02),
 // halt bias U(-1/sqrt(dim), 1/sqrt(dim)), log_A = log_dt = 0, B = 0.1, norms 1,
