@@ -62,7 +62,9 @@ int main(int argc, char** argv) {
     const QString viewNames = mx::viewIds().join(", "); // halting, routing, kv, stability, sweep, compare
     QCommandLineOption viewOpt("view", "View to show: " + viewNames + ".", "NAME");
     QCommandLineOption traceOpt("trace", "Open a recorded trace instead of a model.", "FILE");
-    QCommandLineOption shotOpt("screenshot", "Render the window to FILE.png after one run (in the sweep view: and a depth sweep) and exit.", "FILE");
+    QCommandLineOption shotOpt(
+        "screenshot", "Render the window to FILE.png after one run (in the sweep view: and a depth sweep) and exit.",
+        "FILE");
     QCommandLineOption sizeOpt("size", "Window size for --screenshot (default 1280x800).", "WxH", "1280x800");
     QCommandLineOption tokenOpt("select-token", "Select token I.", "I");
     QCommandLineOption compareOpt("compare", "Compare with a second model folder or preset.", "DIR");
@@ -70,7 +72,8 @@ int main(int argc, char** argv) {
                                   "Compare with the model's config changed by a JSON object, e.g. "
                                   "'{\"act_threshold\": 0.9}'.",
                                   "JSON");
-    cli.addOptions({modelOpt, promptOpt, loopsOpt, viewOpt, traceOpt, shotOpt, sizeOpt, tokenOpt, compareOpt, variantOpt});
+    cli.addOptions(
+        {modelOpt, promptOpt, loopsOpt, viewOpt, traceOpt, shotOpt, sizeOpt, tokenOpt, compareOpt, variantOpt});
     cli.process(app);
 
     auto fail = [](const QString& msg) {

@@ -35,9 +35,8 @@ void BM_Linear(benchmark::State& state) {
         mm.linear(x.data(), M, K, w.data(), N, y.data());
         benchmark::DoNotOptimize(y.data());
     }
-    state.counters["GFLOP/s"] =
-        benchmark::Counter(2.0 * double(M * K * N), benchmark::Counter::kIsIterationInvariantRate,
-                           benchmark::Counter::kIs1000);
+    state.counters["GFLOP/s"] = benchmark::Counter(
+        2.0 * double(M * K * N), benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_Linear)
     ->Args({1, 128, 128})
@@ -51,8 +50,7 @@ BENCHMARK(BM_Linear)
 // One attention head (attendHead): a prefill (T = S = 64) and decode steps (T = 1) over S
 // cached keys, MLA's widths (nope 16 + rope 16, values 16) and GQA's (32, 32).
 void BM_AttendHead(benchmark::State& state) {
-    const int64_t T = state.range(0), S = state.range(1), d1 = state.range(2), d2 = state.range(3),
-                  dv = state.range(4);
+    const int64_t T = state.range(0), S = state.range(1), d1 = state.range(2), d2 = state.range(3), dv = state.range(4);
     auto q1 = randomVector(std::size_t(T * d1), 6), q2 = randomVector(std::size_t(T * d2), 7);
     auto k1 = randomVector(std::size_t(S * d1), 8), k2 = randomVector(std::size_t(S * d2), 9);
     auto v = randomVector(std::size_t(S * dv), 10);

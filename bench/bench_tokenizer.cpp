@@ -36,10 +36,11 @@ std::string documentation() {
 
 std::string mixture() {
     const std::vector<std::string> words = {
-        "the",    "loop",       "expert",   "halting", "Recurrent", "depth",  "naïve", "café",  "Ελληνικά",
-        "русский", "中文字符", "日本語", "한국어",   "العربية",   "हिन्दी", "👍🏽",    "🎉",    "3.14159",
-        "2026",   "don't",      "I'M",      "x**2",    "{a: b}",    "\n",     "\t",    "   ",   "https://x.org/a",
-        "CamelCase", "snake_case", "<|endoftext|>"};
+        "the",        "loop",         "expert",  "halting",  "Recurrent", "depth",           "naïve",
+        "café",       "Ελληνικά",     "русский", "中文字符", "日本語",    "한국어",          "العربية",
+        "हिन्दी",      "👍🏽",     "🎉",       "3.14159",  "2026",      "don't",           "I'M",
+        "x**2",       "{a: b}",       "\n",      "\t",       "   ",       "https://x.org/a", "CamelCase",
+        "snake_case", "<|endoftext|>"};
     std::mt19937 rng(5);
     std::string text;
     while (text.size() < kBytes) {

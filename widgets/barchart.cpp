@@ -19,14 +19,14 @@ namespace mx {
 namespace {
 
 const QColor kBarTitleColor(40, 40, 40);
-const QColor kBarNoteColor(176, 48, 32);   // same dark red as the Qt Charts titles' notes
+const QColor kBarNoteColor(176, 48, 32); // same dark red as the Qt Charts titles' notes
 const QColor kBarMarkerColor(176, 48, 32);
 const QColor kBarTextColor(70, 70, 70);
 const QColor kBarGridColor(228, 228, 228);
 const QColor kBarAxisColor(150, 150, 150);
 
 struct YAxis {
-    double lo = 0, hi = 1;  // shown range
+    double lo = 0, hi = 1; // shown range
     QVector<double> ticks; // nice values inside [lo, hi]
     double step = 1;
 };
@@ -78,9 +78,7 @@ QString tickText(double v) {
     return QString::number(v, 'g', std::fabs(v) >= 1e6 || (v != 0 && std::fabs(v) < 1e-4) ? 3 : 7);
 }
 
-QString barValueText(double v) {
-    return std::isnan(v) ? QStringLiteral("n/a") : QString::number(v, 'g', 6);
-}
+QString barValueText(double v) { return std::isnan(v) ? QStringLiteral("n/a") : QString::number(v, 'g', 6); }
 
 // 1, 2, 5, 10, 20, 50, ... : the smallest such stride >= n.
 int niceStride(double n) {
@@ -96,16 +94,16 @@ int niceStride(double n) {
 
 // Pixel layout of one paint (also used by the tooltip), from the font metrics of the target device.
 struct BarChart::Geometry {
-    QRectF plot;            // the bars' area
+    QRectF plot; // the bars' area
     QRectF titleRect, noteRect, xTitleRect, legendRect;
-    double yTitleX = 0;     // left edge of the rotated y title
+    double yTitleX = 0; // left edge of the rotated y title
     double tickLabelW = 0;
-    double labelTop = 0;    // top of the category labels
-    double labelH = 0;      // their height (rotated: their length)
-    int labelStride = 1;    // every labelStride-th category label is drawn
+    double labelTop = 0; // top of the category labels
+    double labelH = 0;   // their height (rotated: their length)
+    int labelStride = 1; // every labelStride-th category label is drawn
     bool rotated = false;
     YAxis y;
-    double slot = 0;        // width per category
+    double slot = 0; // width per category
     double toY(double v) const { return plot.bottom() - (v - y.lo) / (y.hi - y.lo) * plot.height(); }
 };
 
@@ -362,8 +360,10 @@ void BarChart::paintCategoryLabels(QPainter& p, const Geometry& g) const {
         shown.push_back(i);
     if (n > 0 && shown.last() != n - 1 && (n - 1 - shown.last()) * g.slot >= (g.rotated ? fh * 1.1 : 0)) {
         // The last category ("never", ...) is often the one to read: show it when it fits.
-        const double need = g.rotated ? fh * 1.1
-                                      : (fm.horizontalAdvance(labelAt(shown.last())) + fm.horizontalAdvance(labelAt(n - 1))) / 2 + fh * 0.6;
+        const double need =
+            g.rotated
+                ? fh * 1.1
+                : (fm.horizontalAdvance(labelAt(shown.last())) + fm.horizontalAdvance(labelAt(n - 1))) / 2 + fh * 0.6;
         if ((n - 1 - shown.last()) * g.slot >= need)
             shown.push_back(n - 1);
     }
@@ -456,7 +456,8 @@ DataTable BarChart::table() const {
 
     DataTable t;
     t.title = m_title;
-    t.columns << "category" << "value";
+    t.columns << "category"
+              << "value";
     for (int i = 0; i < m_values.size(); ++i)
         t.addRow({i < m_categories.size() ? m_categories[i] : QString::number(i), m_values[i]});
     return t;

@@ -25,7 +25,7 @@ public:
     void setBars(const QStringList& categories, const QVector<double>& values, const QVector<QColor>& colors = {});
     const QStringList& categories() const { return m_categories; }
     const QVector<double>& values() const { return m_values; }
-    void setYRange(double lo, double hi); // lo == hi: automatic
+    void setYRange(double lo, double hi);                     // lo == hi: automatic
     void setHorizontalMarker(double y, const QString& label); // NaN = none
     void setTitle(const QString& title);
     void setYLabel(const QString& label);

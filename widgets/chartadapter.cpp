@@ -209,7 +209,9 @@ void LineChart::rebuild() {
 DataTable LineChart::table() const {
     DataTable t;
     t.title = m_title;
-    t.columns << "series" << "x" << "y";
+    t.columns << "series"
+              << "x"
+              << "y";
     for (const auto& s : m_series)
         for (const auto& p : s.points)
             t.addRow({s.name, p.x(), p.y()});
@@ -283,7 +285,8 @@ void ScatterChart::rebuild() {
 DataTable ScatterChart::table() const {
     DataTable t;
     t.title = m_title;
-    t.columns << "x" << "y";
+    t.columns << "x"
+              << "y";
     for (const auto& p : m_points)
         t.addRow({p.x(), p.y()});
     return t;

@@ -21,7 +21,7 @@ namespace mx {
 struct Series {
     QString name;
     QVector<QPointF> points;
-    QColor color;      // invalid = automatic
+    QColor color; // invalid = automatic
     bool dashed = false;
     bool markers = false;
 };
@@ -66,7 +66,8 @@ private:
 class ScatterChart : public QWidget {
     Q_OBJECT
 public:
-    explicit ScatterChart(const QString& title, const QString& xLabel, const QString& yLabel, QWidget* parent = nullptr);
+    explicit ScatterChart(const QString& title, const QString& xLabel, const QString& yLabel,
+                          QWidget* parent = nullptr);
     void setPoints(const QVector<QPointF>& points, const QString& name);
     const QVector<QPointF>& points() const { return m_points; }
     void setUnitCircle(bool on);

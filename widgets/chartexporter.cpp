@@ -42,9 +42,7 @@ constexpr int kDialogMinHeight = 200;
 constexpr int kMaxSide = 8192;
 const char* const kLastFolderKey = "export/lastFolder";
 
-QString trExport(const char* text) {
-    return QCoreApplication::translate("mx::ChartExporter", text);
-}
+QString trExport(const char* text) { return QCoreApplication::translate("mx::ChartExporter", text); }
 
 ExportResult failure(const QString& path, const QString& reason) {
     ExportResult r;
@@ -91,8 +89,8 @@ public:
             w->setMinimumSize(size);
             w->setMaximumSize(size);
             m_constrained = true;
-        } else if (size.width() < m_oldMin.width() || size.height() < m_oldMin.height()
-                   || size.width() > m_oldMax.width() || size.height() > m_oldMax.height()) {
+        } else if (size.width() < m_oldMin.width() || size.height() < m_oldMin.height() ||
+                   size.width() > m_oldMax.width() || size.height() > m_oldMax.height()) {
             w->setMinimumSize(m_oldMin.boundedTo(size));
             w->setMaximumSize(m_oldMax.expandedTo(size));
             m_constrained = true;
@@ -276,23 +274,22 @@ QString suffixFor(ImageFormat fmt) {
     return {};
 }
 
-QString suffixFor(DataFormat fmt) {
-    return fmt == DataFormat::Csv ? "csv" : "json";
-}
+QString suffixFor(DataFormat fmt) { return fmt == DataFormat::Csv ? "csv" : "json"; }
 
 ExportResult exportChartImage(QWidget* chart, const QString& path, ImageFormat fmt, QSize size, const QString& title) {
     if (!chart)
         return failure(path, trExport("there is no chart to render"));
     if (size.width() < 1 || size.height() < 1 || size.width() > kMaxSide || size.height() > kMaxSide)
-        return failure(path, trExport("the image size %1 x %2 is outside 1..%3")
-                                 .arg(size.width()).arg(size.height()).arg(kMaxSide));
+        return failure(
+            path,
+            trExport("the image size %1 x %2 is outside 1..%3").arg(size.width()).arg(size.height()).arg(kMaxSide));
     const int dpi = chart->logicalDpiY() > 0 ? chart->logicalDpiY() : 96;
     std::optional<QByteArray> bytes;
     {
         const ExportState state(chart, size);
         if (chart->size() != size)
-            return failure(path, trExport("the chart cannot be resized to %1 x %2")
-                                     .arg(size.width()).arg(size.height()));
+            return failure(path,
+                           trExport("the chart cannot be resized to %1 x %2").arg(size.width()).arg(size.height()));
         switch (fmt) {
         case ImageFormat::Png:
             bytes = renderPng(chart, size, title, dpi);
@@ -306,8 +303,8 @@ ExportResult exportChartImage(QWidget* chart, const QString& path, ImageFormat f
         }
     }
     if (!bytes || bytes->isEmpty())
-        return failure(path, trExport("the chart could not be rendered as %1 (out of memory?)")
-                                 .arg(suffixFor(fmt).toUpper()));
+        return failure(
+            path, trExport("the chart could not be rendered as %1 (out of memory?)").arg(suffixFor(fmt).toUpper()));
     return saveBytes(path, *bytes);
 }
 
@@ -485,11 +482,11 @@ void ExportDialog::browse() {
 }
 
 void ExportDialog::updateOkButton() {
-    const bool anyFormat = m_png->isChecked() || m_svg->isChecked() || m_pdf->isChecked() || m_csv->isChecked()
-                           || m_json->isChecked();
+    const bool anyFormat =
+        m_png->isChecked() || m_svg->isChecked() || m_pdf->isChecked() || m_csv->isChecked() || m_json->isChecked();
     m_buttons->button(QDialogButtonBox::Ok)
-        ->setEnabled(!m_charts.isEmpty() && anyFormat && !m_baseName->text().trimmed().isEmpty()
-                     && !m_folder->text().trimmed().isEmpty());
+        ->setEnabled(!m_charts.isEmpty() && anyFormat && !m_baseName->text().trimmed().isEmpty() &&
+                     !m_folder->text().trimmed().isEmpty());
 }
 
 QString ExportDialog::basePath() const {

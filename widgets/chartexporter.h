@@ -51,8 +51,8 @@ bool paintChartAt(QWidget* chart, QPainter& p, QSize size);
 
 // Writes basePath + ".png", ".svg", ... for every selected format. Every selected format is
 // attempted; ok is true only when all of them were written.
-ExportResult exportChart(const ChartHandle& h, const QString& basePath, QSize size, bool png, bool svg,
-                         bool pdf, bool csv, bool json);
+ExportResult exportChart(const ChartHandle& h, const QString& basePath, QSize size, bool png, bool svg, bool pdf,
+                         bool csv, bool json);
 
 // Picks a chart, the formats, the image size and the target; run() does the export without
 // any message box so that tests can drive the dialog through the named child widgets:

@@ -208,7 +208,9 @@ QString CheckpointImport::errorFromStderr(int code) const {
             return QString::fromUtf8(it->mid(kErrorPrefix.size())).trimmed();
     for (auto it = lines.crbegin(); it != lines.crend(); ++it)
         if (!it->trimmed().isEmpty() && !it->startsWith(kNotePrefix))
-            return tr("The checkpoint converter failed (exit status %1): %2").arg(code).arg(QString::fromUtf8(it->trimmed()));
+            return tr("The checkpoint converter failed (exit status %1): %2")
+                .arg(code)
+                .arg(QString::fromUtf8(it->trimmed()));
     return tr("The checkpoint converter failed with exit status %1 and said nothing.").arg(code);
 }
 
@@ -231,7 +233,8 @@ void CheckpointImport::onFinished(int code, QProcess::ExitStatus status) {
     } else if (code != 0) {
         emit failed(errorFromStderr(code));
     } else if (!QFileInfo(QDir(m_options.outDir).filePath("config.json")).isFile()) {
-        emit failed(tr("The checkpoint converter ended without writing %1.").arg(QDir(m_options.outDir).filePath("config.json")));
+        emit failed(tr("The checkpoint converter ended without writing %1.")
+                        .arg(QDir(m_options.outDir).filePath("config.json")));
     } else {
         emit finished(m_options.outDir);
     }
@@ -315,11 +318,11 @@ void CheckpointImportDialog::checkpointChanged() {
     }
     const QString beside = ckpt.isEmpty() ? QString() : CheckpointImport::tokenizerBeside(ckpt);
     m_tokenizer->setPlaceholderText(beside.isEmpty() ? tr("none beside the checkpoint") : QFileInfo(beside).fileName());
-    m_tokenizerNote->setText(beside.isEmpty()
-                                 ? tr("No tokenizer.json or .tiktoken beside the checkpoint: give the one the model was "
-                                      "trained with (the reference trainer's is openai/gpt-oss-20b's tokenizer.json), "
-                                      "or text is encoded as bytes.")
-                                 : tr("%1 beside the checkpoint is copied.").arg(QFileInfo(beside).fileName()));
+    m_tokenizerNote->setText(
+        beside.isEmpty() ? tr("No tokenizer.json or .tiktoken beside the checkpoint: give the one the model was "
+                              "trained with (the reference trainer's is openai/gpt-oss-20b's tokenizer.json), "
+                              "or text is encoded as bytes.")
+                         : tr("%1 beside the checkpoint is copied.").arg(QFileInfo(beside).fileName()));
 }
 
 CheckpointImportOptions CheckpointImportDialog::options() const {

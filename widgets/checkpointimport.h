@@ -17,12 +17,12 @@ QT_END_NAMESPACE
 namespace mx {
 
 struct CheckpointImportOptions {
-    QString checkpoint; // the .pt file
-    QString outDir;     // the model folder to write (created when missing)
-    QString tokenizer;  // tokenizer.json, a .tiktoken file or a folder; empty: beside the checkpoint
+    QString checkpoint;                    // the .pt file
+    QString outDir;                        // the model folder to write (created when missing)
+    QString tokenizer;                     // tokenizer.json, a .tiktoken file or a folder; empty: beside the checkpoint
     QString dtype = QStringLiteral("f32"); // "f32" or "bf16"
-    QString python;     // interpreter; empty: defaultPython()
-    QString tool;       // export_checkpoint.py; empty: findTool()
+    QString python;                        // interpreter; empty: defaultPython()
+    QString tool;                          // export_checkpoint.py; empty: findTool()
 };
 
 class CheckpointImport : public QObject {

@@ -39,12 +39,13 @@ Figures figuresOf(const mythos::Trace& tr) {
     try {
         f.routing = mythos::routingStats(mythos::recordedRouting(tr)).overall;
         f.hasRouting = true;
-    } catch (const std::exception&) {
-    }
+    } catch (const std::exception&) {}
     const int64_t positions = tr.startPos + tr.seqLen, loops = std::max<int64_t>(1, tr.nLoops);
     try {
-        f.kvRef = mythos::kvTotalBytes(tr.config, mythos::KvLayout::Reference, std::max<int64_t>(1, tr.batch), positions, loops);
-        f.kvCompact = mythos::kvTotalBytes(tr.config, mythos::KvLayout::Compact, std::max<int64_t>(1, tr.batch), positions, loops);
+        f.kvRef = mythos::kvTotalBytes(tr.config, mythos::KvLayout::Reference, std::max<int64_t>(1, tr.batch),
+                                       positions, loops);
+        f.kvCompact = mythos::kvTotalBytes(tr.config, mythos::KvLayout::Compact, std::max<int64_t>(1, tr.batch),
+                                           positions, loops);
     } catch (const std::exception&) {
         f.kvRef = f.kvCompact = -1; // a loaded trace's sizes fit (checked on load); this is a guard
     }
@@ -199,7 +200,8 @@ void ComparisonView::rebuild() {
         m_halting->setSeries({});
         m_diff->setBars({}, {});
         m_kl->setBars({}, {});
-        m_summary->setText(tr("<b>A</b> %1 vs <b>B</b> %2. %3").arg(nameA.toHtmlEscaped(), nameB.toHtmlEscaped(), note));
+        m_summary->setText(
+            tr("<b>A</b> %1 vs <b>B</b> %2. %3").arg(nameA.toHtmlEscaped(), nameB.toHtmlEscaped(), note));
         return;
     }
 
@@ -243,7 +245,8 @@ void ComparisonView::showFigureTable(const QString& nameA, const QString& nameB)
     if (m_trace && m_b) {
         const Figures fa = figuresOf(*m_trace), fb = figuresOf(*m_b);
         rows << QStringList{tr("loops executed"), QString::number(m_trace->loopsExecuted),
-                            QString::number(m_b->loopsExecuted), relation(double(m_trace->loopsExecuted), double(m_b->loopsExecuted), 0)};
+                            QString::number(m_b->loopsExecuted),
+                            relation(double(m_trace->loopsExecuted), double(m_b->loopsExecuted), 0)};
         rows << QStringList{tr("mean halting loop"), fixed(fa.meanHalt, 2), fixed(fb.meanHalt, 2),
                             relation(fa.meanHalt, fb.meanHalt, 2)};
         rows << QStringList{tr("never halted tokens"), QString::number(fa.never), QString::number(fb.never),
@@ -260,8 +263,8 @@ void ComparisonView::showFigureTable(const QString& nameA, const QString& nameB)
             rows << QStringList{tr("dead experts"), QString::number(fa.routing.dead), QString::number(fb.routing.dead),
                                 relation(double(fa.routing.dead), double(fb.routing.dead), 0)};
         }
-        rows << QStringList{tr("KV cache, reference layout"), formatBytes(double(fa.kvRef)), formatBytes(double(fb.kvRef)),
-                            relation(double(fa.kvRef), double(fb.kvRef), 0)};
+        rows << QStringList{tr("KV cache, reference layout"), formatBytes(double(fa.kvRef)),
+                            formatBytes(double(fb.kvRef)), relation(double(fa.kvRef), double(fb.kvRef), 0)};
         rows << QStringList{tr("KV cache, compact layout"), formatBytes(double(fa.kvCompact)),
                             formatBytes(double(fb.kvCompact)), relation(double(fa.kvCompact), double(fb.kvCompact), 0)};
     }
@@ -270,7 +273,8 @@ void ComparisonView::showFigureTable(const QString& nameA, const QString& nameB)
         rows << QStringList{tr("prefill (cached, ms)"), latA ? fixed(m_resA->prefillMs, 2) : QStringLiteral("-"),
                             latB ? fixed(m_resB->prefillMs, 2) : QStringLiteral("-"),
                             latA && latB ? relation(m_resA->prefillMs, m_resB->prefillMs, 2) : QString()};
-        rows << QStringList{tr("decode (ms per token)"), latA ? fixed(m_resA->decodeMsPerToken, 3) : QStringLiteral("-"),
+        rows << QStringList{tr("decode (ms per token)"),
+                            latA ? fixed(m_resA->decodeMsPerToken, 3) : QStringLiteral("-"),
                             latB ? fixed(m_resB->decodeMsPerToken, 3) : QStringLiteral("-"),
                             latA && latB ? relation(m_resA->decodeMsPerToken, m_resB->decodeMsPerToken, 3) : QString()};
     }
@@ -315,7 +319,7 @@ void ComparisonView::showPerTokenCharts(const QString& nameA, const QString& nam
             continue;
         kl << m_agreement.klAB[std::size_t(t)];
         klColors << (m_agreement.top1A[std::size_t(t)] == m_agreement.top1B[std::size_t(t)] ? QColor(60, 150, 70)
-                                                                                         : QColor(200, 50, 40));
+                                                                                            : QColor(200, 50, 40));
     }
     m_halting->setSeries({sa, sb});
     m_halting->setXRange(-0.5, T - 0.5);
@@ -335,8 +339,8 @@ void ComparisonView::showPerTokenCharts(const QString& nameA, const QString& nam
     }
 }
 
-void ComparisonView::showSummary(const QString& nameA, const QString& nameB,
-                                 const mythos::HaltingComparison& halting, bool haveLogits) {
+void ComparisonView::showSummary(const QString& nameA, const QString& nameB, const mythos::HaltingComparison& halting,
+                                 bool haveLogits) {
     const int T = int(halting.tokens);
     const int sameHalt = int(halting.sameHaltLoop);
     if (!haveLogits) {
@@ -401,7 +405,8 @@ QList<ChartHandle> ComparisonView::charts() const {
     out << ChartHandle{"compare-halting-diff", m_diff->title(), m_diff, [this] { return m_diff->table(); }};
     out << ChartHandle{"compare-kl", m_kl->title(), m_kl, [this] {
                            DataTable t = m_kl->table();
-                           t.columns << "top1_a" << "top1_b";
+                           t.columns << "top1_a"
+                                     << "top1_b";
                            for (int i = 0; i < t.rows.size() && std::size_t(i) < m_agreement.top1A.size(); ++i)
                                t.rows[i] << m_agreement.top1A[std::size_t(i)] << m_agreement.top1B[std::size_t(i)];
                            return t;

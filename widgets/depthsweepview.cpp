@@ -58,7 +58,8 @@ DepthSweepView::DepthSweepView(QWidget* parent) : TraceView(parent) {
     m_summary = addSummaryLabel(content, lay);
 
     m_accuracy = new LineChart(tr("Exact-match accuracy against loop count"), tr("loops"), tr("accuracy"), content);
-    m_halting = new LineChart(tr("Mean halting loop against loop count"), tr("loops"), tr("mean halting loop"), content);
+    m_halting =
+        new LineChart(tr("Mean halting loop against loop count"), tr("loops"), tr("mean halting loop"), content);
     for (auto* c : {m_accuracy, m_halting}) {
         c->setIntegerX(true);
         c->setMinimumSize(300, 280);
@@ -185,9 +186,10 @@ void DepthSweepView::setProgress(int done, int total) {
 
 void DepthSweepView::setError(const QString& error) {
     setRunning(false);
-    m_summary->setText(error == "cancelled" ? tr("The sweep was cancelled.")
-                                            : tr("<span style='color:#a01e14'><b>The sweep failed:</b> %1</span>")
-                                                  .arg(error.toHtmlEscaped()));
+    m_summary->setText(
+        error == "cancelled"
+            ? tr("The sweep was cancelled.")
+            : tr("<span style='color:#a01e14'><b>The sweep failed:</b> %1</span>").arg(error.toHtmlEscaped()));
 }
 
 void DepthSweepView::setHaltingOf(HaltingOf h) { m_haltingOf->setCurrentIndex(h == HaltingOf::AnswerToken ? 0 : 1); }
@@ -205,7 +207,9 @@ std::optional<double> haltOf(const mythos::EvalCell& cell, DepthSweepView::Halti
     return cell.halted ? std::optional<double>(cell.meanHalt()) : std::nullopt;
 }
 
-QString hopsName(int64_t hops) { return hops == 1 ? DepthSweepView::tr("1 hop") : DepthSweepView::tr("%1 hops").arg(hops); }
+QString hopsName(int64_t hops) {
+    return hops == 1 ? DepthSweepView::tr("1 hop") : DepthSweepView::tr("%1 hops").arg(hops);
+}
 
 // One chart's series: all prompts (solid), then one per hop count (dashed, with markers: a
 // hop count measured at one loop count is a single point), each point `valueOf(cell)` of a

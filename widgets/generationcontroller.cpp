@@ -57,9 +57,8 @@ QWidget* GenerationController::buildBar(QWidget* parent) {
     m_progress->setFormat(tr("%v / %m tokens"));
     m_progress->setMaximumWidth(220);
     m_progress->hide();
-    for (QWidget* w : {static_cast<QWidget*>(m_button), static_cast<QWidget*>(m_tokens),
-                       static_cast<QWidget*>(m_mode), static_cast<QWidget*>(m_temp),
-                       static_cast<QWidget*>(m_topK), static_cast<QWidget*>(m_seed),
+    for (QWidget* w : {static_cast<QWidget*>(m_button), static_cast<QWidget*>(m_tokens), static_cast<QWidget*>(m_mode),
+                       static_cast<QWidget*>(m_temp), static_cast<QWidget*>(m_topK), static_cast<QWidget*>(m_seed),
                        static_cast<QWidget*>(m_progress)})
         lay->addWidget(w);
     lay->addStretch(1);

@@ -26,7 +26,6 @@ constexpr int kPadX = 5, kPadY = 3, kGapX = 7, kGapY = 7;
 
 QColor weightColor() { return categoricalColor(0); }
 
-
 QString num(double v) { return QString::number(v, 'g', 4); }
 
 // The smallest multiple of 4 >= v (at least 4), so that the default 5 ticks are integers.
@@ -159,8 +158,8 @@ void HaltingText::paintTokens(QPainter& p, const QBrush& hatch) const {
     const int lh = fm.height();
     if (m_labels.isEmpty()) {
         p.setPen(pal.color(QPalette::PlaceholderText));
-        p.drawText(QRect(3, legendHeight(width()) + kGapY, width() - 6, lh + 2 * kPadY), Qt::AlignLeft | Qt::AlignVCenter,
-                   tr("(no tokens)"));
+        p.drawText(QRect(3, legendHeight(width()) + kGapY, width() - 6, lh + 2 * kPadY),
+                   Qt::AlignLeft | Qt::AlignVCenter, tr("(no tokens)"));
         return;
     }
     for (int i = 0; i < m_labels.size() && i < m_rects.size(); ++i) {
@@ -409,8 +408,9 @@ void HaltingView::showSummary(const mythos::Trace& rec, const mythos::HaltingVie
                  .arg(int(d.requestedLoops))
                  .arg(int(d.maxLoopIters));
     parts << tr("threshold %1").arg(num(d.threshold));
-    parts << (halting.halted > 0 ? tr("mean halting loop %1 (halted tokens)").arg(QString::number(halting.meanHaltLoop, 'f', 2))
-                                 : tr("mean halting loop: n/a"));
+    parts << (halting.halted > 0
+                  ? tr("mean halting loop %1 (halted tokens)").arg(QString::number(halting.meanHaltLoop, 'f', 2))
+                  : tr("mean halting loop: n/a"));
     parts << tr("never halted: %1 of %2 (%3%)")
                  .arg(int(halting.never))
                  .arg(T)
@@ -469,7 +469,10 @@ void HaltingView::applySelection() {
 DataTable HaltingView::textTable() const {
     DataTable t;
     t.title = tr("Prompt shaded by halting loop");
-    t.columns << "index" << "token" << "halting loop (0 = never)" << "status";
+    t.columns << "index"
+              << "token"
+              << "halting loop (0 = never)"
+              << "status";
     for (int i = 0; i < m_labels.size(); ++i)
         t.addRow({i, m_labels[i], m_halt[i], m_halt[i] > 0 ? tr("halted") : tr("never halted")});
     return t;
@@ -490,8 +493,7 @@ QList<ChartHandle> HaltingView::charts() const {
     out << ChartHandle{"halting-heatmap", m_heatmap->title(), m_heatmap, [this] { return m_heatmap->table(); }};
     out << ChartHandle{"act-weight-sum", m_weightSum->title(), m_weightSum,
                        [this] { return withTokens(m_weightSum->table()); }};
-    out << ChartHandle{"halting-histogram", m_histogram->title(), m_histogram,
-                       [this] { return m_histogram->table(); }};
+    out << ChartHandle{"halting-histogram", m_histogram->title(), m_histogram, [this] { return m_histogram->table(); }};
     return out;
 }
 

@@ -113,7 +113,8 @@ QString Heatmap::tooltipText(int row, int col) const {
     if (tooltip)
         return tooltip(row, col);
     const double v = value(row, col);
-    return QStringLiteral("%1, %2: %3").arg(rowLabel(row), colLabel(col), std::isfinite(v) ? formatNumber(v) : tr("empty"));
+    return QStringLiteral("%1, %2: %3")
+        .arg(rowLabel(row), colLabel(col), std::isfinite(v) ? formatNumber(v) : tr("empty"));
 }
 
 QStringList Heatmap::thresholdLines() const {

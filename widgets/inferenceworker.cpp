@@ -7,8 +7,8 @@
 #include <QFileInfo>
 #include <QMetaObject>
 
-#include "mythos/errors.h"
 #include "mythos/analysis.h"
+#include "mythos/errors.h"
 #include "mythos/fileio.h"
 #include "mythos/modelspec.h"
 #include "mythos/stability.h"
@@ -55,7 +55,8 @@ void InferenceWorker::cancel() {
 // The entry points below run on the caller's thread and queue the work to the worker's
 // thread, in order with submit(); the captured arguments are copies.
 void InferenceWorker::openModel(const QString& spec, quint64 id) {
-    QMetaObject::invokeMethod(this, [this, spec, id] { loadModel(spec, id); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        this, [this, spec, id] { loadModel(spec, id); }, Qt::QueuedConnection);
 }
 
 void InferenceWorker::openModelVariant(const QString& spec, const QString& overridesJson, quint64 id) {
@@ -64,11 +65,13 @@ void InferenceWorker::openModelVariant(const QString& spec, const QString& overr
 }
 
 void InferenceWorker::setRescalePreview(bool on, double target) {
-    QMetaObject::invokeMethod(this, [this, on, target] { applyRescalePreview(on, target); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        this, [this, on, target] { applyRescalePreview(on, target); }, Qt::QueuedConnection);
 }
 
 void InferenceWorker::saveRescaled(const QString& folder, double target) {
-    QMetaObject::invokeMethod(this, [this, folder, target] { writeRescaled(folder, target); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        this, [this, folder, target] { writeRescaled(folder, target); }, Qt::QueuedConnection);
 }
 
 void InferenceWorker::depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops) {
@@ -212,7 +215,7 @@ void InferenceWorker::run(const RunRequest& r) {
             // with a large vocabulary only the last position, which is what generation and
             // a saved trace's prediction need: a loop-count change stays one coda pass.
             const auto rows = mythos::fullLogitsByDefault(1, T, m_model->config().vocab_size) ? mythos::HeadRows::All
-                                                                                               : mythos::HeadRows::Last;
+                                                                                              : mythos::HeadRows::Last;
             m_model->logitsAt(*m_deep, k, trace.get(), r.actThreshold, rows);
             if (m_tokenizer)
                 for (int32_t id : ids)
@@ -246,9 +249,8 @@ void InferenceWorker::runGeneration(const RunRequest& r, const std::vector<int32
     const auto& cfg = m_model->config();
     const int64_t P = int64_t(ids.size());
     if (P + r.newTokens > cfg.max_seq_len)
-        throw mythos::ArgumentError("the prompt (" + std::to_string(P) + " tokens) and " +
-                                    std::to_string(r.newTokens) + " new tokens exceed max_seq_len = " +
-                                    std::to_string(cfg.max_seq_len));
+        throw mythos::ArgumentError("the prompt (" + std::to_string(P) + " tokens) and " + std::to_string(r.newTokens) +
+                                    " new tokens exceed max_seq_len = " + std::to_string(cfg.max_seq_len));
     mythos::GenerateOptions go;
     go.nLoops = r.loops;
     go.maxNewTokens = r.newTokens;
@@ -385,7 +387,8 @@ void InferenceWorker::runDepthSweep(quint64 id, const QString& promptsFile, cons
         if (!m_tokenizer)
             throw mythos::ArgumentError("this model has no tokenizer.json: a prompt set needs text prompts");
         const auto t0 = Clock::now();
-        const auto prompts = mythos::loadEvalPrompts(promptsFile.toStdString(), *m_tokenizer, m_model->config().max_seq_len);
+        const auto prompts =
+            mythos::loadEvalPrompts(promptsFile.toStdString(), *m_tokenizer, m_model->config().max_seq_len);
         std::vector<int64_t> ks(loops.begin(), loops.end());
         auto res = std::make_shared<SweepResult>();
         res->promptsFile = promptsFile;

@@ -23,10 +23,10 @@ namespace mx {
 
 struct RunRequest {
     quint64 id = 0;
-    QString prompt;              // tokenized by the worker unless `ids` is set
-    std::vector<int32_t> ids;    // used when non-empty
+    QString prompt;           // tokenized by the worker unless `ids` is set
+    std::vector<int32_t> ids; // used when non-empty
     int loops = 1;
-    double actThreshold = 0;     // 0 = the model's
+    double actThreshold = 0; // 0 = the model's
     // Generation: newTokens > 0 generates that many tokens after the prompt with a KV cache
     // at `loops` loops, streaming every step (generationStep) before runFinished.
     int newTokens = 0;
@@ -133,4 +133,3 @@ private:
 void registerMetaTypes();
 
 } // namespace mx
-

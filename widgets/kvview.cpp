@@ -38,9 +38,12 @@ QString shapeText(const std::vector<int64_t>& shape) {
 
 QColor kindColor(mythos::KvEntryKind kind) {
     switch (kind) {
-    case mythos::KvEntryKind::Prelude: return QColor(120, 144, 170);
-    case mythos::KvEntryKind::Recurrent: return categoricalColor(1);
-    default: return categoricalColor(2);
+    case mythos::KvEntryKind::Prelude:
+        return QColor(120, 144, 170);
+    case mythos::KvEntryKind::Recurrent:
+        return categoricalColor(1);
+    default:
+        return categoricalColor(2);
     }
 }
 
@@ -80,8 +83,8 @@ KvView::KvView(QWidget* parent) : TraceView(parent) {
     m_bySeq->setIntegerX(true);
     m_byLoops = new LineChart(tr("KV cache against loop count"), tr("loops"), tr("KiB"), content);
     m_byLoops->setIntegerX(true);
-    for (QWidget* w : {static_cast<QWidget*>(m_table), static_cast<QWidget*>(m_entries),
-                       static_cast<QWidget*>(m_bySeq), static_cast<QWidget*>(m_byLoops)})
+    for (QWidget* w : {static_cast<QWidget*>(m_table), static_cast<QWidget*>(m_entries), static_cast<QWidget*>(m_bySeq),
+                       static_cast<QWidget*>(m_byLoops)})
         w->setMinimumSize(300, 240);
 
     auto* grid = new QGridLayout;
@@ -221,8 +224,8 @@ void KvView::showVariantCurves(const mythos::KvViewData& d) {
     m_byLoops->setYRange(0, top / u.div * 1.05);
     m_byLoops->setYLabel(u.name);
     m_byLoops->setTitle(tr("KV cache against loop count, at %1 positions").arg(m_positions));
-    m_byLoops->setMarkers({{double(d.loops), tr("this run")},
-                           {double(m_trace->config.max_loop_iters), tr("max_loop_iters")}});
+    m_byLoops->setMarkers(
+        {{double(d.loops), tr("this run")}, {double(m_trace->config.max_loop_iters), tr("max_loop_iters")}});
 }
 
 void KvView::showSummary(const mythos::KvViewData& d) {
@@ -245,16 +248,16 @@ void KvView::showSummary(const mythos::KvViewData& d) {
                         "each extra loop adds %1 here.")
                          .arg(formatBytes(double(d.extraLoopBytes)));
     if (c.isMla()) {
-        text += "<br>" + tr("MLA caches c_kv (%1 floats) and the rope key; the reference copies the one shared rope "
-                            "key to each of the %2 heads (%2 x %3 floats), so %4 of the %5 per position and entry "
-                            "are copies. The compact layout stores it once (%6 per position and entry, %7 less).")
-                             .arg(c.kv_lora_rank)
-                             .arg(c.n_heads)
-                             .arg(c.qk_rope_head_dim)
-                             .arg(formatBytes(double(d.ropeCopyBytes)), formatBytes(double(perPosRef)),
-                                  formatBytes(double(perPosCompact)),
-                                  QString::number(100.0 * double(perPosRef - perPosCompact) / double(perPosRef), 'f', 0) +
-                                      "%");
+        text += "<br>" +
+                tr("MLA caches c_kv (%1 floats) and the rope key; the reference copies the one shared rope "
+                   "key to each of the %2 heads (%2 x %3 floats), so %4 of the %5 per position and entry "
+                   "are copies. The compact layout stores it once (%6 per position and entry, %7 less).")
+                    .arg(c.kv_lora_rank)
+                    .arg(c.n_heads)
+                    .arg(c.qk_rope_head_dim)
+                    .arg(formatBytes(double(d.ropeCopyBytes)), formatBytes(double(perPosRef)),
+                         formatBytes(double(perPosCompact)),
+                         QString::number(100.0 * double(perPosRef - perPosCompact) / double(perPosRef), 'f', 0) + "%");
     } else {
         text += "<br>" + tr("GQA caches k and v for %1 KV heads x %2 floats: %3 per position and entry; plain "
                             "multi-head attention (%4 KV heads) would need %5.")

@@ -321,8 +321,8 @@ void MainWindow::buildMenus() {
     auto* cmp = menuBar()->addMenu(tr("&Compare"));
     cmp->addAction(tr("Compare With Model &Folder..."), m_compare, &ComparisonView::compareWithFolderRequested);
     cmp->addAction(tr("Compare With &Preset..."), m_compare, &ComparisonView::compareWithPresetRequested);
-    auto* variant = cmp->addAction(tr("Compare With Config &Variant..."), m_compare,
-                                   &ComparisonView::compareWithVariantRequested);
+    auto* variant =
+        cmp->addAction(tr("Compare With Config &Variant..."), m_compare, &ComparisonView::compareWithVariantRequested);
     variant->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_K));
     cmp->addAction(tr("&Stop Comparing"), this, &MainWindow::stopComparing);
 
@@ -364,10 +364,12 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
     m_recorded = false;
     const auto& c = m_info->config;
     m_modelLabel->setText(tr("%1 · %2 · %3 params · max_loop_iters %4")
-                              .arg(m_info->displayName, QString::fromStdString(mythos::attnTypeName(c.attn_type)).toUpper(),
+                              .arg(m_info->displayName,
+                                   QString::fromStdString(mythos::attnTypeName(c.attn_type)).toUpper(),
                                    QLocale().toString(qlonglong(m_info->parameters)))
                               .arg(c.max_loop_iters));
-    m_modelLabel->setToolTip(tr("tokenizer: %1").arg(m_info->hasTokenizer ? m_info->tokenizer : tr("none (prompts as ids)")));
+    m_modelLabel->setToolTip(
+        tr("tokenizer: %1").arg(m_info->hasTokenizer ? m_info->tokenizer : tr("none (prompts as ids)")));
     setWindowTitle(tr("%1 — Mythos Explorer").arg(m_info->displayName));
     {
         const QSignalBlocker b1(m_threshold);
@@ -384,12 +386,12 @@ void MainWindow::onModelOpened(quint64 id, ModelInfoPtr info) {
     m_stability->setModelAvailable(true);
     m_stability->setRescalePreviewActive(false);
     // NaN/inf weights: said where the user looks (status bar) and where it shows (rho(A)).
-    m_weightWarning->setText(m_info->weightWarning.isEmpty() ? QString()
-                                                             : tr("⚠ NaN/inf weights"));
+    m_weightWarning->setText(m_info->weightWarning.isEmpty() ? QString() : tr("⚠ NaN/inf weights"));
     m_weightWarning->setToolTip(m_info->weightWarning);
     m_weightWarning->setVisible(!m_info->weightWarning.isEmpty());
     m_stability->setWeightWarning(m_info->weightWarning);
-    m_tokenizerNote->setText(m_info->tokenizerWarning.isEmpty() ? QString() : QStringLiteral("⚠ ") + m_info->tokenizerWarning);
+    m_tokenizerNote->setText(m_info->tokenizerWarning.isEmpty() ? QString()
+                                                                : QStringLiteral("⚠ ") + m_info->tokenizerWarning);
     m_tokenizerNote->setVisible(!m_info->tokenizerWarning.isEmpty());
     if (!m_info->weightWarning.isEmpty())
         statusBar()->showMessage(m_info->weightWarning, 15000);
@@ -707,7 +709,8 @@ QString MainWindow::choosePreset(const QString& title) {
     for (const auto& n : mythos::presetNames()) {
         const auto c = mythos::preset(n);
         names << QStringLiteral("%1  (%2, %3 parameters)")
-                     .arg(QString::fromStdString(n), QString::fromStdString(mythos::attnTypeName(c.attn_type)).toUpper(),
+                     .arg(QString::fromStdString(n),
+                          QString::fromStdString(mythos::attnTypeName(c.attn_type)).toUpper(),
                           QLocale().toString(qlonglong(mythos::countParameters(c).total)));
     }
     bool ok = false;
@@ -751,7 +754,7 @@ bool MainWindow::openTrace(const QString& path) {
             QString text;
             for (int i = 0; i < rec->seqLen; ++i)
                 text += std::size_t(i) < rec->pieces.size() ? QString::fromStdString(rec->pieces[std::size_t(i)])
-                                                           : QStringLiteral("#%1 ").arg(rec->ids[std::size_t(i)]);
+                                                            : QStringLiteral("#%1 ").arg(rec->ids[std::size_t(i)]);
             m_prompt->setPlainText(text);
         }
         m_prompt->setReadOnly(true);

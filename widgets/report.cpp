@@ -47,9 +47,7 @@ constexpr int kMaxChartSide = 8192; // exportChartImage's limit
 const char* const kSummaryFile = "summary.json";
 const char* const kPdfFile = "report.pdf";
 
-QString trReport(const char* text) {
-    return QCoreApplication::translate("mx::Report", text);
-}
+QString trReport(const char* text) { return QCoreApplication::translate("mx::Report", text); }
 
 ExportResult failure(const QString& error) {
     ExportResult r;
@@ -61,13 +59,9 @@ ExportResult fileFailure(const QString& path, const QString& reason) {
     return failure(trReport("Could not write %1: %2").arg(QDir::toNativeSeparators(path), reason));
 }
 
-fs::path toPath(const QString& s) {
-    return fs::path(QFile::encodeName(s).toStdString());
-}
+fs::path toPath(const QString& s) { return fs::path(QFile::encodeName(s).toStdString()); }
 
-QString qstr(const std::string& s) {
-    return QString::fromStdString(s);
-}
+QString qstr(const std::string& s) { return QString::fromStdString(s); }
 
 ExportResult saveBytes(const QString& path, const QByteArray& bytes) {
     QString reason;
@@ -128,10 +122,9 @@ LoopSummary summarise(const ReportInput& in, const mythos::Trace& tr) {
     s.rhoA = tr.rhoA;
     s.timings = tr.timingsMs;
     // A cache filled at k loops holds every loop's entries (no early exit with a cache).
-    s.kvReference = mythos::kvLedgerFor(in.config, tr.batch, tr.seqLen, tr.nLoops, mythos::KvLayout::Reference)
-                        .referenceBytes;
-    s.kvCompact =
-        mythos::kvLedgerFor(in.config, tr.batch, tr.seqLen, tr.nLoops, mythos::KvLayout::Compact).engineBytes;
+    s.kvReference =
+        mythos::kvLedgerFor(in.config, tr.batch, tr.seqLen, tr.nLoops, mythos::KvLayout::Reference).referenceBytes;
+    s.kvCompact = mythos::kvLedgerFor(in.config, tr.batch, tr.seqLen, tr.nLoops, mythos::KvLayout::Compact).engineBytes;
     const mythos::HaltingSummary halting = mythos::haltingSummary(tr);
     s.neverHalted = halting.never;
     s.meanHaltLoop = halting.meanHaltLoop;
@@ -141,10 +134,19 @@ LoopSummary summarise(const ReportInput& in, const mythos::Trace& tr) {
 QString attentionText(const mythos::Config& c) {
     if (c.isMla())
         return QStringLiteral("MLA: dim %1, %2 heads, kv_lora_rank %3, q_lora_rank %4, rope/nope/v %5/%6/%7")
-            .arg(c.dim).arg(c.n_heads).arg(c.kv_lora_rank).arg(c.q_lora_rank)
-            .arg(c.qk_rope_head_dim).arg(c.qk_nope_head_dim).arg(c.v_head_dim);
+            .arg(c.dim)
+            .arg(c.n_heads)
+            .arg(c.kv_lora_rank)
+            .arg(c.q_lora_rank)
+            .arg(c.qk_rope_head_dim)
+            .arg(c.qk_nope_head_dim)
+            .arg(c.v_head_dim);
     return QStringLiteral("%1: dim %2, %3 heads, %4 kv heads, head dim %5")
-        .arg(qstr(mythos::attnTypeName(c.attn_type)).toUpper()).arg(c.dim).arg(c.n_heads).arg(c.n_kv_heads).arg(c.headDim());
+        .arg(qstr(mythos::attnTypeName(c.attn_type)).toUpper())
+        .arg(c.dim)
+        .arg(c.n_heads)
+        .arg(c.n_kv_heads)
+        .arg(c.headDim());
 }
 
 QString promptText(const ReportInput& in) {
@@ -180,14 +182,20 @@ QString summaryHtml(const ReportInput& in, const QList<LoopSummary>& loops, QSiz
     html += row(trReport("Model"), in.model);
     html += row(trReport("Attention"), attentionText(c));
     html += row(trReport("Layers"), trReport("prelude %1 + recurrent x %2 (max_loop_iters) + coda %3")
-                                        .arg(c.prelude_layers).arg(c.max_loop_iters).arg(c.coda_layers));
+                                        .arg(c.prelude_layers)
+                                        .arg(c.max_loop_iters)
+                                        .arg(c.coda_layers));
     html += row(trReport("Experts"), trReport("%1 routed (top-%2, width %3) + %4 shared")
-                                         .arg(c.n_experts).arg(c.n_experts_per_tok).arg(c.expert_dim)
+                                         .arg(c.n_experts)
+                                         .arg(c.n_experts_per_tok)
+                                         .arg(c.expert_dim)
                                          .arg(c.n_shared_experts));
-    html += row(trReport("Vocabulary"), trReport("%1, max_seq_len %2, act_threshold %3")
-                                            .arg(c.vocab_size).arg(c.max_seq_len).arg(c.act_threshold));
+    html +=
+        row(trReport("Vocabulary"),
+            trReport("%1, max_seq_len %2, act_threshold %3").arg(c.vocab_size).arg(c.max_seq_len).arg(c.act_threshold));
     html += row(trReport("Parameters"), QLocale(QLocale::English).toString(qlonglong(in.parameters)));
-    html += row(trReport("rho(A)"), QStringLiteral("%1 (%2)").arg(in.rhoA, 0, 'f', 6)
+    html += row(trReport("rho(A)"), QStringLiteral("%1 (%2)")
+                                        .arg(in.rhoA, 0, 'f', 6)
                                         .arg(QString::fromLatin1(mythos::stabilityStatusName(status))));
     html += row(trReport("Prompt"), prompt);
     html += row(trReport("Tokens"), loops.isEmpty() ? QString() : QString::number(loops.front().tokens));
@@ -325,9 +333,7 @@ public:
     int pages() const { return m_page; }
 
 private:
-    QRect contentRect() const {
-        return QRect(0, 0, m_writer.width(), m_writer.height() - kFooterHeight);
-    }
+    QRect contentRect() const { return QRect(0, 0, m_writer.width(), m_writer.height() - kFooterHeight); }
     void footer() {
         QFont font = m_painter.font();
         font.setPointSizeF(8);
@@ -395,8 +401,8 @@ QString reportFolderProblem(const QString& folder) {
     if (!fi.isDir())
         return trReport("%1 is a file, not a folder.").arg(QDir::toNativeSeparators(path));
     const QDir dir(path);
-    if (!dir.isEmpty(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden | QDir::System)
-        && !QFileInfo(dir.filePath(kSummaryFile)).isFile())
+    if (!dir.isEmpty(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden | QDir::System) &&
+        !QFileInfo(dir.filePath(kSummaryFile)).isFile())
         return trReport("%1 is not empty and holds no report (no %2); choose an empty or new folder.")
             .arg(QDir::toNativeSeparators(path), QString::fromLatin1(kSummaryFile));
     return {};
@@ -414,10 +420,12 @@ ExportResult writeReport(const ReportInput& input, const QString& folder, QSize 
     for (int i = 1; i < input.traces.size(); ++i)
         if (input.traces[i]->nLoops <= input.traces[i - 1]->nLoops)
             return failure(trReport("The loop counts of a report must be distinct and ascending."));
-    if (chartSize.width() < 1 || chartSize.height() < 1 || chartSize.width() > kMaxChartSide
-        || chartSize.height() > kMaxChartSide)
+    if (chartSize.width() < 1 || chartSize.height() < 1 || chartSize.width() > kMaxChartSide ||
+        chartSize.height() > kMaxChartSide)
         return failure(trReport("The chart size %1 x %2 is outside 1..%3.")
-                           .arg(chartSize.width()).arg(chartSize.height()).arg(kMaxChartSide));
+                           .arg(chartSize.width())
+                           .arg(chartSize.height())
+                           .arg(kMaxChartSide));
 
     const QString target = cleanFolder(folder);
     const QFileInfo targetInfo(target);
@@ -430,8 +438,8 @@ ExportResult writeReport(const ReportInput& input, const QString& folder, QSize 
         return failure(trReport("Could not create a temporary folder in %1: %2")
                            .arg(QDir::toNativeSeparators(parent.path()), tmp.errorString()));
     // QTemporaryDir makes an owner-only folder; a report is an ordinary one.
-    QFile::setPermissions(tmp.path(), QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup
-                                          | QFile::ExeGroup | QFile::ReadOther | QFile::ExeOther);
+    QFile::setPermissions(tmp.path(), QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner | QFile::ReadGroup |
+                                          QFile::ExeGroup | QFile::ReadOther | QFile::ExeOther);
     const QDir out(tmp.path());
 
     // The views live in a hidden widget of the export size: nothing is shown, and each chart
@@ -505,7 +513,9 @@ ExportResult writeReport(const ReportInput& input, const QString& folder, QSize 
                     const QString caption = QStringLiteral("%1 · %2 · %3").arg(loopsText, v->viewTitle(), title);
                     if (!pdf.chart(h.widget, size, caption))
                         return fileFailure(pdfFile.fileName(), trReport("the chart %1 could not be drawn at %2 x %3")
-                                                                   .arg(title).arg(size.width()).arg(size.height()));
+                                                                   .arg(title)
+                                                                   .arg(size.width())
+                                                                   .arg(size.height()));
                     if (!step())
                         return cancelled;
                 }

@@ -37,8 +37,8 @@ struct ReportInput {
     int64_t parameters = 0;
     double rhoA = 0;
     QString prompt;
-    QList<TracePtr> traces;   // one per loop count (trace->nLoops), ascending
-    QString engineOptions;    // human readable, e.g. "kv_layout reference, act_final_remainder off"
+    QList<TracePtr> traces; // one per loop count (trace->nLoops), ascending
+    QString engineOptions;  // human readable, e.g. "kv_layout reference, act_final_remainder off"
     // Stages that serve every loop count (e.g. "deep_run" to the largest one); each trace
     // has its own timingsMs for what only it costs.
     std::vector<std::pair<std::string, double>> runTimingsMs;

@@ -27,7 +27,8 @@ void ReportController::exportDialog() {
     QList<int> loopsList;
     if (!m_win.m_recorded) {
         const auto& config = m_win.m_info->config;
-        QList<int> d{1, int(std::max<int64_t>(1, config.max_loop_iters / 2)), int(config.max_loop_iters), m_win.loops()};
+        QList<int> d{1, int(std::max<int64_t>(1, config.max_loop_iters / 2)), int(config.max_loop_iters),
+                     m_win.loops()};
         std::sort(d.begin(), d.end());
         d.erase(std::unique(d.begin(), d.end()), d.end());
         QStringList parts;
@@ -43,7 +44,8 @@ void ReportController::exportDialog() {
             bool good = false;
             const int k = p.trimmed().toInt(&good);
             if (!good || k < 1 || k > 4096) {
-                m_win.showError(tr("Export Report"), tr("'%1' is not a loop count between 1 and 4096.").arg(p.trimmed()));
+                m_win.showError(tr("Export Report"),
+                                tr("'%1' is not a loop count between 1 and 4096.").arg(p.trimmed()));
                 return;
             }
             loopsList << k;
@@ -51,8 +53,8 @@ void ReportController::exportDialog() {
         if (loopsList.isEmpty())
             return;
     }
-    const QString folder = QFileDialog::getSaveFileName(&m_win, tr("Report folder (created; an old report there is replaced)"),
-                                                        QDir::home().filePath("mythos-report"));
+    const QString folder = QFileDialog::getSaveFileName(
+        &m_win, tr("Report folder (created; an old report there is replaced)"), QDir::home().filePath("mythos-report"));
     if (folder.isEmpty())
         return;
     exportReport(folder, loopsList);
@@ -131,7 +133,8 @@ void ReportController::write(const QList<TracePtr>& traces, double engineMs) {
     });
     progress.reset();
     if (res.ok) {
-        m_win.statusBar()->showMessage(tr("Wrote the report (%1 files) to %2").arg(res.files.size()).arg(m_folder), 10000);
+        m_win.statusBar()->showMessage(tr("Wrote the report (%1 files) to %2").arg(res.files.size()).arg(m_folder),
+                                       10000);
         m_win.m_statusRun->setText(tr("report written to %1").arg(m_folder));
         emit m_win.reportFinished(true, m_folder);
     } else {

@@ -20,10 +20,10 @@ using TracePtr = std::shared_ptr<const mythos::Trace>;
 struct RunResult {
     quint64 id = 0;
     TracePtr trace;
-    double ms = 0;          // wall time of the request in the worker
-    bool reused = false;    // answered from the stored deep run (one coda pass)
-    int loopsRun = 0;       // recurrent iterations this request had to run
-    int depth = 0;          // depth of the stored deep run afterwards
+    double ms = 0;       // wall time of the request in the worker
+    bool reused = false; // answered from the stored deep run (one coda pass)
+    int loopsRun = 0;    // recurrent iterations this request had to run
+    int depth = 0;       // depth of the stored deep run afterwards
     // Generation: the new tokens and their text (the trace covers prompt + new tokens).
     bool generation = false;
     std::vector<int32_t> generated;

@@ -177,9 +177,9 @@ RoutingView::RoutingView(QWidget* parent) : TraceView(parent) {
     m_balance->setIntegerX(true);
     m_table = makeReadOnlyTable(content, "routingBalanceTable");
     m_table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
-    for (QWidget* w : {static_cast<QWidget*>(m_tokenMap), static_cast<QWidget*>(m_loadMap),
-                       static_cast<QWidget*>(m_loadBars), static_cast<QWidget*>(m_biasBars),
-                       static_cast<QWidget*>(m_balance), static_cast<QWidget*>(m_table)})
+    for (QWidget* w :
+         {static_cast<QWidget*>(m_tokenMap), static_cast<QWidget*>(m_loadMap), static_cast<QWidget*>(m_loadBars),
+          static_cast<QWidget*>(m_biasBars), static_cast<QWidget*>(m_balance), static_cast<QWidget*>(m_table)})
         w->setMinimumSize(300, 230);
 
     auto* grid = new QGridLayout;
@@ -243,7 +243,7 @@ void RoutingView::setTrace(const TracePtr& trace) {
         m_loopCombo->addItem(tr("All loops (gates summed)"));
         for (int l = 1; l <= L; ++l)
             m_loopCombo->addItem(l > tr_.config.max_loop_iters ? tr("Loop %1 (extrapolated)").arg(l)
-                                                                : tr("Loop %1").arg(l));
+                                                               : tr("Loop %1").arg(l));
         m_loop = std::clamp(m_loop, 0, L);
         m_loopCombo->setCurrentIndex(m_loop);
     }
@@ -359,15 +359,16 @@ void RoutingView::showBalanceChart(const QString& mode) {
 // Balance table: one row per loop, then every loop together.
 void RoutingView::showBalanceTable() {
     const int L = int(m_stats.perLoop.size());
-    const QStringList cols = {tr("loop"),     tr("entropy (bits)"), tr("max / mean load"), tr("Gini"),
-                              tr("dead experts"), tr("top-1 switch"), tr("set switch")};
+    const QStringList cols = {tr("loop"),         tr("entropy (bits)"), tr("max / mean load"), tr("Gini"),
+                              tr("dead experts"), tr("top-1 switch"),   tr("set switch")};
     m_table->clear();
     m_table->setColumnCount(int(cols.size()));
     m_table->setHorizontalHeaderLabels(cols);
     m_table->setRowCount(L + 1);
-    auto setRow = [this](int row, const QString& name, const mythos::LoadStats& s, const QString& t1, const QString& ts) {
-        const QStringList cells = {name, num(s.entropyBits), num(s.maxOverMean, 2), num(s.gini), QString::number(s.dead),
-                                   t1, ts};
+    auto setRow = [this](int row, const QString& name, const mythos::LoadStats& s, const QString& t1,
+                         const QString& ts) {
+        const QStringList cells = {
+            name, num(s.entropyBits), num(s.maxOverMean, 2), num(s.gini), QString::number(s.dead), t1, ts};
         for (int c = 0; c < cells.size(); ++c) {
             auto* item = new QTableWidgetItem(cells[c]);
             item->setTextAlignment(c == 0 ? Qt::Alignment(Qt::AlignLeft | Qt::AlignVCenter)
@@ -390,7 +391,8 @@ void RoutingView::showBalanceTable() {
             if (auto* it = m_table->item(L, c))
                 it->setFont(bold);
     }
-    m_table->setMinimumHeight(std::min(400, m_table->horizontalHeader()->height() + (L + 1) * m_table->verticalHeader()->defaultSectionSize() + 6));
+    m_table->setMinimumHeight(std::min(400, m_table->horizontalHeader()->height() +
+                                                (L + 1) * m_table->verticalHeader()->defaultSectionSize() + 6));
 }
 
 void RoutingView::showSummary(const QString& mode) {
@@ -510,9 +512,7 @@ bool RoutingView::eventFilter(QObject* watched, QEvent* e) {
     return TraceView::eventFilter(watched, e);
 }
 
-void RoutingView::fitTextArea() {
-    fitTokenTextArea(m_textScroll, m_text, fontMetrics().height() + 2 * kPadY + kGap);
-}
+void RoutingView::fitTextArea() { fitTokenTextArea(m_textScroll, m_text, fontMetrics().height() + 2 * kPadY + kGap); }
 
 QString RoutingView::summary() const { return m_summary->text(); }
 
@@ -548,7 +548,8 @@ QList<ChartHandle> RoutingView::charts() const {
     out << ChartHandle{"routing-load", m_loadBars->title(), m_loadBars, [this] { return m_loadBars->table(); }};
     out << ChartHandle{"routing-bias", m_biasBars->title(), m_biasBars, [this] { return m_biasBars->table(); }};
     out << ChartHandle{"routing-balance", m_balance->title(), m_balance, [this] { return m_balance->table(); }};
-    out << ChartHandle{"routing-balance-table", tr("Routing balance by loop"), m_table, [this] { return balanceData(); }};
+    out << ChartHandle{"routing-balance-table", tr("Routing balance by loop"), m_table,
+                       [this] { return balanceData(); }};
     return out;
 }
 

@@ -91,8 +91,8 @@ protected:
     bool eventFilter(QObject* watched, QEvent* e) override;
 
 private:
-    void rebuild();        // everything that depends on the selection mode
-    void rebuildLoop();    // everything that depends on the chosen loop
+    void rebuild();     // everything that depends on the selection mode
+    void rebuildLoop(); // everything that depends on the chosen loop
     // The parts of rebuild(); `mode` names the selection shown ("biased", "unbiased").
     void showLoadGrid(const QString& mode);
     void showRouterBias();

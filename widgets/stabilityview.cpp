@@ -26,10 +26,14 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 QColor statusColor(mythos::StabilityStatus s) {
     switch (s) {
-    case mythos::StabilityStatus::Fine: return QColor(30, 140, 60);
-    case mythos::StabilityStatus::Warning: return QColor(205, 130, 0);
-    case mythos::StabilityStatus::Unstable: return QColor(200, 40, 40);
-    case mythos::StabilityStatus::NonFinite: return QColor(140, 0, 140);
+    case mythos::StabilityStatus::Fine:
+        return QColor(30, 140, 60);
+    case mythos::StabilityStatus::Warning:
+        return QColor(205, 130, 0);
+    case mythos::StabilityStatus::Unstable:
+        return QColor(200, 40, 40);
+    case mythos::StabilityStatus::NonFinite:
+        return QColor(140, 0, 140);
     }
     return {};
 }
@@ -149,10 +153,10 @@ void StabilityView::buildUi() {
     auto* scale = new QLabel(tr("stable < 0.9 ≤ near the edge < 1 ≤ unstable"), m_summary);
     scale->setWordWrap(true);
     scale->setForegroundRole(QPalette::PlaceholderText);
-    for (auto* w : {static_cast<QWidget*>(caption), static_cast<QWidget*>(m_rhoLabel),
-                    static_cast<QWidget*>(m_statusLabel), static_cast<QWidget*>(m_horizonLabel),
-                    static_cast<QWidget*>(m_rangeLabel), static_cast<QWidget*>(m_sourceLabel),
-                    static_cast<QWidget*>(m_weightWarning), static_cast<QWidget*>(scale)})
+    for (auto* w :
+         {static_cast<QWidget*>(caption), static_cast<QWidget*>(m_rhoLabel), static_cast<QWidget*>(m_statusLabel),
+          static_cast<QWidget*>(m_horizonLabel), static_cast<QWidget*>(m_rangeLabel),
+          static_cast<QWidget*>(m_sourceLabel), static_cast<QWidget*>(m_weightWarning), static_cast<QWidget*>(scale)})
         sl->addWidget(w);
     m_horizonLabel->setToolTip(tr("1 / (1 − ρ): roughly how many loops the recurrence remembers an input"));
 
@@ -212,8 +216,8 @@ void StabilityView::buildUi() {
     m_contraction->setObjectName("contractionChart");
     for (auto* c : {m_hNorm, m_hDelta, m_contraction})
         c->setIntegerX(true);
-    for (QWidget* w : {static_cast<QWidget*>(m_hNorm), static_cast<QWidget*>(m_hDelta),
-                       static_cast<QWidget*>(m_contraction)})
+    for (QWidget* w :
+         {static_cast<QWidget*>(m_hNorm), static_cast<QWidget*>(m_hDelta), static_cast<QWidget*>(m_contraction)})
         w->setMinimumHeight(kChartMinHeight);
     // Qt Charts elides rotated category labels when the chart is short.
     m_distStack->setMinimumHeight(kChartMinHeight + 70);
@@ -582,7 +586,9 @@ void StabilityView::setWeightWarning(const QString& text) {
     m_weightWarning->setVisible(!text.isEmpty());
 }
 
-QString StabilityView::weightWarning() const { return m_weightWarning->isHidden() ? QString() : m_weightWarning->text(); }
+QString StabilityView::weightWarning() const {
+    return m_weightWarning->isHidden() ? QString() : m_weightWarning->text();
+}
 
 void StabilityView::setModelAvailable(bool available) {
     m_modelAvailable = available;
@@ -599,7 +605,8 @@ double StabilityView::rescaleTarget() const { return m_target->value(); }
 DataTable StabilityView::summaryTable() const {
     DataTable t;
     t.title = tr("Spectral radius of A");
-    t.columns << "quantity" << "value";
+    t.columns << "quantity"
+              << "value";
     if (!m_hasRho)
         return t;
     t.addRow({QStringLiteral("rho"), m_rho});
@@ -628,7 +635,8 @@ DataTable StabilityView::lineTable(const LineChart* chart) const {
 
 QList<ChartHandle> StabilityView::charts() const {
     QList<ChartHandle> out;
-    out.push_back({QStringLiteral("rho-summary"), tr("Spectral radius of A"), m_summary, [this] { return summaryTable(); }});
+    out.push_back(
+        {QStringLiteral("rho-summary"), tr("Spectral radius of A"), m_summary, [this] { return summaryTable(); }});
     if (m_denseN > 0) {
         out.push_back({QStringLiteral("a-distribution"), m_eigen->title(), m_eigen, [this] {
                            DataTable t = m_eigen->table();

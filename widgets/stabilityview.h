@@ -63,7 +63,7 @@ protected:
     void resizeEvent(QResizeEvent* event) override;
 
 private:
-    int nonFiniteCount() const; // entries of A (dense or diagonal) that are NaN or infinite
+    int nonFiniteCount() const;                   // entries of A (dense or diagonal) that are NaN or infinite
     void setRangeOf(const std::vector<float>& a); // m_minA, m_maxA of the finite entries
     enum class Layout { None, Narrow, Medium, Wide };
 
@@ -71,8 +71,8 @@ private:
     void relayout(int width);
     void updateSummary();
     void updateDistribution();
-    void updateLoopCharts();      // everything but the selected token
-    void updateSelectedSeries();  // the selected token only
+    void updateLoopCharts();     // everything but the selected token
+    void updateSelectedSeries(); // the selected token only
     DataTable summaryTable() const;
     DataTable lineTable(const LineChart* chart) const;
 

@@ -18,10 +18,14 @@ std::optional<int> chipSelectionForKey(int key, int selected, int count) {
     if (count <= 0)
         return std::nullopt;
     switch (key) {
-    case Qt::Key_Right: return std::min(count - 1, selected + 1);
-    case Qt::Key_Left: return std::max(0, selected - 1);
-    case Qt::Key_Escape: return -1;
-    default: return std::nullopt;
+    case Qt::Key_Right:
+        return std::min(count - 1, selected + 1);
+    case Qt::Key_Left:
+        return std::max(0, selected - 1);
+    case Qt::Key_Escape:
+        return -1;
+    default:
+        return std::nullopt;
     }
 }
 
@@ -171,9 +175,7 @@ int TokenStrip::heightForWidth(int w) const {
 
 QSize TokenStrip::sizeHint() const { return {400, heightForWidth(std::max(width(), 400))}; }
 
-QRect TokenStrip::chipRect(int index) const {
-    return index >= 0 && index < m_rects.size() ? m_rects[index] : QRect();
-}
+QRect TokenStrip::chipRect(int index) const { return index >= 0 && index < m_rects.size() ? m_rects[index] : QRect(); }
 
 void TokenStrip::resizeEvent(QResizeEvent*) {
     m_rects = layoutChips(width());

@@ -85,7 +85,7 @@ public:
     void setTokens(const QStringList& pieces, const QVector<int>& ids);
     int count() const override { return int(m_pieces.size()); }
     QString piece(int index) const { return m_pieces.value(index); } // a chip's text
-    QRect chipRect(int index) const; // for tests and tooltips
+    QRect chipRect(int index) const;                                 // for tests and tooltips
 
     bool hasHeightForWidth() const override { return true; }
     int heightForWidth(int w) const override;

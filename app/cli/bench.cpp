@@ -128,8 +128,11 @@ int runBench(const Args& a) {
         const double prefillMs = prefill[std::to_string(deepest)].get<double>();
         const double peak = sgemmGflops(1024);
         const double got = 2.0 * macs / (prefillMs / 1000.0) / 1e9;
-        roofline = {{"loops", deepest}, {"prefill_matmul_gflop", 2.0 * macs / 1e9}, {"prefill_gflops", got},
-                    {"sgemm_1024_gflops", peak}, {"fraction", got / peak}};
+        roofline = {{"loops", deepest},
+                    {"prefill_matmul_gflop", 2.0 * macs / 1e9},
+                    {"prefill_gflops", got},
+                    {"sgemm_1024_gflops", peak},
+                    {"fraction", got / peak}};
     }
     // A loop-count change in the explorer: one deep run to the largest count, then each count
     // is one coda pass and the head over the stored loops, with its trace (DESIGN.md); the
@@ -190,10 +193,11 @@ int runBench(const Args& a) {
             std::printf(" %18.1f", tps[key].get<double>());
         std::printf("\n");
     }
-    std::printf("matmuls of the %lld-loop prefill: %.3f GFLOP at %.1f GFLOP/s = %.1f%% of a 1024^3 sgemm's %.1f GFLOP/s\n",
-                (long long)roofline["loops"].get<int64_t>(), roofline["prefill_matmul_gflop"].get<double>(),
-                roofline["prefill_gflops"].get<double>(), 100.0 * roofline["fraction"].get<double>(),
-                roofline["sgemm_1024_gflops"].get<double>());
+    std::printf(
+        "matmuls of the %lld-loop prefill: %.3f GFLOP at %.1f GFLOP/s = %.1f%% of a 1024^3 sgemm's %.1f GFLOP/s\n",
+        (long long)roofline["loops"].get<int64_t>(), roofline["prefill_matmul_gflop"].get<double>(),
+        roofline["prefill_gflops"].get<double>(), 100.0 * roofline["fraction"].get<double>(),
+        roofline["sgemm_1024_gflops"].get<double>());
     return 0;
 }
 

@@ -18,7 +18,8 @@ namespace cli {
 const std::set<std::string> kCommonValued = {"model", "threads", "kv-layout", "weights", "tokenizer", "vocab"};
 const std::set<std::string> kCommonFlags = {"act-final-remainder", "help"};
 
-const char* const kCommonOptionsHelp = R"(  --threads N               threads for oneDNN and the engine (default: all cores)
+const char* const kCommonOptionsHelp =
+    R"(  --threads N               threads for oneDNN and the engine (default: all cores)
   --kv-layout reference|compact
                             KV-cache layout (compact stores MLA's rope key once)
   --act-final-remainder     give still-running positions the ACT remainder on the

@@ -98,20 +98,17 @@ int runEval(const Args& a) {
 
     if (a.flag("json")) {
         json jl = json::array(), jh = json::array(), jt = json::array();
-        for (const auto& [L, cell] : byLoops)
-        {
+        for (const auto& [L, cell] : byLoops) {
             json o = {{"loops", L}, {"accuracy", cell.accuracy()}};
             addHaltFields(o, cell);
             jl.push_back(o);
         }
-        for (const auto& [key, cell] : byHops)
-        {
+        for (const auto& [key, cell] : byHops) {
             json o = {{"hops", key.first}, {"loops", key.second}, {"accuracy", cell.accuracy()}};
             addHaltFields(o, cell);
             jh.push_back(o);
         }
-        for (const auto& [key, cell] : byTask)
-        {
+        for (const auto& [key, cell] : byTask) {
             json o = {{"task", std::get<0>(key)},
                       {"hops", std::get<1>(key)},
                       {"loops", std::get<2>(key)},
@@ -143,8 +140,9 @@ int runEval(const Args& a) {
                 "answer halt loop", "never halted", "n");
     std::printf("%8s %10s %31s %33s\n", "", "", "(every prompt token)", "(answer token)");
     for (const auto& [L, cell] : byLoops)
-        std::printf("%8lld %10.3f %16s %14.3f %18s %14.3f %6lld\n", (long long)L, cell.accuracy(), fmtHalt(cell).c_str(),
-                    cell.neverHalted(), fmtAnswerHalt(cell).c_str(), cell.answerNeverHalted(), (long long)cell.n);
+        std::printf("%8lld %10.3f %16s %14.3f %18s %14.3f %6lld\n", (long long)L, cell.accuracy(),
+                    fmtHalt(cell).c_str(), cell.neverHalted(), fmtAnswerHalt(cell).c_str(), cell.answerNeverHalted(),
+                    (long long)cell.n);
     auto table = [&](const std::string& title, auto cellFor, const std::vector<std::pair<std::string, int64_t>>& rows) {
         std::printf("\n%s\n%-12s", title.c_str(), "hops");
         for (int64_t L : loops)
@@ -166,14 +164,21 @@ int runEval(const Args& a) {
     for (const auto& [key, cell] : byTask)
         if (std::get<2>(key) == loops.front())
             taskRows.push_back({std::get<0>(key).empty() ? "-" : std::get<0>(key), std::get<1>(key)});
-    table("accuracy and mean halting loop of the answer token (the prompt's last) by hops x loops", [&](const std::string&, int64_t h, int64_t L) -> const EvalCell& {
-        return byHops[{h, L}];
-    }, hopRows);
-    const bool anyTask = std::any_of(prompts.begin(), prompts.end(), [](const EvalPrompt& p) { return !p.task.empty(); });
+    table(
+        "accuracy and mean halting loop of the answer token (the prompt's last) by hops x loops",
+        [&](const std::string&, int64_t h, int64_t L) -> const EvalCell& {
+            return byHops[{h, L}];
+        },
+        hopRows);
+    const bool anyTask =
+        std::any_of(prompts.begin(), prompts.end(), [](const EvalPrompt& p) { return !p.task.empty(); });
     if (anyTask)
-        table("by task and hops", [&](const std::string& t, int64_t h, int64_t L) -> const EvalCell& {
-            return byTask[{t == "-" ? std::string() : t, h, L}];
-        }, taskRows);
+        table(
+            "by task and hops",
+            [&](const std::string& t, int64_t h, int64_t L) -> const EvalCell& {
+                return byTask[{t == "-" ? std::string() : t, h, L}];
+            },
+            taskRows);
     std::printf("\nrouting at %lld loops: entropy %.3f of %.3f bits, dead experts %s\n", (long long)c.max_loop_iters,
                 entropy, maxEntropy, dead.empty() ? "none" : dead.dump().c_str());
     std::printf("rho(A) %.6f\n", rho);

@@ -45,7 +45,8 @@ int runGenerate(const Args& a) {
         std::cout << "\n";
     } else {
         for (int64_t b = 0; b < B; ++b) {
-            std::vector<int32_t> row(res.generated.begin() + b * res.steps, res.generated.begin() + (b + 1) * res.steps);
+            std::vector<int32_t> row(res.generated.begin() + b * res.steps,
+                                     res.generated.begin() + (b + 1) * res.steps);
             if (tok && !a.flag("ids-only")) {
                 std::cout << tok->decode(row) << "\n";
             } else {

@@ -63,9 +63,10 @@ int runInfo(const Args& a) {
                 logDt = file.readF32(*t);
             // One tensor at a time: a scan of every value, never the whole model in memory.
             for (const auto& t : file.tensors())
-                if (t.dtype != DType::I64 && t.dtype != DType::I32 && t.dtype != DType::I16 &&
-                    t.dtype != DType::I8 && t.dtype != DType::U8 && t.dtype != DType::BOOL)
-                    if (const int64_t n = countNonFinite(file.readF32(t)); n > 0) // FormatError for a dtype it cannot read
+                if (t.dtype != DType::I64 && t.dtype != DType::I32 && t.dtype != DType::I16 && t.dtype != DType::I8 &&
+                    t.dtype != DType::U8 && t.dtype != DType::BOOL)
+                    if (const int64_t n = countNonFinite(file.readF32(t));
+                        n > 0) // FormatError for a dtype it cannot read
                         nonFinite.push_back({t.name, n});
         }
         if (int64_t(logA.size()) != cfg.dim || logDt.size() != 1)
@@ -102,14 +103,16 @@ int runInfo(const Args& a) {
                   {"rho_A", std::isfinite(rho) ? json(rho) : json(nullptr)},
                   {"rho_A_source", source},
                   {"non_finite_weights", nonFiniteJson},
-                  {"tokenizer", {{"description", tok.tokenizer ? json(tokText) : json(nullptr)},
-                                 {"warning", tok.warning.empty() ? json(nullptr) : json(tok.warning)}}},
+                  {"tokenizer",
+                   {{"description", tok.tokenizer ? json(tokText) : json(nullptr)},
+                    {"warning", tok.warning.empty() ? json(nullptr) : json(tok.warning)}}},
                   {"stability", stabilityStatusName(stabilityStatus(rho))},
                   {"memory_horizon_loops", rho < 1 ? json(memoryHorizon(rho)) : json(nullptr)},
                   {"kv",
                    {{"n_loops", loops},
-                    {"bytes_per_token_per_entry", {{"reference", kvBytesPerPosition(cfg, KvLayout::Reference)},
-                                                   {"compact", kvBytesPerPosition(cfg, KvLayout::Compact)}}},
+                    {"bytes_per_token_per_entry",
+                     {{"reference", kvBytesPerPosition(cfg, KvLayout::Reference)},
+                      {"compact", kvBytesPerPosition(cfg, KvLayout::Compact)}}},
                     {"bytes_per_token", {{"reference", ref.referenceBytes}, {"compact", compact.engineBytes}}},
                     {"entries", entries}}}};
         std::cout << j.dump(2) << "\n";
@@ -134,8 +137,8 @@ int runInfo(const Args& a) {
     std::printf("tokenizer    %s\n", tokText.c_str());
     if (!tok.warning.empty())
         std::printf("             (%s)\n", tok.warning.c_str());
-    std::printf("\nparameters   %s  (tied embedding counted once; %s of fp32 weights)\n",
-                withCommas(pc.total).c_str(), humanBytes(double(weightBytesF32(cfg))).c_str());
+    std::printf("\nparameters   %s  (tied embedding counted once; %s of fp32 weights)\n", withCommas(pc.total).c_str(),
+                humanBytes(double(weightBytesF32(cfg))).c_str());
     for (const auto& p : pc.parts)
         std::printf("  %-22s %15s  %5.1f%%\n", p.name.c_str(), withCommas(p.count).c_str(),
                     100.0 * double(p.count) / double(pc.total));
@@ -147,7 +150,8 @@ int runInfo(const Args& a) {
                     rho < 1 ? std::to_string(memoryHorizon(rho)).substr(0, 6).c_str() : "inf");
     if (!nonFinite.empty())
         std::printf("non-finite   %s\n", describeNonFinite(nonFinite, 8).c_str());
-    std::printf("\nKV cache per token at %lld loops (%lld entries):\n", (long long)loops, (long long)ref.entries.size());
+    std::printf("\nKV cache per token at %lld loops (%lld entries):\n", (long long)loops,
+                (long long)ref.entries.size());
     // Entries of one kind (prelude_i, recurrent_loop_t, coda_i) cost the same: one line each.
     for (const auto& [prefix, count] : {std::pair<std::string, int64_t>{"prelude_", cfg.prelude_layers},
                                         {"recurrent_loop_", loops},

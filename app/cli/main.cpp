@@ -17,8 +17,8 @@ namespace {
 using namespace cli;
 
 const std::vector<Command>& commands() {
-    static const std::vector<Command> table = {infoCommand(),   traceCommand(),  generateCommand(),
-                                               benchCommand(),  rescaleCommand(), evalCommand(),
+    static const std::vector<Command> table = {infoCommand(),   traceCommand(),    generateCommand(),
+                                               benchCommand(),  rescaleCommand(),  evalCommand(),
                                                reportCommand(), tokenizeCommand(), presetsCommand()};
     return table;
 }

@@ -22,8 +22,6 @@ int runPresets(const Args&) {
 
 } // namespace
 
-Command presetsCommand() {
-    return {"presets", "", "list the built-in presets", {}, {}, runPresets, false};
-}
+Command presetsCommand() { return {"presets", "", "list the built-in presets", {}, {}, runPresets, false}; }
 
 } // namespace cli

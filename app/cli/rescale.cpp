@@ -27,7 +27,8 @@ int runRescale(const Args& a) {
     const double after = rescaleInjection(ck.weights, target);
     const fs::path out = a.str("out");
     saveCheckpoint(out, ck.config, ck.weights, {{"source", spec}, {"rescaled_rho_A", std::to_string(after)}});
-    if (const fs::path tokFile = Tokenizer::tokenizerFile(spec); !tokFile.empty() && !fs::exists(out / tokFile.filename()))
+    if (const fs::path tokFile = Tokenizer::tokenizerFile(spec);
+        !tokFile.empty() && !fs::exists(out / tokFile.filename()))
         writeFileAtomic(out / tokFile.filename(), readTextFile(tokFile, 128ull << 20));
     std::printf("rho(A) %.6f -> %.6f, saved %s\n", before, after, out.string().c_str());
     return 0;

@@ -28,7 +28,8 @@ int runTokenize(const Args& a) {
     }
     const auto tok = tokenizerFor(a, spec, vocab, true);
     if (!tok)
-        throw UsageError("this model has no tokenizer file and a vocabulary under 256: there is nothing to tokenize with");
+        throw UsageError(
+            "this model has no tokenizer file and a vocabulary under 256: there is nothing to tokenize with");
     if (a.has("ids") == a.has("prompt"))
         throw UsageError("give exactly one of --ids and --prompt");
     std::vector<int32_t> ids;
@@ -45,8 +46,7 @@ int runTokenize(const Args& a) {
             pieces.push_back(tok->displayPiece(id));
         // Text that is not valid UTF-8 (ids that end inside a character) cannot be a JSON
         // string: such bytes are replaced by U+FFFD.
-        std::cout << json({{"tokenizer", tok->description()}, {"ids", ids}, {"pieces", pieces},
-                           {"text", text}})
+        std::cout << json({{"tokenizer", tok->description()}, {"ids", ids}, {"pieces", pieces}, {"text", text}})
                          .dump(-1, ' ', false, json::error_handler_t::replace)
                   << "\n";
         return 0;

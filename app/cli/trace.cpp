@@ -45,8 +45,8 @@ int runTrace(const Args& a) {
         tr.topLogitK = 0;
     saveTrace(out, tr, full);
     std::fprintf(stderr, "wrote %s: %lld x %lld tokens, %lld of %lld loops executed, rho(A) %.4f\n",
-                 out.string().c_str(), (long long)B, (long long)T, (long long)tr.loopsExecuted,
-                 (long long)tr.nLoops, tr.rhoA);
+                 out.string().c_str(), (long long)B, (long long)T, (long long)tr.loopsExecuted, (long long)tr.nLoops,
+                 tr.rhoA);
     return 0;
 }
 

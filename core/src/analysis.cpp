@@ -64,9 +64,8 @@ RoutingSelection unbiasedRouting(const Trace& tr) {
             scores[std::size_t(e)] = std::exp(double(l[e]) - mx); // softmax up to a constant
         std::iota(order.begin(), order.end(), 0);
         // Same tie rule as the engine's router: the lower index first.
-        std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t b) {
-            return l[a] > l[b] || (l[a] == l[b] && a < b);
-        });
+        std::partial_sort(order.begin(), order.begin() + K, order.end(),
+                          [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
         double sum = 0;
         for (int64_t k = 0; k < K; ++k)
             sum += scores[std::size_t(order[std::size_t(k)])];
@@ -228,9 +227,9 @@ std::vector<KvVariant> kvVariants(const Config& cfg, KvLayout currentLayout) {
 }
 
 int64_t kvTotalBytes(const Config& cfg, KvLayout layout, int64_t batch, int64_t positions, int64_t nLoops) {
-    return requireBoundedProduct({cfg.prelude_layers + nLoops + cfg.coda_layers, batch, positions,
-                                  kvBytesPerPosition(cfg, layout)},
-                                 std::numeric_limits<int64_t>::max(), "KV cache bytes");
+    return requireBoundedProduct(
+        {cfg.prelude_layers + nLoops + cfg.coda_layers, batch, positions, kvBytesPerPosition(cfg, layout)},
+        std::numeric_limits<int64_t>::max(), "KV cache bytes");
 }
 
 // ---- comparison ----

@@ -9,8 +9,8 @@
 #include <immintrin.h>
 
 #include "layers.h"
-#include "simd.h"
 #include "ops.h"
+#include "simd.h"
 
 namespace mythos {
 
@@ -62,15 +62,15 @@ __attribute__((target("avx512f"))) inline __m512 fmaRow(const float* q, const fl
 }
 
 __attribute__((target("avx512f"))) inline __m512 dotKey(const float* q1, const float* q2, const AttendKeys& k,
-                                                       int64_t j, __m512 acc) {
+                                                        int64_t j, __m512 acc) {
     acc = fmaRow(q1, k.k1 + j * k.ld1, k.d1, acc);
     return fmaRow(q2, k.k2 + j * k.ld2, k.d2, acc);
 }
 
 // Scores of one query against keys 0..n-1 read in place, four keys per lane reduction:
 // cheaper than transposing the keys when only a few queries share them (decode steps).
-__attribute__((target("avx512f"))) void scoresDirect(const float* q1, const float* q2, const AttendKeys& k,
-                                                     int64_t n, float scale, float* p) {
+__attribute__((target("avx512f"))) void scoresDirect(const float* q1, const float* q2, const AttendKeys& k, int64_t n,
+                                                     float scale, float* p) {
     int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
         const __m512 z = _mm512_setzero_ps();
@@ -95,8 +95,8 @@ constexpr int64_t kTransposeFromQueries = 8;
 // sums per chunk (even and odd key dimensions) so that even one chunk is not one long chain
 // of dependent multiply-adds.
 template <int G>
-__attribute__((target("avx512f"))) inline void scoreChunks(const float* qi, const float* base, int64_t dk,
-                                                           int64_t Sp, __m512 scale, float* p) {
+__attribute__((target("avx512f"))) inline void scoreChunks(const float* qi, const float* base, int64_t dk, int64_t Sp,
+                                                           __m512 scale, float* p) {
     __m512 a[G], b[G];
 #pragma GCC unroll 4
     for (int g = 0; g < G; ++g) {
@@ -143,8 +143,7 @@ __attribute__((target("avx512f"))) void softmaxAvx512(float* p, int64_t n) {
         sum = _mm512_add_ps(sum, ex);
     }
     if (tail) {
-        const __m512 ex =
-            _mm512_maskz_mov_ps(tmask, simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(p + full * 16), vmax)));
+        const __m512 ex = _mm512_maskz_mov_ps(tmask, simd::exp16(_mm512_sub_ps(_mm512_loadu_ps(p + full * 16), vmax)));
         _mm512_storeu_ps(p + full * 16, ex);
         sum = _mm512_add_ps(sum, ex);
     }
@@ -157,8 +156,7 @@ __attribute__((target("avx512f"))) void softmaxAvx512(float* p, int64_t n) {
 // queries' same part (qp + g * ldq).
 template <int G>
 __attribute__((target("avx512f"))) inline void sharedScorePart(const float* qp, int64_t ldq, const float* kp,
-                                                               int64_t ld, int64_t d, int64_t j,
-                                                               __m512 (&acc)[G][4]) {
+                                                               int64_t ld, int64_t d, int64_t j, __m512 (&acc)[G][4]) {
     for (int64_t e = 0; e < d; e += 16) { // masked loads: a full mask for whole chunks, the tail's last
         const __mmask16 m = e + 16 <= d ? simd::kAll : simd::firstLanes(d - e);
         __m512 kv[4];
@@ -191,8 +189,8 @@ __attribute__((target("avx512f"))) inline void zeroBlock(__m512 (&acc)[G][4]) {
 // Query g is q.q1 + g * q.ld1 and q.q2 + g * q.ld2. p: G rows of Sp floats.
 template <int G>
 __attribute__((target("avx512f"))) void attendSharedAvx512(const AttendQuery& q, const AttendKeys& k,
-                                                           const AttendValues& v, int64_t S, float scale,
-                                                           float* out, int64_t ldo, float* p, int64_t Sp) {
+                                                           const AttendValues& v, int64_t S, float scale, float* out,
+                                                           int64_t ldo, float* p, int64_t Sp) {
     const __m512 z = _mm512_setzero_ps();
     int64_t j = 0;
     for (; j + 4 <= S; j += 4) {
@@ -244,8 +242,8 @@ __attribute__((target("avx512f"))) void attendSharedAvx512(const AttendQuery& q,
 }
 
 __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64_t T, const AttendKeys& k,
-                                                     const AttendValues& v, int64_t S, float scale,
-                                                     float* out, int64_t ldo, AttendScratch& s) {
+                                                     const AttendValues& v, int64_t S, float scale, float* out,
+                                                     int64_t ldo, AttendScratch& s) {
     const int64_t dk = k.d1 + k.d2, dv = v.dv, prev = S - T, Sp = roundUp16(S);
     const bool transposed = T >= kTransposeFromQueries;
     s.p.resize(std::size_t(Sp));
@@ -309,8 +307,8 @@ __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64
 
 // ---- portable ----
 
-void attendPortable(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S,
-                    float scale, float* out, int64_t ldo, AttendScratch& s) {
+void attendPortable(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S, float scale,
+                    float* out, int64_t ldo, AttendScratch& s) {
     const int64_t dk = k.d1 + k.d2, dv = v.dv, prev = S - T, Sp = roundUp16(S);
     s.kt.resize(std::size_t(dk * Sp));
     s.p.resize(std::size_t(Sp));
@@ -380,8 +378,8 @@ void attendSharedKv(const AttendQuery& q, int64_t heads, const AttendKeys& k, co
     }
 }
 
-void attendHead(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S,
-                float scale, float* out, int64_t ldo) {
+void attendHead(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S, float scale,
+                float* out, int64_t ldo) {
     if (T <= 0)
         return;
     if (S < T)

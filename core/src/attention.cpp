@@ -42,8 +42,8 @@ bool parallelHeads(int64_t B, int64_t H, int64_t T, int64_t S, int64_t pairMacs)
     return B * H * T * S * pairMacs >= kParallelAttnMacs;
 }
 
-void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
-                KvCache* cache, const std::string& key, float* x) {
+void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
+                const std::string& key, float* x) {
     const Config& c = ctx.cfg;
     const int64_t D = c.dim, H = c.n_heads, Hkv = c.n_kv_heads, d = c.headDim(), N = B * T;
     const int64_t groups = H / Hkv, kvw = Hkv * d;
@@ -76,8 +76,9 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
                 const float* K = entry ? entry->a[std::size_t(b)].data() : k.data() + b * kvw;
                 const float* V = entry ? entry->b[std::size_t(b)].data() : v.data() + b * kvw;
                 const int64_t h0 = kh * groups;
-                attendSharedKv({q.data() + (b * H + h0) * d, d, nullptr, 0}, groups, {K + kh * d, kvw, d, nullptr, 0, 0},
-                               {V + kh * d, kvw, d}, S, scale, out.data() + (b * H + h0) * d, d);
+                attendSharedKv({q.data() + (b * H + h0) * d, d, nullptr, 0}, groups,
+                               {K + kh * d, kvw, d, nullptr, 0, 0}, {V + kh * d, kvw, d}, S, scale,
+                               out.data() + (b * H + h0) * d, d);
             }
     } else {
         forEachIndex(B * H, parallelHeads(B, H, T, S, 2 * d), [&](int64_t bh, int) {
@@ -110,8 +111,8 @@ void mlaAbsorbed(Ctx& ctx, const AttnWeights& w, const float* qn, const float* q
     const int64_t rope = c.qk_rope_head_dim, vd = c.v_head_dim, headRows = nope + vd;
     Scratch qa(N * H * r), lat(N * H * r);
     for (int64_t h = 0; h < H; ++h) // q'_h = q_nope,h W_k,h: W_k,h is rows [h*(nope+v), +nope) of kv_up, [nope][r]
-        ctx.mm.matmulKNStrided(qn + h * nope, N, nope, H * nope, w.kvUp.rowsFrom(h * headRows, r), r,
-                               qa.data() + h * r, H * r);
+        ctx.mm.matmulKNStrided(qn + h * nope, N, nope, H * nope, w.kvUp.rowsFrom(h * headRows, r), r, qa.data() + h * r,
+                               H * r);
     for (int64_t b = 0; b < B; ++b) {
         const float* R = entry ? entry->b[std::size_t(b)].data() : kr + b * T * rope;
         const float* C = latent + b * S * r;
@@ -130,12 +131,12 @@ void mlaAbsorbed(Ctx& ctx, const AttnWeights& w, const float* qn, const float* q
         }
     }
     for (int64_t h = 0; h < H; ++h) // o_h = W_v,h lat_h: W_v,h is rows [h*(nope+v)+nope, +v) of kv_up, [v][r]
-        ctx.mm.linearStrided(lat.data() + h * r, N, r, H * r, w.kvUp.rowsFrom(h * headRows + nope, r), vd,
-                             out + h * vd, H * vd);
+        ctx.mm.linearStrided(lat.data() + h * r, N, r, H * r, w.kvUp.rowsFrom(h * headRows + nope, r), vd, out + h * vd,
+                             H * vd);
 }
 
-void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
-                KvCache* cache, const std::string& key, float* x) {
+void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
+                const std::string& key, float* x) {
     const Config& c = ctx.cfg;
     const int64_t D = c.dim, H = c.n_heads, N = B * T;
     const int64_t qr = c.q_lora_rank, r = c.kv_lora_rank, nope = c.qk_nope_head_dim;
@@ -187,8 +188,7 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     const float scale = float(std::pow(double(nope + rope), -0.5));
     Scratch out(N * H * vd);
     if (N <= kAbsorbedRows) {
-        mlaAbsorbed(ctx, w, qn.data(), qp.data(), latent.data(), entry, kr.data(), copies, B, T, S, scale,
-                    out.data());
+        mlaAbsorbed(ctx, w, qn.data(), qp.data(), latent.data(), entry, kr.data(), copies, B, T, S, scale, out.data());
     } else {
         // K_nope and V of every visible position, up-projected from the latent.
         Scratch kv(B * S * kvUpW);

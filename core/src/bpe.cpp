@@ -223,7 +223,7 @@ std::shared_ptr<const Model> Model::fromHuggingFace(const nlohmann::json& j, con
     auto fail = [&](const std::string& what) { throw FormatError(source + ": " + what); };
     auto typeOf = [](const json& v) {
         return v.is_object() && v.contains("type") && v["type"].is_string() ? v["type"].get<std::string>()
-                                                                             : std::string("(none)");
+                                                                            : std::string("(none)");
     };
     auto flag = [&](const json& obj, const char* key, bool dflt) {
         if (!obj.contains(key) || obj[key].is_null())
@@ -233,7 +233,8 @@ std::shared_ptr<const Model> Model::fromHuggingFace(const nlohmann::json& j, con
         return obj[key].get<bool>();
     };
     auto emptyOrNull = [](const json& obj, const char* key) {
-        return !obj.contains(key) || obj[key].is_null() || (obj[key].is_string() && obj[key].get<std::string>().empty());
+        return !obj.contains(key) || obj[key].is_null() ||
+               (obj[key].is_string() && obj[key].get<std::string>().empty());
     };
 
     auto m = std::make_shared<Model>();
@@ -339,8 +340,8 @@ std::shared_ptr<const Model> Model::fromHuggingFace(const nlohmann::json& j, con
         fail("'model.merges' must be an array");
     const json& merges = model["merges"];
     if (merges.size() > m->m_pieces.size() + 256)
-        fail("'model.merges' has " + withCommas(int64_t(merges.size())) + " merges for " +
-             withCommas(m->m_baseCount) + " tokens");
+        fail("'model.merges' has " + withCommas(int64_t(merges.size())) + " merges for " + withCommas(m->m_baseCount) +
+             " tokens");
     m->m_merges.reserve(merges.size());
     auto idOf = [&](const std::string& token, std::size_t rank) {
         const std::string bytes = fromByteAlphabet(token).value_or(token);
@@ -372,7 +373,8 @@ std::shared_ptr<const Model> Model::fromHuggingFace(const nlohmann::json& j, con
         if (joined == m->m_ids.end())
             fail("merge " + std::to_string(rank) + " (" + quote(left) + " + " + quote(right) +
                  ") makes a token that is not in the vocabulary");
-        m->m_merges.emplace(pairKey(lid, rid), PairRank{int32_t(rank), joined->second}); // a repeat keeps its first rank
+        m->m_merges.emplace(pairKey(lid, rid),
+                            PairRank{int32_t(rank), joined->second}); // a repeat keeps its first rank
     }
 
     if (model.contains("unk_token") && !model["unk_token"].is_null()) {
@@ -496,8 +498,11 @@ std::shared_ptr<const Model> Model::fromTiktoken(std::string_view text, const st
     if (lower.find("cl100k") != std::string::npos) {
         m->m_patternName = "cl100k";
         m->m_pattern = std::make_unique<Pattern>(std::string(kCl100kPattern), source);
-        specials = {{"<|endoftext|>", 100257}, {"<|fim_prefix|>", 100258}, {"<|fim_middle|>", 100259},
-                    {"<|fim_suffix|>", 100260}, {"<|endofprompt|>", 100276}};
+        specials = {{"<|endoftext|>", 100257},
+                    {"<|fim_prefix|>", 100258},
+                    {"<|fim_middle|>", 100259},
+                    {"<|fim_suffix|>", 100260},
+                    {"<|endofprompt|>", 100276}};
     } else if (lower.find("r50k") != std::string::npos || lower.find("p50k") != std::string::npos ||
                lower.find("gpt2") != std::string::npos) {
         m->m_patternName = "gpt2";
@@ -728,7 +733,8 @@ std::vector<int32_t> Model::encode(std::string_view text) const {
         }
         const AddedToken& t = m_added[std::size_t(best)];
         std::size_t begin = i, end = i + bestLength;
-        if (t.singleWord && ((begin > 0 && isAsciiWord(text[begin - 1])) || (end < text.size() && isAsciiWord(text[end])))) {
+        if (t.singleWord &&
+            ((begin > 0 && isAsciiWord(text[begin - 1])) || (end < text.size() && isAsciiWord(text[end])))) {
             ++i;
             continue;
         }

@@ -61,8 +61,7 @@ const std::array<Field, 23> kFields = {{
     {"dropout", &Config::dropout},
 }};
 
-Checked checkedTotal(const SchemaCount& count)
-{
+Checked checkedTotal(const SchemaCount& count) {
     Checked total;
     for (const auto& part : count.parts)
         total += part.count;
@@ -70,14 +69,10 @@ Checked checkedTotal(const SchemaCount& count)
 }
 
 // Parameters and stored buffers (router_bias); the tied head adds nothing.
-Checked checkedWeightBytes(const SchemaCount& count)
-{
-    return Checked(4) * (checkedTotal(count) + count.buffers);
-}
+Checked checkedWeightBytes(const SchemaCount& count) { return Checked(4) * (checkedTotal(count) + count.buffers); }
 
 // The shortest representation that reads back as the same double.
-std::string formatNumber(double v)
-{
+std::string formatNumber(double v) {
     char buf[64];
     for (int precision = 1; precision <= 17; ++precision) {
         std::snprintf(buf, sizeof buf, "%.*g", precision, v);
@@ -87,8 +82,7 @@ std::string formatNumber(double v)
     return buf;
 }
 
-std::string formatBytes(uint64_t bytes)
-{
+std::string formatBytes(uint64_t bytes) {
     static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
     if (bytes < 1024)
         return std::to_string(bytes) + (bytes == 1 ? " byte" : " bytes");
@@ -103,8 +97,7 @@ std::string formatBytes(uint64_t bytes)
     return buf;
 }
 
-std::string joinProblems(const std::string& source, const std::vector<std::string>& problems)
-{
+std::string joinProblems(const std::string& source, const std::vector<std::string>& problems) {
     std::string msg = source + ": invalid configuration:";
     for (const auto& p : problems)
         msg += "\n  - " + p;
@@ -117,10 +110,8 @@ using Untrusted = std::set<std::string, std::less<>>;
 // the user never wrote); rules reading them are skipped to avoid confusing follow-ups.
 // `unknownAttnType` is a config.json's attn_type string that names no attention type (the
 // struct cannot hold it): then no rule of either type applies.
-std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetBytes,
-                                      const Untrusted& untrusted,
-                                      const std::string* unknownAttnType = nullptr)
-{
+std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetBytes, const Untrusted& untrusted,
+                                      const std::string* unknownAttnType = nullptr) {
     std::vector<std::string> problems;
     auto trusted = [&](std::initializer_list<std::string_view> names) {
         for (auto n : names)
@@ -177,8 +168,7 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
 
     if (c.dim > 0 && c.n_heads > 0 && trusted({"dim", "n_heads"})) {
         if (c.dim % c.n_heads != 0) {
-            problems.push_back("dim = " + num(c.dim) + " is not divisible by n_heads = " +
-                               num(c.n_heads));
+            problems.push_back("dim = " + num(c.dim) + " is not divisible by n_heads = " + num(c.n_heads));
         } else if (gqa && c.headDim() % 2 != 0) {
             problems.push_back("the GQA head width dim / n_heads = " + num(c.headDim()) +
                                " must be even (RoPE rotates pairs of channels)");
@@ -186,20 +176,16 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
     }
     if (gqa && c.n_heads > 0 && c.n_kv_heads > 0 && trusted({"n_heads", "n_kv_heads"}) &&
         c.n_heads % c.n_kv_heads != 0) {
-        problems.push_back("n_heads = " + num(c.n_heads) + " is not divisible by n_kv_heads = " +
-                           num(c.n_kv_heads) +
+        problems.push_back("n_heads = " + num(c.n_heads) + " is not divisible by n_kv_heads = " + num(c.n_kv_heads) +
                            " (each key/value head serves n_heads / n_kv_heads query heads)");
     }
-    if (mla && c.qk_rope_head_dim > 0 && c.qk_rope_head_dim % 2 != 0 &&
-        trusted({"qk_rope_head_dim"})) {
+    if (mla && c.qk_rope_head_dim > 0 && c.qk_rope_head_dim % 2 != 0 && trusted({"qk_rope_head_dim"})) {
         problems.push_back("qk_rope_head_dim = " + num(c.qk_rope_head_dim) +
                            " must be even (RoPE rotates pairs of channels)");
     }
-    if (c.n_experts > 0 && c.n_experts_per_tok > c.n_experts &&
-        trusted({"n_experts", "n_experts_per_tok"})) {
-        problems.push_back("n_experts_per_tok = " + num(c.n_experts_per_tok) +
-                           " is larger than n_experts = " + num(c.n_experts) +
-                           " (the router picks that many distinct experts)");
+    if (c.n_experts > 0 && c.n_experts_per_tok > c.n_experts && trusted({"n_experts", "n_experts_per_tok"})) {
+        problems.push_back("n_experts_per_tok = " + num(c.n_experts_per_tok) + " is larger than n_experts = " +
+                           num(c.n_experts) + " (the router picks that many distinct experts)");
     }
     // No rule on the loop-index width dim / 8: the reference accepts any width (an odd
     // one drops the last cosine, 0 adds nothing) and the engine reproduces that.
@@ -207,13 +193,11 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
     if (trusted({"act_threshold"}) && !(c.act_threshold > 0.0 && c.act_threshold <= 1.0))
         problems.push_back("act_threshold = " + formatNumber(c.act_threshold) + " must be in (0, 1]");
     if (trusted({"rope_theta"}) && !(c.rope_theta > 0.0 && std::isfinite(c.rope_theta)))
-        problems.push_back("rope_theta = " + formatNumber(c.rope_theta) +
-                           " must be a positive finite number");
+        problems.push_back("rope_theta = " + formatNumber(c.rope_theta) + " must be a positive finite number");
     if (trusted({"dropout"}) && !(c.dropout >= 0.0 && c.dropout < 1.0))
         problems.push_back("dropout = " + formatNumber(c.dropout) + " must be in [0, 1)");
     if (trusted({"max_output_tokens"}) && c.max_output_tokens < 0)
-        problems.push_back("max_output_tokens = " + num(c.max_output_tokens) +
-                           " must not be negative");
+        problems.push_back("max_output_tokens = " + num(c.max_output_tokens) + " must not be negative");
 
     if (!sizesOk)
         return problems;
@@ -228,8 +212,8 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
     const SchemaCount count = countSchema(c);
     for (const auto& part : count.parts) {
         if (part.count.overflow()) {
-            problems.push_back(std::string("the sizes are too large: the parameter count of ") +
-                               part.name + " does not fit in a 64-bit integer");
+            problems.push_back(std::string("the sizes are too large: the parameter count of ") + part.name +
+                               " does not fit in a 64-bit integer");
             return problems;
         }
     }
@@ -271,14 +255,12 @@ std::vector<std::string> validateImpl(const Config& c, uint64_t memoryBudgetByte
             have += " (" + std::to_string(needed) + " bytes)";
             avail += " (" + std::to_string(memoryBudgetBytes) + " bytes)";
         }
-        problems.push_back("the model needs " + have + " of fp32 weights, more than the " + avail +
-                           " available");
+        problems.push_back("the model needs " + have + " of fp32 weights, more than the " + avail + " available");
     }
     return problems;
 }
 
-std::string describeJson(const Json& v)
-{
+std::string describeJson(const Json& v) {
     switch (v.type()) {
     case Json::value_t::null:
         return "null";
@@ -300,24 +282,21 @@ std::string describeJson(const Json& v)
 }
 
 // Appends a problem for a wrongly typed value; returns the value when it is usable.
-std::optional<int64_t> readInt(const char* name, const Json& v, std::vector<std::string>& problems)
-{
+std::optional<int64_t> readInt(const char* name, const Json& v, std::vector<std::string>& problems) {
     if (v.is_number_integer() && !v.is_number_unsigned())
         return v.get<int64_t>();
     if (v.is_number_unsigned()) {
         const auto u = v.get<uint64_t>();
         if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
             return static_cast<int64_t>(u);
-        problems.push_back(std::string(name) + " = " + std::to_string(u) +
-                           " does not fit in a 64-bit integer");
+        problems.push_back(std::string(name) + " = " + std::to_string(u) + " does not fit in a 64-bit integer");
         return std::nullopt;
     }
     if (v.is_number_float()) {
         const double d = v.get<double>();
         // Integers too long for uint64 reach us as doubles.
         if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) >= 0x1p63) {
-            problems.push_back(std::string(name) + " = " + v.dump() +
-                               " does not fit in a 64-bit integer");
+            problems.push_back(std::string(name) + " = " + v.dump() + " does not fit in a 64-bit integer");
             return std::nullopt;
         }
     }
@@ -327,13 +306,9 @@ std::optional<int64_t> readInt(const char* name, const Json& v, std::vector<std:
 
 } // namespace
 
-std::string attnTypeName(AttnType t)
-{
-    return t == AttnType::Gqa ? "gqa" : "mla";
-}
+std::string attnTypeName(AttnType t) { return t == AttnType::Gqa ? "gqa" : "mla"; }
 
-std::optional<AttnType> parseAttnType(std::string_view name)
-{
+std::optional<AttnType> parseAttnType(std::string_view name) {
     if (name == "gqa")
         return AttnType::Gqa;
     if (name == "mla")
@@ -341,23 +316,19 @@ std::optional<AttnType> parseAttnType(std::string_view name)
     return std::nullopt;
 }
 
-std::vector<std::string> validate(const Config& cfg, uint64_t memoryBudgetBytes)
-{
+std::vector<std::string> validate(const Config& cfg, uint64_t memoryBudgetBytes) {
     return validateImpl(cfg, memoryBudgetBytes, {});
 }
 
-void validateOrThrow(const Config& cfg, const std::string& source, uint64_t memoryBudgetBytes)
-{
+void validateOrThrow(const Config& cfg, const std::string& source, uint64_t memoryBudgetBytes) {
     const auto problems = validate(cfg, memoryBudgetBytes);
     if (!problems.empty())
         throw ConfigError(joinProblems(source, problems));
 }
 
-Config configFromJson(const nlohmann::json& j, const std::string& source)
-{
+Config configFromJson(const nlohmann::json& j, const std::string& source) {
     if (!j.is_object()) {
-        throw ConfigError(source + ": a configuration must be a JSON object, got " +
-                          describeJson(j));
+        throw ConfigError(source + ": a configuration must be a JSON object, got " + describeJson(j));
     }
     Config cfg;
     std::vector<std::string> problems;
@@ -379,8 +350,7 @@ Config configFromJson(const nlohmann::json& j, const std::string& source)
                 cfg.*(*m) = v.get<double>();
                 ok = true;
             } else {
-                problems.push_back(std::string(field.name) + " must be a number, got " +
-                                   describeJson(v));
+                problems.push_back(std::string(field.name) + " must be a number, got " + describeJson(v));
             }
         } else if (const auto* m = std::get_if<AttnMember>(&field.member)) {
             if (v.is_string()) {
@@ -391,8 +361,8 @@ Config configFromJson(const nlohmann::json& j, const std::string& source)
                     unknownAttnType = name; // validateImpl says so, in its place among the rules
                 ok = true;
             } else {
-                problems.push_back(std::string(field.name) +
-                                   " must be a string (\"gqa\" or \"mla\"), got " + describeJson(v));
+                problems.push_back(std::string(field.name) + " must be a string (\"gqa\" or \"mla\"), got " +
+                                   describeJson(v));
             }
         }
         if (!ok)
@@ -407,8 +377,7 @@ Config configFromJson(const nlohmann::json& j, const std::string& source)
     return cfg;
 }
 
-Config parseConfig(std::string_view jsonText, const std::string& source)
-{
+Config parseConfig(std::string_view jsonText, const std::string& source) {
     Json j;
     try {
         j = Json::parse(jsonText.begin(), jsonText.end());
@@ -419,33 +388,24 @@ Config parseConfig(std::string_view jsonText, const std::string& source)
     return configFromJson(j, source);
 }
 
-Config loadConfig(const std::filesystem::path& file)
-{
-    return parseConfig(readTextFile(file), file.string());
-}
+Config loadConfig(const std::filesystem::path& file) { return parseConfig(readTextFile(file), file.string()); }
 
 namespace {
 template <typename T>
-T jsonValue(T v)
-{
+T jsonValue(T v) {
     return v;
 }
-std::string jsonValue(AttnType t)
-{
-    return attnTypeName(t);
-}
+std::string jsonValue(AttnType t) { return attnTypeName(t); }
 } // namespace
 
-nlohmann::json configToJson(const Config& cfg)
-{
+nlohmann::json configToJson(const Config& cfg) {
     Json j = Json::object();
     for (const auto& field : kFields)
         std::visit([&](auto member) { j[field.name] = jsonValue(cfg.*member); }, field.member);
     return j;
 }
 
-std::string configToJsonText(const Config& cfg)
-{
+std::string configToJsonText(const Config& cfg) {
     nlohmann::ordered_json j = nlohmann::ordered_json::object();
     for (const auto& field : kFields)
         std::visit([&](auto member) { j[field.name] = jsonValue(cfg.*member); }, field.member);
@@ -461,102 +421,262 @@ struct Preset {
 
 // The reference's variants.py (fields it leaves out keep the MythosConfig defaults),
 // its example.py (the README example, both attention types), and the tiny test cases.
-const std::vector<Preset>& presets()
-{
+const std::vector<Preset>& presets() {
     static const std::vector<Preset> table = {
         {"mythos_1b",
-         {.vocab_size = 32000, .dim = 2048, .n_heads = 16, .n_kv_heads = 4, .max_seq_len = 4096,
-          .max_loop_iters = 16, .prelude_layers = 2, .coda_layers = 2, .attn_type = AttnType::Mla,
-          .kv_lora_rank = 256, .q_lora_rank = 512, .qk_rope_head_dim = 32,
-          .qk_nope_head_dim = 64, .v_head_dim = 64, .n_experts = 64, .n_shared_experts = 2,
-          .n_experts_per_tok = 4, .expert_dim = 2048, .act_threshold = 0.99,
-          .rope_theta = 500000.0, .lora_rank = 8}},
+         {.vocab_size = 32000,
+          .dim = 2048,
+          .n_heads = 16,
+          .n_kv_heads = 4,
+          .max_seq_len = 4096,
+          .max_loop_iters = 16,
+          .prelude_layers = 2,
+          .coda_layers = 2,
+          .attn_type = AttnType::Mla,
+          .kv_lora_rank = 256,
+          .q_lora_rank = 512,
+          .qk_rope_head_dim = 32,
+          .qk_nope_head_dim = 64,
+          .v_head_dim = 64,
+          .n_experts = 64,
+          .n_shared_experts = 2,
+          .n_experts_per_tok = 4,
+          .expert_dim = 2048,
+          .act_threshold = 0.99,
+          .rope_theta = 500000.0,
+          .lora_rank = 8}},
         {"mythos_3b",
-         {.vocab_size = 32000, .dim = 3072, .n_heads = 24, .n_kv_heads = 6, .max_seq_len = 4096,
-          .max_loop_iters = 16, .prelude_layers = 2, .coda_layers = 2, .attn_type = AttnType::Mla,
-          .kv_lora_rank = 384, .q_lora_rank = 768, .qk_rope_head_dim = 32,
-          .qk_nope_head_dim = 96, .v_head_dim = 96, .n_experts = 64, .n_shared_experts = 2,
-          .n_experts_per_tok = 4, .expert_dim = 4096, .act_threshold = 0.99,
-          .rope_theta = 500000.0, .lora_rank = 8}},
+         {.vocab_size = 32000,
+          .dim = 3072,
+          .n_heads = 24,
+          .n_kv_heads = 6,
+          .max_seq_len = 4096,
+          .max_loop_iters = 16,
+          .prelude_layers = 2,
+          .coda_layers = 2,
+          .attn_type = AttnType::Mla,
+          .kv_lora_rank = 384,
+          .q_lora_rank = 768,
+          .qk_rope_head_dim = 32,
+          .qk_nope_head_dim = 96,
+          .v_head_dim = 96,
+          .n_experts = 64,
+          .n_shared_experts = 2,
+          .n_experts_per_tok = 4,
+          .expert_dim = 4096,
+          .act_threshold = 0.99,
+          .rope_theta = 500000.0,
+          .lora_rank = 8}},
         {"mythos_10b",
-         {.vocab_size = 32000, .dim = 4096, .n_heads = 32, .n_kv_heads = 8, .max_seq_len = 8192,
-          .max_loop_iters = 24, .prelude_layers = 2, .coda_layers = 2, .attn_type = AttnType::Mla,
-          .kv_lora_rank = 512, .q_lora_rank = 1024, .qk_rope_head_dim = 64,
-          .qk_nope_head_dim = 128, .v_head_dim = 128, .n_experts = 128, .n_shared_experts = 2,
-          .n_experts_per_tok = 4, .expert_dim = 5632, .act_threshold = 0.99,
-          .rope_theta = 500000.0, .lora_rank = 16}},
+         {.vocab_size = 32000,
+          .dim = 4096,
+          .n_heads = 32,
+          .n_kv_heads = 8,
+          .max_seq_len = 8192,
+          .max_loop_iters = 24,
+          .prelude_layers = 2,
+          .coda_layers = 2,
+          .attn_type = AttnType::Mla,
+          .kv_lora_rank = 512,
+          .q_lora_rank = 1024,
+          .qk_rope_head_dim = 64,
+          .qk_nope_head_dim = 128,
+          .v_head_dim = 128,
+          .n_experts = 128,
+          .n_shared_experts = 2,
+          .n_experts_per_tok = 4,
+          .expert_dim = 5632,
+          .act_threshold = 0.99,
+          .rope_theta = 500000.0,
+          .lora_rank = 16}},
         {"mythos_50b",
-         {.vocab_size = 32000, .dim = 6144, .n_heads = 48, .n_kv_heads = 8, .max_seq_len = 8192,
-          .max_loop_iters = 32, .prelude_layers = 3, .coda_layers = 3, .attn_type = AttnType::Mla,
-          .kv_lora_rank = 512, .q_lora_rank = 1536, .qk_rope_head_dim = 64,
-          .qk_nope_head_dim = 128, .v_head_dim = 128, .n_experts = 256, .n_shared_experts = 4,
-          .n_experts_per_tok = 4, .expert_dim = 9728, .act_threshold = 0.99,
-          .rope_theta = 500000.0, .lora_rank = 32}},
+         {.vocab_size = 32000,
+          .dim = 6144,
+          .n_heads = 48,
+          .n_kv_heads = 8,
+          .max_seq_len = 8192,
+          .max_loop_iters = 32,
+          .prelude_layers = 3,
+          .coda_layers = 3,
+          .attn_type = AttnType::Mla,
+          .kv_lora_rank = 512,
+          .q_lora_rank = 1536,
+          .qk_rope_head_dim = 64,
+          .qk_nope_head_dim = 128,
+          .v_head_dim = 128,
+          .n_experts = 256,
+          .n_shared_experts = 4,
+          .n_experts_per_tok = 4,
+          .expert_dim = 9728,
+          .act_threshold = 0.99,
+          .rope_theta = 500000.0,
+          .lora_rank = 32}},
         {"mythos_100b",
-         {.vocab_size = 32000, .dim = 8192, .n_heads = 64, .n_kv_heads = 8,
-          .max_seq_len = 1000000, .max_loop_iters = 32, .prelude_layers = 4, .coda_layers = 4,
-          .attn_type = AttnType::Mla, .kv_lora_rank = 512, .q_lora_rank = 2048,
-          .qk_rope_head_dim = 64, .qk_nope_head_dim = 128, .v_head_dim = 128,
-          .n_experts = 256, .n_shared_experts = 4, .n_experts_per_tok = 8,
-          .expert_dim = 13568, .act_threshold = 0.99, .rope_theta = 1000000.0,
-          .lora_rank = 64, .max_output_tokens = 131072}},
+         {.vocab_size = 32000,
+          .dim = 8192,
+          .n_heads = 64,
+          .n_kv_heads = 8,
+          .max_seq_len = 1000000,
+          .max_loop_iters = 32,
+          .prelude_layers = 4,
+          .coda_layers = 4,
+          .attn_type = AttnType::Mla,
+          .kv_lora_rank = 512,
+          .q_lora_rank = 2048,
+          .qk_rope_head_dim = 64,
+          .qk_nope_head_dim = 128,
+          .v_head_dim = 128,
+          .n_experts = 256,
+          .n_shared_experts = 4,
+          .n_experts_per_tok = 8,
+          .expert_dim = 13568,
+          .act_threshold = 0.99,
+          .rope_theta = 1000000.0,
+          .lora_rank = 64,
+          .max_output_tokens = 131072}},
         {"mythos_500b",
-         {.vocab_size = 100000, .dim = 12288, .n_heads = 96, .n_kv_heads = 16,
-          .max_seq_len = 1000000, .max_loop_iters = 48, .prelude_layers = 4, .coda_layers = 4,
-          .attn_type = AttnType::Mla, .kv_lora_rank = 1024, .q_lora_rank = 3072,
-          .qk_rope_head_dim = 64, .qk_nope_head_dim = 128, .v_head_dim = 128,
-          .n_experts = 512, .n_shared_experts = 8, .n_experts_per_tok = 8,
-          .expert_dim = 23040, .act_threshold = 0.99, .rope_theta = 1000000.0,
-          .lora_rank = 128, .max_output_tokens = 131072}},
+         {.vocab_size = 100000,
+          .dim = 12288,
+          .n_heads = 96,
+          .n_kv_heads = 16,
+          .max_seq_len = 1000000,
+          .max_loop_iters = 48,
+          .prelude_layers = 4,
+          .coda_layers = 4,
+          .attn_type = AttnType::Mla,
+          .kv_lora_rank = 1024,
+          .q_lora_rank = 3072,
+          .qk_rope_head_dim = 64,
+          .qk_nope_head_dim = 128,
+          .v_head_dim = 128,
+          .n_experts = 512,
+          .n_shared_experts = 8,
+          .n_experts_per_tok = 8,
+          .expert_dim = 23040,
+          .act_threshold = 0.99,
+          .rope_theta = 1000000.0,
+          .lora_rank = 128,
+          .max_output_tokens = 131072}},
         {"mythos_1t",
-         {.vocab_size = 100000, .dim = 16384, .n_heads = 128, .n_kv_heads = 16,
-          .max_seq_len = 1000000, .max_loop_iters = 64, .prelude_layers = 6, .coda_layers = 6,
-          .attn_type = AttnType::Mla, .kv_lora_rank = 1024, .q_lora_rank = 4096,
-          .qk_rope_head_dim = 64, .qk_nope_head_dim = 128, .v_head_dim = 128,
-          .n_experts = 512, .n_shared_experts = 8, .n_experts_per_tok = 8,
-          .expert_dim = 34560, .act_threshold = 0.99, .rope_theta = 2000000.0,
-          .lora_rank = 256, .max_output_tokens = 131072}},
+         {.vocab_size = 100000,
+          .dim = 16384,
+          .n_heads = 128,
+          .n_kv_heads = 16,
+          .max_seq_len = 1000000,
+          .max_loop_iters = 64,
+          .prelude_layers = 6,
+          .coda_layers = 6,
+          .attn_type = AttnType::Mla,
+          .kv_lora_rank = 1024,
+          .q_lora_rank = 4096,
+          .qk_rope_head_dim = 64,
+          .qk_nope_head_dim = 128,
+          .v_head_dim = 128,
+          .n_experts = 512,
+          .n_shared_experts = 8,
+          .n_experts_per_tok = 8,
+          .expert_dim = 34560,
+          .act_threshold = 0.99,
+          .rope_theta = 2000000.0,
+          .lora_rank = 256,
+          .max_output_tokens = 131072}},
         {"readme_mla",
-         {.vocab_size = 1000, .dim = 256, .n_heads = 8, .n_kv_heads = 8, .max_seq_len = 128,
-          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = AttnType::Mla,
-          .kv_lora_rank = 32, .q_lora_rank = 64, .qk_rope_head_dim = 16,
-          .qk_nope_head_dim = 16, .v_head_dim = 16, .n_experts = 8, .n_shared_experts = 1,
-          .n_experts_per_tok = 2, .expert_dim = 64, .lora_rank = 8}},
+         {.vocab_size = 1000,
+          .dim = 256,
+          .n_heads = 8,
+          .n_kv_heads = 8,
+          .max_seq_len = 128,
+          .max_loop_iters = 4,
+          .prelude_layers = 1,
+          .coda_layers = 1,
+          .attn_type = AttnType::Mla,
+          .kv_lora_rank = 32,
+          .q_lora_rank = 64,
+          .qk_rope_head_dim = 16,
+          .qk_nope_head_dim = 16,
+          .v_head_dim = 16,
+          .n_experts = 8,
+          .n_shared_experts = 1,
+          .n_experts_per_tok = 2,
+          .expert_dim = 64,
+          .lora_rank = 8}},
         {"readme_gqa",
-         {.vocab_size = 1000, .dim = 256, .n_heads = 8, .n_kv_heads = 2, .max_seq_len = 128,
-          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = AttnType::Gqa,
-          .n_experts = 8, .n_shared_experts = 1, .n_experts_per_tok = 2, .expert_dim = 64,
+         {.vocab_size = 1000,
+          .dim = 256,
+          .n_heads = 8,
+          .n_kv_heads = 2,
+          .max_seq_len = 128,
+          .max_loop_iters = 4,
+          .prelude_layers = 1,
+          .coda_layers = 1,
+          .attn_type = AttnType::Gqa,
+          .n_experts = 8,
+          .n_shared_experts = 1,
+          .n_experts_per_tok = 2,
+          .expert_dim = 64,
           .lora_rank = 8}},
         {"tiny_mla",
-         {.vocab_size = 64, .dim = 128, .n_heads = 4, .n_kv_heads = 2, .max_seq_len = 128,
-          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = AttnType::Mla,
-          .kv_lora_rank = 32, .q_lora_rank = 64, .qk_rope_head_dim = 16,
-          .qk_nope_head_dim = 16, .v_head_dim = 16, .n_experts = 8, .n_shared_experts = 1,
-          .n_experts_per_tok = 2, .expert_dim = 32, .act_threshold = 0.99,
-          .rope_theta = 500000.0, .lora_rank = 8, .max_output_tokens = 4096, .dropout = 0.0}},
+         {.vocab_size = 64,
+          .dim = 128,
+          .n_heads = 4,
+          .n_kv_heads = 2,
+          .max_seq_len = 128,
+          .max_loop_iters = 4,
+          .prelude_layers = 1,
+          .coda_layers = 1,
+          .attn_type = AttnType::Mla,
+          .kv_lora_rank = 32,
+          .q_lora_rank = 64,
+          .qk_rope_head_dim = 16,
+          .qk_nope_head_dim = 16,
+          .v_head_dim = 16,
+          .n_experts = 8,
+          .n_shared_experts = 1,
+          .n_experts_per_tok = 2,
+          .expert_dim = 32,
+          .act_threshold = 0.99,
+          .rope_theta = 500000.0,
+          .lora_rank = 8,
+          .max_output_tokens = 4096,
+          .dropout = 0.0}},
         {"tiny_gqa",
-         {.vocab_size = 64, .dim = 128, .n_heads = 4, .n_kv_heads = 2, .max_seq_len = 128,
-          .max_loop_iters = 4, .prelude_layers = 1, .coda_layers = 1, .attn_type = AttnType::Gqa,
-          .kv_lora_rank = 32, .q_lora_rank = 64, .qk_rope_head_dim = 16,
-          .qk_nope_head_dim = 16, .v_head_dim = 16, .n_experts = 8, .n_shared_experts = 1,
-          .n_experts_per_tok = 2, .expert_dim = 32, .act_threshold = 0.99,
-          .rope_theta = 500000.0, .lora_rank = 8, .max_output_tokens = 4096, .dropout = 0.0}},
+         {.vocab_size = 64,
+          .dim = 128,
+          .n_heads = 4,
+          .n_kv_heads = 2,
+          .max_seq_len = 128,
+          .max_loop_iters = 4,
+          .prelude_layers = 1,
+          .coda_layers = 1,
+          .attn_type = AttnType::Gqa,
+          .kv_lora_rank = 32,
+          .q_lora_rank = 64,
+          .qk_rope_head_dim = 16,
+          .qk_nope_head_dim = 16,
+          .v_head_dim = 16,
+          .n_experts = 8,
+          .n_shared_experts = 1,
+          .n_experts_per_tok = 2,
+          .expert_dim = 32,
+          .act_threshold = 0.99,
+          .rope_theta = 500000.0,
+          .lora_rank = 8,
+          .max_output_tokens = 4096,
+          .dropout = 0.0}},
     };
     return table;
 }
 
 } // namespace
 
-std::vector<std::string> presetNames()
-{
+std::vector<std::string> presetNames() {
     std::vector<std::string> names;
     for (const auto& p : presets())
         names.emplace_back(p.name);
     return names;
 }
 
-Config preset(std::string_view name)
-{
+Config preset(std::string_view name) {
     for (const auto& p : presets())
         if (name == p.name)
             return p.cfg;
@@ -566,8 +686,7 @@ Config preset(std::string_view name)
     throw ConfigError("unknown preset \"" + std::string(name) + "\"; known presets: " + known);
 }
 
-ParamCount countParameters(const Config& cfg)
-{
+ParamCount countParameters(const Config& cfg) {
     const auto problems = validate(cfg);
     if (!problems.empty())
         throw ConfigError(joinProblems("cannot count parameters", problems));
@@ -579,8 +698,7 @@ ParamCount countParameters(const Config& cfg)
     return result;
 }
 
-uint64_t weightBytesF32(const Config& cfg)
-{
+uint64_t weightBytesF32(const Config& cfg) {
     const auto problems = validate(cfg);
     if (!problems.empty())
         throw ConfigError(joinProblems("cannot size the weights", problems));

@@ -30,7 +30,8 @@ void setEngineOption(EngineOptions& o, std::string_view key, const nlohmann::jso
             throw ArgumentError("weight_type must be \"f32\" or \"bf16\"");
         o.weightType = parseWeightType(value.get<std::string>());
     } else {
-        throw ArgumentError("'" + std::string(key) + "' is not an engine option (act_final_remainder, kv_layout, weight_type)");
+        throw ArgumentError("'" + std::string(key) +
+                            "' is not an engine option (act_final_remainder, kv_layout, weight_type)");
     }
 }
 

@@ -39,8 +39,7 @@ private:
     int m_fd;
 };
 
-uint64_t randomBits()
-{
+uint64_t randomBits() {
     uint64_t r = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     r ^= static_cast<uint64_t>(::getpid()) << 40;
     try {
@@ -55,8 +54,7 @@ uint64_t randomBits()
 
 } // namespace
 
-PathKind pathKind(const fs::path& path)
-{
+PathKind pathKind(const fs::path& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0)
         return S_ISDIR(st.st_mode) ? PathKind::Folder : S_ISREG(st.st_mode) ? PathKind::File : PathKind::Other;
@@ -70,8 +68,7 @@ PathKind pathKind(const fs::path& path)
     throw FileError(path.string() + ": cannot look at the path: " + errnoText(err));
 }
 
-std::string readTextFile(const fs::path& path, uint64_t maxBytes)
-{
+std::string readTextFile(const fs::path& path, uint64_t maxBytes) {
     const std::string name = path.string();
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (fd.get() < 0)
@@ -111,8 +108,7 @@ std::string readTextFile(const fs::path& path, uint64_t maxBytes)
     return out;
 }
 
-AtomicFile::AtomicFile(fs::path target) : m_target(std::move(target))
-{
+AtomicFile::AtomicFile(fs::path target) : m_target(std::move(target)) {
     const std::string name = m_target.string();
     const std::string fileName = m_target.filename().string();
     if (fileName.empty() || fileName == "." || fileName == "..")
@@ -148,16 +144,14 @@ AtomicFile::AtomicFile(fs::path target) : m_target(std::move(target))
     throw FileError(name + ": cannot create a temporary file in '" + where + "' to write it: " + errnoText(err));
 }
 
-AtomicFile::~AtomicFile()
-{
+AtomicFile::~AtomicFile() {
     if (!m_committed && !m_temp.empty()) {
         std::error_code ec;
         fs::remove(m_temp, ec);
     }
 }
 
-void AtomicFile::commit()
-{
+void AtomicFile::commit() {
     const std::string name = m_target.string();
     if (m_committed)
         throw FileError(name + ": the file was already committed");
@@ -179,8 +173,7 @@ void AtomicFile::commit()
         ::fsync(dfd.get());
 }
 
-void writeFileAtomic(const fs::path& path, std::string_view bytes)
-{
+void writeFileAtomic(const fs::path& path, std::string_view bytes) {
     AtomicFile file(path);
     const std::string name = path.string();
     {

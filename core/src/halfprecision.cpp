@@ -4,8 +4,7 @@
 
 namespace mythos {
 
-float halfToFloat(uint16_t h)
-{
+float halfToFloat(uint16_t h) {
     const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
     const uint32_t exp = (h >> 10) & 0x1fu;
     const uint32_t mant = h & 0x3ffu;
@@ -24,8 +23,7 @@ float halfToFloat(uint16_t h)
     return std::bit_cast<float>(bits);
 }
 
-uint16_t floatToHalf(float f)
-{
+uint16_t floatToHalf(float f) {
     uint32_t x = std::bit_cast<uint32_t>(f);
     const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
     x &= 0x7fffffffu;

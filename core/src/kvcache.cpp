@@ -33,7 +33,8 @@ std::vector<KvTensorShape> kvReferenceTensors(const Config& cfg, int64_t batch, 
     constexpr int64_t f = sizeof(float);
     constexpr int64_t any = std::numeric_limits<int64_t>::max();
     if (cfg.isMla())
-        return {{"c_kv", {batch, positions, cfg.kv_lora_rank},
+        return {{"c_kv",
+                 {batch, positions, cfg.kv_lora_rank},
                  requireBoundedProduct({f, batch, positions, cfg.kv_lora_rank}, any, "KV cache c_kv bytes")},
                 {"k_rope",
                  {batch, positions, cfg.n_heads, cfg.qk_rope_head_dim},

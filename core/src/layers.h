@@ -112,16 +112,16 @@ struct BlockWeights {
 
 // Routing decisions of one MoE call, N tokens.
 struct MoeRecord {
-    std::vector<int32_t> ids;    // [N][k], by descending biased logit
-    std::vector<float> gates;    // [N][k], renormalised unbiased softmax scores
-    std::vector<float> logits;   // [N][E], unbiased
+    std::vector<int32_t> ids;  // [N][k], by descending biased logit
+    std::vector<float> gates;  // [N][k], renormalised unbiased softmax scores
+    std::vector<float> logits; // [N][E], unbiased
 };
 
 // x[N][D] += attention(xn) for a batch of B rows of T tokens at positions startPos...
 // With a cache, the new keys/values are appended to cache entry `key` first and the
 // queries attend to every cached position (causally within the new chunk).
-void attentionForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T,
-                      int64_t startPos, KvCache* cache, const std::string& key, float* x);
+void attentionForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
+                      KvCache* cache, const std::string& key, float* x);
 
 // x[N][D] += down(silu(gate(xn)) * up(xn))
 void ffnForward(Ctx& ctx, const FfnWeights& w, const float* xn, int64_t N, float* x);
@@ -131,7 +131,7 @@ void ffnForward(Ctx& ctx, const FfnWeights& w, const float* xn, int64_t N, float
 void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float* x, MoeRecord* rec);
 
 // Pre-norm transformer block, in place on x[B*T][D].
-void blockForward(Ctx& ctx, const BlockWeights& w, float* x, int64_t B, int64_t T, int64_t startPos,
-                  KvCache* cache, const std::string& key, MoeRecord* rec);
+void blockForward(Ctx& ctx, const BlockWeights& w, float* x, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
+                  const std::string& key, MoeRecord* rec);
 
 } // namespace mythos::detail

@@ -11,11 +11,11 @@
 
 #include "layers.h"
 #include "mythos/errors.h"
-#include "ops.h"
-#include "mythos/safetensors.h"
 #include "mythos/modelspec.h"
+#include "mythos/safetensors.h"
 #include "mythos/schema.h"
 #include "mythos/stability.h"
+#include "ops.h"
 
 namespace mythos {
 
@@ -25,9 +25,7 @@ using detail::MoeRecord;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double msSince(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+double msSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 void checkCancel(const std::atomic<bool>* cancel) {
     if (cancel && cancel->load(std::memory_order_relaxed))
@@ -103,12 +101,12 @@ struct Model::Impl {
     const float* haltW = nullptr;
     const float* haltB = nullptr;
     const float* injB = nullptr;
-    std::vector<float> A;         // the forward's (the reference's clamped values)
-    std::vector<float> analysisA; // injectionA(): NaN where log_A or log_dt is not finite, for traces
+    std::vector<float> A;                // the forward's (the reference's clamped values)
+    std::vector<float> analysisA;        // injectionA(): NaN where log_A or log_dt is not finite, for traces
     std::vector<std::vector<float>> lie; // loop-index embeddings by loop
 
     std::vector<std::unique_ptr<MatmulEngine>> workers; // engines of threads 1.. (MoE experts in parallel)
-    KnCopies kn; // [K, N] copies of the small fp32 matrices, by weight name
+    KnCopies kn;                                        // [K, N] copies of the small fp32 matrices, by weight name
 
     detail::Ctx ctx(const Config& cfg) { return detail::Ctx{cfg, mm, rope, &workers}; }
 
@@ -185,21 +183,51 @@ void bindBlockTensor(BlockWeights& b, const Weights& w, const SchemaTensor& t, K
     const std::string& n = t.name;
     auto& a = b.attn;
     switch (t.slot.field) {
-    case Field::AttnNorm: b.attnNorm = ptr(w, n); break;
-    case Field::FfnNorm: b.ffnNorm = ptr(w, n); break;
-    case Field::Wq: a.wq = ref(w, n, kn); break;
-    case Field::Wk: a.wk = ref(w, n, kn); break;
-    case Field::Wv: a.wv = ref(w, n, kn); break;
-    case Field::QDown: a.qDown = ref(w, n, kn); break;
-    case Field::QNorm: a.qNorm = ptr(w, n); break;
-    case Field::QUpNope: a.qUpNope = ref(w, n, kn); break;
-    case Field::QUpRope: a.qUpRope = ref(w, n, kn); break;
-    case Field::KvDown: a.kvDown = ref(w, n, kn); break;
-    case Field::KvNorm: a.kvNorm = ptr(w, n); break;
-    case Field::KvUp: a.kvUp = ref(w, n, kn); break;
-    case Field::Wo: a.wo = ref(w, n, kn); break;
-    case Field::RouterBias: b.experts.routerBias = ptr(w, n); break;
-    case Field::Router: b.experts.router = ptr(w, n); break;
+    case Field::AttnNorm:
+        b.attnNorm = ptr(w, n);
+        break;
+    case Field::FfnNorm:
+        b.ffnNorm = ptr(w, n);
+        break;
+    case Field::Wq:
+        a.wq = ref(w, n, kn);
+        break;
+    case Field::Wk:
+        a.wk = ref(w, n, kn);
+        break;
+    case Field::Wv:
+        a.wv = ref(w, n, kn);
+        break;
+    case Field::QDown:
+        a.qDown = ref(w, n, kn);
+        break;
+    case Field::QNorm:
+        a.qNorm = ptr(w, n);
+        break;
+    case Field::QUpNope:
+        a.qUpNope = ref(w, n, kn);
+        break;
+    case Field::QUpRope:
+        a.qUpRope = ref(w, n, kn);
+        break;
+    case Field::KvDown:
+        a.kvDown = ref(w, n, kn);
+        break;
+    case Field::KvNorm:
+        a.kvNorm = ptr(w, n);
+        break;
+    case Field::KvUp:
+        a.kvUp = ref(w, n, kn);
+        break;
+    case Field::Wo:
+        a.wo = ref(w, n, kn);
+        break;
+    case Field::RouterBias:
+        b.experts.routerBias = ptr(w, n);
+        break;
+    case Field::Router:
+        b.experts.router = ptr(w, n);
+        break;
     case Field::Gate:
     case Field::Up:
     case Field::Down: {
@@ -254,18 +282,36 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
     for (const auto& t : schema) {
         const std::string& n = t.name;
         switch (t.slot.field) {
-        case Field::Embed: im.embed = ref(m_weights, n, &im.kn); break;
-        case Field::FinalNorm: im.finalNorm = ptr(m_weights, n); break;
-        case Field::RecurrentNorm: im.recNorm = ptr(m_weights, n); break;
-        case Field::LoraDown: im.loraDown = ref(m_weights, n, &im.kn); break;
-        case Field::LoraB: im.loraB = ptr(m_weights, n); break;
-        case Field::LoraScale: im.loraScale = ptr(m_weights, n); break;
-        case Field::HaltWeight: im.haltW = ptr(m_weights, n); break;
-        case Field::HaltBias: im.haltB = ptr(m_weights, n); break;
-        case Field::InjectionB: im.injB = ptr(m_weights, n); break;
-        case Field::InjectionLogA:  // read as A (forwardInjectionA, injectionA)
+        case Field::Embed:
+            im.embed = ref(m_weights, n, &im.kn);
+            break;
+        case Field::FinalNorm:
+            im.finalNorm = ptr(m_weights, n);
+            break;
+        case Field::RecurrentNorm:
+            im.recNorm = ptr(m_weights, n);
+            break;
+        case Field::LoraDown:
+            im.loraDown = ref(m_weights, n, &im.kn);
+            break;
+        case Field::LoraB:
+            im.loraB = ptr(m_weights, n);
+            break;
+        case Field::LoraScale:
+            im.loraScale = ptr(m_weights, n);
+            break;
+        case Field::HaltWeight:
+            im.haltW = ptr(m_weights, n);
+            break;
+        case Field::HaltBias:
+            im.haltB = ptr(m_weights, n);
+            break;
+        case Field::InjectionB:
+            im.injB = ptr(m_weights, n);
+            break;
+        case Field::InjectionLogA: // read as A (forwardInjectionA, injectionA)
         case Field::InjectionLogDt:
-        case Field::Head:           // the tied head is the embedding
+        case Field::Head: // the tied head is the embedding
             break;
         default: {
             const auto layer = std::size_t(t.slot.layer);
@@ -344,8 +390,7 @@ namespace {
 struct LoopRecorder {
     // Appends the records of one loop to a trace.
     static void add(Trace& tr, const std::vector<float>& p, const std::vector<float>& cum,
-                    const std::vector<float>& weight, const float* h, const float* hPrev, int64_t D,
-                    MoeRecord& rec) {
+                    const std::vector<float>& weight, const float* h, const float* hPrev, int64_t D, MoeRecord& rec) {
         const std::size_t N = p.size();
         tr.actP.insert(tr.actP.end(), p.begin(), p.end());
         tr.actCumP.insert(tr.actCumP.end(), cum.begin(), cum.end());
@@ -471,7 +516,8 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
         fillTraceHeader(*tr, *this, ids, B, T, fo.startPos, nLoops, im.analysisA);
     auto t1 = Clock::now();
     const std::vector<float> e = x;
-    std::vector<float> h = x, hPrev, hOut(static_cast<std::size_t>(N * D), 0.0f), cum(static_cast<std::size_t>(N), 0.0f), p, weight;
+    std::vector<float> h = x, hPrev, hOut(static_cast<std::size_t>(N * D), 0.0f),
+                       cum(static_cast<std::size_t>(N), 0.0f), p, weight;
     MoeRecord rec;
     int64_t L = 0;
     for (int64_t t = 0; t < nLoops; ++t) {

@@ -68,11 +68,11 @@ std::unique_ptr<Model> open(const ModelSpec& spec, const EngineOptions& options,
     // Overrides apply before the tensors are read, so a shape they change is refused at the
     // first tensor instead of after the whole checkpoint.
     const bool overridden = !overrides.is_null() && !(overrides.is_object() && overrides.empty());
-    Checkpoint ck = overridden ? loadCheckpointAs(spec.folder,
-                                                applyConfigOverrides(loadCheckpointConfig(spec.folder), overrides,
-                                                                     spec.text),
-                                                progress, options.weightType)
-                               : loadCheckpoint(spec.folder, progress, options.weightType);
+    Checkpoint ck =
+        overridden ? loadCheckpointAs(spec.folder,
+                                      applyConfigOverrides(loadCheckpointConfig(spec.folder), overrides, spec.text),
+                                      progress, options.weightType)
+                   : loadCheckpoint(spec.folder, progress, options.weightType);
     auto m = std::make_unique<Model>(ck.config, std::move(ck.weights), options);
     m->setName(spec.text);
     m->m_hash = ck.weightsHash;

@@ -82,7 +82,8 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
             tasks.push_back({e, false, rows, taskMacs(rows, w.routed[std::size_t(e)])});
     for (std::size_t s = 0; s < w.shared.size(); ++s)
         tasks.push_back({int64_t(s), true, N, taskMacs(N, w.shared[s])});
-    std::stable_sort(tasks.begin(), tasks.end(), [](const ExpertTask& a, const ExpertTask& b) { return a.macs > b.macs; });
+    std::stable_sort(tasks.begin(), tasks.end(),
+                     [](const ExpertTask& a, const ExpertTask& b) { return a.macs > b.macs; });
     int64_t macs = 0;
     for (const auto& t : tasks)
         macs += t.macs;
@@ -111,9 +112,8 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
             std::copy(ye.data() + i * D, ye.data() + (i + 1) * D, slotOut.data() + (n * K + s) * D);
         }
     };
-    forEachIndex(int64_t(tasks.size()), parallel, [&](int64_t i, int thread) {
-        runTask(tasks[std::size_t(i)], ctx.engine(thread));
-    });
+    forEachIndex(int64_t(tasks.size()), parallel,
+                 [&](int64_t i, int thread) { runTask(tasks[std::size_t(i)], ctx.engine(thread)); });
 
     // Same accumulation order as the reference: slot by slot, then each shared expert.
     Scratch out(N * D);
@@ -141,8 +141,8 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
     }
 }
 
-void blockForward(Ctx& ctx, const BlockWeights& w, float* x, int64_t B, int64_t T, int64_t startPos,
-                  KvCache* cache, const std::string& key, MoeRecord* rec) {
+void blockForward(Ctx& ctx, const BlockWeights& w, float* x, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
+                  const std::string& key, MoeRecord* rec) {
     const int64_t D = ctx.cfg.dim, N = B * T;
     Scratch xn(N * D);
     rmsNorm(x, w.attnNorm, xn.data(), N, D);

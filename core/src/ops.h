@@ -58,11 +58,10 @@ public:
     MatmulEngine(const MatmulEngine&) = delete;
     MatmulEngine& operator=(const MatmulEngine&) = delete;
 
-    void linear(const float* x, int64_t M, int64_t K, WeightRef w, int64_t N, float* y,
-                bool accumulate = false);
+    void linear(const float* x, int64_t M, int64_t K, WeightRef w, int64_t N, float* y, bool accumulate = false);
     // Same, with x rows ldx floats apart and y rows ldy floats apart.
-    void linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N,
-                       float* y, int64_t ldy, bool accumulate = false);
+    void linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y, int64_t ldy,
+                       bool accumulate = false);
 
     // One product of a group that shares its input (linearGroup): y = x W^T, y [M, n] with
     // rows ldy floats apart (0: n).
@@ -78,8 +77,7 @@ public:
 
     // y[M,N] = x[M,K] * W (+ y), W stored row-major as [K,N] (used untransposed, like the
     // reference's `down @ lora.B`).
-    void matmulKN(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
-                  bool accumulate = false);
+    void matmulKN(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y, bool accumulate = false);
     // Same, with x rows ldx floats apart, y rows ldy floats apart, and W fp32 or bf16.
     void matmulKNStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y,
                          int64_t ldy, bool accumulate = false);
@@ -95,11 +93,10 @@ private:
     struct Primitive;
     // A oneDNN product through the primitive of `key`, split by columns over the spin team
     // when it is large; run executes one primitive on this thread.
-    void execute(const MatmulKey& key, const void* x, int64_t M, int64_t ldx, const void* w, float* y,
-                 int64_t ldy);
+    void execute(const MatmulKey& key, const void* x, int64_t M, int64_t ldx, const void* w, float* y, int64_t ldy);
     void run(Primitive& p, const void* x, int64_t M, int64_t ldx, const void* w, float* y, int64_t ldy);
-    void runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N, float* y,
-                 int64_t ldy, bool accumulate);
+    void runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N, float* y, int64_t ldy,
+                 bool accumulate);
     std::unique_ptr<Impl> m_impl;
 };
 
@@ -119,7 +116,6 @@ void siluMul(float* a, const float* b, int64_t n);
 
 // In-place softmax over n values (max-subtracted); -inf entries become 0.
 void softmaxInPlace(float* x, int64_t n);
-
 
 // One attention head over a causal window, the reference's
 // softmax(scale * q k^T + causal mask) v in fp32: T queries at positions S-T .. S-1 attend
@@ -142,8 +138,8 @@ struct AttendValues {
     const float* v = nullptr;
     int64_t ld = 0, dv = 0;
 };
-void attendHead(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S,
-                float scale, float* out, int64_t ldo);
+void attendHead(const AttendQuery& q, int64_t T, const AttendKeys& k, const AttendValues& v, int64_t S, float scale,
+                float* out, int64_t ldo);
 
 // `heads` query heads with one query each, at the newest position (it sees all S keys), that
 // share their keys and values (a GQA group's KV head, or MLA's latents in the absorbed form):

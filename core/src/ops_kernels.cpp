@@ -59,8 +59,8 @@ __attribute__((target("avx512f"))) inline __m512 loadRow(const uint16_t* p, __mm
 constexpr int64_t kPrefetchRows = 8;
 
 template <typename W, int MB>
-__attribute__((target("avx512f"))) void linearRowsAvx512(const float* x, int64_t K, int64_t ldx, const W* w,
-                                                         int64_t N, float* y, int64_t ldy, bool accumulate) {
+__attribute__((target("avx512f"))) void linearRowsAvx512(const float* x, int64_t K, int64_t ldx, const W* w, int64_t N,
+                                                         float* y, int64_t ldy, bool accumulate) {
     const int64_t tail = K % 16, body = K - tail;
     const __mmask16 mask = simd::firstLanes(tail);
     int64_t n = 0;
@@ -129,8 +129,8 @@ __attribute__((target("avx512f"))) void linearRowsAvx512(const float* x, int64_t
 // broadcast against 64 contiguous columns of W^T, so no lane sums are needed. Blocks of 64
 // columns, then 16 at a time with a masked tail.
 template <int MB>
-__attribute__((target("avx512f"))) void knRowsAvx512(const float* x, int64_t K, int64_t ldx, const float* wt,
-                                                     int64_t N, float* y, int64_t ldy, bool accumulate) {
+__attribute__((target("avx512f"))) void knRowsAvx512(const float* x, int64_t K, int64_t ldx, const float* wt, int64_t N,
+                                                     float* y, int64_t ldy, bool accumulate) {
     int64_t n0 = 0;
     for (; n0 + 64 <= N; n0 += 64) {
         __m512 a[MB][4];
@@ -207,16 +207,14 @@ void forRowBlocks(int64_t M, const Block& block) {
 __attribute__((target("avx512f"))) void knLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
                                                        const float* wt, int64_t N, float* y, int64_t ldy,
                                                        bool accumulate) {
-    forRowBlocks(M, [&]<int MB>(int64_t m) {
-        knRowsAvx512<MB>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate);
-    });
+    forRowBlocks(
+        M, [&]<int MB>(int64_t m) { knRowsAvx512<MB>(x + m * ldx, K, ldx, wt, N, y + m * ldy, ldy, accumulate); });
 }
 
 // y[M,N] (+)= x W^T through linearRowsAvx512, four rows of x at a time.
 template <typename W>
-__attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx,
-                                                          const W* w, int64_t N, float* y, int64_t ldy,
-                                                          bool accumulate) {
+__attribute__((target("avx512f"))) void smallLinearAvx512(const float* x, int64_t M, int64_t K, int64_t ldx, const W* w,
+                                                          int64_t N, float* y, int64_t ldy, bool accumulate) {
     forRowBlocks(M, [&]<int MB>(int64_t m) {
         linearRowsAvx512<W, MB>(x + m * ldx, K, ldx, w, N, y + m * ldy, ldy, accumulate);
     });

@@ -33,10 +33,10 @@ inline bool hasAvx512() {
 // y[M,N] (+)= x[M,K] W^T, x rows ldx floats apart and y rows ldy apart, through the direct
 // kernels: W^T's [K, N] copy (w.kn) for four rows or more with AVX-512, else the row kernels
 // on W [N, K] (fp32 or bf16 widened as loaded); AVX-512 or portable.
-void directLinear(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y,
-                  int64_t ldy, bool accumulate);
+void directLinear(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y, int64_t ldy,
+                  bool accumulate);
 // y[M,N] (+)= x[M,K] W for W stored [K, N] (fp32 or bf16), through the direct kernels.
-void directMatmulKN(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y,
-                    int64_t ldy, bool accumulate);
+void directMatmulKN(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y, int64_t ldy,
+                    bool accumulate);
 
 } // namespace mythos::detail

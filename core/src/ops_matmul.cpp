@@ -1,10 +1,10 @@
 // MatmulEngine: every Linear's product through oneDNN's matmul (primitives made once per
 // shape and reused, large products split by columns over the spin team), or through the
 // engine's own kernels (ops_kernels.h) for the small ones; and the engine's thread count.
-#include "ops.h"
-#include "ops_kernels.h"
 #include "halfprecision.h"
 #include "mythos/runtime.h"
+#include "ops.h"
+#include "ops_kernels.h"
 
 #include <algorithm>
 #include <atomic>
@@ -26,7 +26,7 @@ namespace mythos {
 struct MatmulKey {
     int64_t k, n;
     bool accumulate;
-    bool weightsKN; // W stored [K, N] instead of nn.Linear's [N, K]
+    bool weightsKN;    // W stored [K, N] instead of nn.Linear's [N, K]
     bool bf16 = false; // bf16 source and weights (fp32 accumulation and destination)
     int64_t ldw = 0;   // W's row stride when not the natural one (a block of W^T's columns)
     auto tie() const { return std::tie(k, n, accumulate, weightsKN, bf16, ldw); }
@@ -75,9 +75,9 @@ struct MatmulEngine::Impl {
     dnnl::engine engine{dnnl::engine::kind::cpu, 0};
     dnnl::stream stream{engine};
     std::map<MatmulKey, Primitive> cache;
-    bool bf16Unsupported = false;  // oneDNN has no bf16 matmul on this CPU
-    std::vector<uint16_t> xBf16;   // the source rounded to bf16
-    std::vector<float> wWide;      // a block of bf16 weight rows widened to fp32
+    bool bf16Unsupported = false; // oneDNN has no bf16 matmul on this CPU
+    std::vector<uint16_t> xBf16;  // the source rounded to bf16
+    std::vector<float> wWide;     // a block of bf16 weight rows widened to fp32
     // Engines for the column blocks 1.. of a split product (each block, whichever thread
     // runs it, has its own primitives).
     std::vector<std::unique_ptr<MatmulEngine>> blocks;
@@ -168,13 +168,12 @@ bool shareRows(const float* x, int64_t M, int64_t K, int64_t ldx, std::span<cons
 MatmulEngine::MatmulEngine() : m_impl(std::make_unique<Impl>()) {}
 MatmulEngine::~MatmulEngine() = default;
 
-void MatmulEngine::linear(const float* x, int64_t M, int64_t K, WeightRef w, int64_t N, float* y,
-                          bool accumulate) {
+void MatmulEngine::linear(const float* x, int64_t M, int64_t K, WeightRef w, int64_t N, float* y, bool accumulate) {
     linearStrided(x, M, K, K, w, N, y, N, accumulate);
 }
 
-void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w,
-                                 int64_t N, float* y, int64_t ldy, bool accumulate) {
+void MatmulEngine::linearStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y,
+                                 int64_t ldy, bool accumulate) {
     if (M <= 0 || N <= 0)
         return;
     if (K == 0) {
@@ -201,7 +200,8 @@ void MatmulEngine::linearGroup(const float* x, int64_t M, int64_t K, std::initia
     int64_t rows = 0;
     for (const auto& o : outs)
         rows += o.n;
-    if (M > 0 && K > 0 && M * K * rows >= kSplitGroupMacs && shareRows(x, M, K, K, {outs.begin(), outs.size()}, false)) {
+    if (M > 0 && K > 0 && M * K * rows >= kSplitGroupMacs &&
+        shareRows(x, M, K, K, {outs.begin(), outs.size()}, false)) {
         g_macs.fetch_add(uint64_t(M * K * rows), std::memory_order_relaxed);
         return;
     }
@@ -209,8 +209,8 @@ void MatmulEngine::linearGroup(const float* x, int64_t M, int64_t K, std::initia
         linear(x, M, K, o.w, o.n, o.y);
 }
 
-void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N,
-                           float* y, int64_t ldy, bool accumulate) {
+void MatmulEngine::runBf16(const float* x, int64_t M, int64_t K, int64_t ldx, const uint16_t* w, int64_t N, float* y,
+                           int64_t ldy, bool accumulate) {
     auto& im = *m_impl;
     Primitive* p =
         g_portableOnly.load(std::memory_order_relaxed) ? nullptr : im.getBf16({K, N, accumulate, false, true});
@@ -240,8 +240,8 @@ void MatmulEngine::matmulKN(const float* x, int64_t M, int64_t K, const float* w
     matmulKNStrided(x, M, K, K, w, N, y, N, accumulate);
 }
 
-void MatmulEngine::matmulKNStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N,
-                                   float* y, int64_t ldy, bool accumulate) {
+void MatmulEngine::matmulKNStrided(const float* x, int64_t M, int64_t K, int64_t ldx, WeightRef w, int64_t N, float* y,
+                                   int64_t ldy, bool accumulate) {
     if (M <= 0 || N <= 0)
         return;
     if (K <= 0) {
@@ -311,8 +311,7 @@ bool MatmulEngine::usesDirectKernel(int64_t M, int64_t K, int64_t N) {
 
 std::size_t MatmulEngine::primitiveCount() const { return m_impl->cache.size(); }
 
-void linearReference(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y,
-                     bool accumulate) {
+void linearReference(const float* x, int64_t M, int64_t K, const float* w, int64_t N, float* y, bool accumulate) {
     for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j) {
             double s = 0;

@@ -2,9 +2,9 @@
 #include "halfprecision.h"
 #include "safetensors_header.h"
 
+#include "hugepages.h"
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
-#include "hugepages.h"
 
 #include <nlohmann/json.hpp>
 
@@ -13,10 +13,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <memory>
-#include <tuple>
 #include <limits>
+#include <memory>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
 #include <fcntl.h>
@@ -42,8 +42,7 @@ using detail::offsetsText;
 using detail::printable;
 using detail::quotedName;
 
-int64_t TensorInfo::numel() const
-{
+int64_t TensorInfo::numel() const {
     int64_t n = 0;
     if (!checkedNumel(shape, n))
         throw ArgumentError("tensor " + quotedName(name) + ": shape " + shapeToString(shape) +
@@ -51,8 +50,7 @@ int64_t TensorInfo::numel() const
     return n;
 }
 
-std::string shapeToString(const std::vector<int64_t>& shape)
-{
+std::string shapeToString(const std::vector<int64_t>& shape) {
     std::string s = "[";
     for (std::size_t i = 0; i < shape.size(); ++i)
         s += (i ? ", " : "") + std::to_string(shape[i]);
@@ -65,12 +63,9 @@ std::string shapeToString(const std::vector<int64_t>& shape)
 SafetensorsFile::SafetensorsFile(SafetensorsFile&& o) noexcept
     : m_path(std::move(o.m_path)), m_map(std::exchange(o.m_map, nullptr)), m_mapSize(std::exchange(o.m_mapSize, 0)),
       m_dataStart(std::exchange(o.m_dataStart, 0)), m_tensors(std::move(o.m_tensors)), m_index(std::move(o.m_index)),
-      m_metadata(std::move(o.m_metadata))
-{
-}
+      m_metadata(std::move(o.m_metadata)) {}
 
-SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept
-{
+SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept {
     if (this != &o) {
         if (m_map)
             ::munmap(m_map, m_mapSize);
@@ -85,14 +80,12 @@ SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&& o) noexcept
     return *this;
 }
 
-SafetensorsFile::~SafetensorsFile()
-{
+SafetensorsFile::~SafetensorsFile() {
     if (m_map)
         ::munmap(m_map, m_mapSize);
 }
 
-SafetensorsFile SafetensorsFile::open(const fs::path& path)
-{
+SafetensorsFile SafetensorsFile::open(const fs::path& path) {
     const std::string file = path.string();
     auto bad = [&](const std::string& what) { return FormatError(file + ": " + what); };
 
@@ -108,8 +101,8 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path)
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd);
-        throw FileError(file + (S_ISDIR(st.st_mode) ? ": is a folder, not a safetensors file"
-                                                    : ": is not a regular file"));
+        throw FileError(file +
+                        (S_ISDIR(st.st_mode) ? ": is a folder, not a safetensors file" : ": is not a regular file"));
     }
     const uint64_t fileSize = static_cast<uint64_t>(st.st_size);
     if (fileSize < 8) {
@@ -131,8 +124,7 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path)
     sf.m_path = path;
     sf.m_map = map;
     sf.m_mapSize = static_cast<std::size_t>(fileSize);
-    detail::SafetensorsHeader h =
-        detail::readSafetensorsHeader(file, static_cast<const unsigned char*>(map), fileSize);
+    detail::SafetensorsHeader h = detail::readSafetensorsHeader(file, static_cast<const unsigned char*>(map), fileSize);
     sf.m_dataStart = h.dataStart;
     sf.m_tensors = std::move(h.tensors);
     sf.m_index = std::move(h.index);
@@ -140,14 +132,12 @@ SafetensorsFile SafetensorsFile::open(const fs::path& path)
     return sf;
 }
 
-const TensorInfo* SafetensorsFile::find(std::string_view name) const
-{
+const TensorInfo* SafetensorsFile::find(std::string_view name) const {
     auto it = m_index.find(std::string(name));
     return it == m_index.end() ? nullptr : &m_tensors[it->second];
 }
 
-const std::byte* SafetensorsFile::data(const TensorInfo& t) const
-{
+const std::byte* SafetensorsFile::data(const TensorInfo& t) const {
     // TensorInfo is a plain struct: re-check it so one from another file cannot read out of bounds.
     if (t.begin > t.end || t.end > m_mapSize - m_dataStart)
         throw ArgumentError(m_path.string() + ": tensor " + quotedName(t.name) + " data_offsets " +
@@ -155,8 +145,7 @@ const std::byte* SafetensorsFile::data(const TensorInfo& t) const
     return static_cast<const std::byte*>(m_map) + m_dataStart + t.begin;
 }
 
-const std::byte* SafetensorsFile::floatData(const TensorInfo& t) const
-{
+const std::byte* SafetensorsFile::floatData(const TensorInfo& t) const {
     if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
         throw FormatError(m_path.string() + ": tensor " + quotedName(t.name) + " has dtype " + printable(t.dtypeText) +
                           "; only F32, F16 and BF16 can be read as floating point");
@@ -166,8 +155,7 @@ const std::byte* SafetensorsFile::floatData(const TensorInfo& t) const
     return src;
 }
 
-void SafetensorsFile::readF32Into(const TensorInfo& t, float* dst) const
-{
+void SafetensorsFile::readF32Into(const TensorInfo& t, float* dst) const {
     const std::byte* src = floatData(t);
     const auto n = static_cast<std::size_t>(t.numel());
     if (t.dtype == DType::F32) {
@@ -183,8 +171,7 @@ void SafetensorsFile::readF32Into(const TensorInfo& t, float* dst) const
     }
 }
 
-std::vector<float> SafetensorsFile::readF32(const TensorInfo& t) const
-{
+std::vector<float> SafetensorsFile::readF32(const TensorInfo& t) const {
     // Validate before allocating numel floats: numel is only bounded by the file size
     // once dtype, offsets and size have been checked.
     floatData(t);
@@ -194,8 +181,7 @@ std::vector<float> SafetensorsFile::readF32(const TensorInfo& t) const
     return out;
 }
 
-std::vector<uint16_t> SafetensorsFile::readBf16(const TensorInfo& t) const
-{
+std::vector<uint16_t> SafetensorsFile::readBf16(const TensorInfo& t) const {
     const std::byte* src = floatData(t);
     const auto n = static_cast<std::size_t>(t.numel());
     std::vector<uint16_t> out;
@@ -219,8 +205,7 @@ std::vector<uint16_t> SafetensorsFile::readBf16(const TensorInfo& t) const
     return out;
 }
 
-void SafetensorsFile::release(const TensorInfo& t) const
-{
+void SafetensorsFile::release(const TensorInfo& t) const {
     const std::byte* begin = data(t);
     const std::byte* end = begin + (t.end - t.begin);
     // Only whole pages inside the tensor: its neighbours' bytes stay mapped.
@@ -231,8 +216,7 @@ void SafetensorsFile::release(const TensorInfo& t) const
         ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED); // advice: failure is harmless
 }
 
-std::vector<int64_t> SafetensorsFile::readI64(const TensorInfo& t) const
-{
+std::vector<int64_t> SafetensorsFile::readI64(const TensorInfo& t) const {
     if (t.dtype != DType::I64 && t.dtype != DType::I32)
         throw FormatError(m_path.string() + ": tensor " + quotedName(t.name) + " has dtype " + printable(t.dtypeText) +
                           "; only I64 and I32 can be read as integers");
@@ -259,8 +243,7 @@ std::vector<int64_t> SafetensorsFile::readI64(const TensorInfo& t) const
 // Writer
 
 void writeSafetensors(const fs::path& path, const std::vector<TensorToWrite>& tensors,
-                      const std::map<std::string, std::string>& metadata, DType storeAs)
-{
+                      const std::map<std::string, std::string>& metadata, DType storeAs) {
     const std::string file = path.string();
     if (storeAs != DType::F32 && storeAs != DType::F16 && storeAs != DType::BF16)
         throw ArgumentError(file + ": tensors can only be stored as F32, F16 or BF16, not " +
@@ -288,9 +271,7 @@ void writeSafetensors(const fs::path& path, const std::vector<TensorToWrite>& te
             throw ArgumentError(tname + " makes the file too large");
         if (numel > 0 && !t.data)
             throw ArgumentError(tname + " has no data");
-        header[t.name] = {{"dtype", dtypeName(storeAs)},
-                          {"shape", t.shape},
-                          {"data_offsets", {offset, end}}};
+        header[t.name] = {{"dtype", dtypeName(storeAs)}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
         offset = end;
         counts.push_back(static_cast<std::size_t>(numel));
     }
@@ -303,8 +284,7 @@ void writeSafetensors(const fs::path& path, const std::vector<TensorToWrite>& te
     };
     std::unique_ptr<std::FILE, Closer> f(std::fopen(out.tempPath().c_str(), "wb"));
     if (!f)
-        throw FileError(file + ": cannot open the temporary file " + out.tempPath().string() + ": " +
-                        errnoText(errno));
+        throw FileError(file + ": cannot open the temporary file " + out.tempPath().string() + ": " + errnoText(errno));
     auto writeAll = [&](const void* p, std::size_t n) {
         if (n && std::fwrite(p, 1, n, f.get()) != n)
             throw FileError(file + ": cannot write the file: " + errnoText(errno));

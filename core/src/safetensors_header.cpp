@@ -18,8 +18,7 @@ using nlohmann::json;
 
 namespace detail {
 
-std::string printable(std::string_view s, std::size_t maxLen, bool asciiOnly)
-{
+std::string printable(std::string_view s, std::size_t maxLen, bool asciiOnly) {
     std::size_t len = std::min(s.size(), maxLen);
     while (len < s.size() && len > 0 && (static_cast<unsigned char>(s[len]) & 0xc0) == 0x80)
         --len; // do not cut a UTF-8 sequence
@@ -37,8 +36,7 @@ std::string quotedName(std::string_view s) { return "'" + printable(s) + "'"; }
 
 std::string offsetsText(uint64_t b, uint64_t e) { return "[" + std::to_string(b) + ", " + std::to_string(e) + "]"; }
 
-bool checkedNumel(const std::vector<int64_t>& shape, int64_t& out)
-{
+bool checkedNumel(const std::vector<int64_t>& shape, int64_t& out) {
     int64_t n = 1;
     for (int64_t d : shape)
         if (d < 0 || __builtin_mul_overflow(n, d, &n))
@@ -68,31 +66,28 @@ struct DTypeEntry {
     std::size_t size;
 };
 constexpr DTypeEntry kDTypes[] = {
-    {DType::F32, "F32", 4}, {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2}, {DType::F64, "F64", 8},
-    {DType::I64, "I64", 8}, {DType::I32, "I32", 4}, {DType::I16, "I16", 2},   {DType::I8, "I8", 1},
+    {DType::F32, "F32", 4}, {DType::F16, "F16", 2},   {DType::BF16, "BF16", 2}, {DType::F64, "F64", 8},
+    {DType::I64, "I64", 8}, {DType::I32, "I32", 4},   {DType::I16, "I16", 2},   {DType::I8, "I8", 1},
     {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
 };
 
 } // namespace
 
-DType detail::dtypeFromName(std::string_view s)
-{
+DType detail::dtypeFromName(std::string_view s) {
     for (const auto& e : kDTypes)
         if (e.name == s)
             return e.dtype;
     return DType::Other;
 }
 
-std::string_view dtypeName(DType d)
-{
+std::string_view dtypeName(DType d) {
     for (const auto& e : kDTypes)
         if (e.dtype == d)
             return e.name;
     return "Other";
 }
 
-std::size_t dtypeSize(DType d)
-{
+std::size_t dtypeSize(DType d) {
     for (const auto& e : kDTypes)
         if (e.dtype == d)
             return e.size;
@@ -109,18 +104,14 @@ class HeaderReader final : public nlohmann::json_sax<json> {
 public:
     HeaderReader(std::string file, uint64_t dataSize, std::vector<TensorInfo>& tensors,
                  std::map<std::string, std::string>& metadata)
-        : m_file(std::move(file)), m_dataSize(dataSize), m_tensors(tensors), m_metadata(metadata)
-    {
-    }
+        : m_file(std::move(file)), m_dataSize(dataSize), m_tensors(tensors), m_metadata(metadata) {}
 
     bool null() override { return scalar("null"); }
     bool boolean(bool v) override { return scalar(v ? "true" : "false"); }
-    bool number_integer(number_integer_t v) override
-    {
+    bool number_integer(number_integer_t v) override {
         return v >= 0 ? number_unsigned(static_cast<uint64_t>(v)) : scalar(std::to_string(v));
     }
-    bool number_unsigned(number_unsigned_t v) override
-    {
+    bool number_unsigned(number_unsigned_t v) override {
         if (m_skip == 0 && (m_where == Where::Shape || m_where == Where::Offsets)) {
             if (m_where == Where::Shape && v > uint64_t(std::numeric_limits<int64_t>::max()))
                 return scalar(std::to_string(v));
@@ -134,8 +125,7 @@ public:
         return scalar("a number");
     }
     bool number_float(number_float_t, const string_t& text) override { return scalar(printable(text, 40)); }
-    bool string(string_t& v) override
-    {
+    bool string(string_t& v) override {
         if (m_skip == 0 && m_where == Where::Entry && m_field == "dtype") {
             m_cur.dtypeText = std::move(v);
             m_cur.dtype = dtypeFromName(m_cur.dtypeText);
@@ -157,8 +147,7 @@ public:
     bool start_array(std::size_t) override { return open(false); }
     bool end_object() override { return close(); }
     bool end_array() override { return close(); }
-    bool key(string_t& k) override
-    {
+    bool key(string_t& k) override {
         if (m_skip == 0 && m_where == Where::Root)
             m_name = std::move(k);
         else if (m_skip == 0 && m_where == Where::Entry)
@@ -167,8 +156,7 @@ public:
             m_key = std::move(k);
         return true;
     }
-    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override
-    {
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
         std::string why = e.what();
         if (auto p = why.find("] "); why.rfind("[json.exception", 0) == 0 && p != std::string::npos)
             why.erase(0, p + 2);
@@ -179,15 +167,13 @@ private:
     enum class Where { Top, Root, Entry, Metadata, Shape, Offsets };
 
     [[noreturn]] void fail(const std::string& what) const { throw FormatError(m_file + ": " + what); }
-    [[noreturn]] void failOffsets() const
-    {
+    [[noreturn]] void failOffsets() const {
         fail(entryName() + " needs \"data_offsets\" as [begin, end] with non-negative integers");
     }
     std::string entryName() const { return "tensor " + quotedName(m_name); }
 
     // A value that is not expected where it appears; `what` describes it for the message.
-    bool scalar(const std::string& what)
-    {
+    bool scalar(const std::string& what) {
         if (m_skip > 0)
             return true;
         switch (m_where) {
@@ -216,8 +202,7 @@ private:
         return true;
     }
 
-    bool open(bool object)
-    {
+    bool open(bool object) {
         if (++m_depth > kMaxJsonDepth)
             fail("the header JSON is nested more than " + std::to_string(kMaxJsonDepth) + " levels deep");
         if (m_skip > 0) {
@@ -262,8 +247,7 @@ private:
         return true;
     }
 
-    bool close()
-    {
+    bool close() {
         --m_depth;
         if (m_skip > 0) {
             --m_skip;
@@ -298,8 +282,7 @@ private:
         return true;
     }
 
-    void finishEntry()
-    {
+    void finishEntry() {
         const std::string tname = entryName();
         if (!m_hasDtype)
             fail(tname + " needs \"dtype\" as a string such as \"F32\"");
@@ -320,9 +303,9 @@ private:
         if (const std::size_t es = dtypeSize(t.dtype); es != 0) {
             uint64_t expect = 0;
             if (__builtin_mul_overflow(static_cast<uint64_t>(numel), es, &expect) || expect != t.end - t.begin)
-                fail(tname + " data_offsets " + offs + " span " + std::to_string(t.end - t.begin) + " bytes, but shape " +
-                     shapeToString(t.shape) + " of " + std::string(dtypeName(t.dtype)) + " needs " +
-                     std::to_string(numel) + " x " + std::to_string(es) + " bytes");
+                fail(tname + " data_offsets " + offs + " span " + std::to_string(t.end - t.begin) +
+                     " bytes, but shape " + shapeToString(t.shape) + " of " + std::string(dtypeName(t.dtype)) +
+                     " needs " + std::to_string(numel) + " x " + std::to_string(es) + " bytes");
         }
         m_tensors.push_back(std::move(t));
     }
@@ -344,8 +327,7 @@ private:
 } // namespace
 
 detail::SafetensorsHeader detail::readSafetensorsHeader(const std::string& file, const unsigned char* bytes,
-                                                        uint64_t fileSize)
-{
+                                                        uint64_t fileSize) {
     auto bad = [&](const std::string& what) { return FormatError(file + ": " + what); };
     if (fileSize < 8)
         throw ArgumentError(file + ": " + std::to_string(fileSize) +

@@ -72,9 +72,8 @@ void describeModel(const Config& c, V& v) {
         v.tensor(name, dims, TensorSlot{stage, field}, kind);
     };
     add("embed.weight", {c.vocab_size, D}, Stage::Embed, Field::Embed);
-    v.repeat(c.prelude_layers, [&](int64_t i) {
-        describeBlock(c, v, "prelude." + std::to_string(i) + ".", Stage::Prelude, i, false);
-    });
+    v.repeat(c.prelude_layers,
+             [&](int64_t i) { describeBlock(c, v, "prelude." + std::to_string(i) + ".", Stage::Prelude, i, false); });
     describeBlock(c, v, "recurrent.block.", Stage::Recurrent, 0, true);
     add("recurrent.injection.log_A", {D}, Stage::Recurrent, Field::InjectionLogA);
     add("recurrent.injection.log_dt", {1}, Stage::Recurrent, Field::InjectionLogDt);
@@ -85,9 +84,8 @@ void describeModel(const Config& c, V& v) {
     add("recurrent.lora.down.weight", {rank, D}, Stage::Recurrent, Field::LoraDown);
     add("recurrent.lora.scale.weight", {c.max_loop_iters, rank}, Stage::Recurrent, Field::LoraScale);
     add("recurrent.norm.weight", {D}, Stage::Recurrent, Field::RecurrentNorm);
-    v.repeat(c.coda_layers, [&](int64_t i) {
-        describeBlock(c, v, "coda." + std::to_string(i) + ".", Stage::Coda, i, false);
-    });
+    v.repeat(c.coda_layers,
+             [&](int64_t i) { describeBlock(c, v, "coda." + std::to_string(i) + ".", Stage::Coda, i, false); });
     add("norm.weight", {D}, Stage::FinalNorm, Field::FinalNorm);
     add("head.weight", {c.vocab_size, D}, Stage::Head, Field::Head, TensorKind::Tied);
 }

@@ -59,8 +59,8 @@ inline __mmask16 firstLanes(int64_t n) { return __mmask16((1u << n) - 1u); }
 __attribute__((target("avx512f"))) inline void hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3, float* out) {
     const __m512 s01 = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, a0, a1, 0x44),
                                      _mm512_maskz_shuffle_f32x4(kAll, a0, a1, 0xEE)); // a0:q0+q2,q1+q3 a1:..
-    const __m512 s23 = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, a2, a3, 0x44),
-                                     _mm512_maskz_shuffle_f32x4(kAll, a2, a3, 0xEE));
+    const __m512 s23 =
+        _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, a2, a3, 0x44), _mm512_maskz_shuffle_f32x4(kAll, a2, a3, 0xEE));
     __m512 t = _mm512_add_ps(_mm512_maskz_shuffle_f32x4(kAll, s01, s23, 0x88),
                              _mm512_maskz_shuffle_f32x4(kAll, s01, s23, 0xDD)); // quarter i: 4 partials of a_i
     t = _mm512_add_ps(t, _mm512_maskz_permute_ps(kAll, t, 0x4E));

@@ -46,9 +46,9 @@ public:
     // kMaxParts: the caller then runs the loop itself.
     template <typename Body>
     bool tryRun(int64_t parts, const Body& body) {
-        return dispatch(parts, [](const void* b, int64_t part, int thread) {
-            (*static_cast<const Body*>(b))(part, thread);
-        }, &body);
+        return dispatch(
+            parts, [](const void* b, int64_t part, int thread) { (*static_cast<const Body*>(b))(part, thread); },
+            &body);
     }
 
     static constexpr int64_t kMaxParts = 0xFFFF;

@@ -44,9 +44,7 @@ double spectralRadiusDense(const std::vector<float>& a, int64_t n) {
     return r;
 }
 
-double memoryHorizon(double rho) {
-    return rho >= 1.0 ? std::numeric_limits<double>::infinity() : 1.0 / (1.0 - rho);
-}
+double memoryHorizon(double rho) { return rho >= 1.0 ? std::numeric_limits<double>::infinity() : 1.0 / (1.0 - rho); }
 
 StabilityStatus stabilityStatus(double rho) {
     if (!std::isfinite(rho))
@@ -60,10 +58,14 @@ StabilityStatus stabilityStatus(double rho) {
 
 const char* stabilityStatusName(StabilityStatus s) {
     switch (s) {
-    case StabilityStatus::Fine: return "stable";
-    case StabilityStatus::Warning: return "near the edge";
-    case StabilityStatus::Unstable: return "unstable";
-    case StabilityStatus::NonFinite: return "not finite";
+    case StabilityStatus::Fine:
+        return "stable";
+    case StabilityStatus::Warning:
+        return "near the edge";
+    case StabilityStatus::Unstable:
+        return "unstable";
+    case StabilityStatus::NonFinite:
+        return "not finite";
     }
     return "";
 }

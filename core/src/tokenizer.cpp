@@ -101,8 +101,8 @@ std::filesystem::path Tokenizer::tokenizerFile(const std::filesystem::path& fold
             found.push_back(it->path());
     if (found.size() > 1) {
         std::sort(found.begin(), found.end());
-        throw FormatError(folder.string() + ": holds several .tiktoken files (" + found[0].filename().string() +
-                          ", " + found[1].filename().string() + (found.size() > 2 ? ", ..." : "") +
+        throw FormatError(folder.string() + ": holds several .tiktoken files (" + found[0].filename().string() + ", " +
+                          found[1].filename().string() + (found.size() > 2 ? ", ..." : "") +
                           "); keep the model's own one");
     }
     return found.empty() ? std::filesystem::path() : found[0];
@@ -151,7 +151,8 @@ TokenizerChoice chooseTokenizer(const std::filesystem::path& folder, int64_t voc
     }
     if (vocabSize >= 256) {
         c.tokenizer = Tokenizer::bytes();
-        c.warning = folder.string() + ": no tokenizer.json or .tiktoken file, so text is encoded as UTF-8 bytes (ids 0-255); "
+        c.warning = folder.string() +
+                    ": no tokenizer.json or .tiktoken file, so text is encoded as UTF-8 bytes (ids 0-255); "
                     "that is right only if the model was trained on bytes";
     }
     return c;
@@ -180,7 +181,8 @@ std::size_t Tokenizer::idEscape(std::string_view text, std::size_t i, int32_t& i
     int64_t v = 0;
     while (j < text.size() && j - i <= 9 && text[j] >= '0' && text[j] <= '9')
         v = v * 10 + (text[j++] - '0');
-    if (j == i + 1 || j >= text.size() || text[j] != '>' || hasPiece(int32_t(v)) || (j - i - 1 > 1 && text[i + 1] == '0'))
+    if (j == i + 1 || j >= text.size() || text[j] != '>' || hasPiece(int32_t(v)) ||
+        (j - i - 1 > 1 && text[i + 1] == '0'))
         return 0;
     id = int32_t(v);
     return j + 1 - i;

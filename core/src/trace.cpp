@@ -49,14 +49,14 @@ json nest(const std::vector<T>& v, const std::vector<int64_t>& dims, std::size_t
 // the per-loop records) are most of a trace. `dims` is the shape as seen; a problem is the
 // first one met (kept to report it like the DOM reader does).
 struct NumericBlock {
-    std::vector<int64_t> dims;   // observed length of each level
-    std::vector<float> values;   // leaves in order (integers too, until one is not exact)
-    std::vector<int64_t> ints;   // leaves while every one so far is an integer
+    std::vector<int64_t> dims; // observed length of each level
+    std::vector<float> values; // leaves in order (integers too, until one is not exact)
+    std::vector<int64_t> ints; // leaves while every one so far is an integer
     bool allInts = true;
     // Arrays open around the numbers: dims.size() for every number of a well-formed array.
     int minLeafDepth = std::numeric_limits<int>::max(), maxLeafDepth = 0;
-    int maxArrayDepth = 0;       // deepest array
-    int raggedDepth = -1;        // first level (0-based, like dims) whose rows differ in length
+    int maxArrayDepth = 0; // deepest array
+    int raggedDepth = -1;  // first level (0-based, like dims) whose rows differ in length
     bool nonNumber = false;
 };
 using Blocks = std::map<std::string, NumericBlock, std::less<>>;
@@ -90,7 +90,8 @@ public:
     }
 
     [[noreturn]] void notAnArrayOf(const std::string& name, const std::vector<int64_t>& dims, std::size_t level) const {
-        fail("'" + name + "' must be an array of " + std::to_string(dims[level]) + " at depth " + std::to_string(level));
+        fail("'" + name + "' must be an array of " + std::to_string(dims[level]) + " at depth " +
+             std::to_string(level));
     }
 
     template <typename T>
@@ -185,9 +186,8 @@ private:
 // The trace's large numeric arrays, read into blocks as they stream by.
 const std::set<std::string, std::less<>>& capturedPaths() {
     static const std::set<std::string, std::less<>> paths = {
-        "ids",          "act.p",           "act.cum_p",        "act.weight",       "act.halt_loop",
-        "act.weight_sum", "h_norm",        "h_delta",          "routing.topk_ids", "routing.weights",
-        "routing.router_logits", "logits"};
+        "ids",    "act.p",   "act.cum_p",        "act.weight",      "act.halt_loop",         "act.weight_sum",
+        "h_norm", "h_delta", "routing.topk_ids", "routing.weights", "routing.router_logits", "logits"};
     return paths;
 }
 
@@ -354,8 +354,8 @@ private:
     Blocks& m_blocks;
     std::vector<Frame> m_frames;
     NumericBlock* m_block = nullptr;
-    int m_depth = 0;              // nesting inside the captured array
-    int m_skip = 0;               // nesting inside a non-number value there
+    int m_depth = 0;               // nesting inside the captured array
+    int m_skip = 0;                // nesting inside a non-number value there
     std::vector<int64_t> m_counts; // elements so far at each level
     std::string m_error;
 };
@@ -391,12 +391,9 @@ json traceToJson(const Trace& tr, bool includeLogits) {
     j["ids"] = nest(tr.ids, {B, T});
     if (!tr.pieces.empty())
         j["pieces"] = nest(tr.pieces, {B, T});
-    j["act"] = {{"threshold", tr.config.act_threshold},
-                {"p", nest(tr.actP, {L, B, T})},
-                {"cum_p", nest(tr.actCumP, {L, B, T})},
-                {"weight", nest(tr.actWeight, {L, B, T})},
-                {"halt_loop", nest(tr.haltLoop, {B, T})},
-                {"weight_sum", nest(tr.weightSum, {B, T})}};
+    j["act"] = {{"threshold", tr.config.act_threshold},   {"p", nest(tr.actP, {L, B, T})},
+                {"cum_p", nest(tr.actCumP, {L, B, T})},   {"weight", nest(tr.actWeight, {L, B, T})},
+                {"halt_loop", nest(tr.haltLoop, {B, T})}, {"weight_sum", nest(tr.weightSum, {B, T})}};
     j["h_norm"] = nest(tr.hNorm, {L, B, T});
     j["h_delta"] = nest(tr.hDelta, {L, B, T});
     j["routing"] = {{"top_k", K},
@@ -409,7 +406,9 @@ json traceToJson(const Trace& tr, bool includeLogits) {
     if (!tr.routerBias.empty())
         j["routing"]["router_bias"] = nest(tr.routerBias, {E});
     const json rho = std::isfinite(tr.rhoA) ? json(tr.rhoA) : json(nullptr);
-    j["injection"] = {{"A", nest(tr.injA, {int64_t(tr.injA.size())})}, {"B", nest(tr.injB, {int64_t(tr.injB.size())})}, {"rho_A", rho}};
+    j["injection"] = {{"A", nest(tr.injA, {int64_t(tr.injA.size())})},
+                      {"B", nest(tr.injB, {int64_t(tr.injB.size())})},
+                      {"rho_A", rho}};
     j["rho_A"] = rho;
     j["vocab"] = tr.vocab;
     if (includeLogits && !tr.logits.empty())
@@ -619,8 +618,8 @@ void validateTrace(const Trace& tr, const Reader& r) {
                    ")");
     for (int32_t h : tr.haltLoop)
         if (h < 0 || h > tr.loopsExecuted)
-            r.fail("'act.halt_loop' holds loop " + std::to_string(h) + " outside [0, loops_executed = " +
-                   std::to_string(tr.loopsExecuted) + "]");
+            r.fail("'act.halt_loop' holds loop " + std::to_string(h) +
+                   " outside [0, loops_executed = " + std::to_string(tr.loopsExecuted) + "]");
     if (!boundedProduct({tr.batch, tr.startPos + tr.seqLen}, int64_t(1) << 40))
         r.fail("'batch' x ('start_pos' + 'seq_len') is too large");
     try {
@@ -632,8 +631,8 @@ void validateTrace(const Trace& tr, const Reader& r) {
     }
     if (tr.hasKv) {
         if (tr.kv.batch != tr.batch)
-            r.fail("'kv.batch' = " + std::to_string(tr.kv.batch) + " is not the trace's batch = " +
-                   std::to_string(tr.batch));
+            r.fail("'kv.batch' = " + std::to_string(tr.kv.batch) +
+                   " is not the trace's batch = " + std::to_string(tr.batch));
         for (const auto& e : tr.kv.entries)
             if (!boundedProduct({tr.kv.batch, e.positions, kvBytesPerPosition(c, KvLayout::Reference)}))
                 r.fail("'kv.entries' entry '" + e.key + "' holds " + std::to_string(e.positions) +
@@ -685,9 +684,8 @@ void setTopLogits(Trace& tr, const std::vector<float>& rows, const std::vector<i
             return std::isnan(row[v]) ? -std::numeric_limits<float>::infinity() : row[v];
         };
         std::iota(order.begin(), order.end(), 0);
-        std::partial_sort(order.begin(), order.begin() + k, order.end(), [&key](int32_t a, int32_t b) {
-            return key(a) > key(b) || (key(a) == key(b) && a < b);
-        });
+        std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                          [&key](int32_t a, int32_t b) { return key(a) > key(b) || (key(a) == key(b) && a < b); });
         double mx = -std::numeric_limits<double>::infinity();
         for (int64_t v = 0; v < V; ++v)
             mx = std::max(mx, double(row[v]));

@@ -303,8 +303,7 @@ KvViewData kvViewData(const Trace& tr) {
         d.mhaBytesPerPosition = kvBytesPerPosition(mha, KvLayout::Reference);
     }
 
-    const auto variants =
-        kvVariants(c, d.ledger.engineLayout == "compact" ? KvLayout::Compact : KvLayout::Reference);
+    const auto variants = kvVariants(c, d.ledger.engineLayout == "compact" ? KvLayout::Compact : KvLayout::Reference);
     d.maxSeqLen = std::max<int64_t>(c.max_seq_len, d.positions);
     d.maxLoops = std::max<int64_t>(4 * c.max_loop_iters, d.loops);
     const int64_t curvePositions = std::max<int64_t>(1, d.positions);

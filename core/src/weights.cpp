@@ -1,22 +1,22 @@
 #include "mythos/weights.h"
 #include "halfprecision.h"
 
-#include <set>
-#include <map>
-#include <cstdio>
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <map>
+#include <set>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "hugepages.h"
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
 #include "mythos/safetensors.h"
 #include "mythos/schema.h"
-#include "hugepages.h"
 
 namespace fs = std::filesystem;
 
@@ -66,7 +66,6 @@ WeightType parseWeightType(const std::string& s) {
     throw ArgumentError("unknown weight type '" + s + "' (use f32 or bf16)");
 }
 
-
 std::vector<ExpectedTensor> expectedTensors(const Config& c) {
     std::vector<ExpectedTensor> out;
     walkSchema(c, [&](const SchemaTensor& t) { out.push_back({t.name, t.shape, t.kind == TensorKind::Tied}); });
@@ -87,7 +86,7 @@ constexpr const char* kIndexName = "model.safetensors.index.json";
 // Untrusted: every shard must be a plain file name in the folder (no path, no ".."), and
 // exist; the map is returned for loadCheckpoint to hold each tensor to its named shard.
 struct ShardIndex {
-    std::vector<fs::path> files;               // the distinct shards, in name order
+    std::vector<fs::path> files;                // the distinct shards, in name order
     std::map<std::string, std::string> shardOf; // tensor -> shard file name
 };
 
@@ -108,8 +107,8 @@ ShardIndex readShardIndex(const fs::path& folder) {
         if (!shard.is_string())
             throw FormatError(name + ": the shard of '" + tensor + "' is not a file name");
         const std::string f = shard.get<std::string>();
-        if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos || f.find('\\') != std::string::npos ||
-            f.find('\0') != std::string::npos)
+        if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos ||
+            f.find('\\') != std::string::npos || f.find('\0') != std::string::npos)
             throw FormatError(name + ": the shard of '" + tensor + "' must be a file name in the folder, not \"" +
                               jsonErrorDetail(std::runtime_error(f)) + "\"");
         idx.shardOf.emplace(tensor, f);
@@ -227,7 +226,8 @@ void requireFolder(const fs::path& folder) {
     if (kind == PathKind::Missing)
         throw FileError(folder.string() + ": no such model folder");
     if (kind != PathKind::Folder)
-        throw FileError(folder.string() + ": not a model folder (expected a folder with config.json and model.safetensors)");
+        throw FileError(folder.string() +
+                        ": not a model folder (expected a folder with config.json and model.safetensors)");
 }
 } // namespace
 
@@ -255,7 +255,7 @@ Checkpoint loadCheckpointAs(const fs::path& folder, const Config& config, const 
     std::vector<SafetensorsFile> opened; // every shard mapped
     for (const auto& f : files)
         opened.push_back(SafetensorsFile::open(f));
-    const std::string where = indexed ? (folder / kIndexName).string()
+    const std::string where = indexed             ? (folder / kIndexName).string()
                               : files.size() == 1 ? files[0].string()
                                                   : folder.string() + "/*.safetensors";
 

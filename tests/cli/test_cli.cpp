@@ -60,9 +60,8 @@ json readJson(const fs::path& p) {
 class Cli : public ::testing::Test {
 protected:
     void SetUp() override {
-        dir = fs::temp_directory_path() /
-              ("mythos_cli_" + std::to_string(::getpid()) + "_" +
-               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        dir = fs::temp_directory_path() / ("mythos_cli_" + std::to_string(::getpid()) + "_" +
+                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::create_directories(dir);
     }
     void TearDown() override { fs::remove_all(dir); }
@@ -142,9 +141,9 @@ TEST_F(Cli, InfoJsonMatchesGolden) {
         EXPECT_EQ(j["parameters"]["total"].get<int64_t>(), g["param_count"].get<int64_t>());
         EXPECT_NEAR(j["rho_A"].get<double>(), g["rho_A"].get<double>(), 1e-6);
         // One entry of the reference's cache per position: compare with a one-token run's ledger.
-        EXPECT_EQ(j["kv"]["entries"].size(), size_t(g["config"]["prelude_layers"].get<int>() +
-                                                    g["config"]["max_loop_iters"].get<int>() +
-                                                    g["config"]["coda_layers"].get<int>()));
+        EXPECT_EQ(j["kv"]["entries"].size(),
+                  size_t(g["config"]["prelude_layers"].get<int>() + g["config"]["max_loop_iters"].get<int>() +
+                         g["config"]["coda_layers"].get<int>()));
     }
     auto r = run({"info", "--model", "preset:mythos_1b"});
     EXPECT_EQ(r.code, 0) << r.out;
@@ -158,8 +157,15 @@ TEST_F(Cli, TraceMatchesGoldenForwardRuns) {
         const std::string name = runj["name"];
         const bool cached = runj["kv_cache"].get<bool>();
         const fs::path out = dir / (name + ".json");
-        std::vector<std::string> args = {"trace", "--model", tinyMla, "--ids", idsArg(g["inputs"][runj["input"].get<std::string>()]),
-                                         "--loops", std::to_string(runj["n_loops"].get<int>()), "--out", out.string()};
+        std::vector<std::string> args = {"trace",
+                                         "--model",
+                                         tinyMla,
+                                         "--ids",
+                                         idsArg(g["inputs"][runj["input"].get<std::string>()]),
+                                         "--loops",
+                                         std::to_string(runj["n_loops"].get<int>()),
+                                         "--out",
+                                         out.string()};
         if (cached)
             args.push_back("--kv-cache");
         auto r = run(args);
@@ -255,15 +261,16 @@ TEST_F(Cli, BenchJsonHasEveryLoopCount) {
     }
     EXPECT_EQ(j["threads"], 1);
     // A decode loop count that is not prefilled is an error, not a silently missing row.
-    r = run({"bench", "--model", tinyMla, "--prompt-len", "8", "--loops", "1", "--decode-loops", "4", "--decode",
-             "2", "--repeats", "1", "--threads", "1"});
+    r = run({"bench", "--model", tinyMla, "--prompt-len", "8", "--loops", "1", "--decode-loops", "4", "--decode", "2",
+             "--repeats", "1", "--threads", "1"});
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("--decode-loops 4"), std::string::npos) << r.out;
 }
 
 TEST_F(Cli, Bf16WeightsHalveTheWeightBytesAndAreRecorded) {
-    const std::vector<std::string> bench = {"bench", "--model", tinyGqa, "--prompt-len", "8", "--loops", "2",
-                                            "--decode", "3", "--repeats", "1", "--threads", "1", "--json"};
+    const std::vector<std::string> bench = {"bench", "--model",  tinyGqa, "--prompt-len", "8", "--loops",
+                                            "2",     "--decode", "3",     "--repeats",    "1", "--threads",
+                                            "1",     "--json"};
     auto withWeights = [&](const std::string& w) {
         auto args = bench;
         args.insert(args.end(), {"--weights", w});
@@ -281,8 +288,8 @@ TEST_F(Cli, Bf16WeightsHalveTheWeightBytesAndAreRecorded) {
     EXPECT_EQ(json::parse(run(bench).out)["weight_type"], "f32") << "f32 is the default";
 
     const fs::path out = dir / "t.json";
-    auto r = run({"trace", "--model", tinyMla, "--ids", "1,2,3", "--loops", "2", "--weights", "bf16", "--out",
-                  out.string()});
+    auto r = run(
+        {"trace", "--model", tinyMla, "--ids", "1,2,3", "--loops", "2", "--weights", "bf16", "--out", out.string()});
     ASSERT_EQ(r.code, 0) << r.out;
     EXPECT_EQ(readJson(out)["options"]["weight_type"], "bf16");
     r = run({"generate", "--model", tinyMla, "--ids", "1,2,3", "--loops", "2", "--new-tokens", "3", "--greedy",
@@ -310,7 +317,8 @@ TEST_F(Cli, ErrorsAreOneLineAndNonZero) {
         {"trace", "--model", tinyMla, "--ids", "1,2", "--loops", "0", "--out", (dir / "x.json").string()},
         {"trace", "--model", tinyMla, "--ids", "1,2", "--loops", "2", "--out", "/nonexistent/dir/x.json"},
         {"bench", "--model", tinyMla, "--loops", "1,a"},
-        {"trace", "--model", tinyMla, "--ids", "1,2", "--loops", "2", "--weights", "f16", "--out", (dir / "x.json").string()},
+        {"trace", "--model", tinyMla, "--ids", "1,2", "--loops", "2", "--weights", "f16", "--out",
+         (dir / "x.json").string()},
         {"info", "--model", tinyMla, "--bogus"},
         {"generate", "--model", "preset:no_such_preset", "--ids", "1", "--loops", "1", "--new-tokens", "1"},
     };
@@ -382,12 +390,16 @@ TEST_F(Cli, EvalReportsAccuracyByLoopsAndRejectsBadPrompts) {
     for (char c : chars)
         vocab.push_back(std::string(1, c));
     ASSERT_EQ(vocab.size(), 64u);
-    std::ofstream(m / "tokenizer.json") << json({{"type", "char"}, {"version", 1}, {"vocab", vocab}, {"unk", 0}}).dump();
+    std::ofstream(m / "tokenizer.json")
+        << json({{"type", "char"}, {"version", 1}, {"vocab", vocab}, {"unk", 0}}).dump();
     const fs::path prompts = dir / "prompts.jsonl";
-    std::ofstream(prompts) << R"({"prompt": "a=3;b=a;b?", "answer": "3", "hops": 2, "task": "chain"})" "\n"
-                           << R"({"prompt": "12+34=", "answer": "46", "hops": 2, "task": "add"})" "\n"
+    std::ofstream(prompts) << R"({"prompt": "a=3;b=a;b?", "answer": "3", "hops": 2, "task": "chain"})"
+                              "\n"
+                           << R"({"prompt": "12+34=", "answer": "46", "hops": 2, "task": "add"})"
+                              "\n"
                            << "\n"
-                           << R"({"prompt": "c=1;c?", "answer": "1", "hops": 1})" "\n";
+                           << R"({"prompt": "c=1;c?", "answer": "1", "hops": 1})"
+                              "\n";
     auto r = run({"eval", "--model", m.string(), "--prompts", prompts.string(), "--loops", "1,2,4,8", "--json",
                   "--threads", "1"});
     ASSERT_EQ(r.code, 0) << r.out;
@@ -428,8 +440,10 @@ TEST_F(Cli, EvalReportsAccuracyByLoopsAndRejectsBadPrompts) {
 
     // A malformed line: non-zero exit, one line naming the file and the line number.
     const fs::path bad = dir / "bad.jsonl";
-    std::ofstream(bad) << R"({"prompt": "a=1;a?", "answer": "1", "hops": 1})" "\n"
-                       << R"({"prompt": "a=1;a?", "answer": 1, "hops": 1})" "\n";
+    std::ofstream(bad) << R"({"prompt": "a=1;a?", "answer": "1", "hops": 1})"
+                          "\n"
+                       << R"({"prompt": "a=1;a?", "answer": 1, "hops": 1})"
+                          "\n";
     r = run({"eval", "--model", m.string(), "--prompts", bad.string(), "--loops", "1"});
     EXPECT_NE(r.code, 0);
     EXPECT_NE(r.out.find("bad.jsonl:2"), std::string::npos) << r.out;
@@ -559,8 +573,8 @@ TEST_F(Cli, UnreadableTokenizerStillTakesIds) {
     for (const char* f : {"config.json", "model.safetensors"})
         fs::copy_file(fs::path(tinyMla) / f, model / f);
     std::ofstream(model / "tokenizer.json") << "";
-    Result r = run({"trace", "--model", model.string(), "--ids", "1,2,3", "--loops", "2", "--out",
-                    (dir / "t.json").string()});
+    Result r =
+        run({"trace", "--model", model.string(), "--ids", "1,2,3", "--loops", "2", "--out", (dir / "t.json").string()});
     EXPECT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("warning: " + (model / "tokenizer.json").string() + ": the file is empty"), std::string::npos)
         << r.out;
@@ -623,7 +637,8 @@ TEST_F(Cli, LargeVocabularyTracesKeepTopLogitsAndBenchTypesText) {
     for (int i = 0; i < 24; ++i)
         ids += (i ? "," : "") + std::to_string(1000 + 7919 * i);
     const fs::path small = dir / "small.json", full = dir / "full.json";
-    Result r = run({"trace", "--model", spec, "--vocab", "200000", "--ids", ids, "--loops", "2", "--out", small.string()});
+    Result r =
+        run({"trace", "--model", spec, "--vocab", "200000", "--ids", ids, "--loops", "2", "--out", small.string()});
     ASSERT_EQ(r.code, 0) << r.out;
     json j = readJson(small);
     EXPECT_FALSE(j.contains("logits")) << "24 x 200000 logits are not kept by default";
@@ -654,8 +669,8 @@ TEST_F(Cli, LargeVocabularyTracesKeepTopLogitsAndBenchTypesText) {
 
     // bench with a prompt typed as text through o200k_base.
     const std::string tok = std::string(MYTHOS_TEST_DATA_DIR) + "/tokenizers/o200k_base.tiktoken";
-    r = run({"bench", "--model", spec, "--vocab", "199998", "--tokenizer", tok, "--prompt", "Hello, world! Loops think.",
-             "--loops", "1,2", "--decode", "3", "--repeats", "1", "--json"});
+    r = run({"bench", "--model", spec, "--vocab", "199998", "--tokenizer", tok, "--prompt",
+             "Hello, world! Loops think.", "--loops", "1,2", "--decode", "3", "--repeats", "1", "--json"});
     ASSERT_EQ(r.code, 0) << r.out;
     j = json::parse(r.out.substr(r.out.find('{')));
     EXPECT_EQ(j["vocab"], 199998);

@@ -26,8 +26,8 @@ RoutingSelection handMade() {
     s.topK = 2;
     s.nExperts = 4;
     //        token 0   token 1   token 2
-    s.ids = {0, 1,    0, 2,     1, 0,     // loop 1
-             0, 1,    2, 0,     3, 2};    // loop 2
+    s.ids = {0, 1, 0, 2, 1, 0,  // loop 1
+             0, 1, 2, 0, 3, 2}; // loop 2
     s.gates = {0.75f, 0.25f, 0.5f, 0.5f, 0.6f, 0.4f, 0.9f, 0.1f, 0.7f, 0.3f, 0.5f, 0.5f};
     return s;
 }
@@ -185,7 +185,8 @@ TEST(Analysis, KvVariantsCoverMlaGqaAndMha) {
     EXPECT_EQ(mha.config.n_kv_heads, c.n_heads);
     EXPECT_EQ(kvBytesPerPosition(mha.config, mha.layout), int64_t(4 * 2 * c.n_heads * c.headDim()));
     // MLA reference copies the rope key per head; compact stores it once.
-    EXPECT_EQ(kvBytesPerPosition(vs[0].config, KvLayout::Reference) - kvBytesPerPosition(vs[1].config, KvLayout::Compact),
+    EXPECT_EQ(kvBytesPerPosition(vs[0].config, KvLayout::Reference) -
+                  kvBytesPerPosition(vs[1].config, KvLayout::Compact),
               int64_t(4 * (c.n_heads - 1) * c.qk_rope_head_dim));
     int gqaCount = 0;
     for (const auto& v : vs)
@@ -334,8 +335,8 @@ TEST(HaltingSummaryTest, CountsMeanAndHistogramPerRowOrAll) {
     tr.batch = 2;
     tr.seqLen = 4;
     tr.loopsExecuted = 3;
-    tr.haltLoop = {1, 2, 0, 3,   // row 0: mean of 1, 2, 3 = 2, one never
-                   1, 1, 1, 0};  // row 1: three at loop 1
+    tr.haltLoop = {1, 2, 0, 3,  // row 0: mean of 1, 2, 3 = 2, one never
+                   1, 1, 1, 0}; // row 1: three at loop 1
     const auto r0 = mythos::haltingSummary(tr, 0);
     EXPECT_EQ(r0.tokens, 4);
     EXPECT_EQ(r0.halted, 3);

@@ -10,12 +10,12 @@
 #include <vector>
 
 #include "golden.h"
-#include "testutil.h"
-#include "mythos/errors.h"
 #include "halfprecision.h"
+#include "mythos/errors.h"
 #include "mythos/model.h"
-#include "ops.h"
 #include "mythos/safetensors.h"
+#include "ops.h"
+#include "testutil.h"
 
 using namespace mythos;
 
@@ -68,7 +68,7 @@ TEST_P(Bf16MatmulTest, LinearEqualsTheProductWithBf16RoundedWeights) {
         int64_t m, k, n;
     };
     // Odd K and N exercise the kernels' tails; N = 300 spans two widened blocks.
-    const std::vector<Shape> shapes = {{1, 128, 128}, {3, 37, 5},  {4, 200, 33}, {2, 16, 17},
+    const std::vector<Shape> shapes = {{1, 128, 128}, {3, 37, 5},  {4, 200, 33},   {2, 16, 17},
                                        {1, 15, 3},    {7, 32, 48}, {64, 128, 170}, {9, 40, 300}};
     for (const auto& s : shapes) {
         SCOPED_TRACE(std::to_string(s.m) + "x" + std::to_string(s.k) + "x" + std::to_string(s.n));

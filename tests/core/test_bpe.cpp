@@ -103,8 +103,7 @@ nlohmann::json smallHf() {
             {"normalizer", nullptr},
             {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
             {"added_tokens", nlohmann::json::array({{{"id", 300}, {"content", "<|end|>"}, {"special", true}}})},
-            {"model",
-             {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array({"a b", "ab c", "a a"})}}}};
+            {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array({"a b", "ab c", "a a"})}}}};
 }
 
 } // namespace
@@ -222,23 +221,33 @@ TEST(BpeFiles, BadHuggingFaceFilesSayWhatIsWrong) {
         {"wordpiece", [](auto& j) { j["model"]["type"] = "WordPiece"; }, "WordPiece"},
         {"dropout", [](auto& j) { j["model"]["dropout"] = 0.1; }, "dropout"},
         {"byte fallback", [](auto& j) { j["model"]["byte_fallback"] = true; }, "byte_fallback"},
-        {"normalizer", [](auto& j) { j["normalizer"] = {{"type", "NFKC"}}; }, "NFKC"},
+        {"normalizer",
+         [](auto& j) {
+             j["normalizer"] = {{"type", "NFKC"}};
+         },
+         "NFKC"},
         {"no pre-tokenizer", [](auto& j) { j["pre_tokenizer"] = nullptr; }, "ByteLevel"},
-        {"metaspace", [](auto& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}}; }, "Metaspace"},
+        {"metaspace",
+         [](auto& j) {
+             j["pre_tokenizer"] = {{"type", "Metaspace"}};
+         },
+         "Metaspace"},
         {"bad regex",
          [](auto& j) {
-             j["pre_tokenizer"] = {{"type", "Sequence"},
-                                   {"pretokenizers",
-                                    {{{"type", "Split"}, {"pattern", {{"Regex", "(\\p{L}+"}}}, {"behavior", "Isolated"}},
-                                     {{"type", "ByteLevel"}, {"use_regex", false}}}}};
+             j["pre_tokenizer"] = {
+                 {"type", "Sequence"},
+                 {"pretokenizers",
+                  {{{"type", "Split"}, {"pattern", {{"Regex", "(\\p{L}+"}}}, {"behavior", "Isolated"}},
+                   {{"type", "ByteLevel"}, {"use_regex", false}}}}};
          },
          "does not compile"},
         {"merged behaviour",
          [](auto& j) {
-             j["pre_tokenizer"] = {{"type", "Sequence"},
-                                   {"pretokenizers",
-                                    {{{"type", "Split"}, {"pattern", {{"Regex", "\\s"}}}, {"behavior", "MergedWithNext"}},
-                                     {{"type", "ByteLevel"}, {"use_regex", false}}}}};
+             j["pre_tokenizer"] = {
+                 {"type", "Sequence"},
+                 {"pretokenizers",
+                  {{{"type", "Split"}, {"pattern", {{"Regex", "\\s"}}}, {"behavior", "MergedWithNext"}},
+                   {{"type", "ByteLevel"}, {"use_regex", false}}}}};
          },
          "MergedWithNext"},
         {"vocab id too large", [](auto& j) { j["model"]["vocab"]["zz"] = 99999999; }, "99999999"},
@@ -269,15 +278,9 @@ TEST(BpeFiles, BadHuggingFaceFilesSayWhatIsWrong) {
 
 TEST(BpeFiles, BadTiktokenFilesNameTheLine) {
     const std::map<std::string, std::string> cases = {
-        {"IQ== 0\nIg==\n", "line 2"},
-        {"IQ== 0\n!!!! 1\n", "base64"},
-        {"IQ== 0\nIg== 0\n", "twice"},
-        {"IQ== 0\nIQ== 1\n", "twice"},
-        {"IQ== 99999999\n", "99999999"},
-        {"IQ== -1\n", "-1"},
-        {"IQ= 0\n", "base64"},
-        {"I=Q= 0\n", "base64"},
-        {"\n\n", "no tokens"},
+        {"IQ== 0\nIg==\n", "line 2"},  {"IQ== 0\n!!!! 1\n", "base64"},  {"IQ== 0\nIg== 0\n", "twice"},
+        {"IQ== 0\nIQ== 1\n", "twice"}, {"IQ== 99999999\n", "99999999"}, {"IQ== -1\n", "-1"},
+        {"IQ= 0\n", "base64"},         {"I=Q= 0\n", "base64"},          {"\n\n", "no tokens"},
         {"IQ== 1 2\n", "line 1"},
     };
     for (const auto& c : cases) {

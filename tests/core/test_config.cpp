@@ -34,8 +34,7 @@ const fs::path kDataDir = MYTHOS_TEST_DATA_DIR;
 const fs::path kGoldenDir = MYTHOS_GOLDEN_DIR;
 const std::vector<std::string> kGoldenCases = {"tiny_mla", "tiny_gqa", "readme_mla", "readme_gqa"};
 
-std::string readFile(const fs::path& p)
-{
+std::string readFile(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     EXPECT_TRUE(in) << "cannot open " << p;
     std::ostringstream ss;
@@ -43,8 +42,7 @@ std::string readFile(const fs::path& p)
     return ss.str();
 }
 
-std::string joined(const std::vector<std::string>& v)
-{
+std::string joined(const std::vector<std::string>& v) {
     std::string s;
     for (const auto& x : v)
         s += "\n  " + x;
@@ -52,8 +50,7 @@ std::string joined(const std::vector<std::string>& v)
 }
 
 // The ConfigError message of parsing `text`, or a failure when nothing is thrown.
-std::string parseError(const std::string& text, const std::string& source = "test.json")
-{
+std::string parseError(const std::string& text, const std::string& source = "test.json") {
     try {
         mythos::parseConfig(text, source);
     } catch (const ConfigError& e) {
@@ -63,32 +60,27 @@ std::string parseError(const std::string& text, const std::string& source = "tes
     return {};
 }
 
-size_t countProblems(const std::string& message)
-{
+size_t countProblems(const std::string& message) {
     size_t n = 0;
-    for (size_t pos = message.find("\n  - "); pos != std::string::npos;
-         pos = message.find("\n  - ", pos + 1))
+    for (size_t pos = message.find("\n  - "); pos != std::string::npos; pos = message.find("\n  - ", pos + 1))
         ++n;
     return n;
 }
 
-void expectSingleProblem(const Config& cfg, const std::string& expected)
-{
+void expectSingleProblem(const Config& cfg, const std::string& expected) {
     const auto problems = mythos::validate(cfg);
     ASSERT_EQ(problems.size(), 1u) << "expected only \"" << expected << "\", got:" << joined(problems);
     EXPECT_NE(problems[0].find(expected), std::string::npos)
         << "\"" << problems[0] << "\" does not contain \"" << expected << "\"";
 }
 
-void expectValid(const Config& cfg)
-{
+void expectValid(const Config& cfg) {
     const auto problems = mythos::validate(cfg);
     EXPECT_TRUE(problems.empty()) << joined(problems);
 }
 
 // Field-by-field comparison, so that a mismatch names the field.
-void expectSameFields(const Config& got, const Config& want)
-{
+void expectSameFields(const Config& got, const Config& want) {
     const auto a = mythos::configToJson(got);
     const auto b = mythos::configToJson(want);
     for (const auto& [key, value] : b.items())
@@ -98,8 +90,7 @@ void expectSameFields(const Config& got, const Config& want)
 
 // ---------------------------------------------------------------- defaults
 
-TEST(ConfigDefaults, MatchTheReferenceDataclass)
-{
+TEST(ConfigDefaults, MatchTheReferenceDataclass) {
     const Config c;
     EXPECT_EQ(c.vocab_size, 32000);
     EXPECT_EQ(c.dim, 2048);
@@ -127,16 +118,14 @@ TEST(ConfigDefaults, MatchTheReferenceDataclass)
     expectValid(c);
 }
 
-TEST(ConfigDefaults, EmptyObjectGivesTheDefaults)
-{
+TEST(ConfigDefaults, EmptyObjectGivesTheDefaults) {
     EXPECT_EQ(mythos::parseConfig("{}", "empty.json"), Config{});
     EXPECT_EQ(mythos::configFromJson(nlohmann::json::object(), "empty"), Config{});
 }
 
 // ---------------------------------------------------------------- parsing
 
-TEST(ConfigParse, GoldenConfigsLoadAndEqualThePresets)
-{
+TEST(ConfigParse, GoldenConfigsLoadAndEqualThePresets) {
     for (const auto& name : kGoldenCases) {
         SCOPED_TRACE(name);
         const Config loaded = mythos::loadConfig(kGoldenDir / name / "config.json");
@@ -147,16 +136,14 @@ TEST(ConfigParse, GoldenConfigsLoadAndEqualThePresets)
     }
 }
 
-TEST(ConfigParse, TestDataConfigsEqualTheTinyPresets)
-{
+TEST(ConfigParse, TestDataConfigsEqualTheTinyPresets) {
     for (const std::string name : {"tiny_mla", "tiny_gqa"}) {
         SCOPED_TRACE(name);
         expectSameFields(mythos::loadConfig(kDataDir / name / "config.json"), mythos::preset(name));
     }
 }
 
-TEST(ConfigParse, ReadmePresetsMatchTheExampleScript)
-{
+TEST(ConfigParse, ReadmePresetsMatchTheExampleScript) {
     // example.py: MLA with n_kv_heads 8 and small latent dims, GQA with n_kv_heads 2
     // and the MLA fields left at their defaults.
     const Config mla = mythos::preset("readme_mla");
@@ -191,48 +178,39 @@ TEST(ConfigParse, ReadmePresetsMatchTheExampleScript)
     }
 }
 
-TEST(ConfigParse, ToJsonTextReproducesTheReferenceFilesByteForByte)
-{
+TEST(ConfigParse, ToJsonTextReproducesTheReferenceFilesByteForByte) {
     for (const auto& name : kGoldenCases) {
         SCOPED_TRACE(name);
-        EXPECT_EQ(mythos::configToJsonText(mythos::preset(name)),
-                  readFile(kGoldenDir / name / "config.json"));
+        EXPECT_EQ(mythos::configToJsonText(mythos::preset(name)), readFile(kGoldenDir / name / "config.json"));
     }
     for (const std::string name : {"tiny_mla", "tiny_gqa"}) {
         SCOPED_TRACE(name);
-        EXPECT_EQ(mythos::configToJsonText(mythos::preset(name)),
-                  readFile(kDataDir / name / "config.json"));
+        EXPECT_EQ(mythos::configToJsonText(mythos::preset(name)), readFile(kDataDir / name / "config.json"));
     }
 }
 
-TEST(ConfigParse, UnknownKeysAreIgnoredAndMissingKeysTakeDefaults)
-{
+TEST(ConfigParse, UnknownKeysAreIgnoredAndMissingKeysTakeDefaults) {
     const Config c = mythos::parseConfig(
-        R"({"dim": 256, "n_heads": 8, "future_field": [1, 2], "comment": "x", "DIM": "no"})",
-        "partial.json");
+        R"({"dim": 256, "n_heads": 8, "future_field": [1, 2], "comment": "x", "DIM": "no"})", "partial.json");
     Config want;
     want.dim = 256;
     want.n_heads = 8;
     EXPECT_EQ(c, want);
 }
 
-TEST(ConfigParse, IntegersAreAcceptedForFloatFields)
-{
-    const Config c = mythos::parseConfig(R"({"rope_theta": 10000, "act_threshold": 1, "dropout": 0})",
-                                         "ints.json");
+TEST(ConfigParse, IntegersAreAcceptedForFloatFields) {
+    const Config c = mythos::parseConfig(R"({"rope_theta": 10000, "act_threshold": 1, "dropout": 0})", "ints.json");
     EXPECT_EQ(c.rope_theta, 10000.0);
     EXPECT_EQ(c.act_threshold, 1.0);
     EXPECT_EQ(c.dropout, 0.0);
 }
 
-TEST(ConfigParse, LargestInt64IsAccepted)
-{
+TEST(ConfigParse, LargestInt64IsAccepted) {
     const Config c = mythos::parseConfig(R"({"max_output_tokens": 9223372036854775807})", "big.json");
     EXPECT_EQ(c.max_output_tokens, std::numeric_limits<int64_t>::max());
 }
 
-TEST(ConfigParse, EachWronglyTypedValueIsReportedAlone)
-{
+TEST(ConfigParse, EachWronglyTypedValueIsReportedAlone) {
     struct Case {
         std::string json;
         std::string expected;
@@ -262,29 +240,24 @@ TEST(ConfigParse, EachWronglyTypedValueIsReportedAlone)
         EXPECT_NE(msg.find(c.expected), std::string::npos) << msg;
         EXPECT_EQ(countProblems(msg), 1u) << msg;
     }
-    EXPECT_NE(parseError(R"({"max_seq_len": 99999999999999999999999})").find("does not fit"),
-              std::string::npos);
+    EXPECT_NE(parseError(R"({"max_seq_len": 99999999999999999999999})").find("does not fit"), std::string::npos);
 }
 
-TEST(ConfigParse, TypeProblemsAndRuleViolationsAreReportedTogether)
-{
+TEST(ConfigParse, TypeProblemsAndRuleViolationsAreReportedTogether) {
     const std::string msg = parseError(
-        R"({"dim": "x", "n_heads": 2.5, "dropout": null, "n_experts_per_tok": 100, "coda_layers": -1})",
-        "many.json");
+        R"({"dim": "x", "n_heads": 2.5, "dropout": null, "n_experts_per_tok": 100, "coda_layers": -1})", "many.json");
     EXPECT_EQ(msg.rfind("many.json: invalid configuration:\n", 0), 0u) << msg;
     EXPECT_EQ(countProblems(msg), 5u) << msg;
     EXPECT_NE(msg.find("dim must be an integer"), std::string::npos) << msg;
     EXPECT_NE(msg.find("n_heads must be an integer, got 2.5"), std::string::npos) << msg;
     EXPECT_NE(msg.find("dropout must be a number, got null"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("n_experts_per_tok = 100 is larger than n_experts = 64"), std::string::npos)
-        << msg;
+    EXPECT_NE(msg.find("n_experts_per_tok = 100 is larger than n_experts = 64"), std::string::npos) << msg;
     EXPECT_NE(msg.find("coda_layers = -1 must not be negative"), std::string::npos) << msg;
     // The defaults standing in for the rejected dim / n_heads are not judged.
     EXPECT_EQ(msg.find("divisible"), std::string::npos) << msg;
 }
 
-TEST(ConfigParse, RulesReadingARejectedValueAreSkipped)
-{
+TEST(ConfigParse, RulesReadingARejectedValueAreSkipped) {
     // With the default n_heads = 16 standing in for "4", dim = 130 would look wrong.
     std::string msg = parseError(R"({"dim": 130, "n_heads": "4"})");
     EXPECT_EQ(countProblems(msg), 1u) << msg;
@@ -296,8 +269,7 @@ TEST(ConfigParse, RulesReadingARejectedValueAreSkipped)
     EXPECT_NE(msg.find("dim = 130 is not divisible by n_heads = 16"), std::string::npos) << msg;
 }
 
-TEST(ConfigParse, RejectsTextThatIsNotAJsonObject)
-{
+TEST(ConfigParse, RejectsTextThatIsNotAJsonObject) {
     for (const std::string text : {"", "not json", "{\"dim\": 1,}", "{\"dim\": 12", "{} {}"}) {
         SCOPED_TRACE(text);
         const std::string msg = parseError(text, "bad.json");
@@ -312,14 +284,12 @@ TEST(ConfigParse, RejectsTextThatIsNotAJsonObject)
     EXPECT_THROW(mythos::configFromJson(nlohmann::json::array(), "arr"), ConfigError);
 }
 
-TEST(ConfigParse, AParsedConfigIsValidated)
-{
+TEST(ConfigParse, AParsedConfigIsValidated) {
     EXPECT_EQ(parseError(R"({"dim": 130})", "config.json"),
               "config.json: invalid configuration:\n  - dim = 130 is not divisible by n_heads = 16");
 }
 
-TEST(ConfigLoad, ErrorsNameTheFile)
-{
+TEST(ConfigLoad, ErrorsNameTheFile) {
     const fs::path dir = fs::path(testing::TempDir()) / "mythos_test_config";
     fs::create_directories(dir);
     const fs::path bad = dir / "bad_config.json";
@@ -331,8 +301,7 @@ TEST(ConfigLoad, ErrorsNameTheFile)
         mythos::loadConfig(bad);
         ADD_FAILURE() << "no ConfigError";
     } catch (const ConfigError& e) {
-        EXPECT_EQ(std::string(e.what()).rfind(bad.string() + ": invalid configuration:", 0), 0u)
-            << e.what();
+        EXPECT_EQ(std::string(e.what()).rfind(bad.string() + ": invalid configuration:", 0), 0u) << e.what();
     }
     const fs::path good = dir / "good_config.json";
     {
@@ -346,16 +315,14 @@ TEST(ConfigLoad, ErrorsNameTheFile)
 
 // ---------------------------------------------------------------- validation
 
-TEST(ConfigValidate, AllPresetsAreValid)
-{
+TEST(ConfigValidate, AllPresetsAreValid) {
     for (const auto& name : mythos::presetNames()) {
         SCOPED_TRACE(name);
         expectValid(mythos::preset(name));
     }
 }
 
-TEST(ConfigValidate, EverySizeMustBePositive)
-{
+TEST(ConfigValidate, EverySizeMustBePositive) {
     struct Size {
         const char* name;
         int64_t Config::*member;
@@ -383,15 +350,13 @@ TEST(ConfigValidate, EverySizeMustBePositive)
             SCOPED_TRACE(std::string(s.name) + " = " + std::to_string(bad));
             Config c = mythos::preset(s.base);
             c.*s.member = bad;
-            expectSingleProblem(c, std::string(s.name) + " = " + std::to_string(bad) +
-                                       " must be positive");
+            expectSingleProblem(c, std::string(s.name) + " = " + std::to_string(bad) + " must be positive");
             EXPECT_THROW(mythos::countParameters(c), ConfigError);
         }
     }
 }
 
-TEST(ConfigValidate, LayerAndSharedExpertCountsMustNotBeNegative)
-{
+TEST(ConfigValidate, LayerAndSharedExpertCountsMustNotBeNegative) {
     for (auto member : {&Config::prelude_layers, &Config::coda_layers, &Config::n_shared_experts}) {
         Config c = mythos::preset("tiny_mla");
         c.*member = -1;
@@ -412,8 +377,7 @@ TEST(ConfigValidate, LayerAndSharedExpertCountsMustNotBeNegative)
     expectSingleProblem(c, "n_shared_experts = -2 must not be negative");
 }
 
-TEST(ConfigValidate, AttentionTypeMustBeGqaOrMla)
-{
+TEST(ConfigValidate, AttentionTypeMustBeGqaOrMla) {
     // The struct holds only the two types: any other string is config.json's problem.
     for (const std::string bad : {"mha", "", "GQA", "mla "}) {
         nlohmann::json j = mythos::configToJson(mythos::preset("tiny_gqa"));
@@ -424,8 +388,7 @@ TEST(ConfigValidate, AttentionTypeMustBeGqaOrMla)
     }
 }
 
-TEST(ConfigValidate, DimMustBeDivisibleByHeads)
-{
+TEST(ConfigValidate, DimMustBeDivisibleByHeads) {
     for (const std::string base : {"tiny_gqa", "tiny_mla"}) {
         Config c = mythos::preset(base);
         c.dim = 130;
@@ -433,8 +396,7 @@ TEST(ConfigValidate, DimMustBeDivisibleByHeads)
     }
 }
 
-TEST(ConfigValidate, GqaHeadsMustBeDivisibleByKvHeads)
-{
+TEST(ConfigValidate, GqaHeadsMustBeDivisibleByKvHeads) {
     Config c = mythos::preset("tiny_gqa");
     c.n_kv_heads = 3;
     expectSingleProblem(c, "n_heads = 4 is not divisible by n_kv_heads = 3");
@@ -446,8 +408,7 @@ TEST(ConfigValidate, GqaHeadsMustBeDivisibleByKvHeads)
     expectValid(c);
 }
 
-TEST(ConfigValidate, GqaHeadWidthMustBeEven)
-{
+TEST(ConfigValidate, GqaHeadWidthMustBeEven) {
     Config c = mythos::preset("tiny_gqa");
     c.dim = 144; // 16 heads of width 9; dim / 8 = 18 is fine
     c.n_heads = 16;
@@ -456,8 +417,7 @@ TEST(ConfigValidate, GqaHeadWidthMustBeEven)
     expectValid(c);
 }
 
-TEST(ConfigValidate, MlaRopeWidthMustBeEven)
-{
+TEST(ConfigValidate, MlaRopeWidthMustBeEven) {
     Config c = mythos::preset("tiny_mla");
     c.qk_rope_head_dim = 15;
     expectSingleProblem(c, "qk_rope_head_dim = 15 must be even");
@@ -465,8 +425,7 @@ TEST(ConfigValidate, MlaRopeWidthMustBeEven)
     expectValid(c);
 }
 
-TEST(ConfigValidate, MlaIgnoresKvHeadsAndGqaIgnoresLatentDims)
-{
+TEST(ConfigValidate, MlaIgnoresKvHeadsAndGqaIgnoresLatentDims) {
     for (const int64_t kv : {int64_t{0}, int64_t{-1}, int64_t{3}, int64_t{64}}) {
         Config c = mythos::preset("tiny_mla");
         c.n_kv_heads = kv;
@@ -483,8 +442,7 @@ TEST(ConfigValidate, MlaIgnoresKvHeadsAndGqaIgnoresLatentDims)
     EXPECT_EQ(mythos::countParameters(c).total, 413602);
 }
 
-TEST(ConfigValidate, ExpertsPerTokenAtMostExperts)
-{
+TEST(ConfigValidate, ExpertsPerTokenAtMostExperts) {
     Config c = mythos::preset("tiny_gqa");
     c.n_experts_per_tok = 9;
     expectSingleProblem(c, "n_experts_per_tok = 9 is larger than n_experts = 8");
@@ -492,8 +450,7 @@ TEST(ConfigValidate, ExpertsPerTokenAtMostExperts)
     expectValid(c);
 }
 
-TEST(ConfigValidate, AnyLoopIndexWidthIsAccepted)
-{
+TEST(ConfigValidate, AnyLoopIndexWidthIsAccepted) {
     // The reference slices cat([sin, cos])[:dim / 8], so odd and zero widths run there too.
     Config c = mythos::preset("tiny_gqa");
     c.dim = 200; // dim / 8 = 25
@@ -506,8 +463,7 @@ TEST(ConfigValidate, AnyLoopIndexWidthIsAccepted)
     expectValid(c);
 }
 
-TEST(ConfigValidate, ActThresholdInHalfOpenUnitInterval)
-{
+TEST(ConfigValidate, ActThresholdInHalfOpenUnitInterval) {
     for (const double bad : {0.0, -0.5, 1.0001, std::nan("")}) {
         Config c = mythos::preset("tiny_mla");
         c.act_threshold = bad;
@@ -522,8 +478,7 @@ TEST(ConfigValidate, ActThresholdInHalfOpenUnitInterval)
     }
 }
 
-TEST(ConfigValidate, RopeThetaPositiveAndFinite)
-{
+TEST(ConfigValidate, RopeThetaPositiveAndFinite) {
     for (const double bad : {0.0, -1.0, std::numeric_limits<double>::infinity(), std::nan("")}) {
         Config c = mythos::preset("tiny_gqa");
         c.rope_theta = bad;
@@ -536,8 +491,7 @@ TEST(ConfigValidate, RopeThetaPositiveAndFinite)
     expectValid(c);
 }
 
-TEST(ConfigValidate, DropoutInUnitInterval)
-{
+TEST(ConfigValidate, DropoutInUnitInterval) {
     for (const double bad : {-0.1, 1.0, 2.0, std::nan("")}) {
         Config c = mythos::preset("tiny_gqa");
         c.dropout = bad;
@@ -550,8 +504,7 @@ TEST(ConfigValidate, DropoutInUnitInterval)
     expectValid(c);
 }
 
-TEST(ConfigValidate, MaxOutputTokensNotNegative)
-{
+TEST(ConfigValidate, MaxOutputTokensNotNegative) {
     Config c = mythos::preset("tiny_gqa");
     c.max_output_tokens = -1;
     expectSingleProblem(c, "max_output_tokens = -1 must not be negative");
@@ -559,8 +512,7 @@ TEST(ConfigValidate, MaxOutputTokensNotNegative)
     expectValid(c);
 }
 
-TEST(ConfigValidate, EveryProblemIsReportedInOneMessage)
-{
+TEST(ConfigValidate, EveryProblemIsReportedInOneMessage) {
     Config c = mythos::preset("tiny_gqa");
     c.dim = 130;
     c.n_kv_heads = 3;
@@ -585,8 +537,7 @@ TEST(ConfigValidate, EveryProblemIsReportedInOneMessage)
     EXPECT_NO_THROW(mythos::validateOrThrow(mythos::preset("tiny_gqa"), "cfg.json"));
 }
 
-TEST(ConfigValidate, OverflowingSizesAreErrorsNotUndefinedBehaviour)
-{
+TEST(ConfigValidate, OverflowingSizesAreErrorsNotUndefinedBehaviour) {
     constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
     const std::vector<std::pair<std::string, std::function<void(Config&)>>> cases = {
         {"dim = 2^40", [](Config& c) { c.dim = int64_t{1} << 40; }},
@@ -623,8 +574,7 @@ TEST(ConfigValidate, OverflowingSizesAreErrorsNotUndefinedBehaviour)
     EXPECT_NE(mythos::validate(c)[0].find("fp32 weight size does not fit"), std::string::npos);
 }
 
-TEST(ConfigValidate, MemoryBudget)
-{
+TEST(ConfigValidate, MemoryBudget) {
     const Config mla = mythos::preset("readme_mla");
     const uint64_t bytes = mythos::weightBytesF32(mla);
     EXPECT_EQ(bytes, 4u * (1538626u + 8u));
@@ -639,8 +589,7 @@ TEST(ConfigValidate, MemoryBudget)
     // When both round to the same text, the exact byte counts are added.
     problems = mythos::validate(mla, bytes - 1);
     ASSERT_EQ(problems.size(), 1u) << joined(problems);
-    EXPECT_NE(problems[0].find("(" + std::to_string(bytes) + " bytes)"), std::string::npos)
-        << problems[0];
+    EXPECT_NE(problems[0].find("(" + std::to_string(bytes) + " bytes)"), std::string::npos) << problems[0];
 
     const Config big = mythos::preset("mythos_1b");
     EXPECT_TRUE(mythos::validate(big, 4ull << 30).empty());
@@ -663,17 +612,14 @@ TEST(ConfigValidate, MemoryBudget)
 
 // ---------------------------------------------------------------- presets
 
-TEST(ConfigPresets, NamesInOrder)
-{
-    const std::vector<std::string> want = {"mythos_1b",  "mythos_3b",   "mythos_10b",
-                                           "mythos_50b", "mythos_100b", "mythos_500b",
-                                           "mythos_1t",  "readme_mla",  "readme_gqa",
-                                           "tiny_mla",   "tiny_gqa"};
+TEST(ConfigPresets, NamesInOrder) {
+    const std::vector<std::string> want = {"mythos_1b",   "mythos_3b",   "mythos_10b", "mythos_50b",
+                                           "mythos_100b", "mythos_500b", "mythos_1t",  "readme_mla",
+                                           "readme_gqa",  "tiny_mla",    "tiny_gqa"};
     EXPECT_EQ(mythos::presetNames(), want);
 }
 
-TEST(ConfigPresets, UnknownNameListsTheKnownOnes)
-{
+TEST(ConfigPresets, UnknownNameListsTheKnownOnes) {
     try {
         mythos::preset("mythos_2b");
         ADD_FAILURE() << "no ConfigError";
@@ -687,31 +633,28 @@ TEST(ConfigPresets, UnknownNameListsTheKnownOnes)
     EXPECT_THROW(mythos::preset("MYTHOS_1B"), ConfigError);
 }
 
-TEST(ConfigPresets, VariantsMatchTheReference)
-{
+TEST(ConfigPresets, VariantsMatchTheReference) {
     // One row per variant: the fields variants.py sets (the others keep the defaults).
     struct Row {
         const char* name;
-        int64_t vocab, dim, heads, kvHeads, seq, loops, prelude, coda, kvRank, qRank, rope, nope,
-            v, experts, shared, perTok, expertDim;
+        int64_t vocab, dim, heads, kvHeads, seq, loops, prelude, coda, kvRank, qRank, rope, nope, v, experts, shared,
+            perTok, expertDim;
         double theta;
         int64_t lora, maxOut;
     };
     const std::vector<Row> rows = {
-        {"mythos_1b", 32000, 2048, 16, 4, 4096, 16, 2, 2, 256, 512, 32, 64, 64, 64, 2, 4, 2048,
-         500000.0, 8, 4096},
-        {"mythos_3b", 32000, 3072, 24, 6, 4096, 16, 2, 2, 384, 768, 32, 96, 96, 64, 2, 4, 4096,
-         500000.0, 8, 4096},
-        {"mythos_10b", 32000, 4096, 32, 8, 8192, 24, 2, 2, 512, 1024, 64, 128, 128, 128, 2, 4, 5632,
-         500000.0, 16, 4096},
-        {"mythos_50b", 32000, 6144, 48, 8, 8192, 32, 3, 3, 512, 1536, 64, 128, 128, 256, 4, 4, 9728,
-         500000.0, 32, 4096},
-        {"mythos_100b", 32000, 8192, 64, 8, 1000000, 32, 4, 4, 512, 2048, 64, 128, 128, 256, 4, 8,
-         13568, 1000000.0, 64, 131072},
-        {"mythos_500b", 100000, 12288, 96, 16, 1000000, 48, 4, 4, 1024, 3072, 64, 128, 128, 512, 8,
-         8, 23040, 1000000.0, 128, 131072},
-        {"mythos_1t", 100000, 16384, 128, 16, 1000000, 64, 6, 6, 1024, 4096, 64, 128, 128, 512, 8, 8,
-         34560, 2000000.0, 256, 131072},
+        {"mythos_1b", 32000, 2048, 16, 4, 4096, 16, 2, 2, 256, 512, 32, 64, 64, 64, 2, 4, 2048, 500000.0, 8, 4096},
+        {"mythos_3b", 32000, 3072, 24, 6, 4096, 16, 2, 2, 384, 768, 32, 96, 96, 64, 2, 4, 4096, 500000.0, 8, 4096},
+        {"mythos_10b", 32000, 4096, 32,  8, 8192, 24,   2,        2,  512, 1024,
+         64,           128,   128,  128, 2, 4,    5632, 500000.0, 16, 4096},
+        {"mythos_50b", 32000, 6144, 48,  8, 8192, 32,   3,        3,  512, 1536,
+         64,           128,   128,  256, 4, 4,    9728, 500000.0, 32, 4096},
+        {"mythos_100b", 32000, 8192, 64, 8, 1000000, 32,        4,  4,     512, 2048, 64,
+         128,           128,   256,  4,  8, 13568,   1000000.0, 64, 131072},
+        {"mythos_500b", 100000, 12288, 96, 16, 1000000, 48,        4,   4,     1024, 3072, 64,
+         128,           128,    512,   8,  8,  23040,   1000000.0, 128, 131072},
+        {"mythos_1t", 100000, 16384, 128, 16, 1000000, 64,    6,         6,   1024,  4096,
+         64,          128,    128,   512, 8,  8,       34560, 2000000.0, 256, 131072},
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.name);
@@ -744,8 +687,7 @@ TEST(ConfigPresets, VariantsMatchTheReference)
 
 // ---------------------------------------------------------------- parameter counts
 
-TEST(ConfigParams, GoldenCasesMatchTheReferenceCount)
-{
+TEST(ConfigParams, GoldenCasesMatchTheReferenceCount) {
     const std::map<std::string, int64_t> want = {
         {"tiny_mla", 370882}, {"tiny_gqa", 413602}, {"readme_mla", 1538626}, {"readme_gqa", 1771810}};
     for (const auto& name : kGoldenCases) {
@@ -753,20 +695,17 @@ TEST(ConfigParams, GoldenCasesMatchTheReferenceCount)
         const auto golden = nlohmann::json::parse(readFile(kGoldenDir / name / "golden.json"));
         const int64_t goldenCount = golden.at("param_count").get<int64_t>();
         EXPECT_EQ(goldenCount, want.at(name));
-        EXPECT_EQ(mythos::countParameters(mythos::loadConfig(kGoldenDir / name / "config.json")).total,
-                  goldenCount);
+        EXPECT_EQ(mythos::countParameters(mythos::loadConfig(kGoldenDir / name / "config.json")).total, goldenCount);
         EXPECT_EQ(mythos::countParameters(mythos::preset(name)).total, goldenCount);
     }
 }
 
-TEST(ConfigParams, VariantsMatchTheReferenceModel)
-{
+TEST(ConfigParams, VariantsMatchTheReferenceModel) {
     // sum(p.numel() for p in OpenMythos(variant()).parameters()), instantiated on the meta
     // device with the reference implementation.
     const std::map<std::string, int64_t> want = {
-        {"mythos_1b", 1064028034},     {"mythos_3b", 3041725186},
-        {"mythos_10b", 9981316994},    {"mythos_50b", 50374247426},
-        {"mythos_100b", 99545072130},  {"mythos_500b", 497849137154},
+        {"mythos_1b", 1064028034},   {"mythos_3b", 3041725186},    {"mythos_10b", 9981316994},
+        {"mythos_50b", 50374247426}, {"mythos_100b", 99545072130}, {"mythos_500b", 497849137154},
         {"mythos_1t", 999326352386},
     };
     for (const auto& [name, count] : want) {
@@ -775,32 +714,52 @@ TEST(ConfigParams, VariantsMatchTheReferenceModel)
     }
 }
 
-TEST(ConfigParams, OtherShapesMatchTheReferenceModel)
-{
+TEST(ConfigParams, OtherShapesMatchTheReferenceModel) {
     // Also counted with the reference on the meta device.
     Config gqa1b = mythos::preset("mythos_1b");
     gqa1b.attn_type = mythos::AttnType::Gqa;
     EXPECT_EQ(mythos::countParameters(gqa1b).total, 1091221634);
     EXPECT_EQ(mythos::countParameters(Config{}).total, 436035842);
 
-    const Config oddMla{.vocab_size = 77, .dim = 96, .n_heads = 6, .n_kv_heads = 3,
-                        .max_seq_len = 50, .max_loop_iters = 5, .prelude_layers = 0,
-                        .coda_layers = 3, .attn_type = mythos::AttnType::Mla, .kv_lora_rank = 20,
-                        .q_lora_rank = 24, .qk_rope_head_dim = 6, .qk_nope_head_dim = 10,
-                        .v_head_dim = 12, .n_experts = 5, .n_shared_experts = 0,
-                        .n_experts_per_tok = 3, .expert_dim = 14, .lora_rank = 3};
+    const Config oddMla{.vocab_size = 77,
+                        .dim = 96,
+                        .n_heads = 6,
+                        .n_kv_heads = 3,
+                        .max_seq_len = 50,
+                        .max_loop_iters = 5,
+                        .prelude_layers = 0,
+                        .coda_layers = 3,
+                        .attn_type = mythos::AttnType::Mla,
+                        .kv_lora_rank = 20,
+                        .q_lora_rank = 24,
+                        .qk_rope_head_dim = 6,
+                        .qk_nope_head_dim = 10,
+                        .v_head_dim = 12,
+                        .n_experts = 5,
+                        .n_shared_experts = 0,
+                        .n_experts_per_tok = 3,
+                        .expert_dim = 14,
+                        .lora_rank = 3};
     EXPECT_EQ(mythos::countParameters(oddMla).total, 207265);
 
-    const Config oddGqa{.vocab_size = 77, .dim = 96, .n_heads = 6, .n_kv_heads = 3,
-                        .max_seq_len = 50, .max_loop_iters = 5, .prelude_layers = 2,
-                        .coda_layers = 0, .attn_type = mythos::AttnType::Gqa, .n_experts = 5,
-                        .n_shared_experts = 3, .n_experts_per_tok = 3, .expert_dim = 14,
+    const Config oddGqa{.vocab_size = 77,
+                        .dim = 96,
+                        .n_heads = 6,
+                        .n_kv_heads = 3,
+                        .max_seq_len = 50,
+                        .max_loop_iters = 5,
+                        .prelude_layers = 2,
+                        .coda_layers = 0,
+                        .attn_type = mythos::AttnType::Gqa,
+                        .n_experts = 5,
+                        .n_shared_experts = 3,
+                        .n_experts_per_tok = 3,
+                        .expert_dim = 14,
                         .lora_rank = 3};
     EXPECT_EQ(mythos::countParameters(oddGqa).total, 222641);
 }
 
-TEST(ConfigParams, PartsOfMythos1bMatchTheReferenceModules)
-{
+TEST(ConfigParams, PartsOfMythos1bMatchTheReferenceModules) {
     // Per-module sums of the reference model; the MoE FFN (906100736 in the reference) is
     // router 64 x 2048, 64 experts of 3 x 2048 x 2048, 2 shared of 3 x 2048 x 8192.
     const std::vector<std::pair<std::string, int64_t>> want = {
@@ -823,8 +782,7 @@ TEST(ConfigParams, PartsOfMythos1bMatchTheReferenceModules)
     EXPECT_EQ(count.total, 1064028034);
 }
 
-TEST(ConfigParams, PartsOfTinyGqaByHand)
-{
+TEST(ConfigParams, PartsOfTinyGqaByHand) {
     // embed 64x128; dense block: 2 norms + wq,wk,wv,wo (128x128, 64x128, 64x128, 128x128)
     // + SwiGLU 3 x 128 x 170; other: 2 norms + injection 128+1+128 + halt 128+1
     // + LoRA 2 x 8 x 128 + scale 4 x 8 + recurrent norm 128.
@@ -851,8 +809,7 @@ TEST(ConfigParams, PartsOfTinyGqaByHand)
     EXPECT_EQ(count.total, 413602);
 }
 
-TEST(ConfigParams, PartsAlwaysSumToTheTotal)
-{
+TEST(ConfigParams, PartsAlwaysSumToTheTotal) {
     for (const auto& name : mythos::presetNames()) {
         SCOPED_TRACE(name);
         const auto count = mythos::countParameters(mythos::preset(name));
@@ -864,8 +821,7 @@ TEST(ConfigParams, PartsAlwaysSumToTheTotal)
     }
 }
 
-TEST(ConfigParams, WeightBytesCountParametersAndRouterBiasOnce)
-{
+TEST(ConfigParams, WeightBytesCountParametersAndRouterBiasOnce) {
     EXPECT_EQ(mythos::weightBytesF32(mythos::preset("tiny_mla")), 4u * (370882u + 8u));
     EXPECT_EQ(mythos::weightBytesF32(mythos::preset("tiny_gqa")), 4u * (413602u + 8u));
     EXPECT_EQ(mythos::weightBytesF32(mythos::preset("mythos_1t")), 4ull * (999326352386ull + 512ull));
@@ -873,16 +829,31 @@ TEST(ConfigParams, WeightBytesCountParametersAndRouterBiasOnce)
 
 // ---------------------------------------------------------------- round trip
 
-TEST(ConfigRoundTrip, EveryFieldSurvivesJson)
-{
+TEST(ConfigRoundTrip, EveryFieldSurvivesJson) {
     // Every field differs from its default, and the doubles need all 17 digits.
-    const Config c{.vocab_size = 77, .dim = 96, .n_heads = 6, .n_kv_heads = 3, .max_seq_len = 50,
-                   .max_loop_iters = 5, .prelude_layers = 0, .coda_layers = 3, .attn_type = mythos::AttnType::Gqa,
-                   .kv_lora_rank = 20, .q_lora_rank = 24, .qk_rope_head_dim = 6,
-                   .qk_nope_head_dim = 10, .v_head_dim = 12, .n_experts = 5,
-                   .n_shared_experts = 0, .n_experts_per_tok = 3, .expert_dim = 14,
-                   .act_threshold = 0.1234567890123456789, .rope_theta = 12345.678901234567,
-                   .lora_rank = 3, .max_output_tokens = 7, .dropout = 0.1};
+    const Config c{.vocab_size = 77,
+                   .dim = 96,
+                   .n_heads = 6,
+                   .n_kv_heads = 3,
+                   .max_seq_len = 50,
+                   .max_loop_iters = 5,
+                   .prelude_layers = 0,
+                   .coda_layers = 3,
+                   .attn_type = mythos::AttnType::Gqa,
+                   .kv_lora_rank = 20,
+                   .q_lora_rank = 24,
+                   .qk_rope_head_dim = 6,
+                   .qk_nope_head_dim = 10,
+                   .v_head_dim = 12,
+                   .n_experts = 5,
+                   .n_shared_experts = 0,
+                   .n_experts_per_tok = 3,
+                   .expert_dim = 14,
+                   .act_threshold = 0.1234567890123456789,
+                   .rope_theta = 12345.678901234567,
+                   .lora_rank = 3,
+                   .max_output_tokens = 7,
+                   .dropout = 0.1};
     const Config d;
     const auto j = mythos::configToJson(c);
     const auto jd = mythos::configToJson(d);
@@ -899,20 +870,34 @@ TEST(ConfigRoundTrip, EveryFieldSurvivesJson)
     EXPECT_EQ(mythos::parseConfig(mythos::configToJsonText(c), "roundtrip"), c);
     for (const auto& name : mythos::presetNames()) {
         SCOPED_TRACE(name);
-        EXPECT_EQ(mythos::configFromJson(mythos::configToJson(mythos::preset(name)), name),
-                  mythos::preset(name));
+        EXPECT_EQ(mythos::configFromJson(mythos::configToJson(mythos::preset(name)), name), mythos::preset(name));
     }
 }
 
-TEST(ConfigRoundTrip, TextKeepsTheStructOrder)
-{
-    const std::vector<std::string> order = {
-        "vocab_size",       "dim",          "n_heads",          "n_kv_heads",
-        "max_seq_len",      "max_loop_iters", "prelude_layers", "coda_layers",
-        "attn_type",        "kv_lora_rank", "q_lora_rank",      "qk_rope_head_dim",
-        "qk_nope_head_dim", "v_head_dim",   "n_experts",        "n_shared_experts",
-        "n_experts_per_tok", "expert_dim",  "act_threshold",    "rope_theta",
-        "lora_rank",        "max_output_tokens", "dropout"};
+TEST(ConfigRoundTrip, TextKeepsTheStructOrder) {
+    const std::vector<std::string> order = {"vocab_size",
+                                            "dim",
+                                            "n_heads",
+                                            "n_kv_heads",
+                                            "max_seq_len",
+                                            "max_loop_iters",
+                                            "prelude_layers",
+                                            "coda_layers",
+                                            "attn_type",
+                                            "kv_lora_rank",
+                                            "q_lora_rank",
+                                            "qk_rope_head_dim",
+                                            "qk_nope_head_dim",
+                                            "v_head_dim",
+                                            "n_experts",
+                                            "n_shared_experts",
+                                            "n_experts_per_tok",
+                                            "expert_dim",
+                                            "act_threshold",
+                                            "rope_theta",
+                                            "lora_rank",
+                                            "max_output_tokens",
+                                            "dropout"};
     const std::string text = mythos::configToJsonText(Config{});
     size_t last = 0;
     for (const auto& key : order) {
@@ -928,8 +913,7 @@ TEST(ConfigRoundTrip, TextKeepsTheStructOrder)
 
 // A number too large for a double is nlohmann's out_of_range, not a parse_error: it must
 // still be a ConfigError naming the file, on one line.
-TEST(ConfigParse, OutOfRangeNumbersAreConfigErrorsNamingTheFile)
-{
+TEST(ConfigParse, OutOfRangeNumbersAreConfigErrorsNamingTheFile) {
     for (const char* text : {R"({"act_threshold": 1e999})", R"({"dim": -1e999})", "{\"dim\": \"\xff\"}"}) {
         try {
             mythos::parseConfig(text, "cfg/config.json");
@@ -942,8 +926,7 @@ TEST(ConfigParse, OutOfRangeNumbersAreConfigErrorsNamingTheFile)
     }
 }
 
-TEST(ConfigValidate, LoopCountsPastTheToolsLimitAreErrors)
-{
+TEST(ConfigValidate, LoopCountsPastTheToolsLimitAreErrors) {
     Config c = mythos::preset("tiny_mla");
     c.max_loop_iters = 1000000000;
     const auto problems = mythos::validate(c);
@@ -953,8 +936,7 @@ TEST(ConfigValidate, LoopCountsPastTheToolsLimitAreErrors)
     EXPECT_TRUE(mythos::validate(c).empty());
 }
 
-TEST(ConfigErrors, OneLineJoinsTheProblemList)
-{
+TEST(ConfigErrors, OneLineJoinsTheProblemList) {
     EXPECT_EQ(mythos::oneLine("f: invalid configuration:\n  - a = 1 is bad\n  - b = 2 is bad"),
               "f: invalid configuration: a = 1 is bad; b = 2 is bad");
     EXPECT_EQ(mythos::oneLine("one\ntwo"), "one two");

@@ -1,6 +1,6 @@
-#include "testutil.h"
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
+#include "testutil.h"
 
 #include <gtest/gtest.h>
 
@@ -18,8 +18,7 @@ namespace {
 
 using testutil::TempDir;
 
-std::vector<std::string> listDir(const fs::path& dir)
-{
+std::vector<std::string> listDir(const fs::path& dir) {
     std::vector<std::string> names;
     for (const auto& e : fs::directory_iterator(dir))
         names.push_back(e.path().filename().string());
@@ -27,14 +26,10 @@ std::vector<std::string> listDir(const fs::path& dir)
     return names;
 }
 
-void writePlain(const fs::path& p, const std::string& s)
-{
-    std::ofstream(p, std::ios::binary) << s;
-}
+void writePlain(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
 
 template <class E, class F>
-std::string expectThrowWith(F&& f, const std::string& needle)
-{
+std::string expectThrowWith(F&& f, const std::string& needle) {
     try {
         f();
     } catch (const E& e) {
@@ -50,8 +45,7 @@ std::string expectThrowWith(F&& f, const std::string& needle)
 
 } // namespace
 
-TEST(FileIo, ReadTextFileReadsWholeFile)
-{
+TEST(FileIo, ReadTextFileReadsWholeFile) {
     TempDir dir;
     std::string content(200000, 'x');
     content[0] = 'a';
@@ -63,8 +57,7 @@ TEST(FileIo, ReadTextFileReadsWholeFile)
     EXPECT_EQ(readTextFile(dir / "empty.txt"), "");
 }
 
-TEST(FileIo, ReadTextFileErrorsNameTheFile)
-{
+TEST(FileIo, ReadTextFileErrorsNameTheFile) {
     TempDir dir;
     expectThrowWith<FileError>([&] { readTextFile(dir / "missing.json"); }, "missing.json");
     writePlain(dir / "big.json", std::string(101, ' '));
@@ -75,8 +68,7 @@ TEST(FileIo, ReadTextFileErrorsNameTheFile)
     expectThrowWith<FileError>([&] { readTextFile(dir / "folder.json"); }, "folder.json");
 }
 
-TEST(FileIo, WriteFileAtomicCreatesAndReplacesCompletely)
-{
+TEST(FileIo, WriteFileAtomicCreatesAndReplacesCompletely) {
     TempDir dir;
     const fs::path target = dir / "out.json";
     writeFileAtomic(target, std::string(100000, 'L'));
@@ -88,8 +80,7 @@ TEST(FileIo, WriteFileAtomicCreatesAndReplacesCompletely)
     EXPECT_EQ(listDir(dir.path()), std::vector<std::string>{"out.json"}); // no temp files left
 }
 
-TEST(FileIo, WriteFileAtomicKeepsModeOfReplacedFile)
-{
+TEST(FileIo, WriteFileAtomicKeepsModeOfReplacedFile) {
     TempDir dir;
     const fs::path target = dir / "private.txt";
     writePlain(target, "old");
@@ -99,8 +90,7 @@ TEST(FileIo, WriteFileAtomicKeepsModeOfReplacedFile)
     EXPECT_EQ(fs::status(target).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
 }
 
-TEST(FileIo, WriteIntoNonexistentFolderFailsCleanly)
-{
+TEST(FileIo, WriteIntoNonexistentFolderFailsCleanly) {
     TempDir dir;
     const fs::path target = dir / "no_such_folder" / "out.json";
     expectThrowWith<FileError>([&] { writeFileAtomic(target, "data"); }, target.string());
@@ -108,8 +98,7 @@ TEST(FileIo, WriteIntoNonexistentFolderFailsCleanly)
     EXPECT_TRUE(listDir(dir.path()).empty());
 }
 
-TEST(FileIo, WriteBelowARegularFileFailsCleanly)
-{
+TEST(FileIo, WriteBelowARegularFileFailsCleanly) {
     // Tests may run as root, where a chmod'ed folder is still writable; a path whose
     // parent is a regular file can never be created.
     TempDir dir;
@@ -120,8 +109,7 @@ TEST(FileIo, WriteBelowARegularFileFailsCleanly)
     EXPECT_EQ(listDir(dir.path()), std::vector<std::string>{"plain"});
 }
 
-TEST(FileIo, WriteOverAFolderFailsAndKeepsIt)
-{
+TEST(FileIo, WriteOverAFolderFailsAndKeepsIt) {
     TempDir dir;
     fs::create_directory(dir / "taken");
     expectThrowWith<FileError>([&] { writeFileAtomic(dir / "taken", "data"); }, "taken");
@@ -129,8 +117,7 @@ TEST(FileIo, WriteOverAFolderFailsAndKeepsIt)
     EXPECT_EQ(listDir(dir.path()), std::vector<std::string>{"taken"});
 }
 
-TEST(FileIo, AtomicFileTempIsHiddenSiblingAndRemovedWithoutCommit)
-{
+TEST(FileIo, AtomicFileTempIsHiddenSiblingAndRemovedWithoutCommit) {
     TempDir dir;
     const fs::path target = dir / "model.safetensors";
     writePlain(target, "original");
@@ -149,8 +136,7 @@ TEST(FileIo, AtomicFileTempIsHiddenSiblingAndRemovedWithoutCommit)
     EXPECT_EQ(listDir(dir.path()), std::vector<std::string>{"model.safetensors"});
 }
 
-TEST(FileIo, AtomicFileCommitRenamesOverTarget)
-{
+TEST(FileIo, AtomicFileCommitRenamesOverTarget) {
     TempDir dir;
     const fs::path target = dir / "a.bin";
     writePlain(target, "old contents that are longer");
@@ -162,15 +148,13 @@ TEST(FileIo, AtomicFileCommitRenamesOverTarget)
     EXPECT_THROW(f.commit(), FileError);
 }
 
-TEST(FileIo, TwoAtomicFilesUseDistinctTemps)
-{
+TEST(FileIo, TwoAtomicFilesUseDistinctTemps) {
     TempDir dir;
     AtomicFile a(dir / "x"), b(dir / "x");
     EXPECT_NE(a.tempPath(), b.tempPath());
 }
 
-TEST(FileIo, RelativeTargetWorks)
-{
+TEST(FileIo, RelativeTargetWorks) {
     TempDir dir;
     const fs::path old = fs::current_path();
     fs::current_path(dir.path());
@@ -180,8 +164,7 @@ TEST(FileIo, RelativeTargetWorks)
     EXPECT_EQ(listDir(dir.path()), std::vector<std::string>{"rel.txt"});
 }
 
-TEST(PathKind, SymlinkLoopsAreFileErrorsInWords)
-{
+TEST(PathKind, SymlinkLoopsAreFileErrorsInWords) {
     testutil::TempDir dir("pathkind");
     EXPECT_EQ(pathKind(dir.path()), PathKind::Folder);
     EXPECT_EQ(pathKind(dir / "missing"), PathKind::Missing);

@@ -7,8 +7,7 @@
 
 using mythos::withCommas;
 
-TEST(Format, WithCommasGroupsThousands)
-{
+TEST(Format, WithCommasGroupsThousands) {
     EXPECT_EQ(withCommas(0), "0");
     EXPECT_EQ(withCommas(999), "999");
     EXPECT_EQ(withCommas(1000), "1,000");
@@ -18,8 +17,7 @@ TEST(Format, WithCommasGroupsThousands)
 }
 
 // The sign is never followed by a comma (the tokenizer's copy wrote "-,123,456").
-TEST(Format, WithCommasKeepsTheSignApart)
-{
+TEST(Format, WithCommasKeepsTheSignApart) {
     EXPECT_EQ(withCommas(-1), "-1");
     EXPECT_EQ(withCommas(-123), "-123");
     EXPECT_EQ(withCommas(-1234), "-1,234");

@@ -132,8 +132,8 @@ TEST_F(GenerateTest, TopKOneEqualsGreedy) {
 TEST(SamplerTest, NeverPicksOutsideTheTopK) {
     const int64_t V = 10, B = 2;
     // Row 0: top-3 = {1, 3, 7}; row 1: top-3 = {0, 4, 9}.
-    const std::vector<float> logits = {0.0f, 5.0f, 1.0f, 4.9f, -2.0f, 3.0f, 2.0f, 4.8f, 0.5f, 1.5f,
-                                       6.0f, -1.0f, 0.0f, 1.0f, 5.5f, -3.0f, 2.0f, 0.5f, 1.0f, 5.8f};
+    const std::vector<float> logits = {0.0f, 5.0f,  1.0f, 4.9f, -2.0f, 3.0f,  2.0f, 4.8f, 0.5f, 1.5f,
+                                       6.0f, -1.0f, 0.0f, 1.0f, 5.5f,  -3.0f, 2.0f, 0.5f, 1.0f, 5.8f};
     const std::set<int32_t> allowed0 = {1, 3, 7}, allowed1 = {0, 4, 9};
     Sampler sampler({.greedy = false, .temperature = 1.0, .topK = 3, .seed = 42});
     std::set<int32_t> seen0, seen1;

@@ -22,13 +22,12 @@ constexpr double kRel = 1e-4, kAbs = 1e-5, kProbAbs = 1e-5;
 // Largest error / allowed-error ratio seen in the current test (1 = at the tolerance).
 double g_worstRatio = 0;
 
-#define EXPECT_CLOSE(got, ref, rel, abs, what)                                                                \
-    do {                                                                                                      \
-        const auto cmp_ = golden::compare(got, ref, rel, abs);                                                \
-        g_worstRatio = std::max(g_worstRatio, cmp_.worst);                                                    \
-        EXPECT_LE(cmp_.worst, 1.0) << what << ": worst element " << cmp_.worstIndex << " max rel err "       \
-                                   << cmp_.maxRelErr << " (sizes " << (got).size() << " vs " << (ref).size() \
-                                   << ")";                                                                    \
+#define EXPECT_CLOSE(got, ref, rel, abs, what)                                                                         \
+    do {                                                                                                               \
+        const auto cmp_ = golden::compare(got, ref, rel, abs);                                                         \
+        g_worstRatio = std::max(g_worstRatio, cmp_.worst);                                                             \
+        EXPECT_LE(cmp_.worst, 1.0) << what << ": worst element " << cmp_.worstIndex << " max rel err "                 \
+                                   << cmp_.maxRelErr << " (sizes " << (got).size() << " vs " << (ref).size() << ")";   \
     } while (0)
 
 // Largest relative logit error over every run of a case, printed for the closing note.
@@ -368,8 +367,8 @@ TEST_P(GoldenBf16, HoldsAtMostFiftyFivePercentOfTheFp32WeightBytes) {
     const auto f32 = Model::open(data->c.dir.string());
     const double ratio = double(model->weightBytes()) / double(f32->weightBytes());
     EXPECT_LE(ratio, 0.55);
-    std::printf("[ bf16     ] %s: weight bytes %zu against %zu in fp32 (%.3f)\n", label().c_str(),
-                model->weightBytes(), f32->weightBytes(), ratio);
+    std::printf("[ bf16     ] %s: weight bytes %zu against %zu in fp32 (%.3f)\n", label().c_str(), model->weightBytes(),
+                f32->weightBytes(), ratio);
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenBf16,

@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "golden.h"
-#include "testutil.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
 #include "mythos/modelspec.h"
 #include "mythos/trace.h"
+#include "testutil.h"
 
 using namespace mythos;
 using testutil::maxRelErr;
@@ -129,22 +129,25 @@ TEST(HeadRowsTest, HostileTopLogitsAreRefusedNamingTheField) {
         }
         return "accepted";
     };
-    EXPECT_NE(message([](auto& j) { j["logits_topk"]["ids"][0][0][0] = 99999; }).find("'logits_topk.ids' holds token 99999"),
-              std::string::npos);
+    EXPECT_NE(
+        message([](auto& j) { j["logits_topk"]["ids"][0][0][0] = 99999; }).find("'logits_topk.ids' holds token 99999"),
+        std::string::npos);
     EXPECT_NE(message([](auto& j) { j["logits_topk"]["positions"] = {2, 1, 0}; }).find("ascending"), std::string::npos);
     EXPECT_NE(message([](auto& j) { j["logits_topk"]["positions"] = {0, 1, 7}; }).find("ascending"), std::string::npos);
     EXPECT_NE(message([](auto& j) { j["logits_topk"]["k"] = 1 << 30; }).find("more than the vocab"), std::string::npos);
-    EXPECT_NE(message([](auto& j) { j["logits_topk"]["values"] = 3; }).find("'values' must be an array"), std::string::npos);
+    EXPECT_NE(message([](auto& j) { j["logits_topk"]["values"] = 3; }).find("'values' must be an array"),
+              std::string::npos);
     EXPECT_NE(message([](auto& j) { j["logits_topk"]["logsumexp"][0] = {1.0}; }).find("logsumexp"), std::string::npos);
-    EXPECT_NE(message([](auto& j) { j["logits_topk"] = 5; }).find("'logits_topk' must be an object"), std::string::npos);
+    EXPECT_NE(message([](auto& j) { j["logits_topk"] = 5; }).find("'logits_topk' must be an object"),
+              std::string::npos);
     EXPECT_EQ(message([](auto&) {}), "accepted");
 }
 
 TEST(HeadRowsTest, FullLogitsAreKeptWhileSmall) {
     EXPECT_TRUE(fullLogitsByDefault(1, 64, 100));
-    EXPECT_TRUE(fullLogitsByDefault(4, 1024, 1024));     // 2^22 values
+    EXPECT_TRUE(fullLogitsByDefault(4, 1024, 1024)); // 2^22 values
     EXPECT_FALSE(fullLogitsByDefault(4, 1025, 1024));
-    EXPECT_FALSE(fullLogitsByDefault(1, 64, 199998));    // a 200K vocabulary
+    EXPECT_FALSE(fullLogitsByDefault(1, 64, 199998));             // a 200K vocabulary
     EXPECT_FALSE(fullLogitsByDefault(1 << 30, 1 << 30, 1 << 24)); // no overflow
     EXPECT_FALSE(fullLogitsByDefault(0, 1, 1));
 }

@@ -27,9 +27,9 @@ struct HeadCase {
 };
 
 // softmax(scale * q k^T, causal) v for one head, in double, with q = [q1 q2], k = [k1 k2].
-std::vector<float> attendNaive(const std::vector<float>& q1, const std::vector<float>& q2,
-                               const std::vector<float>& k1, const std::vector<float>& k2,
-                               const std::vector<float>& v, const HeadCase& c, float scale) {
+std::vector<float> attendNaive(const std::vector<float>& q1, const std::vector<float>& q2, const std::vector<float>& k1,
+                               const std::vector<float>& k2, const std::vector<float>& v, const HeadCase& c,
+                               float scale) {
     std::vector<float> out(std::size_t(c.T * c.dv));
     const int64_t prev = c.S - c.T;
     for (int64_t i = 0; i < c.T; ++i) {
@@ -63,7 +63,7 @@ TEST_P(KernelPath, AttendHeadMatchesTheSoftmaxOfScaledScoresOverVisibleKeys) {
     // Prefill (T = S), a decode step (T = 1), a chunk after cached keys, widths that are and
     // are not multiples of 16, a single key, MLA's two-part keys and GQA's one-part ones.
     const HeadCase cases[] = {{64, 64, 16, 16, 16}, {1, 97, 16, 16, 16}, {5, 40, 32, 0, 32},
-                              {1, 1, 7, 3, 5},       {33, 70, 24, 8, 40}, {17, 17, 128, 0, 128}};
+                              {1, 1, 7, 3, 5},      {33, 70, 24, 8, 40}, {17, 17, 128, 0, 128}};
     for (const auto& c : cases) {
         SCOPED_TRACE("T=" + std::to_string(c.T) + " S=" + std::to_string(c.S) + " d1=" + std::to_string(c.d1) +
                      " d2=" + std::to_string(c.d2) + " dv=" + std::to_string(c.dv));
@@ -122,8 +122,8 @@ TEST_P(KernelPath, AttendSharedKvEqualsAttendHeadForEveryHeadOfTheGroup) {
     struct Case {
         int64_t heads, S, d1, d2, dv;
     };
-    const Case cases[] = {{4, 96, 32, 0, 32}, {4, 1, 32, 0, 32},  {1, 7, 16, 0, 16},  {5, 33, 20, 0, 20},
-                          {7, 70, 128, 0, 128}, {2, 3, 8, 0, 24}, {8, 65, 32, 16, 32}, {3, 10, 24, 8, 24}};
+    const Case cases[] = {{4, 96, 32, 0, 32},   {4, 1, 32, 0, 32}, {1, 7, 16, 0, 16},   {5, 33, 20, 0, 20},
+                          {7, 70, 128, 0, 128}, {2, 3, 8, 0, 24},  {8, 65, 32, 16, 32}, {3, 10, 24, 8, 24}};
     for (const auto& c : cases) {
         SCOPED_TRACE("heads=" + std::to_string(c.heads) + " S=" + std::to_string(c.S) + " d1=" + std::to_string(c.d1) +
                      " d2=" + std::to_string(c.d2) + " dv=" + std::to_string(c.dv));
@@ -142,8 +142,8 @@ TEST_P(KernelPath, AttendSharedKvEqualsAttendHeadForEveryHeadOfTheGroup) {
         mythos::attendSharedKv({q1.data(), ldq1, q2.data(), ldq2}, c.heads, keys, {v.data(), ldv, c.dv}, c.S, scale,
                                shared.data(), ldo);
         for (int64_t h = 0; h < c.heads; ++h)
-            mythos::attendHead({q1.data() + h * ldq1, ldq1, q2.data() + h * ldq2, ldq2}, 1, keys,
-                               {v.data(), ldv, c.dv}, c.S, scale, alone.data() + h * ldo, ldo);
+            mythos::attendHead({q1.data() + h * ldq1, ldq1, q2.data() + h * ldq2, ldq2}, 1, keys, {v.data(), ldv, c.dv},
+                               c.S, scale, alone.data() + h * ldo, ldo);
         EXPECT_EQ(shared, alone);
         EXPECT_NE(shared[0], -7.0f);
         EXPECT_EQ(shared[std::size_t(c.dv)], -7.0f) << "the gap between output heads is untouched";

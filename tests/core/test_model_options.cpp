@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "golden.h"
-#include "testutil.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
-#include "ops.h"
 #include "mythos/stability.h"
+#include "ops.h"
+#include "testutil.h"
 
 using namespace mythos;
 
@@ -115,8 +115,8 @@ TEST(KvLayoutTest, CompactMlaMatchesReferenceWithFewerBytes) {
         EXPECT_EQ(re.engineBytes, re.referenceBytes);
     }
     EXPECT_LT(compactCache.engineBytes(), refCache.engineBytes());
-    EXPECT_EQ(compactCache.engineBytes(), int64_t(compactLedger.entries.size()) * B * S * f *
-                                              (c.kv_lora_rank + c.qk_rope_head_dim));
+    EXPECT_EQ(compactCache.engineBytes(),
+              int64_t(compactLedger.entries.size()) * B * S * f * (c.kv_lora_rank + c.qk_rope_head_dim));
     EXPECT_EQ(compactLedger.engineLayout, "compact");
     EXPECT_EQ(refLedger.engineLayout, "reference");
     EXPECT_EQ(compactLedger.referenceBytes, refLedger.referenceBytes);
@@ -178,7 +178,8 @@ TEST(ChunkedPrefillTest, ChunksMatchOnePrefillAndUncachedForward) {
                 const auto logits = model->forward(part, B, n, {.nLoops = nLoops, .cache = &cache, .startPos = done});
                 ASSERT_EQ(logits.size(), std::size_t(B * n * V));
                 for (int64_t b = 0; b < B; ++b)
-                    std::copy(logits.begin() + std::ptrdiff_t(b * n * V), logits.begin() + std::ptrdiff_t((b + 1) * n * V),
+                    std::copy(logits.begin() + std::ptrdiff_t(b * n * V),
+                              logits.begin() + std::ptrdiff_t((b + 1) * n * V),
                               chunked.begin() + std::ptrdiff_t((b * T + done) * V));
                 done += n;
             }
@@ -201,7 +202,8 @@ TEST(DecodeTest, CachedDecodeEqualsUncachedForward) {
             const auto prompt = goldenInput(name, "b2", B, P);
             std::vector<std::vector<int32_t>> rows(static_cast<std::size_t>(B));
             for (int64_t b = 0; b < B; ++b)
-                rows[std::size_t(b)].assign(prompt.begin() + std::ptrdiff_t(b * P), prompt.begin() + std::ptrdiff_t((b + 1) * P));
+                rows[std::size_t(b)].assign(prompt.begin() + std::ptrdiff_t(b * P),
+                                            prompt.begin() + std::ptrdiff_t((b + 1) * P));
             KvCache cache = model->newCache(B);
             auto logits = model->forward(prompt, B, P, {.nLoops = nLoops, .cache = &cache});
             auto last = lastPosition(logits, B, P, V);
@@ -253,8 +255,10 @@ TEST(ActRemainderTest, WeightsSumToOneOnlyWithTheOption) {
         ++neverHalting;
         EXPECT_LT(tp.weightSum[std::size_t(n)], thr);
         EXPECT_NEAR(tp.weightSum[std::size_t(n)], tp.actCumP[std::size_t(7 * N + n)], 1e-5);
-        const std::vector<float> a(plainLogits.begin() + std::ptrdiff_t(n * V), plainLogits.begin() + std::ptrdiff_t((n + 1) * V));
-        const std::vector<float> b(remLogits.begin() + std::ptrdiff_t(n * V), remLogits.begin() + std::ptrdiff_t((n + 1) * V));
+        const std::vector<float> a(plainLogits.begin() + std::ptrdiff_t(n * V),
+                                   plainLogits.begin() + std::ptrdiff_t((n + 1) * V));
+        const std::vector<float> b(remLogits.begin() + std::ptrdiff_t(n * V),
+                                   remLogits.begin() + std::ptrdiff_t((n + 1) * V));
         maxDiffNeverHalting = std::max(maxDiffNeverHalting, maxRelErr(a, b));
     }
     EXPECT_EQ(neverHalting, 13);
@@ -565,11 +569,10 @@ TEST_P(MatmulEngineTest, LinearMatchesReferenceAndReusesPrimitives) {
     // Rows <= 4 take the direct kernels (no primitive; odd K and N exercise their tails), and
     // with AVX-512 so do small products up to 64 rows; the others oneDNN (M > 64 or many
     // multiply-adds).
-    const std::vector<Shape> shapes = {{1, 128, 128}, {64, 128, 170}, {7, 32, 48},   {3, 37, 5},
+    const std::vector<Shape> shapes = {{1, 128, 128}, {64, 128, 170}, {7, 32, 48},  {3, 37, 5},
                                        {4, 200, 33},  {2, 16, 17},    {65, 40, 24}, {64, 300, 130}};
-    const auto viaOneDnn = std::count_if(shapes.begin(), shapes.end(), [](const Shape& s) {
-        return !MatmulEngine::usesDirectKernel(s.m, s.k, s.n);
-    });
+    const auto viaOneDnn = std::count_if(shapes.begin(), shapes.end(),
+                                         [](const Shape& s) { return !MatmulEngine::usesDirectKernel(s.m, s.k, s.n); });
     EXPECT_TRUE(MatmulEngine::usesDirectKernel(4, 4096, 4096));
     EXPECT_FALSE(MatmulEngine::usesDirectKernel(65, 40, 24));
     EXPECT_FALSE(MatmulEngine::usesDirectKernel(64, 300, 130)); // 2.5 M multiply-adds
@@ -618,21 +621,23 @@ TEST(MatmulEngine, StridedLinearMatchesReference) {
     std::mt19937 rng(99);
     MatmulEngine mm;
     for (const int64_t M : {5, 3}) { // oneDNN and the small-row kernel
-    SCOPED_TRACE(M);
-    const int64_t K = 24, N = 12, ldx = 40, ldy = 20;
-    const auto xs = randomVector(std::size_t(M * ldx), rng);
-    const auto w = randomVector(std::size_t(N * K), rng);
-    std::vector<float> ys(std::size_t(M * ldy), -7.0f);
-    mm.linearStrided(xs.data(), M, K, ldx, w.data(), N, ys.data(), ldy);
-    std::vector<float> x(std::size_t(M * K)), ref(std::size_t(M * N)), got(std::size_t(M * N));
-    for (int64_t i = 0; i < M; ++i) {
-        std::copy(xs.begin() + std::ptrdiff_t(i * ldx), xs.begin() + std::ptrdiff_t(i * ldx + K), x.begin() + std::ptrdiff_t(i * K));
-        std::copy(ys.begin() + std::ptrdiff_t(i * ldy), ys.begin() + std::ptrdiff_t(i * ldy + N), got.begin() + std::ptrdiff_t(i * N));
-        for (int64_t j = N; j < ldy; ++j)
-            EXPECT_EQ(ys[std::size_t(i * ldy + j)], -7.0f) << "padding overwritten";
-    }
-    linearReference(x.data(), M, K, w.data(), N, ref.data());
-    EXPECT_LE(maxRelErr(got, ref), 1e-5);
+        SCOPED_TRACE(M);
+        const int64_t K = 24, N = 12, ldx = 40, ldy = 20;
+        const auto xs = randomVector(std::size_t(M * ldx), rng);
+        const auto w = randomVector(std::size_t(N * K), rng);
+        std::vector<float> ys(std::size_t(M * ldy), -7.0f);
+        mm.linearStrided(xs.data(), M, K, ldx, w.data(), N, ys.data(), ldy);
+        std::vector<float> x(std::size_t(M * K)), ref(std::size_t(M * N)), got(std::size_t(M * N));
+        for (int64_t i = 0; i < M; ++i) {
+            std::copy(xs.begin() + std::ptrdiff_t(i * ldx), xs.begin() + std::ptrdiff_t(i * ldx + K),
+                      x.begin() + std::ptrdiff_t(i * K));
+            std::copy(ys.begin() + std::ptrdiff_t(i * ldy), ys.begin() + std::ptrdiff_t(i * ldy + N),
+                      got.begin() + std::ptrdiff_t(i * N));
+            for (int64_t j = N; j < ldy; ++j)
+                EXPECT_EQ(ys[std::size_t(i * ldy + j)], -7.0f) << "padding overwritten";
+        }
+        linearReference(x.data(), M, K, w.data(), N, ref.data());
+        EXPECT_LE(maxRelErr(got, ref), 1e-5);
     }
 }
 

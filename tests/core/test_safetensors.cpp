@@ -1,8 +1,8 @@
-#include "testutil.h"
-#include "mythos/errors.h"
 #include "halfprecision.h"
+#include "mythos/errors.h"
 #include "mythos/safetensors.h"
 #include "safetensors_header.h"
+#include "testutil.h"
 
 #include <gtest/gtest.h>
 
@@ -30,22 +30,19 @@ namespace {
 
 using testutil::TempDir;
 
-std::string le64(uint64_t v)
-{
+std::string le64(uint64_t v) {
     std::string s(8, '\0');
     for (int i = 0; i < 8; ++i)
         s[i] = static_cast<char>(v >> (8 * i));
     return s;
 }
 
-void writeBytes(const fs::path& p, const std::string& bytes)
-{
+void writeBytes(const fs::path& p, const std::string& bytes) {
     std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // Offset of the first data byte, from the header length at the start of the file.
-uint64_t dataStart(const fs::path& p)
-{
+uint64_t dataStart(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     unsigned char len[8] = {};
     in.read(reinterpret_cast<char*>(len), 8);
@@ -56,16 +53,14 @@ uint64_t dataStart(const fs::path& p)
 }
 
 // A file with the given header text followed by `dataBytes` bytes of data.
-fs::path makeFile(const TempDir& dir, const std::string& name, const std::string& header, std::size_t dataBytes)
-{
+fs::path makeFile(const TempDir& dir, const std::string& name, const std::string& header, std::size_t dataBytes) {
     const fs::path p = dir / name;
     writeBytes(p, le64(header.size()) + header + std::string(dataBytes, '\0'));
     return p;
 }
 
 // Messages may quote bytes from hostile files; they must still be clean UTF-8 text.
-bool isCleanUtf8(const std::string& s)
-{
+bool isCleanUtf8(const std::string& s) {
     for (std::size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
         const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
@@ -80,8 +75,7 @@ bool isCleanUtf8(const std::string& s)
 }
 
 template <class E, class F>
-std::string expectThrowWith(F&& f, const std::string& needle, const std::string& needle2 = {})
-{
+std::string expectThrowWith(F&& f, const std::string& needle, const std::string& needle2 = {}) {
     try {
         f();
     } catch (const E& e) {
@@ -103,16 +97,14 @@ std::string expectThrowWith(F&& f, const std::string& needle, const std::string&
 }
 
 // Opening `header` (+ data) must be a FormatError naming the file and containing `what`.
-void expectBadHeader(const std::string& header, std::size_t dataBytes, const std::string& what)
-{
+void expectBadHeader(const std::string& header, std::size_t dataBytes, const std::string& what) {
     SCOPED_TRACE(header);
     TempDir dir;
     const fs::path p = makeFile(dir, "bad_header.safetensors", header, dataBytes);
     expectThrowWith<FormatError>([&] { SafetensorsFile::open(p); }, "bad_header.safetensors", what);
 }
 
-std::vector<float> sequence(std::size_t n, float scale)
-{
+std::vector<float> sequence(std::size_t n, float scale) {
     std::vector<float> v(n);
     for (std::size_t i = 0; i < n; ++i)
         v[i] = scale * (static_cast<float>(i) - static_cast<float>(n) / 2);
@@ -124,8 +116,7 @@ std::vector<float> sequence(std::size_t n, float scale)
 // ---------------------------------------------------------------------------------------
 // Round trips
 
-TEST(Safetensors, RoundTripF32)
-{
+TEST(Safetensors, RoundTripF32) {
     TempDir dir;
     const auto a = sequence(6, 0.123f);
     const std::vector<float> b = {std::numeric_limits<float>::denorm_min(), -0.0f, 3.4e38f, 1e-30f};
@@ -160,8 +151,7 @@ TEST(Safetensors, RoundTripF32)
     EXPECT_EQ(fs::file_size(p), start + (6 + 4 + 1) * 4);
 }
 
-TEST(Safetensors, RoundTripF16)
-{
+TEST(Safetensors, RoundTripF16) {
     TempDir dir;
     const std::vector<float> exact = {1.0f, -2.0f, 0.5f, 65504.0f, -0.0f, 0.099975586f, 5.9604645e-8f, 1024.0f};
     const std::vector<float> inexact = {0.1f, 3.14159265f, 70000.0f, 1e-9f};
@@ -181,8 +171,7 @@ TEST(Safetensors, RoundTripF16)
     EXPECT_EQ(r[3], 0.0f);
 }
 
-TEST(Safetensors, RoundTripBF16)
-{
+TEST(Safetensors, RoundTripBF16) {
     TempDir dir;
     const std::vector<float> exact = {1.0f, -2.0f, 0.5f, 3.0f, -1.5e30f /* rounded below */, 0.0f};
     std::vector<float> in = exact;
@@ -199,8 +188,7 @@ TEST(Safetensors, RoundTripBF16)
     EXPECT_EQ(f.readF32(*f.find("inexact")), (std::vector<float>{0.10009765625f, 1.0f, 1.015625f}));
 }
 
-TEST(Safetensors, WriterRejectsBadArguments)
-{
+TEST(Safetensors, WriterRejectsBadArguments) {
     TempDir dir;
     const float x[2] = {1, 2};
     const fs::path p = dir / "w.safetensors";
@@ -213,8 +201,7 @@ TEST(Safetensors, WriterRejectsBadArguments)
     EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
-TEST(Safetensors, WriterFailureNamesTargetAndLeavesNothing)
-{
+TEST(Safetensors, WriterFailureNamesTargetAndLeavesNothing) {
     TempDir dir;
     const float x[2] = {1, 2};
     const fs::path missing = dir / "nope" / "m.safetensors";
@@ -228,8 +215,7 @@ TEST(Safetensors, WriterFailureNamesTargetAndLeavesNothing)
     EXPECT_EQ(left, std::vector<fs::path>{dir / "file"});
 }
 
-TEST(Safetensors, WriterReplacesExistingFile)
-{
+TEST(Safetensors, WriterReplacesExistingFile) {
     TempDir dir;
     const fs::path p = dir / "m.safetensors";
     const auto big = sequence(1000, 1.0f);
@@ -246,8 +232,7 @@ TEST(Safetensors, WriterReplacesExistingFile)
 // ---------------------------------------------------------------------------------------
 // Reading
 
-TEST(Safetensors, ReadsTinyModel)
-{
+TEST(Safetensors, ReadsTinyModel) {
     const fs::path p = fs::path(MYTHOS_TEST_DATA_DIR) / "tiny_mla" / "model.safetensors";
     auto f = SafetensorsFile::open(p);
     const TensorInfo* embed = f.find("embed.weight");
@@ -273,8 +258,7 @@ TEST(Safetensors, ReadsTinyModel)
     }
 }
 
-TEST(Safetensors, MoveKeepsMappingAlive)
-{
+TEST(Safetensors, MoveKeepsMappingAlive) {
     TempDir dir;
     const auto v = sequence(10, 0.5f);
     const fs::path p = dir / "m.safetensors";
@@ -288,8 +272,7 @@ TEST(Safetensors, MoveKeepsMappingAlive)
     EXPECT_EQ(c.path(), p);
 }
 
-TEST(Safetensors, UnalignedDataAndIntegers)
-{
+TEST(Safetensors, UnalignedDataAndIntegers) {
     TempDir dir;
     // Header of odd length: data starts at an odd address.
     const std::string header = R"({"i32":{"dtype":"I32","shape":[2],"data_offsets":[0,8]},)"
@@ -320,11 +303,10 @@ TEST(Safetensors, UnalignedDataAndIntegers)
     EXPECT_EQ(sf.tensors()[3].name, "f32");
 }
 
-TEST(Safetensors, UnknownDTypeIsListedButNotConvertible)
-{
+TEST(Safetensors, UnknownDTypeIsListedButNotConvertible) {
     TempDir dir;
-    const fs::path p = makeFile(dir, "f8.safetensors",
-                                R"({"x":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", 4);
+    const fs::path p =
+        makeFile(dir, "f8.safetensors", R"({"x":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", 4);
     auto f = SafetensorsFile::open(p);
     ASSERT_NE(f.find("x"), nullptr);
     EXPECT_EQ(f.find("x")->dtype, DType::Other);
@@ -332,8 +314,7 @@ TEST(Safetensors, UnknownDTypeIsListedButNotConvertible)
     expectThrowWith<FormatError>([&] { f.readF32(*f.find("x")); }, "f8.safetensors", "F8_E4M3");
 }
 
-TEST(Safetensors, IgnoresUnknownFields)
-{
+TEST(Safetensors, IgnoresUnknownFields) {
     TempDir dir;
     const fs::path p = makeFile(dir, "extra.safetensors",
                                 R"({"x":{"note":{"a":[1,{"b":null}]},"dtype":"U8","flags":[true,"s"],)"
@@ -347,8 +328,7 @@ TEST(Safetensors, IgnoresUnknownFields)
     EXPECT_EQ(f.metadata().at("k"), "v");
 }
 
-TEST(Safetensors, ManyTensorsOpenQuickly)
-{
+TEST(Safetensors, ManyTensorsOpenQuickly) {
     // Guards against parsers that are quadratic in the number of entries.
     TempDir dir;
     std::string header = "{";
@@ -364,8 +344,7 @@ TEST(Safetensors, ManyTensorsOpenQuickly)
     EXPECT_EQ(f.find("t123456")->begin, 123456u);
 }
 
-TEST(Safetensors, AcceptsEmptyAndZeroSizedTensors)
-{
+TEST(Safetensors, AcceptsEmptyAndZeroSizedTensors) {
     TempDir dir;
     auto f = SafetensorsFile::open(makeFile(dir, "e.safetensors", "{}", 0));
     EXPECT_TRUE(f.tensors().empty());
@@ -381,15 +360,13 @@ TEST(Safetensors, AcceptsEmptyAndZeroSizedTensors)
 // ---------------------------------------------------------------------------------------
 // Malformed input
 
-TEST(SafetensorsBad, MissingFileIsFileError)
-{
+TEST(SafetensorsBad, MissingFileIsFileError) {
     TempDir dir;
     expectThrowWith<FileError>([&] { SafetensorsFile::open(dir / "absent.safetensors"); }, "absent.safetensors");
     expectThrowWith<FileError>([&] { SafetensorsFile::open(dir.path()); }, dir.path().string());
 }
 
-TEST(SafetensorsBad, TooShortFiles)
-{
+TEST(SafetensorsBad, TooShortFiles) {
     TempDir dir;
     writeBytes(dir / "empty.safetensors", "");
     expectThrowWith<FormatError>([&] { SafetensorsFile::open(dir / "empty.safetensors"); }, "empty.safetensors",
@@ -399,8 +376,7 @@ TEST(SafetensorsBad, TooShortFiles)
                                  "too short");
 }
 
-TEST(SafetensorsBad, HeaderLengthPastEnd)
-{
+TEST(SafetensorsBad, HeaderLengthPastEnd) {
     TempDir dir;
     writeBytes(dir / "trunc.safetensors", le64(100) + "{}");
     expectThrowWith<FormatError>([&] { SafetensorsFile::open(dir / "trunc.safetensors"); }, "trunc.safetensors",
@@ -412,8 +388,7 @@ TEST(SafetensorsBad, HeaderLengthPastEnd)
     expectThrowWith<FormatError>([&] { SafetensorsFile::open(dir / "max.safetensors"); }, "max.safetensors");
 }
 
-TEST(SafetensorsBad, HeaderOverLimit)
-{
+TEST(SafetensorsBad, HeaderOverLimit) {
     TempDir dir;
     const uint64_t n = (100ull << 20) + 1;
     const fs::path p = dir / "limit.safetensors";
@@ -425,8 +400,7 @@ TEST(SafetensorsBad, HeaderOverLimit)
     expectThrowWith<FormatError>([&] { SafetensorsFile::open(p); }, "limit.safetensors", "100 MiB");
 }
 
-TEST(SafetensorsBad, HeaderNotJson)
-{
+TEST(SafetensorsBad, HeaderNotJson) {
     expectBadHeader("", 0, "empty");
     expectBadHeader("{\"a\": ", 0, "not valid JSON");
     expectBadHeader("hello", 0, "not valid JSON");
@@ -441,8 +415,7 @@ TEST(SafetensorsBad, HeaderNotJson)
     expectBadHeader(std::string(100000, '['), 0, "must be a JSON object");
 }
 
-TEST(SafetensorsBad, EntryFields)
-{
+TEST(SafetensorsBad, EntryFields) {
     expectBadHeader(R"({"x": 5})", 0, "'x'");
     expectBadHeader("{\"t\xc3\xa9\\n" + std::string(300, 'y') + "\": 5}", 0, "'t\xc3\xa9?yyy"); // long, escaped name
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1]}})", 4, "data_offsets");
@@ -468,8 +441,7 @@ TEST(SafetensorsBad, EntryFields)
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[0,4.0]}})", 4, "data_offsets");
 }
 
-TEST(SafetensorsBad, OffsetsAndSizes)
-{
+TEST(SafetensorsBad, OffsetsAndSizes) {
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1024],"data_offsets":[0,4096]}})", 1000,
                     "extend past the end of the data section (1000 bytes)");
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 3, "(3 bytes)");
@@ -489,8 +461,7 @@ TEST(SafetensorsBad, OffsetsAndSizes)
     expectBadHeader(R"({"x": {"dtype":"F32","shape":[9223372036854775808],"data_offsets":[0,0]}})", 0, "shape");
 }
 
-TEST(SafetensorsBad, Metadata)
-{
+TEST(SafetensorsBad, Metadata) {
     expectBadHeader(R"({"__metadata__": {"a": "b", "n": 5}})", 0, "'n'");
     expectBadHeader(R"({"__metadata__": {"a": null}})", 0, "must be a string");
     expectBadHeader(R"({"__metadata__": ["a"]})", 0, "__metadata__");
@@ -502,8 +473,7 @@ namespace {
 const unsigned char* asBytes(const std::string& s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 } // namespace
 
-TEST(SafetensorsHeader, ReadsTensorsInFileOrderWithTheirIndexAndMetadata)
-{
+TEST(SafetensorsHeader, ReadsTensorsInFileOrderWithTheirIndexAndMetadata) {
     const std::string header = R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
                                R"("a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]},"__metadata__":{"k":"v"}})";
     const std::string bytes = le64(header.size()) + header + std::string(16, '\0');
@@ -522,8 +492,7 @@ TEST(SafetensorsHeader, ReadsTensorsInFileOrderWithTheirIndexAndMetadata)
     EXPECT_EQ(h.metadata, (std::map<std::string, std::string>{{"k", "v"}}));
 }
 
-TEST(SafetensorsHeader, GivesTheMessagesOfOpeningTheFile)
-{
+TEST(SafetensorsHeader, GivesTheMessagesOfOpeningTheFile) {
     TempDir dir;
     const std::vector<std::pair<std::string, std::string>> cases = {
         {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
@@ -554,8 +523,7 @@ TEST(SafetensorsHeader, GivesTheMessagesOfOpeningTheFile)
     }
 }
 
-TEST(SafetensorsHeader, FewerBytesThanTheLengthFieldAreAnArgumentError)
-{
+TEST(SafetensorsHeader, FewerBytesThanTheLengthFieldAreAnArgumentError) {
     const std::string bytes(7, '\0');
     EXPECT_THROW(detail::readSafetensorsHeader("x.safetensors", asBytes(bytes), bytes.size()), ArgumentError);
 }
@@ -563,14 +531,13 @@ TEST(SafetensorsHeader, FewerBytesThanTheLengthFieldAreAnArgumentError)
 // ---------------------------------------------------------------------------------------
 // fp16 / bf16
 
-TEST(HalfFloat, KnownValues)
-{
+TEST(HalfFloat, KnownValues) {
     EXPECT_EQ(halfToFloat(0x3c00), 1.0f);
     EXPECT_EQ(halfToFloat(0xc000), -2.0f);
     EXPECT_EQ(halfToFloat(0x7bff), 65504.0f);
-    EXPECT_EQ(halfToFloat(0x0001), std::ldexp(1.0f, -24)); // smallest subnormal
+    EXPECT_EQ(halfToFloat(0x0001), std::ldexp(1.0f, -24));    // smallest subnormal
     EXPECT_EQ(halfToFloat(0x03ff), std::ldexp(1023.0f, -24)); // largest subnormal
-    EXPECT_EQ(halfToFloat(0x0400), std::ldexp(1.0f, -14)); // smallest normal
+    EXPECT_EQ(halfToFloat(0x0400), std::ldexp(1.0f, -14));    // smallest normal
     EXPECT_EQ(halfToFloat(0x7c00), std::numeric_limits<float>::infinity());
     EXPECT_EQ(halfToFloat(0xfc00), -std::numeric_limits<float>::infinity());
     EXPECT_TRUE(std::isnan(halfToFloat(0x7e00)));
@@ -587,7 +554,7 @@ TEST(HalfFloat, KnownValues)
     EXPECT_EQ(floatToHalf(std::ldexp(1.5f, -25)), 0x0001);
     EXPECT_EQ(floatToHalf(std::ldexp(3.0f, -25)), 0x0002); // 1.5 ulp ties up to even 2
     EXPECT_EQ(floatToHalf(-std::ldexp(1.0f, -30)), 0x8000);
-    EXPECT_EQ(floatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00); // tie to even (down)
+    EXPECT_EQ(floatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00);     // tie to even (down)
     EXPECT_EQ(floatToHalf(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02); // tie to even (up)
     EXPECT_EQ(floatToHalf(std::numeric_limits<float>::infinity()), 0x7c00);
     EXPECT_EQ(floatToHalf(-std::numeric_limits<float>::infinity()), 0xfc00);
@@ -597,8 +564,7 @@ TEST(HalfFloat, KnownValues)
     EXPECT_NE(floatToHalf(std::bit_cast<float>(0x7f800001u)) & 0x03ff, 0); // NaN payload below half precision
 }
 
-TEST(HalfFloat, EveryHalfRoundTrips)
-{
+TEST(HalfFloat, EveryHalfRoundTrips) {
     for (uint32_t h = 0; h < 0x10000; ++h) {
         const float f = halfToFloat(static_cast<uint16_t>(h));
         if (std::isnan(f))
@@ -608,8 +574,7 @@ TEST(HalfFloat, EveryHalfRoundTrips)
 }
 
 #if defined(__FLT16_MAX__)
-TEST(HalfFloat, MatchesCompilerConversion)
-{
+TEST(HalfFloat, MatchesCompilerConversion) {
     std::mt19937 rng(1234);
     for (int i = 0; i < 2000000; ++i) {
         uint32_t bits = rng();
@@ -626,8 +591,7 @@ TEST(HalfFloat, MatchesCompilerConversion)
 }
 #endif
 
-TEST(Bf16, KnownValues)
-{
+TEST(Bf16, KnownValues) {
     EXPECT_EQ(bf16ToFloat(0x3f80), 1.0f);
     EXPECT_EQ(bf16ToFloat(0xc000), -2.0f);
     EXPECT_EQ(bf16ToFloat(0x0001), std::bit_cast<float>(0x00010000u)); // smallest subnormal
@@ -635,7 +599,7 @@ TEST(Bf16, KnownValues)
     EXPECT_TRUE(std::isnan(bf16ToFloat(0x7fc0)));
     EXPECT_EQ(floatToBf16(1.0f), 0x3f80);
     EXPECT_EQ(floatToBf16(-2.0f), 0xc000);
-    EXPECT_EQ(floatToBf16(65504.0f), 0x4780); // 65536 is the nearest bf16
+    EXPECT_EQ(floatToBf16(65504.0f), 0x4780);                          // 65536 is the nearest bf16
     EXPECT_EQ(floatToBf16(std::bit_cast<float>(0x3f808000u)), 0x3f80); // tie to even (down)
     EXPECT_EQ(floatToBf16(std::bit_cast<float>(0x3f818000u)), 0x3f82); // tie to even (up)
     EXPECT_EQ(floatToBf16(std::bit_cast<float>(0x3f808001u)), 0x3f81);

@@ -7,8 +7,8 @@
 #include <functional>
 #include <map>
 #include <set>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -351,18 +351,22 @@ TEST(Open, CheckpointOverridesMustKeepTheShapes) {
 
 TEST(Open, BadOverridesAreErrorsNamingTheSpec) {
     const ModelSpec spec = parseModelSpec("preset:tiny_mla:1");
-    EXPECT_EQ(errorOf<ArgumentError>([&] { open(spec, {}, {{"warp", 9}}); }),
+    EXPECT_EQ(errorOf<ArgumentError>([&] {
+                  open(spec, {}, {{"warp", 9}});
+              }),
               "preset:tiny_mla:1: override 'warp' is not a config field");
-    EXPECT_EQ(errorOf<ArgumentError>([&] { open(spec, {}, {{"kv_layout", "compact"}}); }),
+    EXPECT_EQ(errorOf<ArgumentError>([&] {
+                  open(spec, {}, {{"kv_layout", "compact"}});
+              }),
               "preset:tiny_mla:1: override 'kv_layout' is not a config field (it is an engine option)");
-    EXPECT_NE(errorOf<ArgumentError>([&] { open(spec, {}, nlohmann::json::array({1})); })
-                  .find("must be a JSON object"),
+    EXPECT_NE(errorOf<ArgumentError>([&] { open(spec, {}, nlohmann::json::array({1})); }).find("must be a JSON object"),
               std::string::npos);
     const std::string invalid = errorOf<ConfigError>([&] { open(spec, {}, {{"vocab_size", -1}}); });
     EXPECT_EQ(invalid, "preset:tiny_mla:1 with config overrides: invalid configuration:\n"
                        "  - vocab_size = -1 must be positive");
-    EXPECT_NE(errorOf<ConfigError>([&] { open(spec, {}, {{"attn_type", "mha"}}); })
-                  .find("attn_type = \"mha\" must be \"gqa\" or \"mla\""),
+    EXPECT_NE(errorOf<ConfigError>([&] {
+                  open(spec, {}, {{"attn_type", "mha"}});
+              }).find("attn_type = \"mha\" must be \"gqa\" or \"mla\""),
               std::string::npos);
     EXPECT_EQ(applyConfigOverrides(preset("tiny_gqa"), nlohmann::json::object(), "x"), preset("tiny_gqa"));
     EXPECT_EQ(applyConfigOverrides(preset("tiny_gqa"), {{"attn_type", "mla"}}, "x").attn_type, AttnType::Mla);

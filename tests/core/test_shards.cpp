@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "testutil.h"
 #include "mythos/errors.h"
 #include "mythos/weights.h"
+#include "testutil.h"
 
 using namespace mythos;
 namespace fs = std::filesystem;

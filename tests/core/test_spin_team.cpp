@@ -10,10 +10,10 @@
 #include <thread>
 #include <vector>
 
-#include "mythos/model.h"
 #include "halfprecision.h"
-#include "ops.h"
+#include "mythos/model.h"
 #include "mythos/safetensors.h"
+#include "ops.h"
 #include "spin_team.h"
 #include "testutil.h"
 
@@ -115,8 +115,7 @@ TEST(SpinTeam, FollowsAChangeOfSize) {
         std::atomic<int> maxThread{0}, ran{0};
         ASSERT_TRUE(team.tryRun(64, [&](int64_t, int thread) {
             int seen = maxThread.load();
-            while (thread > seen && !maxThread.compare_exchange_weak(seen, thread)) {
-            }
+            while (thread > seen && !maxThread.compare_exchange_weak(seen, thread)) {}
             ran.fetch_add(1);
         }));
         EXPECT_EQ(ran.load(), 64);
@@ -172,8 +171,8 @@ TEST(SplitProducts, GroupEqualsItsProductsOneByOne) {
     const ThreadsGuard guard;
     const int64_t K = 256;
     // Widths that do not divide by four (an FFN's 341) and unequal ones (q, k, v).
-    for (const std::vector<int64_t>& widths : {std::vector<int64_t>{341, 341}, std::vector<int64_t>{256, 64, 64},
-                                              std::vector<int64_t>{8, 300}}) {
+    for (const std::vector<int64_t>& widths :
+         {std::vector<int64_t>{341, 341}, std::vector<int64_t>{256, 64, 64}, std::vector<int64_t>{8, 300}}) {
         std::vector<std::vector<float>> ws;
         for (std::size_t i = 0; i < widths.size(); ++i)
             ws.push_back(randomVector(std::size_t(widths[i] * K), uint32_t(10 + i)));
@@ -189,12 +188,14 @@ TEST(SplitProducts, GroupEqualsItsProductsOneByOne) {
                     mm.linear(x.data(), M, K, ws[i].data(), widths[i], one.back().data());
                 }
                 if (widths.size() == 2)
-                    mm.linearGroup(x.data(), M, K, {{ws[0].data(), widths[0], group[0].data()},
-                                                    {ws[1].data(), widths[1], group[1].data()}});
+                    mm.linearGroup(
+                        x.data(), M, K,
+                        {{ws[0].data(), widths[0], group[0].data()}, {ws[1].data(), widths[1], group[1].data()}});
                 else
-                    mm.linearGroup(x.data(), M, K, {{ws[0].data(), widths[0], group[0].data()},
-                                                    {ws[1].data(), widths[1], group[1].data()},
-                                                    {ws[2].data(), widths[2], group[2].data()}});
+                    mm.linearGroup(x.data(), M, K,
+                                   {{ws[0].data(), widths[0], group[0].data()},
+                                    {ws[1].data(), widths[1], group[1].data()},
+                                    {ws[2].data(), widths[2], group[2].data()}});
                 for (std::size_t i = 0; i < widths.size(); ++i)
                     EXPECT_EQ(group[i], one[i]) << "output " << i << ", M = " << M << ", threads " << threads;
             }

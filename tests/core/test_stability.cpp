@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "testutil.h"
 #include "golden.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
 #include "mythos/stability.h"
 #include "mythos/weights.h"
+#include "testutil.h"
 
 namespace fs = std::filesystem;
 using namespace mythos;

@@ -8,10 +8,10 @@
 #include <tuple>
 #include <vector>
 
-#include "testutil.h"
 #include "golden.h"
 #include "mythos/errors.h"
 #include "mythos/tokenizer.h"
+#include "testutil.h"
 
 namespace fs = std::filesystem;
 using namespace mythos;
@@ -80,8 +80,8 @@ TEST(CharTokenizerTest, UnknownCharacterWithUnkMapsToUnk) {
     EXPECT_EQ(t.encode("üa"), (std::vector<int32_t>{0, 1}));
     EXPECT_EQ(t.encode("ü"), std::vector<int32_t>{0}) << "one unk for one multi-byte character";
 
-    const Tokenizer other = Tokenizer::fromJson(
-        R"({"type": "char", "version": 1, "vocab": ["a", "b", "?"], "unk": 2})", "tok.json", 3);
+    const Tokenizer other =
+        Tokenizer::fromJson(R"({"type": "char", "version": 1, "vocab": ["a", "b", "?"], "unk": 2})", "tok.json", 3);
     EXPECT_EQ(other.encode("a!b"), (std::vector<int32_t>{0, 2, 1}));
 }
 
@@ -175,8 +175,8 @@ TEST(TokenizerErrorsTest, BadJsonThrowsFormatErrorNamingTheSource) {
 
     for (const char* unk : {"3", "-1", "\"a\"", "1.5"}) {
         SCOPED_TRACE(unk);
-        msg = formatError(std::string(R"({"type": "char", "version": 1, "vocab": ["a", "b", "c"], "unk": )") + unk +
-                          "}");
+        msg =
+            formatError(std::string(R"({"type": "char", "version": 1, "vocab": ["a", "b", "c"], "unk": )") + unk + "}");
         EXPECT_NE(msg.find("my-tokenizer.json"), std::string::npos) << msg;
         EXPECT_NE(msg.find("unk"), std::string::npos) << msg;
     }

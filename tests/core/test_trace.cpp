@@ -11,12 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "testutil.h"
 #include "golden.h"
 #include "mythos/checked.h"
 #include "mythos/errors.h"
 #include "mythos/model.h"
 #include "mythos/trace.h"
+#include "testutil.h"
 
 namespace fs = std::filesystem;
 using namespace mythos;
@@ -364,7 +364,10 @@ TEST_F(TraceTest, LoadingValidatesCountsIndicesAndDerivedSizes) {
     EXPECT_NE(msg.find("'n_loops'"), std::string::npos) << msg;
     msg = formatError([](json& j) { j["kv"]["batch"] = 7; });
     EXPECT_NE(msg.find("'kv.batch' = 7"), std::string::npos) << msg;
-    msg = formatError([](json& j) { j["vocab"] = 7; j.erase("logits"); });
+    msg = formatError([](json& j) {
+        j["vocab"] = 7;
+        j.erase("logits");
+    });
     EXPECT_NE(msg.find("vocab"), std::string::npos) << msg;
     // A number where a row belongs, and a row where a number belongs.
     msg = formatError([](json& j) { j["h_delta"][1] = 3; });

@@ -22,8 +22,8 @@ std::string failure(std::string_view text) {
 } // namespace
 
 TEST(Variant, ChangesConfigFieldsAndEngineOptions) {
-    const Variant v = applyVariant(preset("tiny_mla"), {},
-                                   parseVariant(R"({"act_threshold": 0.9, "kv_layout": "compact",
+    const Variant v =
+        applyVariant(preset("tiny_mla"), {}, parseVariant(R"({"act_threshold": 0.9, "kv_layout": "compact",
                                                     "act_final_remainder": true, "weight_type": "bf16"})"));
     EXPECT_DOUBLE_EQ(v.config.act_threshold, 0.9);
     EXPECT_EQ(v.options.kvLayout, KvLayout::Compact);

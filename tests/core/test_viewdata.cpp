@@ -22,12 +22,12 @@ Trace haltingTrace() {
     tr.seqLen = 3;
     tr.nLoops = 3;
     tr.loopsExecuted = 2;
-    tr.haltLoop = {2, 0, 1,   // row 0
-                   1, 1, 1};  // row 1
+    tr.haltLoop = {2, 0, 1,  // row 0
+                   1, 1, 1}; // row 1
     tr.weightSum = {1.0f, 0.7f, 1.0f, 1, 1, 1};
     //             row 0 t0..t2       row 1
-    tr.actCumP = {0.5f, 0.2f, 0.995f, 0, 0, 0,    // loop 1
-                  1.3f, 0.7f, 1.0f,   0, 0, 0};   // loop 2
+    tr.actCumP = {0.5f, 0.2f, 0.995f, 0, 0, 0,  // loop 1
+                  1.3f, 0.7f, 1.0f,   0, 0, 0}; // loop 2
     return tr;
 }
 
@@ -40,8 +40,8 @@ RoutingSelection handMadeSelection() {
     s.topK = 2;
     s.nExperts = 4;
     //        token 0   token 1   token 2
-    s.ids = {0, 1,    0, 2,     1, 0,     // loop 1
-             0, 1,    2, 0,     3, 2};    // loop 2
+    s.ids = {0, 1, 0, 2, 1, 0,  // loop 1
+             0, 1, 2, 0, 3, 2}; // loop 2
     s.gates = {0.75f, 0.25f, 0.5f, 0.5f, 0.6f, 0.4f, 0.9f, 0.1f, 0.7f, 0.3f, 0.5f, 0.5f};
     return s;
 }
@@ -298,8 +298,7 @@ TEST(KvViewData, LedgerOfAnUncachedRunAndCurvesOfEveryVariant) {
             current += cv.variant.current;
             EXPECT_EQ(cv.bySeqLen.back().first, d.maxSeqLen);
             EXPECT_LE(cv.bySeqLen.back().second, d.curveTop);
-            EXPECT_EQ(cv.byLoops.back().second,
-                      kvTotalBytes(cv.variant.config, cv.variant.layout, 2, 7, d.maxLoops));
+            EXPECT_EQ(cv.byLoops.back().second, kvTotalBytes(cv.variant.config, cv.variant.layout, 2, 7, d.maxLoops));
         }
         EXPECT_EQ(current, 1);
         if (c.isMla()) {

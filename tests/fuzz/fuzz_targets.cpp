@@ -25,9 +25,7 @@ namespace fuzz {
 
 namespace {
 
-std::string_view text(const uint8_t* data, std::size_t size) {
-    return {reinterpret_cast<const char*>(data), size};
-}
+std::string_view text(const uint8_t* data, std::size_t size) { return {reinterpret_cast<const char*>(data), size}; }
 
 void require(bool ok) {
     if (!ok)
@@ -63,15 +61,12 @@ void safetensors(const uint8_t* data, std::size_t size) {
             require(file.find(t.name) == &t); // the index points at the listed entry
             try {
                 require(file.readF32(t).size() == static_cast<std::size_t>(t.numel()));
-            } catch (const mythos::Error&) {
-            }
+            } catch (const mythos::Error&) {}
             try {
                 file.readI64(t);
-            } catch (const mythos::Error&) {
-            }
+            } catch (const mythos::Error&) {}
         }
-    } catch (const mythos::Error&) {
-    }
+    } catch (const mythos::Error&) {}
 }
 
 void config(const uint8_t* data, std::size_t size) {
@@ -82,8 +77,7 @@ void config(const uint8_t* data, std::size_t size) {
         mythos::weightBytesF32(c);
         // What it writes reads back as the same config.
         require(mythos::parseConfig(mythos::configToJsonText(c), "again") == c);
-    } catch (const mythos::Error&) {
-    }
+    } catch (const mythos::Error&) {}
 }
 
 namespace {
@@ -112,8 +106,7 @@ void checkRoundTrip(const mythos::Tokenizer& tok, std::string_view s, std::optio
         } else {
             tok.encode(back);
         }
-    } catch (const mythos::Error&) {
-    }
+    } catch (const mythos::Error&) {}
 }
 
 } // namespace
@@ -135,10 +128,10 @@ void tokenizer(const uint8_t* data, std::size_t size) {
             unk = int32_t(j["unk"].get<int64_t>());
         // Spaces a BPE file adds or strips on purpose: the text then does not come back as is.
         const std::string dump = j.dump();
-        const bool exact = tok.kind() != mythos::Tokenizer::Kind::Bpe ||
-                           (dump.find("\"add_prefix_space\":false") != std::string::npos &&
-                            dump.find("\"lstrip\":true") == std::string::npos &&
-                            dump.find("\"rstrip\":true") == std::string::npos);
+        const bool exact =
+            tok.kind() != mythos::Tokenizer::Kind::Bpe ||
+            (dump.find("\"add_prefix_space\":false") != std::string::npos &&
+             dump.find("\"lstrip\":true") == std::string::npos && dump.find("\"rstrip\":true") == std::string::npos);
         // Some of the input's own text, its tail, and text decoded from ids the tokenizer has
         // pieces for, ids it has none for ("<N>") and ids one past and far past its size.
         checkRoundTrip(tok, json.substr(0, 64), unk, exact);
@@ -149,8 +142,7 @@ void tokenizer(const uint8_t* data, std::size_t size) {
         ids.push_back(int32_t(tok.size()));
         ids.push_back(999999999);
         checkRoundTrip(tok, tok.decode(ids), unk, exact);
-    } catch (const mythos::Error&) {
-    }
+    } catch (const mythos::Error&) {}
 }
 
 void tiktoken(const uint8_t* data, std::size_t size) {
@@ -169,8 +161,7 @@ void tiktoken(const uint8_t* data, std::size_t size) {
             ids.push_back(int32_t(data[i]) % int32_t(tok.size() + 2));
         ids.push_back(int32_t(tok.size()));
         checkRoundTrip(tok, tok.decode(ids), std::nullopt);
-    } catch (const mythos::Error&) {
-    }
+    } catch (const mythos::Error&) {}
 }
 
 void trace(const uint8_t* data, std::size_t size) {
@@ -185,8 +176,7 @@ void trace(const uint8_t* data, std::size_t size) {
         require(again.actP.size() == t.actP.size() && again.routerLogits.size() == t.routerLogits.size() &&
                 again.logits.size() == t.logits.size());
         require(again.hasKv == t.hasKv && again.kv.entries.size() == t.kv.entries.size());
-    } catch (const mythos::Error&) {
-    }
+    } catch (const mythos::Error&) {}
 }
 
 void prompts(const uint8_t* data, std::size_t size) {
@@ -198,8 +188,7 @@ void prompts(const uint8_t* data, std::size_t size) {
         try {
             for (const auto& p : mythos::loadEvalPrompts(f.path(), tok, 64))
                 require(!p.prompt.empty() && !p.answer.empty() && int64_t(p.prompt.size() + p.answer.size()) <= 64);
-        } catch (const mythos::Error&) {
-        }
+        } catch (const mythos::Error&) {}
     }
 }
 
@@ -209,21 +198,24 @@ void ids(const uint8_t* data, std::size_t size) {
         for (const auto& r : rows)
             for (int32_t id : r)
                 require(id >= 0);
-    } catch (const cli::UsageError&) {
-    }
+    } catch (const cli::UsageError&) {}
 }
 
 void variant(const uint8_t* data, std::size_t size) {
     try {
         const auto v = mythos::applyVariant(mythos::preset("tiny_mla"), {}, mythos::parseVariant(text(data, size)));
         require(mythos::validate(v.config).empty());
-    } catch (const mythos::Error&) {
-    }
+    } catch (const mythos::Error&) {}
 }
 
 const std::vector<Named>& targets() {
-    static const std::vector<Named> all = {{"safetensors", safetensors}, {"config", config}, {"tokenizer", tokenizer},
-                                           {"tiktoken", tiktoken},       {"trace", trace},             {"prompts", prompts}, {"ids", ids},
+    static const std::vector<Named> all = {{"safetensors", safetensors},
+                                           {"config", config},
+                                           {"tokenizer", tokenizer},
+                                           {"tiktoken", tiktoken},
+                                           {"trace", trace},
+                                           {"prompts", prompts},
+                                           {"ids", ids},
                                            {"variant", variant}};
     return all;
 }

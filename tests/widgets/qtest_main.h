@@ -28,13 +28,13 @@ inline QStringList entries(const QString& dir) {
     return QDir(dir).entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden | QDir::System, QDir::Name);
 }
 
-#define MX_QTEST_MAIN(TestClass)                                   \
-    int main(int argc, char** argv) {                              \
-        if (!std::getenv("QT_QPA_PLATFORM"))                       \
-            setenv("QT_QPA_PLATFORM", "offscreen", 0);             \
-        QApplication app(argc, argv);                              \
-        app.setAttribute(Qt::AA_Use96Dpi, true);                   \
-        TestClass tc;                                              \
-        QTEST_SET_MAIN_SOURCE_PATH                                 \
-        return QTest::qExec(&tc, argc, argv);                      \
+#define MX_QTEST_MAIN(TestClass)                                                                                       \
+    int main(int argc, char** argv) {                                                                                  \
+        if (!std::getenv("QT_QPA_PLATFORM"))                                                                           \
+            setenv("QT_QPA_PLATFORM", "offscreen", 0);                                                                 \
+        QApplication app(argc, argv);                                                                                  \
+        app.setAttribute(Qt::AA_Use96Dpi, true);                                                                       \
+        TestClass tc;                                                                                                  \
+        QTEST_SET_MAIN_SOURCE_PATH                                                                                     \
+        return QTest::qExec(&tc, argc, argv);                                                                          \
     }

@@ -152,8 +152,7 @@ private slots:
         BarChart chart("Halting", "loop", "tokens");
         const QStringList cats{"1", "2", "3", "never"};
         const QVector<double> vals{4, 0.1 + 0.2, 7.5, 2};
-        const QVector<QColor> colors{sequentialColor(0), sequentialColor(0.5), sequentialColor(1),
-                                     neverHaltedColor()};
+        const QVector<QColor> colors{sequentialColor(0), sequentialColor(0.5), sequentialColor(1), neverHaltedColor()};
         chart.setBars(cats, vals, colors);
         QCOMPARE(chart.categories(), cats);
         QCOMPARE(chart.values(), vals);

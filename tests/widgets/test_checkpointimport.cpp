@@ -186,14 +186,15 @@ private slots:
     }
 
     void progressLinesBecomeSignalsAndTheFolderIsReported() {
-        const QString tool = fakeTool("ok", "out=\"$4\"\n"
-                                            "echo 'progress 0 0 reading step_0000042.pt'\n"
-                                            "echo 'export_checkpoint: note: no tokenizer here' >&2\n"
-                                            "printf 'progress 0 300 writing embed.weight\\nprogress 100 300 writing a'\n"
-                                            "sleep 0.2\n"
-                                            "printf '.b\\nprogress 300 300 writing done\\nnot a progress line\\n'\n"
-                                            "mkdir -p \"$out\" && echo '{}' > \"$out/config.json\"\n"
-                                            "echo \"wrote $out\"\n");
+        const QString tool =
+            fakeTool("ok", "out=\"$4\"\n"
+                           "echo 'progress 0 0 reading step_0000042.pt'\n"
+                           "echo 'export_checkpoint: note: no tokenizer here' >&2\n"
+                           "printf 'progress 0 300 writing embed.weight\\nprogress 100 300 writing a'\n"
+                           "sleep 0.2\n"
+                           "printf '.b\\nprogress 300 300 writing done\\nnot a progress line\\n'\n"
+                           "mkdir -p \"$out\" && echo '{}' > \"$out/config.json\"\n"
+                           "echo \"wrote $out\"\n");
         QVERIFY(!tool.isEmpty());
         CheckpointImport imp;
         QSignalSpy progress(&imp, &CheckpointImport::progress);
@@ -229,7 +230,8 @@ private slots:
         };
         const QList<Case> cases = {
             {"echo 'export_checkpoint: note: something' >&2\n"
-             "echo 'export_checkpoint: error: x.pt: its 77 tensors do not match the checkpoint'\"'\"'s cfg' >&2\nexit 1\n",
+             "echo 'export_checkpoint: error: x.pt: its 77 tensors do not match the checkpoint'\"'\"'s cfg' >&2\nexit "
+             "1\n",
              "x.pt: its 77 tensors do not match the checkpoint's cfg"},
             {"echo 'Traceback (most recent call last):' >&2\necho 'RuntimeError: boom' >&2\nexit 1\n",
              "The checkpoint converter failed (exit status 1): RuntimeError: boom"},
@@ -382,9 +384,10 @@ private slots:
         o.checkpoint = dummyCheckpoint();
         o.outDir = path("out_dialog");
         o.python = "/bin/sh";
-        o.tool = fakeTool("dialog", "echo 'progress 0 0 reading step_0000042.pt'\n"
-                                    "echo 'progress 3000 12000 writing recurrent.block.ffn.routed_experts.17.up.weight'\n"
-                                    "exec sleep 30\n");
+        o.tool =
+            fakeTool("dialog", "echo 'progress 0 0 reading step_0000042.pt'\n"
+                               "echo 'progress 3000 12000 writing recurrent.block.ffn.routed_experts.17.up.weight'\n"
+                               "exec sleep 30\n");
         QSignalSpy cancelled(&win, &MainWindow::importCancelled);
         QSignalSpy failed(&win, &MainWindow::importFailed);
         win.importCheckpoint(o);

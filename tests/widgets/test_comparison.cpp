@@ -120,7 +120,8 @@ private slots:
             QCOMPARE(v.klChart()->values()[t], want.klAB[std::size_t(t)]);
         }
         auto* table = v.table();
-        QCOMPARE(cell(table, "parameters", 1), QLocale().toString(qlonglong(mythos::countParameters(a->config()).total)));
+        QCOMPARE(cell(table, "parameters", 1),
+                 QLocale().toString(qlonglong(mythos::countParameters(a->config()).total)));
         QCOMPARE(cell(table, "prefill (cached, ms)", 2), QString("1.50"));
         QCOMPARE(cell(table, "decode (ms per token)", 2), QString("0.250"));
         const auto kv = mythos::kvTotalBytes(ta->config, mythos::KvLayout::Reference, 1, T, 3);
@@ -199,8 +200,8 @@ private slots:
             },
             60000));
         // With the Compare view open, both runs measure their latency.
-        QVERIFY(QTest::qWaitFor([&] { return cell(win.comparisonView()->table(), "prefill (cached, ms)", 2) != "<missing>"; },
-                                60000));
+        QVERIFY(QTest::qWaitFor(
+            [&] { return cell(win.comparisonView()->table(), "prefill (cached, ms)", 2) != "<missing>"; }, 60000));
         const double prefillB = cell(win.comparisonView()->table(), "prefill (cached, ms)", 2).toDouble();
         QVERIFY(prefillB > 0);
 

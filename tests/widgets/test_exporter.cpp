@@ -25,7 +25,6 @@ using namespace mx;
 
 namespace {
 
-
 // Set MX_EXPORT_KEEP_DIR to look at the exported images after the run.
 void keepForInspection(const QString& file, const QString& name) {
     const QString keep = qEnvironmentVariable("MX_EXPORT_KEEP_DIR");
@@ -148,9 +147,9 @@ private slots:
         m_line->setMarkers({{4, "max_loop_iters"}});
 
         m_bar = std::make_unique<BarChart>("Halting histogram", "loop", "tokens");
-        m_bar->setBars({"1", "2", "3", "4", "never"}, {3, 7, 12, 5, 2},
-                       {sequentialColor(0), sequentialColor(0.33), sequentialColor(0.66), sequentialColor(1),
-                        neverHaltedColor()});
+        m_bar->setBars(
+            {"1", "2", "3", "4", "never"}, {3, 7, 12, 5, 2},
+            {sequentialColor(0), sequentialColor(0.33), sequentialColor(0.66), sequentialColor(1), neverHaltedColor()});
     }
 
     void init() {
@@ -300,14 +299,17 @@ private slots:
             QVERIFY(ok);
             // Full precision: the exact double comes back, not a rounded one.
             QVERIFY2(y == t.rows[i][2].toDouble(),
-                     qPrintable(QString("DataTable::toCsv lost precision in row %1: wrote %2 for %3").arg(i).arg(rows[i + 1][2])
+                     qPrintable(QString("DataTable::toCsv lost precision in row %1: wrote %2 for %3")
+                                    .arg(i)
+                                    .arg(rows[i + 1][2])
                                     .arg(QString::number(t.rows[i][2].toDouble(), 'g', 17))));
         }
     }
 
     void csvEscapesLineBreaks() {
         DataTable t;
-        t.columns << "name" << "note";
+        t.columns << "name"
+                  << "note";
         t.addRow({QString("a,b"), QString("line 1\nline \"2\"")});
         const QString file = path("escape.csv");
         QVERIFY(exportChartData(t, file, DataFormat::Csv).ok);

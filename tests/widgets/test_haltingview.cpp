@@ -160,7 +160,8 @@ void checkShowsTrace(HaltingView& view, const mythos::Trace& tr) {
         QVERIFY(c.widget);
         QVERIFY(!c.title.isEmpty());
     }
-    QCOMPARE(ids, QStringList({"halting-text", "halting-bars", "halting-heatmap", "act-weight-sum", "halting-histogram"}));
+    QCOMPARE(ids,
+             QStringList({"halting-text", "halting-bars", "halting-heatmap", "act-weight-sum", "halting-histogram"}));
     const DataTable text = charts[0].data();
     QCOMPARE(int(text.rows.size()), T);
     for (int t = 0; t < T; ++t) {

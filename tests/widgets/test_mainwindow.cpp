@@ -2,19 +2,19 @@
 // fast changes end consistent, errors keep the previous model, traces save and reopen,
 // keyboard shortcuts work, and the event loop never stalls while the engine runs.
 #include <QElapsedTimer>
+#include <QLabel>
 #include <QRandomGenerator>
+#include <QSettings>
 #include <QSignalSpy>
 #include <QSlider>
 #include <QTemporaryDir>
-#include <QLabel>
-#include <QSettings>
 
 #include "mainwindow.h"
 #include "qtest_main.h"
 
-#include "tokenstrip.h"
 #include "mythos/config.h"
 #include "mythos/weights.h"
+#include "tokenstrip.h"
 
 using namespace mx;
 
@@ -43,7 +43,8 @@ class TestMainWindow : public QObject {
         while (t.elapsed() < timeoutMs) {
             QTest::qWait(50);
             auto tr = win->currentTrace();
-            if (tr && tr->nLoops == win->loops() && std::size_t(tr->seqLen) == std::size_t(win->prompt().toUtf8().size()))
+            if (tr && tr->nLoops == win->loops() &&
+                std::size_t(tr->seqLen) == std::size_t(win->prompt().toUtf8().size()))
                 if (QTest::qWaitFor([&] { return win->currentTrace() == tr; }, 150))
                     return true;
         }
@@ -120,11 +121,21 @@ private slots:
         const QStringList prompts = {"a", "abc", "loops think", "The recurrence converges.", "x=1;y=x;y?"};
         for (int i = 0; i < 150; ++i) {
             switch (rng->bounded(5)) {
-            case 0: win->setLoops(1 + int(rng->bounded(16))); break;
-            case 1: win->setActThreshold(0.5 + rng->bounded(0.49)); break;
-            case 2: win->setPrompt(prompts[int(rng->bounded(prompts.size()))]); break;
-            case 3: win->setSelectedToken(int(rng->bounded(30)) - 1); break;
-            case 4: win->cancelRun(); break;
+            case 0:
+                win->setLoops(1 + int(rng->bounded(16)));
+                break;
+            case 1:
+                win->setActThreshold(0.5 + rng->bounded(0.49));
+                break;
+            case 2:
+                win->setPrompt(prompts[int(rng->bounded(prompts.size()))]);
+                break;
+            case 3:
+                win->setSelectedToken(int(rng->bounded(30)) - 1);
+                break;
+            case 4:
+                win->cancelRun();
+                break;
             }
             if (rng->bounded(4) == 0)
                 QTest::qWait(int(rng->bounded(40)));
@@ -178,7 +189,8 @@ private slots:
         QVERIFY(note && note->isVisible());
         QVERIFY2(note->text().contains("tokenizer.json") && note->text().contains("twice"), qPrintable(note->text()));
         QVERIFY(waitForSignal(errored, 60000));
-        QVERIFY2(errored.first().at(0).toString().contains("tokenizer.json"), qPrintable(errored.first().at(0).toString()));
+        QVERIFY2(errored.first().at(0).toString().contains("tokenizer.json"),
+                 qPrintable(errored.first().at(0).toString()));
         // A model with a good tokenizer hides the note again.
         // Typing while the next model loads (a debounced run for the old model is submitted)
         // must not cancel the load.

@@ -27,7 +27,6 @@ namespace {
 
 const QSize kChartSize(900, 540);
 
-
 // RFC 4180 records (quoted cells may hold line breaks, e.g. a "\n" token).
 int csvRecords(const QString& text) {
     int records = 0;

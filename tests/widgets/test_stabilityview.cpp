@@ -143,9 +143,12 @@ private slots:
         QTest::addColumn<int>("status");
         QTest::addColumn<QString>("word");
         QTest::addColumn<QString>("horizon");
-        QTest::newRow("0.5") << 0.5f << int(mythos::StabilityStatus::Fine) << "stable" << "2.0 loops";
-        QTest::newRow("0.95") << 0.95f << int(mythos::StabilityStatus::Warning) << "near the edge" << "20.0 loops";
-        QTest::newRow("1.0") << 1.0f << int(mythos::StabilityStatus::Unstable) << "unstable" << "infinite";
+        QTest::newRow("0.5") << 0.5f << int(mythos::StabilityStatus::Fine) << "stable"
+                             << "2.0 loops";
+        QTest::newRow("0.95") << 0.95f << int(mythos::StabilityStatus::Warning) << "near the edge"
+                              << "20.0 loops";
+        QTest::newRow("1.0") << 1.0f << int(mythos::StabilityStatus::Unstable) << "unstable"
+                             << "infinite";
     }
     void statuses() {
         QFETCH(float, maxA);
@@ -387,7 +390,8 @@ private slots:
     // shown as not finite, the histogram counts them apart, and a weight warning shows.
     void nonFiniteA() {
         StabilityView v;
-        auto t = handTrace({0.5f, std::numeric_limits<float>::quiet_NaN(), 0.25f, std::numeric_limits<float>::infinity()});
+        auto t =
+            handTrace({0.5f, std::numeric_limits<float>::quiet_NaN(), 0.25f, std::numeric_limits<float>::infinity()});
         v.setTrace(t);
         QCOMPARE(v.status(), mythos::StabilityStatus::NonFinite);
         QVERIFY(labelText(v, "rhoValue").contains("not finite"));

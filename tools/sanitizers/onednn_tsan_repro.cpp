@@ -61,8 +61,7 @@ int main(int argc, char** argv) {
             std::atomic<int> started{0};
             const auto both = [&, round] {
                 started.fetch_add(1);
-                while (started.load() < 2) {
-                }
+                while (started.load() < 2) {}
                 makeMatmul(16 + 16 * round);
             };
             std::thread a(both), b(both);

@@ -21,9 +21,7 @@ struct RoutingSelection {
     int64_t loops = 0, batch = 0, seqLen = 0, topK = 0, nExperts = 0;
     std::vector<int32_t> ids;
     std::vector<float> gates;
-    std::size_t at(int64_t l, int64_t b, int64_t t) const {
-        return std::size_t(((l * batch + b) * seqLen + t) * topK);
-    }
+    std::size_t at(int64_t l, int64_t b, int64_t t) const { return std::size_t(((l * batch + b) * seqLen + t) * topK); }
 };
 
 // What the model used: the biased top-k recorded in the trace.
@@ -44,8 +42,8 @@ struct LoadStats {
 
 struct RoutingStats {
     int64_t loops = 0, nExperts = 0, topK = 0, tokens = 0; // tokens = B*T
-    std::vector<LoadStats> perLoop; // [L]
-    LoadStats overall;              // every loop together
+    std::vector<LoadStats> perLoop;                        // [L]
+    LoadStats overall;                                     // every loop together
     // Share of tokens whose first-choice expert / whose set of k experts differs from the
     // previous loop's; [L], entry 0 is 0 (no previous loop).
     std::vector<double> top1Switch, setSwitch;
@@ -90,7 +88,7 @@ int64_t kvTotalBytes(const Config& cfg, KvLayout layout, int64_t batch, int64_t 
 // How deep the tokens thought: what the halting view, the comparison and the report say.
 struct HaltingSummary {
     int64_t tokens = 0, halted = 0, never = 0;
-    int64_t atLoopOne = 0;                                      // halted at loop 1 (ACT collapse)
+    int64_t atLoopOne = 0;                                          // halted at loop 1 (ACT collapse)
     double meanHaltLoop = std::numeric_limits<double>::quiet_NaN(); // over halted tokens
     // [L + 1]: tokens halting at loop 1..L, then the never-halted ones (a halting loop
     // past loops_executed, which a loaded trace cannot have, counts as never).

@@ -46,11 +46,11 @@ struct Config {
     double dropout = 0.0;
 
     bool isMla() const { return attn_type == AttnType::Mla; }
-    int64_t headDim() const { return dim / n_heads; }         // GQA head width
+    int64_t headDim() const { return dim / n_heads; } // GQA head width
     int64_t ropeDim() const { return isMla() ? qk_rope_head_dim : headDim(); }
-    int64_t denseHidden() const { return dim * 4 / 3; }       // prelude/coda SwiGLU width
+    int64_t denseHidden() const { return dim * 4 / 3; } // prelude/coda SwiGLU width
     int64_t sharedHidden() const { return expert_dim * n_experts_per_tok; }
-    int64_t loopDim() const { return dim / 8; }               // loop-index embedding width
+    int64_t loopDim() const { return dim / 8; } // loop-index embedding width
 
     bool operator==(const Config&) const = default;
 };

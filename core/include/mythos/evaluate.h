@@ -36,7 +36,7 @@ struct EvalCell {
     int64_t n = 0, correct = 0;
     int64_t tokens = 0, halted = 0; // prompt tokens, those that halted
     double haltSum = 0;
-    int64_t answerHalted = 0;       // prompts whose answer token halted
+    int64_t answerHalted = 0; // prompts whose answer token halted
     double answerHaltSum = 0;
     // haltLoop: 1-based halting loop of every prompt token, 0 = never halted.
     void add(bool ok, const std::vector<int32_t>& haltLoop);
@@ -50,8 +50,8 @@ struct EvalCell {
 struct EvalResult {
     std::vector<int64_t> loops; // ascending
     std::map<int64_t, EvalCell> byLoops;
-    std::map<std::pair<int64_t, int64_t>, EvalCell> byHops;                    // (hops, loops)
-    std::map<std::tuple<std::string, int64_t, int64_t>, EvalCell> byTask;     // (task, hops, loops)
+    std::map<std::pair<int64_t, int64_t>, EvalCell> byHops;               // (hops, loops)
+    std::map<std::tuple<std::string, int64_t, int64_t>, EvalCell> byTask; // (task, hops, loops)
 };
 
 // For each loop count and prompt: greedy generation of len(answer) tokens with a KV cache

@@ -36,9 +36,9 @@ struct GenerateOptions {
 
 struct GenerateResult {
     int64_t batch = 0, steps = 0, vocab = 0;
-    std::vector<int32_t> generated;  // [B][steps]
-    std::vector<float> stepLogits;   // [steps][B][V], before temperature
-    KvLedger kv;                     // the cache after the last step
+    std::vector<int32_t> generated; // [B][steps]
+    std::vector<float> stepLogits;  // [steps][B][V], before temperature
+    KvLedger kv;                    // the cache after the last step
 };
 
 GenerateResult generate(Model& model, const std::vector<int32_t>& prompt, int64_t batch, int64_t promptLen,

@@ -38,10 +38,10 @@ enum class HeadRows {
 };
 
 struct ForwardOptions {
-    int64_t nLoops = 0;        // 0 = max_loop_iters, like the reference's `n_loops or ...`
-    KvCache* cache = nullptr;  // with a cache every loop runs (no early exit)
-    int64_t startPos = 0;      // RoPE position of the first token
-    Trace* trace = nullptr;    // filled when non-null; no cost when null
+    int64_t nLoops = 0;                        // 0 = max_loop_iters, like the reference's `n_loops or ...`
+    KvCache* cache = nullptr;                  // with a cache every loop runs (no early exit)
+    int64_t startPos = 0;                      // RoPE position of the first token
+    Trace* trace = nullptr;                    // filled when non-null; no cost when null
     const std::atomic<bool>* cancel = nullptr; // checked between layers and loops
     HeadRows headRows = HeadRows::All;
 };
@@ -51,12 +51,12 @@ struct ForwardOptions {
 struct DeepRun {
     int64_t batch = 0, seqLen = 0, depth = 0;
     std::vector<int32_t> ids;
-    std::vector<float> e;                // prelude output [N][D]
-    std::vector<std::vector<float>> h;   // h_t after loop t, [N][D] each
-    std::vector<std::vector<float>> p;   // halting probability per loop, [N]
-    std::vector<std::vector<float>> cum; // cumulative p after loop t, [N]
+    std::vector<float> e;                   // prelude output [N][D]
+    std::vector<std::vector<float>> h;      // h_t after loop t, [N][D] each
+    std::vector<std::vector<float>> p;      // halting probability per loop, [N]
+    std::vector<std::vector<float>> cum;    // cumulative p after loop t, [N]
     std::vector<std::vector<float>> weight; // reference ACT weight per loop, [N]
-    Trace trace;                          // per-loop records to depth K (no logits)
+    Trace trace;                            // per-loop records to depth K (no logits)
 };
 
 class Model {

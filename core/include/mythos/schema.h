@@ -27,14 +27,34 @@ enum class Stage {
 enum class Field {
     Embed,
     // A transformer block (a prelude or coda layer, the recurrent block).
-    AttnNorm, FfnNorm,
-    Wq, Wk, Wv,                                           // GQA
-    QDown, QNorm, QUpNope, QUpRope, KvDown, KvNorm, KvUp, // MLA
-    Wo,                                                   // both
-    RouterBias, Router,                                   // the recurrent block's MoE
-    Gate, Up, Down,                                       // a SwiGLU (Ffn says which)
+    AttnNorm,
+    FfnNorm,
+    Wq,
+    Wk,
+    Wv, // GQA
+    QDown,
+    QNorm,
+    QUpNope,
+    QUpRope,
+    KvDown,
+    KvNorm,
+    KvUp, // MLA
+    Wo,   // both
+    RouterBias,
+    Router, // the recurrent block's MoE
+    Gate,
+    Up,
+    Down, // a SwiGLU (Ffn says which)
     // The recurrent loop outside its block.
-    InjectionLogA, InjectionLogDt, InjectionB, HaltWeight, HaltBias, LoraB, LoraDown, LoraScale, RecurrentNorm,
+    InjectionLogA,
+    InjectionLogDt,
+    InjectionB,
+    HaltWeight,
+    HaltBias,
+    LoraB,
+    LoraDown,
+    LoraScale,
+    RecurrentNorm,
     FinalNorm,
     Head,
 };
@@ -45,7 +65,7 @@ enum class Ffn { None, Dense, Routed, Shared };
 struct TensorSlot {
     Stage stage = Stage::Embed;
     Field field = Field::Embed;
-    int64_t layer = 0;  // prelude / coda layer
+    int64_t layer = 0; // prelude / coda layer
     Ffn ffn = Ffn::None;
     int64_t expert = 0; // routed / shared expert
 

@@ -19,13 +19,13 @@ inline constexpr const char* kTraceSchema = "mythos-trace/1";
 
 struct Trace {
     Config config;
-    std::string model;       // folder or preset name
-    std::string weightsHash; // hashWeights() of the model
+    std::string model;                                 // folder or preset name
+    std::string weightsHash;                           // hashWeights() of the model
     nlohmann::json options = nlohmann::json::object(); // engine options used
 
     int64_t batch = 0, seqLen = 0, startPos = 0;
-    int64_t nLoops = 0;        // requested
-    int64_t loopsExecuted = 0; // L
+    int64_t nLoops = 0;              // requested
+    int64_t loopsExecuted = 0;       // L
     std::vector<int32_t> ids;        // [B][T]
     std::vector<std::string> pieces; // [B][T] text of each token (may be empty)
 

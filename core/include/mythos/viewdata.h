@@ -34,14 +34,14 @@ struct HaltingViewData {
     std::vector<int32_t> haltLoop; // [T] 1-based, 0 = never halted
     // [T] the halting loop, never-halted tokens at L + 1.
     std::vector<double> haltBar;
-    std::vector<double> cumP;       // [T][L] cumulative halting probability, NaN where missing
-    double cumPTop = 1;             // the largest finite cumulative p, at least 1
-    std::vector<double> lastCumP;   // [T] after the last loop, NaN where missing (or L = 0)
+    std::vector<double> cumP;              // [T][L] cumulative halting probability, NaN where missing
+    double cumPTop = 1;                    // the largest finite cumulative p, at least 1
+    std::vector<double> lastCumP;          // [T] after the last loop, NaN where missing (or L = 0)
     std::vector<int64_t> pastMaxLoopIters; // 0-based loop columns past max_loop_iters
-    std::vector<double> weightSum;  // [T] ACT weight sum, NaN where missing
-    double weightSumTop = 0;        // the largest finite weight sum, 0 for none
-    bool finalRemainder = false;    // the run's act_final_remainder option
-    HaltingSummary summary;         // of batch row 0
+    std::vector<double> weightSum;         // [T] ACT weight sum, NaN where missing
+    double weightSumTop = 0;               // the largest finite weight sum, 0 for none
+    bool finalRemainder = false;           // the run's act_final_remainder option
+    HaltingSummary summary;                // of batch row 0
     ActHealth health = ActHealth::Healthy;
     double atLoopOneShare = 0; // summary.atLoopOne / tokens (0 without tokens)
     double neverShare = 0;     // summary.never / tokens (0 without tokens)
@@ -51,7 +51,7 @@ HaltingViewData haltingViewData(const Trace& tr);
 // Two runs over the same tokens side by side, per token of batch row 0.
 struct HaltingComparison {
     int64_t tokens = 0;
-    int64_t loops = 0; // L, the larger of the two runs' loops executed
+    int64_t loops = 0;                // L, the larger of the two runs' loops executed
     std::vector<double> haltA, haltB; // [T] halting loop, never halted at L + 1
     std::vector<double> diff;         // [T] haltB - haltA
     int64_t sameHaltLoop = 0;         // tokens with the same halting loop (or never halted in both)
@@ -67,16 +67,16 @@ std::vector<int64_t> deadExperts(const LoadStats& s);
 // Load of every expert at every loop, for the expert x loop heatmap.
 struct ExpertLoadGrid {
     int64_t experts = 0, loops = 0;
-    std::vector<double> load; // [E][L] share of the loop's routing slots
-    double top = 0;           // colour range: the largest finite load, at least 2/E
+    std::vector<double> load;              // [E][L] share of the loop's routing slots
+    double top = 0;                        // colour range: the largest finite load, at least 2/E
     std::vector<int64_t> pastMaxLoopIters; // 0-based loop columns past max_loop_iters
 };
 ExpertLoadGrid expertLoadGrid(const RoutingStats& stats, int64_t maxLoopIters);
 
 // The balance measures by loop, each in 0..1 so that they share an axis. x is the 1-based loop.
 struct RoutingBalanceCurves {
-    double maxEntropyBits = 1; // log2(E), or 1 for a single expert
-    std::vector<std::pair<double, double>> entropyShare, gini; // every loop
+    double maxEntropyBits = 1;                                    // log2(E), or 1 for a single expert
+    std::vector<std::pair<double, double>> entropyShare, gini;    // every loop
     std::vector<std::pair<double, double>> top1Switch, setSwitch; // loops 2..L
 };
 RoutingBalanceCurves routingBalanceCurves(const RoutingStats& stats);
@@ -85,10 +85,10 @@ RoutingBalanceCurves routingBalanceCurves(const RoutingStats& stats);
 // token's top expert there.
 struct TokenRouting {
     int64_t tokens = 0, experts = 0, loop = 0; // loop: the one shown, 0 = summed
-    std::vector<double> gates;     // [T][E]
-    std::vector<int32_t> top;      // [T] first choice at the loop; the largest summed gate (-1 = none) at 0
-    std::vector<double> topGate;   // [T] the largest gate (summed at 0), -1 when none is positive
-    double gateTop = 1;            // colour range: 1 at one loop, L for the sum
+    std::vector<double> gates;                 // [T][E]
+    std::vector<int32_t> top;                  // [T] first choice at the loop; the largest summed gate (-1 = none) at 0
+    std::vector<double> topGate;               // [T] the largest gate (summed at 0), -1 when none is positive
+    double gateTop = 1;                        // colour range: 1 at one loop, L for the sum
 };
 // `loop` is clamped to 0..L. An empty result when the selection has no loops or experts.
 TokenRouting tokenRouting(const RoutingSelection& sel, int64_t loop);
@@ -126,7 +126,7 @@ std::vector<int64_t> kvSamplePoints(int64_t hi, int64_t mark);
 // Cache bytes of one attention variant against sequence length and against loop count.
 struct KvCurve {
     KvVariant variant;
-    bool compactMla = false; // MLA in the compact layout (drawn dashed)
+    bool compactMla = false;                           // MLA in the compact layout (drawn dashed)
     std::vector<std::pair<int64_t, int64_t>> bySeqLen; // (positions, bytes) at the run's loops
     std::vector<std::pair<int64_t, int64_t>> byLoops;  // (loops, bytes) at the run's positions
 };
@@ -136,15 +136,15 @@ struct KvViewData {
     // cached run over the trace's tokens at its loop count would hold (reference layout).
     KvLedger ledger;
     bool live = false;
-    int64_t batch = 1, loops = 1, positions = 0; // batch and loops at least 1
+    int64_t batch = 1, loops = 1, positions = 0;                        // batch and loops at least 1
     int64_t bytesPerPositionReference = 0, bytesPerPositionCompact = 0; // per entry
-    std::vector<int64_t> compactBytes;  // [entries] each entry in the compact layout
+    std::vector<int64_t> compactBytes;                                  // [entries] each entry in the compact layout
     int64_t compactTotal = 0;
     double perTokenReference = 0, perTokenCompact = 0; // all entries, per position and row
     int64_t recurrentEntries = 0;
-    std::vector<KvEntryKind> kinds;     // [entries]
-    int64_t largestEntryBytes = 0;      // reference layout
-    int64_t extraLoopBytes = 0;         // what one more loop adds (reference layout)
+    std::vector<KvEntryKind> kinds; // [entries]
+    int64_t largestEntryBytes = 0;  // reference layout
+    int64_t extraLoopBytes = 0;     // what one more loop adds (reference layout)
     // MLA: bytes of each position and entry that copy the shared rope key to every head.
     int64_t ropeCopyBytes = 0;
     // GQA: bytes per position and entry of plain multi-head attention.

@@ -18,19 +18,19 @@ namespace mythos {
 // Linear weight except the router, and the embedding / tied head, as bf16 (round to nearest
 // even): half the memory, fp32 accumulation. Everything else stays fp32 (bf16Eligible).
 enum class WeightType { F32, BF16 };
-std::string weightTypeName(WeightType t);      // "f32", "bf16"
+std::string weightTypeName(WeightType t);         // "f32", "bf16"
 WeightType parseWeightType(const std::string& s); // ArgumentError for an unknown name
 
 struct Tensor {
     std::vector<int64_t> shape;
-    std::vector<float> data;     // the values, unless the tensor is held in bf16
+    std::vector<float> data;         // the values, unless the tensor is held in bf16
     std::vector<uint16_t> bf16 = {}; // bf16 bits instead of `data` (then `data` is empty)
     int64_t numel() const;
     bool isBf16() const { return !bf16.empty(); }
-    std::vector<float> values() const;  // fp32 values either way (bf16 widened exactly)
-    std::size_t bytes() const;          // resident bytes of the values
-    void toBf16();                      // rounds `data` to bf16 and frees it
-    void toF32();                       // widens `bf16` to fp32 and frees it
+    std::vector<float> values() const; // fp32 values either way (bf16 widened exactly)
+    std::size_t bytes() const;         // resident bytes of the values
+    void toBf16();                     // rounds `data` to bf16 and frees it
+    void toF32();                      // widens `bf16` to fp32 and frees it
 };
 
 // The tensors WeightType::BF16 holds in bf16: every Linear weight and the embedding, except
