@@ -1,5 +1,5 @@
 #pragma once
-// The worker that owns the model on its own thread (DESIGN.md, "Threading"). The GUI
+// The worker that owns the model on its own thread (docs/architecture.md, "Threads"). The GUI
 // submits requests; the latest wins, a running request is cancelled when a newer one
 // arrives, and results travel back as immutable traces through queued signals.
 #include <atomic>

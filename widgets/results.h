@@ -1,6 +1,6 @@
 #pragma once
 // What the inference worker hands to the GUI: immutable results shared by pointer through
-// queued signals (DESIGN.md, "Threading").
+// queued signals (docs/architecture.md, "Threads").
 #include <cstdint>
 #include <memory>
 #include <vector>

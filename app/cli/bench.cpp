@@ -135,7 +135,7 @@ int runBench(const Args& a) {
                     {"fraction", got / peak}};
     }
     // A loop-count change in the explorer: one deep run to the largest count, then each count
-    // is one coda pass and the head over the stored loops, with its trace (DESIGN.md); the
+    // is one coda pass and the head over the stored loops, with its trace (docs/architecture.md); the
     // head's rows as the explorer asks for them (every position while the logits are small,
     // else the last).
     json loopChange = json::object();

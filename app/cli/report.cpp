@@ -40,7 +40,7 @@ QSize parseSize(const std::string& text) {
 #endif
 
 // The same report as the explorer's "Export report", rendered offscreen: one deep run to the
-// largest loop count serves every loop count (DESIGN.md).
+// largest loop count serves every loop count (docs/architecture.md).
 int runReport(const Args& a) {
 #ifndef MYTHOS_CLI_HAS_REPORT
     (void)a;

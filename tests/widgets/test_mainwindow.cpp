@@ -287,7 +287,7 @@ private slots:
         QCOMPARE(win->loops(), 4);
     }
 
-    // DESIGN.md: the GUI thread never waits on the engine. Measures the longest gap between
+    // docs/architecture.md: the GUI thread never waits on the engine. Measures the longest gap between
     // 1 ms timer ticks while readme_mla runs at 16 loops, and the time from a loop-count
     // change to updated views once the deep run exists.
     void eventLoopNeverStalls() {

@@ -47,7 +47,7 @@ struct ForwardOptions {
 };
 
 // The state of a recurrent loop run once to depth K without a cache: any k <= K is one
-// coda pass away (DESIGN.md, "one deep run serves every loop count").
+// coda pass away (docs/architecture.md, "The path of a trace").
 struct DeepRun {
     int64_t batch = 0, seqLen = 0, depth = 0;
     std::vector<int32_t> ids;
