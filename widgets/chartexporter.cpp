@@ -264,12 +264,9 @@ std::optional<DataFormat> dataFormatForSuffix(const QString& suffix) {
 
 QString suffixFor(ImageFormat fmt) {
     switch (fmt) {
-    case ImageFormat::Png:
-        return "png";
-    case ImageFormat::Svg:
-        return "svg";
-    case ImageFormat::Pdf:
-        return "pdf";
+    case ImageFormat::Png: return "png";
+    case ImageFormat::Svg: return "svg";
+    case ImageFormat::Pdf: return "pdf";
     }
     return {};
 }
@@ -291,15 +288,9 @@ ExportResult exportChartImage(QWidget* chart, const QString& path, ImageFormat f
             return failure(path,
                            trExport("the chart cannot be resized to %1 x %2").arg(size.width()).arg(size.height()));
         switch (fmt) {
-        case ImageFormat::Png:
-            bytes = renderPng(chart, size, title, dpi);
-            break;
-        case ImageFormat::Svg:
-            bytes = renderSvg(chart, size, title, dpi);
-            break;
-        case ImageFormat::Pdf:
-            bytes = renderPdf(chart, size, title, dpi);
-            break;
+        case ImageFormat::Png: bytes = renderPng(chart, size, title, dpi); break;
+        case ImageFormat::Svg: bytes = renderSvg(chart, size, title, dpi); break;
+        case ImageFormat::Pdf: bytes = renderPdf(chart, size, title, dpi); break;
         }
     }
     if (!bytes || bytes->isEmpty())

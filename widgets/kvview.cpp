@@ -38,12 +38,9 @@ QString shapeText(const std::vector<int64_t>& shape) {
 
 QColor kindColor(mythos::KvEntryKind kind) {
     switch (kind) {
-    case mythos::KvEntryKind::Prelude:
-        return QColor(120, 144, 170);
-    case mythos::KvEntryKind::Recurrent:
-        return categoricalColor(1);
-    default:
-        return categoricalColor(2);
+    case mythos::KvEntryKind::Prelude: return QColor(120, 144, 170);
+    case mythos::KvEntryKind::Recurrent: return categoricalColor(1);
+    default: return categoricalColor(2);
     }
 }
 

@@ -26,14 +26,10 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 QColor statusColor(mythos::StabilityStatus s) {
     switch (s) {
-    case mythos::StabilityStatus::Fine:
-        return QColor(30, 140, 60);
-    case mythos::StabilityStatus::Warning:
-        return QColor(205, 130, 0);
-    case mythos::StabilityStatus::Unstable:
-        return QColor(200, 40, 40);
-    case mythos::StabilityStatus::NonFinite:
-        return QColor(140, 0, 140);
+    case mythos::StabilityStatus::Fine: return QColor(30, 140, 60);
+    case mythos::StabilityStatus::Warning: return QColor(205, 130, 0);
+    case mythos::StabilityStatus::Unstable: return QColor(200, 40, 40);
+    case mythos::StabilityStatus::NonFinite: return QColor(140, 0, 140);
     }
     return {};
 }

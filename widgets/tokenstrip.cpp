@@ -18,14 +18,10 @@ std::optional<int> chipSelectionForKey(int key, int selected, int count) {
     if (count <= 0)
         return std::nullopt;
     switch (key) {
-    case Qt::Key_Right:
-        return std::min(count - 1, selected + 1);
-    case Qt::Key_Left:
-        return std::max(0, selected - 1);
-    case Qt::Key_Escape:
-        return -1;
-    default:
-        return std::nullopt;
+    case Qt::Key_Right: return std::min(count - 1, selected + 1);
+    case Qt::Key_Left: return std::max(0, selected - 1);
+    case Qt::Key_Escape: return -1;
+    default: return std::nullopt;
     }
 }
 

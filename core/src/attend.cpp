@@ -267,18 +267,10 @@ __attribute__((target("avx512f"))) void attendAvx512(const AttendQuery& q, int64
             for (int64_t c = 0; c < chunks; c += 4) {
                 const float* base = kt + c * 16;
                 switch (std::min<int64_t>(4, chunks - c)) {
-                case 4:
-                    scoreChunks<4>(qi, base, dk, Sp, vscale, p + c * 16);
-                    break;
-                case 3:
-                    scoreChunks<3>(qi, base, dk, Sp, vscale, p + c * 16);
-                    break;
-                case 2:
-                    scoreChunks<2>(qi, base, dk, Sp, vscale, p + c * 16);
-                    break;
-                default:
-                    scoreChunks<1>(qi, base, dk, Sp, vscale, p + c * 16);
-                    break;
+                case 4: scoreChunks<4>(qi, base, dk, Sp, vscale, p + c * 16); break;
+                case 3: scoreChunks<3>(qi, base, dk, Sp, vscale, p + c * 16); break;
+                case 2: scoreChunks<2>(qi, base, dk, Sp, vscale, p + c * 16); break;
+                default: scoreChunks<1>(qi, base, dk, Sp, vscale, p + c * 16); break;
                 }
             }
         }
@@ -362,18 +354,10 @@ void attendSharedKv(const AttendQuery& q, int64_t heads, const AttendKeys& k, co
         const AttendQuery qh = head(h);
         float* oh = out + h * ldo;
         switch (std::min<int64_t>(4, heads - h)) {
-        case 4:
-            attendSharedAvx512<4>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp);
-            break;
-        case 3:
-            attendSharedAvx512<3>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp);
-            break;
-        case 2:
-            attendSharedAvx512<2>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp);
-            break;
-        default:
-            attendSharedAvx512<1>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp);
-            break;
+        case 4: attendSharedAvx512<4>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp); break;
+        case 3: attendSharedAvx512<3>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp); break;
+        case 2: attendSharedAvx512<2>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp); break;
+        default: attendSharedAvx512<1>(qh, k, v, S, scale, oh, ldo, s.p.data(), Sp); break;
         }
     }
 }

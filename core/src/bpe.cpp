@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mythos/errors.h"
+#include "mythos/fileio.h"
 #include "mythos/format.h"
 
 namespace mythos::bpe {
@@ -95,14 +96,10 @@ namespace {
 char32_t codePoint(std::string_view s, std::size_t i, std::size_t n) {
     const auto at = [&](std::size_t k) { return char32_t(static_cast<unsigned char>(s[i + k])); };
     switch (n) {
-    case 1:
-        return at(0);
-    case 2:
-        return ((at(0) & 0x1F) << 6) | (at(1) & 0x3F);
-    case 3:
-        return ((at(0) & 0x0F) << 12) | ((at(1) & 0x3F) << 6) | (at(2) & 0x3F);
-    default:
-        return ((at(0) & 0x07) << 18) | ((at(1) & 0x3F) << 12) | ((at(2) & 0x3F) << 6) | (at(3) & 0x3F);
+    case 1: return at(0);
+    case 2: return ((at(0) & 0x1F) << 6) | (at(1) & 0x3F);
+    case 3: return ((at(0) & 0x0F) << 12) | ((at(1) & 0x3F) << 6) | (at(2) & 0x3F);
+    default: return ((at(0) & 0x07) << 18) | ((at(1) & 0x3F) << 12) | ((at(2) & 0x3F) << 6) | (at(3) & 0x3F);
     }
 }
 
@@ -426,18 +423,9 @@ std::shared_ptr<const Model> Model::fromTiktoken(std::string_view text, const st
         return t;
     }();
     std::vector<char> seen;
-    std::size_t lineNo = 0;
-    for (std::size_t at = 0; at < text.size();) {
-        std::size_t eol = text.find('\n', at);
-        if (eol == std::string_view::npos)
-            eol = text.size();
-        std::string_view line = text.substr(at, eol - at);
-        at = eol + 1;
-        ++lineNo;
-        if (!line.empty() && line.back() == '\r')
-            line.remove_suffix(1);
+    forEachLine(text, [&](std::size_t lineNo, std::string_view line) {
         if (line.empty())
-            continue;
+            return;
         const std::size_t space = line.find(' ');
         if (space == std::string_view::npos || space == 0 || line.find(' ', space + 1) != std::string_view::npos)
             fail(lineNo, "expected \"<base64 token> <rank>\"");
@@ -484,7 +472,7 @@ std::shared_ptr<const Model> Model::fromTiktoken(std::string_view text, const st
         if (std::size_t(rank) >= m->m_pieces.size())
             m->m_pieces.resize(std::size_t(rank) + 1);
         m->m_pieces[std::size_t(rank)] = std::move(bytes);
-    }
+    });
     if (m->m_ids.empty())
         throw FormatError(source + ": the file lists no tokens");
     m->m_baseCount = int64_t(m->m_ids.size());

@@ -29,18 +29,9 @@ constexpr std::size_t kEvalMaxLines = 100000;
 std::vector<EvalPrompt> loadEvalPrompts(const std::filesystem::path& file, const Tokenizer& tok, int64_t maxSeqLen) {
     const std::string text = readTextFile(file, kEvalMaxBytes);
     std::vector<EvalPrompt> out;
-    std::size_t lineNo = 0, pos = 0;
-    while (pos < text.size()) {
-        std::size_t end = text.find('\n', pos);
-        if (end == std::string::npos)
-            end = text.size();
-        std::string line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++lineNo;
-        if (!line.empty() && line.back() == '\r')
-            line.pop_back();
-        if (line.find_first_not_of(" \t") == std::string::npos)
-            continue;
+    forEachLine(text, [&](std::size_t lineNo, std::string_view line) {
+        if (line.find_first_not_of(" \t") == std::string_view::npos)
+            return;
         if (out.size() >= kEvalMaxLines)
             throw FormatError(file.string() + ": more than " + std::to_string(kEvalMaxLines) + " prompts");
         const std::string where = file.string() + ":" + std::to_string(lineNo) + ": ";
@@ -72,7 +63,7 @@ std::vector<EvalPrompt> loadEvalPrompts(const std::filesystem::path& file, const
         p.hops = j["hops"].get<int64_t>();
         p.task = j.value("task", std::string());
         out.push_back(std::move(p));
-    }
+    });
     if (out.empty())
         throw FormatError(file.string() + ": no prompts");
     return out;

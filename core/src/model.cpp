@@ -183,51 +183,21 @@ void bindBlockTensor(BlockWeights& b, const Weights& w, const SchemaTensor& t, K
     const std::string& n = t.name;
     auto& a = b.attn;
     switch (t.slot.field) {
-    case Field::AttnNorm:
-        b.attnNorm = ptr(w, n);
-        break;
-    case Field::FfnNorm:
-        b.ffnNorm = ptr(w, n);
-        break;
-    case Field::Wq:
-        a.wq = ref(w, n, kn);
-        break;
-    case Field::Wk:
-        a.wk = ref(w, n, kn);
-        break;
-    case Field::Wv:
-        a.wv = ref(w, n, kn);
-        break;
-    case Field::QDown:
-        a.qDown = ref(w, n, kn);
-        break;
-    case Field::QNorm:
-        a.qNorm = ptr(w, n);
-        break;
-    case Field::QUpNope:
-        a.qUpNope = ref(w, n, kn);
-        break;
-    case Field::QUpRope:
-        a.qUpRope = ref(w, n, kn);
-        break;
-    case Field::KvDown:
-        a.kvDown = ref(w, n, kn);
-        break;
-    case Field::KvNorm:
-        a.kvNorm = ptr(w, n);
-        break;
-    case Field::KvUp:
-        a.kvUp = ref(w, n, kn);
-        break;
-    case Field::Wo:
-        a.wo = ref(w, n, kn);
-        break;
-    case Field::RouterBias:
-        b.experts.routerBias = ptr(w, n);
-        break;
-    case Field::Router:
-        b.experts.router = ptr(w, n);
-        break;
+    case Field::AttnNorm: b.attnNorm = ptr(w, n); break;
+    case Field::FfnNorm: b.ffnNorm = ptr(w, n); break;
+    case Field::Wq: a.wq = ref(w, n, kn); break;
+    case Field::Wk: a.wk = ref(w, n, kn); break;
+    case Field::Wv: a.wv = ref(w, n, kn); break;
+    case Field::QDown: a.qDown = ref(w, n, kn); break;
+    case Field::QNorm: a.qNorm = ptr(w, n); break;
+    case Field::QUpNope: a.qUpNope = ref(w, n, kn); break;
+    case Field::QUpRope: a.qUpRope = ref(w, n, kn); break;
+    case Field::KvDown: a.kvDown = ref(w, n, kn); break;
+    case Field::KvNorm: a.kvNorm = ptr(w, n); break;
+    case Field::KvUp: a.kvUp = ref(w, n, kn); break;
+    case Field::Wo: a.wo = ref(w, n, kn); break;
+    case Field::RouterBias: b.experts.routerBias = ptr(w, n); break;
+    case Field::Router: b.experts.router = ptr(w, n); break;
     case Field::Gate:
     case Field::Up:
     case Field::Down: {
@@ -242,8 +212,7 @@ void bindBlockTensor(BlockWeights& b, const Weights& w, const SchemaTensor& t, K
         f->hidden = t.slot.field == Field::Down ? t.shape[1] : t.shape[0];
         break;
     }
-    default:
-        throw ArgumentError("weight " + n + " is not part of a block");
+    default: throw ArgumentError("weight " + n + " is not part of a block");
     }
 }
 
@@ -282,33 +251,15 @@ Model::Model(Config cfg, Weights weights, EngineOptions options)
     for (const auto& t : schema) {
         const std::string& n = t.name;
         switch (t.slot.field) {
-        case Field::Embed:
-            im.embed = ref(m_weights, n, &im.kn);
-            break;
-        case Field::FinalNorm:
-            im.finalNorm = ptr(m_weights, n);
-            break;
-        case Field::RecurrentNorm:
-            im.recNorm = ptr(m_weights, n);
-            break;
-        case Field::LoraDown:
-            im.loraDown = ref(m_weights, n, &im.kn);
-            break;
-        case Field::LoraB:
-            im.loraB = ptr(m_weights, n);
-            break;
-        case Field::LoraScale:
-            im.loraScale = ptr(m_weights, n);
-            break;
-        case Field::HaltWeight:
-            im.haltW = ptr(m_weights, n);
-            break;
-        case Field::HaltBias:
-            im.haltB = ptr(m_weights, n);
-            break;
-        case Field::InjectionB:
-            im.injB = ptr(m_weights, n);
-            break;
+        case Field::Embed: im.embed = ref(m_weights, n, &im.kn); break;
+        case Field::FinalNorm: im.finalNorm = ptr(m_weights, n); break;
+        case Field::RecurrentNorm: im.recNorm = ptr(m_weights, n); break;
+        case Field::LoraDown: im.loraDown = ref(m_weights, n, &im.kn); break;
+        case Field::LoraB: im.loraB = ptr(m_weights, n); break;
+        case Field::LoraScale: im.loraScale = ptr(m_weights, n); break;
+        case Field::HaltWeight: im.haltW = ptr(m_weights, n); break;
+        case Field::HaltBias: im.haltB = ptr(m_weights, n); break;
+        case Field::InjectionB: im.injB = ptr(m_weights, n); break;
         case Field::InjectionLogA: // read as A (forwardInjectionA, injectionA)
         case Field::InjectionLogDt:
         case Field::Head: // the tied head is the embedding

@@ -189,17 +189,10 @@ void forRowBlocks(int64_t M, const Block& block) {
     for (; m + 4 <= M; m += 4)
         block.template operator()<4>(m);
     switch (M - m) {
-    case 3:
-        block.template operator()<3>(m);
-        break;
-    case 2:
-        block.template operator()<2>(m);
-        break;
-    case 1:
-        block.template operator()<1>(m);
-        break;
-    default:
-        break;
+    case 3: block.template operator()<3>(m); break;
+    case 2: block.template operator()<2>(m); break;
+    case 1: block.template operator()<1>(m); break;
+    default: break;
     }
 }
 

@@ -177,8 +177,7 @@ private:
         if (m_skip > 0)
             return true;
         switch (m_where) {
-        case Where::Top:
-            fail("the header must be a JSON object, but it is " + what);
+        case Where::Top: fail("the header must be a JSON object, but it is " + what);
         case Where::Root:
             if (m_name == "__metadata__")
                 fail("\"__metadata__\" must be an object of strings, but it is " + what);
@@ -191,13 +190,11 @@ private:
             if (m_field == "data_offsets")
                 failOffsets();
             return true; // unknown fields are ignored
-        case Where::Metadata:
-            fail("metadata value " + quotedName(m_key) + " must be a string, but it is " + what);
+        case Where::Metadata: fail("metadata value " + quotedName(m_key) + " must be a string, but it is " + what);
         case Where::Shape:
             fail(entryName() + " has an invalid shape: a dimension is " + what +
                  "; dimensions must be non-negative integers");
-        case Where::Offsets:
-            failOffsets();
+        case Where::Offsets: failOffsets();
         }
         return true;
     }
@@ -241,8 +238,7 @@ private:
             return true;
         case Where::Metadata:
         case Where::Shape:
-        case Where::Offsets:
-            return scalar(what);
+        case Where::Offsets: return scalar(what);
         }
         return true;
     }
@@ -271,13 +267,9 @@ private:
             finishEntry();
             m_where = Where::Root;
             break;
-        case Where::Metadata:
-            m_where = Where::Root;
-            break;
+        case Where::Metadata: m_where = Where::Root; break;
         case Where::Root:
-        case Where::Top:
-            m_where = Where::Top;
-            break;
+        case Where::Top: m_where = Where::Top; break;
         }
         return true;
     }

@@ -128,14 +128,10 @@ std::size_t partIndex(const TensorSlot& s) {
     case Stage::Embed:
     case Stage::Head: // tied to the embedding
         return 0;
-    case Stage::Prelude:
-        return 1;
-    case Stage::Coda:
-        return 7;
-    case Stage::FinalNorm:
-        return 8;
-    case Stage::Recurrent:
-        break;
+    case Stage::Prelude: return 1;
+    case Stage::Coda: return 7;
+    case Stage::FinalNorm: return 8;
+    case Stage::Recurrent: break;
     }
     switch (s.field) {
     case Field::Wq:
@@ -148,17 +144,13 @@ std::size_t partIndex(const TensorSlot& s) {
     case Field::KvDown:
     case Field::KvNorm:
     case Field::KvUp:
-    case Field::Wo:
-        return 2;
+    case Field::Wo: return 2;
     case Field::Router:
-    case Field::RouterBias:
-        return 3;
+    case Field::RouterBias: return 3;
     case Field::Gate:
     case Field::Up:
-    case Field::Down:
-        return s.ffn == Ffn::Shared ? 5 : 4;
-    default:
-        return 6; // the block's norms, the injection, ACT, LoRA and the loop's norm
+    case Field::Down: return s.ffn == Ffn::Shared ? 5 : 4;
+    default: return 6; // the block's norms, the injection, ACT, LoRA and the loop's norm
     }
 }
 

@@ -58,14 +58,10 @@ StabilityStatus stabilityStatus(double rho) {
 
 const char* stabilityStatusName(StabilityStatus s) {
     switch (s) {
-    case StabilityStatus::Fine:
-        return "stable";
-    case StabilityStatus::Warning:
-        return "near the edge";
-    case StabilityStatus::Unstable:
-        return "unstable";
-    case StabilityStatus::NonFinite:
-        return "not finite";
+    case StabilityStatus::Fine: return "stable";
+    case StabilityStatus::Warning: return "near the edge";
+    case StabilityStatus::Unstable: return "unstable";
+    case StabilityStatus::NonFinite: return "not finite";
     }
     return "";
 }

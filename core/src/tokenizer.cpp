@@ -110,24 +110,18 @@ std::filesystem::path Tokenizer::tokenizerFile(const std::filesystem::path& fold
 
 int64_t Tokenizer::size() const {
     switch (m_kind) {
-    case Kind::Byte:
-        return 256;
-    case Kind::Bpe:
-        return m_bpe->size();
-    case Kind::Char:
-        break;
+    case Kind::Byte: return 256;
+    case Kind::Bpe: return m_bpe->size();
+    case Kind::Char: break;
     }
     return int64_t(m_pieces.size());
 }
 
 std::string Tokenizer::description() const {
     switch (m_kind) {
-    case Kind::Byte:
-        return "bytes (UTF-8, ids 0-255)";
-    case Kind::Bpe:
-        return m_bpe->description();
-    case Kind::Char:
-        break;
+    case Kind::Byte: return "bytes (UTF-8, ids 0-255)";
+    case Kind::Bpe: return m_bpe->description();
+    case Kind::Char: break;
     }
     return "character level, " + std::to_string(m_pieces.size()) + " tokens";
 }

@@ -193,17 +193,10 @@ TEST(Schema, SlotsNameEveryTensorOnce) {
             // The slot says what the name says.
             const std::string& n = t.name;
             switch (s.stage) {
-            case Stage::Prelude:
-                EXPECT_EQ(n.rfind("prelude." + std::to_string(s.layer) + ".", 0), 0u) << n;
-                break;
-            case Stage::Coda:
-                EXPECT_EQ(n.rfind("coda." + std::to_string(s.layer) + ".", 0), 0u) << n;
-                break;
-            case Stage::Recurrent:
-                EXPECT_EQ(n.rfind("recurrent.", 0), 0u) << n;
-                break;
-            default:
-                EXPECT_EQ(n.find('.'), n.rfind('.')) << n; // embed.weight, norm.weight, head.weight
+            case Stage::Prelude: EXPECT_EQ(n.rfind("prelude." + std::to_string(s.layer) + ".", 0), 0u) << n; break;
+            case Stage::Coda: EXPECT_EQ(n.rfind("coda." + std::to_string(s.layer) + ".", 0), 0u) << n; break;
+            case Stage::Recurrent: EXPECT_EQ(n.rfind("recurrent.", 0), 0u) << n; break;
+            default: EXPECT_EQ(n.find('.'), n.rfind('.')) << n; // embed.weight, norm.weight, head.weight
             }
             if (s.ffn == Ffn::Routed) {
                 EXPECT_NE(n.find("routed_experts." + std::to_string(s.expert) + "."), std::string::npos) << n;

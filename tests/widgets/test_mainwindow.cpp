@@ -121,21 +121,11 @@ private slots:
         const QStringList prompts = {"a", "abc", "loops think", "The recurrence converges.", "x=1;y=x;y?"};
         for (int i = 0; i < 150; ++i) {
             switch (rng->bounded(5)) {
-            case 0:
-                win->setLoops(1 + int(rng->bounded(16)));
-                break;
-            case 1:
-                win->setActThreshold(0.5 + rng->bounded(0.49));
-                break;
-            case 2:
-                win->setPrompt(prompts[int(rng->bounded(prompts.size()))]);
-                break;
-            case 3:
-                win->setSelectedToken(int(rng->bounded(30)) - 1);
-                break;
-            case 4:
-                win->cancelRun();
-                break;
+            case 0: win->setLoops(1 + int(rng->bounded(16))); break;
+            case 1: win->setActThreshold(0.5 + rng->bounded(0.49)); break;
+            case 2: win->setPrompt(prompts[int(rng->bounded(prompts.size()))]); break;
+            case 3: win->setSelectedToken(int(rng->bounded(30)) - 1); break;
+            case 4: win->cancelRun(); break;
             }
             if (rng->bounded(4) == 0)
                 QTest::qWait(int(rng->bounded(40)));

@@ -77,21 +77,11 @@ private slots:
             const int kind = pick(16);
             ++counts[kind];
             switch (kind) {
-            case 0:
-                win.setLoops(1 + pick(std::max(1, win.loopLimit())));
-                break;
-            case 1:
-                QTest::keyClick(&win, pick(2) ? Qt::Key_BracketRight : Qt::Key_BracketLeft);
-                break;
-            case 2:
-                slider->setValue(slider->minimum() + pick(slider->maximum() - slider->minimum() + 1));
-                break;
-            case 3:
-                win.setActThreshold(0.5 + rng.bounded(0.5));
-                break;
-            case 4:
-                win.setPrompt(prompts[pick(int(prompts.size()))]);
-                break;
+            case 0: win.setLoops(1 + pick(std::max(1, win.loopLimit()))); break;
+            case 1: QTest::keyClick(&win, pick(2) ? Qt::Key_BracketRight : Qt::Key_BracketLeft); break;
+            case 2: slider->setValue(slider->minimum() + pick(slider->maximum() - slider->minimum() + 1)); break;
+            case 3: win.setActThreshold(0.5 + rng.bounded(0.5)); break;
+            case 4: win.setPrompt(prompts[pick(int(prompts.size()))]); break;
             case 5:
                 if (prompt) {
                     prompt->setFocus();
@@ -100,36 +90,24 @@ private slots:
                         QTest::keyClick(prompt, Qt::Key_Backspace);
                 }
                 break;
-            case 6:
-                win.setSelectedToken(pick(30) - 1);
-                break;
-            case 7:
-                QTest::keyClick(&win, Qt::Key(Qt::Key_1 + pick(6)), Qt::ControlModifier);
-                break;
+            case 6: win.setSelectedToken(pick(30) - 1); break;
+            case 7: QTest::keyClick(&win, Qt::Key(Qt::Key_1 + pick(6)), Qt::ControlModifier); break;
             case 8:
                 if (!win.generating())
                     win.generate(1 + pick(4));
                 break;
-            case 9:
-                QTest::keyClick(&win, Qt::Key_Escape);
-                break;
+            case 9: QTest::keyClick(&win, Qt::Key_Escape); break;
             case 10:
                 if (pick(2))
                     win.openCompareModel(models[1 + pick(2)]);
                 else
                     win.openCompareVariant(variants[pick(int(variants.size()))]);
                 break;
-            case 11:
-                win.stopComparing();
-                break;
-            case 12:
-                win.cancelRun();
-                break;
+            case 11: win.stopComparing(); break;
+            case 12: win.cancelRun(); break;
             case 13:
                 switch (pick(4)) {
-                case 0:
-                    win.saveTrace(out.filePath(QString("t%1.json").arg(i)));
-                    break;
+                case 0: win.saveTrace(out.filePath(QString("t%1.json").arg(i))); break;
                 case 1:
                     if (pick(5) == 0)
                         win.exportReport(out.filePath(QString("report%1").arg(i)), {1, 2});
@@ -149,9 +127,7 @@ private slots:
                 if (pick(8) == 0)
                     win.openModel(models[pick(int(models.size()))]);
                 break;
-            case 15:
-                QTest::qWait(pick(30));
-                break;
+            case 15: QTest::qWait(pick(30)); break;
             }
             if (pick(3) == 0)
                 QCoreApplication::processEvents();

@@ -23,6 +23,23 @@ std::string readTextFile(const std::filesystem::path& path, uint64_t maxBytes = 
 // and a FileError naming `path` is thrown.
 void writeFileAtomic(const std::filesystem::path& path, std::string_view bytes);
 
+// Calls fn(lineNo, line) for every line of `text`: numbered from 1, split at '\n' with a '\r'
+// before it dropped (CRLF files read the same), the last line counted without a final '\n'.
+template <class Fn>
+void forEachLine(std::string_view text, Fn&& fn) {
+    std::size_t lineNo = 0;
+    for (std::size_t at = 0; at < text.size();) {
+        std::size_t eol = text.find('\n', at);
+        if (eol == std::string_view::npos)
+            eol = text.size();
+        std::string_view line = text.substr(at, eol - at);
+        at = eol + 1;
+        if (!line.empty() && line.back() == '\r')
+            line.remove_suffix(1);
+        fn(++lineNo, line);
+    }
+}
+
 // Same, for a writer callback that streams into the temporary file's path.
 class AtomicFile {
 public:

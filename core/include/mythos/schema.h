@@ -23,41 +23,23 @@ enum class Stage {
     Head,      // head.weight: tied to embed.weight, optional in a checkpoint
 };
 
-// Which field of its stage a tensor fills.
+// Which field of its stage a tensor fills, grouped by where the tensor sits.
+// clang-format off
 enum class Field {
     Embed,
     // A transformer block (a prelude or coda layer, the recurrent block).
-    AttnNorm,
-    FfnNorm,
-    Wq,
-    Wk,
-    Wv, // GQA
-    QDown,
-    QNorm,
-    QUpNope,
-    QUpRope,
-    KvDown,
-    KvNorm,
-    KvUp, // MLA
-    Wo,   // both
-    RouterBias,
-    Router, // the recurrent block's MoE
-    Gate,
-    Up,
-    Down, // a SwiGLU (Ffn says which)
+    AttnNorm, FfnNorm,
+    Wq, Wk, Wv,                                           // GQA
+    QDown, QNorm, QUpNope, QUpRope, KvDown, KvNorm, KvUp, // MLA
+    Wo,                                                   // both
+    RouterBias, Router,                                   // the recurrent block's MoE
+    Gate, Up, Down,                                       // a SwiGLU (Ffn says which)
     // The recurrent loop outside its block.
-    InjectionLogA,
-    InjectionLogDt,
-    InjectionB,
-    HaltWeight,
-    HaltBias,
-    LoraB,
-    LoraDown,
-    LoraScale,
-    RecurrentNorm,
+    InjectionLogA, InjectionLogDt, InjectionB, HaltWeight, HaltBias, LoraB, LoraDown, LoraScale, RecurrentNorm,
     FinalNorm,
     Head,
 };
+// clang-format on
 
 // The SwiGLU a Gate / Up / Down tensor belongs to.
 enum class Ffn { None, Dense, Routed, Shared };
