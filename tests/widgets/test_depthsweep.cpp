@@ -13,6 +13,7 @@
 #include "mainwindow.h"
 #include "mythos/evaluate.h"
 #include "qtest_main.h"
+#include "workerrelay.h"
 
 using namespace mx;
 
@@ -44,25 +45,6 @@ QString smallSet(const QTemporaryDir& dir, int n) {
 
 } // namespace
 
-// The worker emits from its own thread and QSignalSpy records on the emitting thread (it is
-// not thread-safe): the spies listen to this relay, which re-emits each signal on the test
-// thread through queued connections (as test_worker's Relay does).
-class SweepRelay : public QObject {
-    Q_OBJECT
-public:
-    explicit SweepRelay(InferenceWorker* w) {
-        connect(w, &InferenceWorker::modelOpened, this, &SweepRelay::modelOpened, Qt::QueuedConnection);
-        connect(w, &InferenceWorker::sweepProgress, this, &SweepRelay::sweepProgress, Qt::QueuedConnection);
-        connect(w, &InferenceWorker::sweepFinished, this, &SweepRelay::sweepFinished, Qt::QueuedConnection);
-        connect(w, &InferenceWorker::sweepFailed, this, &SweepRelay::sweepFailed, Qt::QueuedConnection);
-    }
-signals:
-    void modelOpened(quint64 id, mx::ModelInfoPtr info);
-    void sweepProgress(quint64 id, int done, int total);
-    void sweepFinished(quint64 id, mx::SweepResultPtr result);
-    void sweepFailed(quint64 id, const QString& error);
-};
-
 class TestDepthSweep : public QObject {
     Q_OBJECT
 private slots:
@@ -77,12 +59,12 @@ private slots:
         QVERIFY(!set.isEmpty());
         WorkerThread thread;
         auto* w = thread.worker();
-        SweepRelay relay(w);
-        QSignalSpy opened(&relay, &SweepRelay::modelOpened);
+        WorkerRelay relay(w);
+        QSignalSpy opened(&relay, &WorkerRelay::modelOpened);
         w->openModel(kModel, 1);
         QVERIFY(waitForSignal(opened, 60000));
-        QSignalSpy progress(&relay, &SweepRelay::sweepProgress);
-        QSignalSpy finished(&relay, &SweepRelay::sweepFinished);
+        QSignalSpy progress(&relay, &WorkerRelay::sweepProgress);
+        QSignalSpy finished(&relay, &WorkerRelay::sweepFinished);
         w->depthSweep(7, set, {4, 1, 2});
         QVERIFY(waitForSignal(finished, 120000));
         QCOMPARE(progress.count(), 18);
@@ -161,12 +143,12 @@ private slots:
         QTemporaryDir dir;
         WorkerThread thread;
         auto* w = thread.worker();
-        SweepRelay relay(w);
-        QSignalSpy opened(&relay, &SweepRelay::modelOpened);
+        WorkerRelay relay(w);
+        QSignalSpy opened(&relay, &WorkerRelay::modelOpened);
         w->openModel(kModel, 1);
         QVERIFY(waitForSignal(opened, 60000));
-        QSignalSpy failed(&relay, &SweepRelay::sweepFailed);
-        QSignalSpy finished(&relay, &SweepRelay::sweepFinished);
+        QSignalSpy failed(&relay, &WorkerRelay::sweepFailed);
+        QSignalSpy finished(&relay, &WorkerRelay::sweepFinished);
         // Cancel on the first progress report (on the worker's thread, before the next prompt).
         connect(w, &InferenceWorker::sweepProgress, w, &InferenceWorker::cancelSweep, Qt::DirectConnection);
         w->depthSweep(1, smallSet(dir, 8), {1, 2, 4, 8});

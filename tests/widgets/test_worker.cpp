@@ -5,42 +5,19 @@
 #include "inferenceworker.h"
 #include "mythos/model.h"
 #include "qtest_main.h"
+#include "workerrelay.h"
 
 using namespace mx;
-
-// The worker emits from its own thread; spies listen to this relay, which re-emits every
-// signal on the test thread through queued connections (QSignalSpy is not thread-safe).
-class Relay : public QObject {
-    Q_OBJECT
-public:
-    explicit Relay(InferenceWorker* w) {
-        connect(w, &InferenceWorker::modelOpened, this, &Relay::modelOpened, Qt::QueuedConnection);
-        connect(w, &InferenceWorker::modelFailed, this, &Relay::modelFailed, Qt::QueuedConnection);
-        connect(w, &InferenceWorker::runStarted, this, &Relay::runStarted, Qt::QueuedConnection);
-        connect(w, &InferenceWorker::runFinished, this, &Relay::runFinished, Qt::QueuedConnection);
-        connect(w, &InferenceWorker::runFailed, this, &Relay::runFailed, Qt::QueuedConnection);
-        connect(w, &InferenceWorker::runCancelled, this, &Relay::runCancelled, Qt::QueuedConnection);
-        connect(w, &InferenceWorker::rescaleChanged, this, &Relay::rescaleChanged, Qt::QueuedConnection);
-    }
-signals:
-    void modelOpened(quint64 id, mx::ModelInfoPtr info);
-    void modelFailed(quint64 id, const QString& error);
-    void runStarted(quint64 id);
-    void runFinished(mx::RunResultPtr result);
-    void runFailed(quint64 id, const QString& error);
-    void runCancelled(quint64 id);
-    void rescaleChanged(bool on, double rho);
-};
 
 class TestWorker : public QObject {
     Q_OBJECT
 
     std::unique_ptr<WorkerThread> thread;
     InferenceWorker* w = nullptr;
-    std::unique_ptr<Relay> relay;
+    std::unique_ptr<WorkerRelay> relay;
 
     void open(const QString& spec) {
-        QSignalSpy ok(relay.get(), &Relay::modelOpened);
+        QSignalSpy ok(relay.get(), &WorkerRelay::modelOpened);
         w->openModel(spec, 1);
         QVERIFY(waitForSignal(ok, 60000));
     }
@@ -55,7 +32,7 @@ class TestWorker : public QObject {
     }
 
     RunResultPtr runAndWait(RunRequest r) {
-        QSignalSpy done(relay.get(), &Relay::runFinished);
+        QSignalSpy done(relay.get(), &WorkerRelay::runFinished);
         w->submit(std::move(r));
         if (!waitForSignal(done, 60000))
             return nullptr;
@@ -66,7 +43,7 @@ private slots:
     void init() {
         thread = std::make_unique<WorkerThread>();
         w = thread->worker();
-        relay = std::make_unique<Relay>(w);
+        relay = std::make_unique<WorkerRelay>(w);
     }
     void cleanup() {
         thread.reset();
@@ -75,8 +52,8 @@ private slots:
 
     void latestRequestWins() {
         open("preset:readme_mla:1");
-        QSignalSpy done(relay.get(), &Relay::runFinished);
-        QSignalSpy cancelled(relay.get(), &Relay::runCancelled);
+        QSignalSpy done(relay.get(), &WorkerRelay::runFinished);
+        QSignalSpy cancelled(relay.get(), &WorkerRelay::runCancelled);
         const QString longPrompt = QString("loop ").repeated(25);
         // Heavy requests submitted back to back: only the last may complete.
         for (quint64 id = 1; id <= 4; ++id)
@@ -94,9 +71,9 @@ private slots:
 
     void cancelStopsARunningRequest() {
         open("preset:readme_mla:1");
-        QSignalSpy started(relay.get(), &Relay::runStarted);
-        QSignalSpy done(relay.get(), &Relay::runFinished);
-        QSignalSpy cancelled(relay.get(), &Relay::runCancelled);
+        QSignalSpy started(relay.get(), &WorkerRelay::runStarted);
+        QSignalSpy done(relay.get(), &WorkerRelay::runFinished);
+        QSignalSpy cancelled(relay.get(), &WorkerRelay::runCancelled);
         w->submit(request(7, QString("cancel me ").repeated(12), 2000));
         QVERIFY(waitForSignal(started, 10000));
         w->cancel();
@@ -153,7 +130,7 @@ private slots:
 
     void failedOpenKeepsThePreviousModel() {
         open("preset:readme_gqa:2");
-        QSignalSpy failed(relay.get(), &Relay::modelFailed);
+        QSignalSpy failed(relay.get(), &WorkerRelay::modelFailed);
         w->openModel("/nonexistent/model", 2);
         QVERIFY(waitForSignal(failed, 10000));
         QVERIFY(failed.first().at(1).toString().contains("/nonexistent/model"));
@@ -164,7 +141,7 @@ private slots:
 
     void runErrorsAreReported() {
         open(MYTHOS_TEST_DATA_DIR "/tiny_mla"); // vocabulary 64: no byte tokenizer
-        QSignalSpy failed(relay.get(), &Relay::runFailed);
+        QSignalSpy failed(relay.get(), &WorkerRelay::runFailed);
         w->submit(request(3, "text needs a tokenizer", 2));
         QVERIFY(waitForSignal(failed, 10000));
         QVERIFY(failed.first().at(1).toString().contains("tokenizer"));
@@ -176,8 +153,8 @@ private slots:
         r.ids = {1, 2, 3, 4, 5};
         auto before = runAndWait(r);
         QVERIFY(before);
-        QSignalSpy changed(relay.get(), &Relay::rescaleChanged);
-        QSignalSpy done(relay.get(), &Relay::runFinished);
+        QSignalSpy changed(relay.get(), &WorkerRelay::rescaleChanged);
+        QSignalSpy done(relay.get(), &WorkerRelay::runFinished);
         w->setRescalePreview(true, 0.5);
         QVERIFY(waitForSignal(changed, 10000));
         QCOMPARE(changed.first().at(0).toBool(), true);
