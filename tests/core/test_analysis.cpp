@@ -12,27 +12,9 @@
 #include "mythos/evaluate.h"
 #include "mythos/generate.h"
 #include "mythos/model.h"
+#include "testutil.h"
 
 using namespace mythos;
-
-namespace {
-
-// A hand-made selection: 2 loops, 1 row, 3 tokens, top-2 of 4 experts.
-RoutingSelection handMade() {
-    RoutingSelection s;
-    s.loops = 2;
-    s.batch = 1;
-    s.seqLen = 3;
-    s.topK = 2;
-    s.nExperts = 4;
-    //        token 0   token 1   token 2
-    s.ids = {0, 1, 0, 2, 1, 0,  // loop 1
-             0, 1, 2, 0, 3, 2}; // loop 2
-    s.gates = {0.75f, 0.25f, 0.5f, 0.5f, 0.6f, 0.4f, 0.9f, 0.1f, 0.7f, 0.3f, 0.5f, 0.5f};
-    return s;
-}
-
-} // namespace
 
 TEST(Analysis, EvalCellCountsEveryTokenAndTheAnswerToken) {
     EvalCell c;
@@ -64,7 +46,7 @@ TEST(Analysis, GiniAndEntropyOfKnownDistributions) {
 }
 
 TEST(Analysis, RoutingStatsCountLoadsSwitchesAndDeadExperts) {
-    const auto st = routingStats(handMade());
+    const auto st = routingStats(testutil::handMadeSelection());
     ASSERT_EQ(st.perLoop.size(), 2u);
     // Loop 1 slots: e0 x3, e1 x2, e2 x1, e3 x0.
     const auto& l1 = st.perLoop[0];
@@ -91,7 +73,7 @@ TEST(Analysis, RoutingStatsCountLoadsSwitchesAndDeadExperts) {
 }
 
 TEST(Analysis, ExpertSetDifferenceIgnoresOrder) {
-    const auto a = handMade();
+    const auto a = testutil::handMadeSelection();
     auto b = a;
     std::swap(b.ids[0], b.ids[1]); // same set, other order
     EXPECT_DOUBLE_EQ(expertSetDifference(a, b), 0.0);
@@ -105,7 +87,7 @@ TEST(Analysis, ExpertSetDifferenceIgnoresOrder) {
 }
 
 TEST(Analysis, TokenExpertGatesPerLoopAndSummed) {
-    const auto s = handMade();
+    const auto s = testutil::handMadeSelection();
     const auto l2 = tokenExpertGates(s, 0, 1);
     ASSERT_EQ(l2.size(), 12u);
     EXPECT_FLOAT_EQ(l2[1 * 4 + 2], 0.7f); // token 1, expert 2 at loop 2

@@ -8,6 +8,7 @@
 #include "mythos/errors.h"
 #include "mythos/model.h"
 #include "mythos/viewdata.h"
+#include "testutil.h"
 
 using namespace mythos;
 
@@ -29,21 +30,6 @@ Trace haltingTrace() {
     tr.actCumP = {0.5f, 0.2f, 0.995f, 0, 0, 0,  // loop 1
                   1.3f, 0.7f, 1.0f,   0, 0, 0}; // loop 2
     return tr;
-}
-
-// A hand-made selection: 2 loops, 1 row, 3 tokens, top-2 of 4 experts (as in test_analysis).
-RoutingSelection handMadeSelection() {
-    RoutingSelection s;
-    s.loops = 2;
-    s.batch = 1;
-    s.seqLen = 3;
-    s.topK = 2;
-    s.nExperts = 4;
-    //        token 0   token 1   token 2
-    s.ids = {0, 1, 0, 2, 1, 0,  // loop 1
-             0, 1, 2, 0, 3, 2}; // loop 2
-    s.gates = {0.75f, 0.25f, 0.5f, 0.5f, 0.6f, 0.4f, 0.9f, 0.1f, 0.7f, 0.3f, 0.5f, 0.5f};
-    return s;
 }
 
 Trace goldenTrace(const char* name, int64_t loops) {
@@ -148,7 +134,7 @@ TEST(HaltingViewData, ComparisonPutsNeverHaltedAtTheLargerLoopCountPlusOne) {
 }
 
 TEST(RoutingViewData, LoadGridBalanceCurvesAndDeadExperts) {
-    const auto st = routingStats(handMadeSelection());
+    const auto st = routingStats(testutil::handMadeSelection());
     const auto g = expertLoadGrid(st, 1);
     EXPECT_EQ(g.experts, 4);
     EXPECT_EQ(g.loops, 2);
@@ -173,7 +159,7 @@ TEST(RoutingViewData, LoadGridBalanceCurvesAndDeadExperts) {
 }
 
 TEST(RoutingViewData, TokenGatesAndTopExpertPerLoopAndSummed) {
-    const auto sel = handMadeSelection();
+    const auto sel = testutil::handMadeSelection();
     const auto at2 = tokenRouting(sel, 2);
     EXPECT_EQ(at2.loop, 2);
     EXPECT_DOUBLE_EQ(at2.gateTop, 1.0);

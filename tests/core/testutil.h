@@ -8,7 +8,24 @@
 #include <system_error>
 #include <vector>
 
+#include "mythos/analysis.h"
+
 namespace testutil {
+
+// A hand-made routing selection: 2 loops, 1 row, 3 tokens, top-2 of 4 experts.
+inline mythos::RoutingSelection handMadeSelection() {
+    mythos::RoutingSelection s;
+    s.loops = 2;
+    s.batch = 1;
+    s.seqLen = 3;
+    s.topK = 2;
+    s.nExperts = 4;
+    //        token 0   token 1   token 2
+    s.ids = {0, 1, 0, 2, 1, 0,  // loop 1
+             0, 1, 2, 0, 3, 2}; // loop 2
+    s.gates = {0.75f, 0.25f, 0.5f, 0.5f, 0.6f, 0.4f, 0.9f, 0.1f, 0.7f, 0.3f, 0.5f, 0.5f};
+    return s;
+}
 
 // A fresh folder under the system temp directory, removed with everything in it.
 class TempDir {
