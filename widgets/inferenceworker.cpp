@@ -9,6 +9,8 @@
 
 #include "mythos/analysis.h"
 #include "mythos/errors.h"
+#include "mythos/intervention.h"
+#include "mythos/lens.h"
 #include "mythos/fileio.h"
 #include "mythos/modelspec.h"
 #include "mythos/stability.h"
@@ -74,9 +76,14 @@ void InferenceWorker::saveRescaled(const QString& folder, double target) {
         this, [this, folder, target] { writeRescaled(folder, target); }, Qt::QueuedConnection);
 }
 
-void InferenceWorker::depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops) {
+void InferenceWorker::depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops,
+                                 const QStringList& exitRules, const QString& interventionJson) {
     QMetaObject::invokeMethod(
-        this, [this, id, promptsFile, loops] { runDepthSweep(id, promptsFile, loops); }, Qt::QueuedConnection);
+        this,
+        [this, id, promptsFile, loops, exitRules, interventionJson] {
+            runDepthSweep(id, promptsFile, loops, exitRules, interventionJson);
+        },
+        Qt::QueuedConnection);
 }
 
 void InferenceWorker::processPending() {
@@ -131,6 +138,17 @@ void InferenceWorker::loadModelVariant(const QString& spec, const QString& overr
             changes << QString::fromStdString(ch);
         // The constructor checks that every weight still has the shape the config needs.
         auto model = std::make_unique<mythos::Model>(c, base->weights(), opts);
+        if (variant.intervention) {
+            mythos::Intervention iv = *variant.intervention;
+            if (iv.patch && !iv.patch->prompt.empty()) {
+                mythos::TokenizerChoice tok = mythos::chooseTokenizer(parsed.tokenizerFolder(), c.vocab_size);
+                if (!tok.tokenizer)
+                    throw mythos::ArgumentError("intervention: the patch's prompt needs the model's tokenizer (" +
+                                                tok.warning + ")");
+                mythos::resolvePatchPrompt(iv, *tok.tokenizer);
+            }
+            model->setIntervention(std::move(iv));
+        }
         const QString name = qstr(parsed.displayName()) + " [" + changes.join(", ") + "]";
         model->setName(name.toStdString());
         adopt(std::move(model), name, name, spec, id);
@@ -217,6 +235,7 @@ void InferenceWorker::run(const RunRequest& r) {
             const auto rows = mythos::fullLogitsByDefault(1, T, m_model->config().vocab_size) ? mythos::HeadRows::All
                                                                                               : mythos::HeadRows::Last;
             m_model->logitsAt(*m_deep, k, trace.get(), r.actThreshold, rows);
+            addInsideParts(r, k, *trace);
             if (m_tokenizer)
                 for (int32_t id : ids)
                     trace->pieces.push_back(m_tokenizer->piece(id));
@@ -241,6 +260,23 @@ void InferenceWorker::run(const RunRequest& r) {
         emit runCancelled(r.id);
     } catch (const std::exception& e) {
         emit runFailed(r.id, errorText(e));
+    }
+}
+
+void InferenceWorker::addInsideParts(const RunRequest& r, int k, mythos::Trace& trace) {
+    if (r.lens)
+        trace.lens = m_model->lens(*m_deep, k, false, &m_cancel);
+    if (r.trajectory)
+        trace.trajectory = mythos::trajectoryOf(*m_deep, k);
+    if (r.attention) {
+        const int T = int(m_deep->seqLen);
+        int from = std::clamp(r.attentionFrom, 0, T - 1);
+        int to = r.attentionTo > 0 ? std::clamp(r.attentionTo, from + 1, T) : std::min(T, from + kAttentionWindow);
+        to = std::min(to, from + kAttentionWindow);
+        trace.attention.batchRow = 0;
+        trace.attention.from = from;
+        trace.attention.to = to;
+        trace.attention.sites = m_model->attention(*m_deep, k, 0, {}, from, to);
     }
 }
 
@@ -377,13 +413,53 @@ void InferenceWorker::writeRescaled(const QString& folder, double target) {
     }
 }
 
-void InferenceWorker::runDepthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops) {
+void InferenceWorker::runDepthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops,
+                                    const QStringList& exitRules, const QString& interventionJson) {
     m_sweepCancel.store(false);
     if (!m_model) {
         emit sweepFailed(id, tr("No model is open."));
         return;
     }
+    // The sweep's intervention is the model's only while it runs; the model's own comes back
+    // afterwards, whatever happens.
+    std::optional<mythos::Intervention> previous;
+    if (m_model->intervention())
+        previous = *m_model->intervention();
+    struct Restore {
+        InferenceWorker* w;
+        std::optional<mythos::Intervention>* previous;
+        bool active = false;
+        ~Restore() {
+            if (!active)
+                return;
+            w->m_model->setIntervention(*previous ? **previous : mythos::Intervention{});
+            w->invalidateDeepRun();
+        }
+    } restore{this, &previous};
     try {
+        std::vector<mythos::ExitRule> rules;
+        for (const QString& text : exitRules)
+            rules.push_back(mythos::parseExitRule(text.trimmed().toStdString()));
+        if (rules.empty())
+            rules = mythos::defaultExitRules();
+        else if (rules.front().kind != mythos::ExitRule::Kind::Act)
+            rules.insert(rules.begin(), mythos::ExitRule{});
+        QString interventionText;
+        if (!interventionJson.trimmed().isEmpty()) {
+            nlohmann::json j;
+            try {
+                j = nlohmann::json::parse(interventionJson.toStdString());
+            } catch (const nlohmann::json::exception& e) {
+                throw mythos::ArgumentError("intervention: not valid JSON: " + mythos::jsonErrorDetail(e));
+            }
+            mythos::Intervention iv = mythos::interventionFromJson(j);
+            if (m_tokenizer)
+                mythos::resolvePatchPrompt(iv, *m_tokenizer);
+            interventionText = qstr(iv.describe());
+            restore.active = true;
+            invalidateDeepRun();
+            m_model->setIntervention(std::move(iv));
+        }
         if (!m_tokenizer)
             throw mythos::ArgumentError("this model has no tokenizer.json: a prompt set needs text prompts");
         const auto t0 = Clock::now();
@@ -394,13 +470,14 @@ void InferenceWorker::runDepthSweep(quint64 id, const QString& promptsFile, cons
         res->promptsFile = promptsFile;
         res->maxLoopIters = m_model->config().max_loop_iters;
         res->prompts = int64_t(prompts.size());
+        res->intervention = interventionText;
         res->eval = mythos::evaluate(
             *m_model, prompts, ks,
             [&](int64_t done, int64_t total) {
                 emit sweepProgress(id, int(done), int(total));
                 return !m_sweepCancel.load();
             },
-            &m_sweepCancel);
+            &m_sweepCancel, rules);
         res->ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         emit sweepFinished(id, res);
     } catch (const mythos::Cancelled&) {

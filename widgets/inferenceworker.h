@@ -10,6 +10,7 @@
 #include <QMutex>
 #include <QObject>
 #include <QString>
+#include <QStringList>
 #include <QThread>
 
 #include "mythos/config.h"
@@ -34,7 +35,17 @@ struct RunRequest {
     bool measureLatency = false; // also time a cached prefill and a few decode steps (comparison)
     // Report: one trace per loop count (ascending) from one deep run, in RunResult::series.
     std::vector<int> seriesLoops;
+    // Inside the loop (docs/inside-the-loop.md): parts added to the trace(s) of a prompt run
+    // (not to generation), as the views on screen need them.
+    bool lens = false;
+    bool trajectory = false;
+    bool attention = false;
+    int attentionFrom = 0, attentionTo = 0; // the window of positions; to = 0: the first kAttentionWindow
 };
+
+// The most positions an attention window holds (the attention view's grid stays readable and
+// a long prompt stays cheap: only the window is computed).
+inline constexpr int kAttentionWindow = 64;
 
 class InferenceWorker : public QObject {
     Q_OBJECT
@@ -64,8 +75,11 @@ public:
     // re-runs the last request.
     void setRescalePreview(bool on, double target);
     void saveRescaled(const QString& folder, double target);
-    // Evaluates the prompt set (JSONL, see mythos::loadEvalPrompts) at each loop count.
-    void depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops);
+    // Evaluates the prompt set (JSONL, see mythos::loadEvalPrompts) at each loop count, with
+    // the exit rules (docs/inside-the-loop.md; empty: the defaults) and, when
+    // `interventionJson` is not empty, with that intervention on the model for the sweep.
+    void depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops,
+                    const QStringList& exitRules = {}, const QString& interventionJson = {});
 
 signals:
     void modelProgress(quint64 id, int done, int total);
@@ -93,7 +107,10 @@ private:
     void loadModelVariant(const QString& spec, const QString& overridesJson, quint64 id);
     void applyRescalePreview(bool on, double target);
     void writeRescaled(const QString& folder, double target);
-    void runDepthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops);
+    void runDepthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops, const QStringList& exitRules,
+                       const QString& interventionJson);
+    // Adds the inside-the-loop parts `r` asks for to a trace at k loops of the stored deep run.
+    void addInsideParts(const RunRequest& r, int k, mythos::Trace& trace);
     void run(const RunRequest& r);
     void adopt(std::unique_ptr<mythos::Model> model, const QString& spec, const QString& displayName,
                const QString& tokenizerSource, quint64 id);

@@ -173,6 +173,7 @@ void MainWindow::buildUi() {
     }
     connect(m_tabs, &QTabWidget::currentChanged, this, [this](int i) {
         syncView(qobject_cast<TraceView*>(m_tabs->widget(i)));
+        refreshForView();
         if (m_tabs->widget(i) == m_compare && m_comparison->comparing())
             runNow(); // measures both models' latency while the Compare view is open
     });
@@ -459,7 +460,25 @@ RunRequest MainWindow::newRequest() {
     r.prompt = prompt();
     r.loops = loops();
     r.actThreshold = m_threshold->value();
+    // The optional parts the view on screen draws (the compare view's also go to the second model).
+    if (const TraceView* v = currentView()) {
+        const TraceView::Needs n = v->needs();
+        r.lens = n.lens;
+        r.trajectory = n.trajectory;
+        r.attention = n.attention;
+        r.attentionFrom = n.attentionFrom;
+        r.attentionTo = n.attentionTo;
+    }
     return r;
+}
+
+void MainWindow::refreshForView() {
+    TraceView* v = currentView();
+    // Not for a recorded trace (no model ran it) nor a generation's (decoded with a cache: the
+    // parts come from a prompt run, which would replace it).
+    if (v && m_trace && m_info && !m_recorded && !m_trace->hasKv && !m_generation->generating() &&
+        !v->hasNeeds(*m_trace))
+        runNow();
 }
 
 void MainWindow::cancelRun() {
@@ -556,6 +575,7 @@ void MainWindow::setSelectedToken(int index) {
     m_tokens->setSelected(index);
     for (auto* v : m_views)
         v->setSelectedToken(index);
+    refreshForView(); // a view whose window follows the selection may need another part
 }
 
 // ---- controls ----

@@ -137,6 +137,8 @@ private:
     void scheduleRun();
     // A request for the window's prompt, loop count and threshold, with the next run id.
     RunRequest newRequest();
+    // Runs again when the view on screen needs a trace part the shown trace lacks.
+    void refreshForView();
     void showTrace(const TracePtr& tr);
     void syncView(TraceView* v); // brings a view up to the current trace and selection
     void updateLoopControls();

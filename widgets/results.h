@@ -37,6 +37,7 @@ using RunResultPtr = std::shared_ptr<const RunResult>;
 // A depth sweep: accuracy and halting of a prompt set at several loop counts.
 struct SweepResult {
     QString promptsFile;
+    QString intervention; // what the sweep's intervention did, empty for none
     int64_t maxLoopIters = 0;
     int64_t prompts = 0;
     mythos::EvalResult eval;

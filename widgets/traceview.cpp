@@ -87,4 +87,20 @@ QString displayToken(const mythos::Trace& tr, int i) {
     return s;
 }
 
+bool TraceView::hasNeeds(const mythos::Trace& tr) const {
+    const Needs n = needs();
+    if (n.lens && tr.lens.loops < 1)
+        return false;
+    if (n.trajectory && tr.trajectory.loops < 1)
+        return false;
+    if (n.attention) {
+        if (tr.attention.sites.empty())
+            return false;
+        const int to = n.attentionTo > 0 ? n.attentionTo : int(std::min<int64_t>(tr.seqLen, n.attentionFrom + 64));
+        if (tr.attention.from != n.attentionFrom || tr.attention.to != to)
+            return false;
+    }
+    return true;
+}
+
 } // namespace mx

@@ -43,6 +43,18 @@ public:
     virtual void setSelectedToken(int index) = 0;
     virtual QList<ChartHandle> charts() const = 0;
 
+    // The optional trace parts (docs/inside-the-loop.md) the view draws: the window asks the
+    // worker for them while the view is on screen, so the others cost nothing.
+    struct Needs {
+        bool lens = false;
+        bool trajectory = false;
+        bool attention = false;
+        int attentionFrom = 0, attentionTo = 0; // the window the view shows (to = 0: from the start)
+    };
+    virtual Needs needs() const { return {}; }
+    // Whether `tr` holds everything needs() asks for (a run that lacks it is redone).
+    bool hasNeeds(const mythos::Trace& tr) const;
+
     TracePtr trace() const { return m_trace; }
 
 signals:

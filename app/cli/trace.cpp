@@ -61,6 +61,7 @@ int runTrace(const Args& a) {
                                  "^2 positions is more than 2^26 values; use "
                                  "fewer tokens or loops");
             tr.attention.batchRow = row;
+            tr.attention.to = T;
             tr.attention.sites = model->attention(run, K, row);
         }
         if (a.flag("trajectory"))

@@ -236,39 +236,39 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
     ctx.mm.linear(out.data(), N, H * vd, w.wo, D, x, true);
 }
 
-// Row-wise causal softmax of scores [T][T] in place (entries above the diagonal become 0).
-void causalSoftmax(float* s, int64_t T) {
-    for (int64_t i = 0; i < T; ++i) {
-        float* row = s + i * T;
-        softmaxInPlace(row, i + 1);
-        std::fill(row + i + 1, row + T, 0.0f);
-    }
-}
-
 } // namespace
 
-std::vector<float> attentionProbabilities(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t T) {
+std::vector<float> attentionProbabilities(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t T, int64_t from,
+                                          int64_t to) {
     const Config& c = ctx.cfg;
-    const int64_t H = c.n_heads;
-    std::vector<float> probs(std::size_t(H * T * T));
+    const int64_t H = c.n_heads, W = to - from;
+    std::vector<float> probs(std::size_t(H * W * W), 0.0f);
+    std::vector<float> row(static_cast<std::size_t>(T));
+    // scores(h, i, j) for query i and keys j <= i, then the row's softmax, cropped.
+    const auto fill = [&](int64_t h, const auto& score) {
+        for (int64_t i = from; i < to; ++i) {
+            for (int64_t j = 0; j <= i; ++j)
+                row[std::size_t(j)] = score(h, i, j);
+            softmaxInPlace(row.data(), i + 1);
+            float* out = probs.data() + (h * W + (i - from)) * W;
+            for (int64_t j = from; j <= i; ++j)
+                out[j - from] = row[std::size_t(j)];
+        }
+    };
     if (!c.isMla()) {
         const int64_t Hkv = c.n_kv_heads, d = c.headDim(), groups = H / Hkv;
         Scratch q(T * H * d), k(T * Hkv * d), v(T * Hkv * d);
         gqaProject(ctx, w, xn, T, T, 0, q.data(), k.data(), v.data());
         const double scale = std::pow(double(d), -0.5);
-        for (int64_t h = 0; h < H; ++h) {
-            float* s = probs.data() + h * T * T;
-            for (int64_t i = 0; i < T; ++i)
-                for (int64_t j = 0; j <= i; ++j) {
-                    const float* qi = q.data() + (i * H + h) * d;
-                    const float* kj = k.data() + (j * Hkv + h / groups) * d;
-                    float dot = 0;
-                    for (int64_t x = 0; x < d; ++x)
-                        dot += qi[x] * kj[x];
-                    s[i * T + j] = float(dot * scale);
-                }
-            causalSoftmax(s, T);
-        }
+        for (int64_t h = 0; h < H; ++h)
+            fill(h, [&](int64_t hh, int64_t i, int64_t j) {
+                const float* qi = q.data() + (i * H + hh) * d;
+                const float* kj = k.data() + (j * Hkv + hh / groups) * d;
+                float dot = 0;
+                for (int64_t x = 0; x < d; ++x)
+                    dot += qi[x] * kj[x];
+                return float(dot * scale);
+            });
         return probs;
     }
     const int64_t r = c.kv_lora_rank, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vd = c.v_head_dim;
@@ -280,23 +280,19 @@ std::vector<float> attentionProbabilities(Ctx& ctx, const AttnWeights& w, const 
         rmsNorm(kvRaw.data() + t * (r + rope), w.kvNorm, latent.data() + t * r, 1, r);
     ctx.mm.linear(latent.data(), T, r, w.kvUp, kvUpW, kv.data());
     const double scale = std::pow(double(nope + rope), -0.5);
-    for (int64_t h = 0; h < H; ++h) {
-        float* s = probs.data() + h * T * T;
-        for (int64_t i = 0; i < T; ++i)
-            for (int64_t j = 0; j <= i; ++j) {
-                const float* qa = qn.data() + (i * H + h) * nope;
-                const float* ka = kv.data() + j * kvUpW + h * (nope + vd);
-                const float* qb = qp.data() + (i * H + h) * rope;
-                const float* kb = kr.data() + j * rope;
-                float dot = 0;
-                for (int64_t x = 0; x < nope; ++x)
-                    dot += qa[x] * ka[x];
-                for (int64_t x = 0; x < rope; ++x)
-                    dot += qb[x] * kb[x];
-                s[i * T + j] = float(dot * scale);
-            }
-        causalSoftmax(s, T);
-    }
+    for (int64_t h = 0; h < H; ++h)
+        fill(h, [&](int64_t hh, int64_t i, int64_t j) {
+            const float* qa = qn.data() + (i * H + hh) * nope;
+            const float* ka = kv.data() + j * kvUpW + hh * (nope + vd);
+            const float* qb = qp.data() + (i * H + hh) * rope;
+            const float* kb = kr.data() + j * rope;
+            float dot = 0;
+            for (int64_t x = 0; x < nope; ++x)
+                dot += qa[x] * ka[x];
+            for (int64_t x = 0; x < rope; ++x)
+                dot += qb[x] * kb[x];
+            return float(dot * scale);
+        });
     return probs;
 }
 

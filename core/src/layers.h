@@ -128,10 +128,12 @@ struct MoeRecord {
 void attentionForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
                       KvCache* cache, const std::string& key, float* x);
 
-// The causal attention probabilities [H][T][T] of one batch row of T tokens at positions
-// 0..T-1 (no cache), from the block's normalised input xn[T][D], computed as the forward
-// pass computes them (row: query, column: key; 0 above the diagonal).
-std::vector<float> attentionProbabilities(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t T);
+// The causal attention probabilities of one batch row of T tokens at positions 0..T-1 (no
+// cache), from the block's normalised input xn[T][D], computed as the forward pass computes
+// them (row: query, column: key; 0 above the diagonal), cropped to the window [from, to) of
+// positions: [H][W][W], W = to - from (each row's softmax is over all its keys 0..i).
+std::vector<float> attentionProbabilities(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t T, int64_t from,
+                                          int64_t to);
 
 // x[N][D] += down(silu(gate(xn)) * up(xn))
 void ffnForward(Ctx& ctx, const FfnWeights& w, const float* xn, int64_t N, float* x);

@@ -170,6 +170,7 @@ TrajectoryRecord trajectoryOf(const DeepRun& run, int64_t K) {
         for (int c = 0; c < 2; ++c)
             tr.coords[std::size_t(m * 2 + c)] = float(finite ? X.row(m).dot(comps.col(c)) : nan);
     tr.cosFinal.resize(std::size_t(M));
+    tr.delta.resize(std::size_t(M));
     const auto& hK = run.h[std::size_t(K - 1)];
     for (int64_t t = 0; t < K; ++t)
         for (int64_t n = 0; n < N; ++n) {
@@ -182,6 +183,11 @@ TrajectoryRecord trajectoryOf(const DeepRun& run, int64_t K) {
                 bb += double(b[i]) * double(b[i]);
             }
             tr.cosFinal[std::size_t(t * N + n)] = float(aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : nan);
+            const float* prev = (t == 0 ? run.e.data() : run.h[std::size_t(t - 1)].data()) + n * D;
+            double dd = 0;
+            for (int64_t i = 0; i < D; ++i)
+                dd += (double(a[i]) - double(prev[i])) * (double(a[i]) - double(prev[i]));
+            tr.delta[std::size_t(t * N + n)] = float(std::sqrt(dd));
         }
     return tr;
 }

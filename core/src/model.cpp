@@ -455,6 +455,13 @@ std::vector<float> Model::embedAndPrelude(const std::vector<int32_t>& ids, int64
                                           KvCache* cache, const std::atomic<bool>* cancel) {
     const Config& c = m_cfg;
     auto& im = *m_impl;
+    // A patch must reach a position of an uncached pass (with a cache, decode steps after the
+    // patched position leave it alone).
+    if (const Intervention* iv = im.active(); iv && iv->patch && !cache &&
+                                              (iv->patch->token < startPos || iv->patch->token >= startPos + T))
+        throw ArgumentError("intervention: patch.token " + std::to_string(iv->patch->token) +
+                            " is outside the input's positions " + std::to_string(startPos) + ".." +
+                            std::to_string(startPos + T - 1));
     if (B < 1 || T < 1 || int64_t(ids.size()) != B * T)
         throw ArgumentError("input ids must be a non-empty batch of equal-length rows (got " +
                             std::to_string(ids.size()) + " ids for " + std::to_string(B) + " x " + std::to_string(T) +
@@ -987,7 +994,8 @@ LensRecord Model::lens(const DeepRun& run, int64_t K, bool keepLogits, const std
 }
 
 std::vector<AttentionSite> Model::attention(const DeepRun& run, int64_t k, int64_t row,
-                                            const std::function<bool(const AttentionSite&)>& want) {
+                                            const std::function<bool(const AttentionSite&)>& want, int64_t from,
+                                            int64_t to) {
     const Config& c = m_cfg;
     auto& im = *m_impl;
     if (k < 1 || k > run.depth)
@@ -997,6 +1005,11 @@ std::vector<AttentionSite> Model::attention(const DeepRun& run, int64_t k, int64
         throw ArgumentError("attention: batch row " + std::to_string(row) + " is outside 0.." +
                             std::to_string(run.batch - 1));
     const int64_t T = run.seqLen, D = c.dim;
+    if (to == 0)
+        to = T;
+    if (from < 0 || from >= to || to > T)
+        throw ArgumentError("attention: window " + std::to_string(from) + ".." + std::to_string(to) +
+                            " is outside the row's 0.." + std::to_string(T));
     auto ctx = im.ctx(c);
     std::vector<AttentionSite> out;
     detail::Scratch xn(T * D);
@@ -1007,7 +1020,7 @@ std::vector<AttentionSite> Model::attention(const DeepRun& run, int64_t k, int64
         if (want && !want(s))
             return;
         rmsNorm(x, w.attnNorm, xn.data(), T, D);
-        s.probs = detail::attentionProbabilities(ctx, w.attn, xn.data(), T);
+        s.probs = detail::attentionProbabilities(ctx, w.attn, xn.data(), T, from, to);
         out.push_back(std::move(s));
     };
     // Prelude: the row's embeddings through the prelude blocks.

@@ -420,21 +420,26 @@ void writeInsideParts(json& j, const Trace& tr, bool includeLogits) {
     }
     if (!tr.attention.sites.empty()) {
         json sites = json::array();
-        const int64_t H = tr.config.n_heads;
+        const int64_t H = tr.config.n_heads, W = tr.attention.to - tr.attention.from;
         for (const auto& s : tr.attention.sites)
             sites.push_back({{"name", s.name},
                              {"stage", s.stage},
                              {"layer", s.layer},
                              {"loop", s.loop},
-                             {"probs", nest(s.probs, {H, T, T})}});
-        j["attention"] = {{"version", 1}, {"batch_row", tr.attention.batchRow}, {"sites", std::move(sites)}};
+                             {"probs", nest(s.probs, {H, W, W})}});
+        j["attention"] = {{"version", 1},
+                          {"batch_row", tr.attention.batchRow},
+                          {"from", tr.attention.from},
+                          {"to", tr.attention.to},
+                          {"sites", std::move(sites)}};
     }
     if (const int64_t K = tr.trajectory.loops) {
         j["trajectory"] = {{"version", 1},
                            {"loops", K},
                            {"explained", {tr.trajectory.explained[0], tr.trajectory.explained[1]}},
                            {"coords", nest(tr.trajectory.coords, {K, B, T, 2})},
-                           {"cos_final", nest(tr.trajectory.cosFinal, {K, B, T})}};
+                           {"cos_final", nest(tr.trajectory.cosFinal, {K, B, T})},
+                           {"delta", nest(tr.trajectory.delta, {K, B, T})}};
     }
     if (!tr.intervention.is_null())
         j["intervention"] = tr.intervention;
@@ -565,6 +570,9 @@ void readInsideParts(const json& j, const Reader& r, Trace& tr) {
     if (knownPart(j, "attention", r)) {
         const json& att = j["attention"];
         tr.attention.batchRow = r.integer(att, "batch_row", 0, B - 1);
+        tr.attention.from = att.contains("from") ? r.integer(att, "from", 0, T - 1) : 0;
+        tr.attention.to = att.contains("to") ? r.integer(att, "to", tr.attention.from + 1, T) : T;
+        const int64_t W = tr.attention.to - tr.attention.from;
         const json& sites = r.field(att, "sites");
         if (!sites.is_array() || int64_t(sites.size()) > kMaxLoops + tr.config.prelude_layers + tr.config.coda_layers)
             r.fail("'attention.sites' must be an array of at most one entry per attention application");
@@ -581,7 +589,7 @@ void readInsideParts(const json& j, const Reader& r, Trace& tr) {
                 r.fail("'attention.sites[].stage' must be prelude, recurrent or coda");
             site.layer = r.integer(s, "layer", 0, std::numeric_limits<int32_t>::max());
             site.loop = r.integer(s, "loop", 0, kMaxLoops);
-            site.probs = r.array<float>(s, "probs", {H, T, T}, "attention.sites[].probs");
+            site.probs = r.array<float>(s, "probs", {H, W, W}, "attention.sites[].probs");
             tr.attention.sites.push_back(std::move(site));
         }
     }
@@ -593,6 +601,8 @@ void readInsideParts(const json& j, const Reader& r, Trace& tr) {
         tr.trajectory.explained[1] = ex[1];
         tr.trajectory.coords = r.array<float>(tj, "coords", {K, B, T, 2}, "trajectory.coords");
         tr.trajectory.cosFinal = r.array<float>(tj, "cos_final", {K, B, T}, "trajectory.cos_final");
+        if (tj.contains("delta"))
+            tr.trajectory.delta = r.array<float>(tj, "delta", {K, B, T}, "trajectory.delta");
         tr.trajectory.loops = K;
     }
     if (j.contains("intervention")) {

@@ -1,6 +1,7 @@
 #include "mythos/variant.h"
 
 #include "mythos/errors.h"
+#include "mythos/intervention.h"
 
 namespace mythos {
 
@@ -31,7 +32,10 @@ Variant applyVariant(const Config& base, const EngineOptions& baseOptions, const
         const nlohmann::json& value = it.value();
         v.changes.push_back(key + "=" + value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
         try {
-            if (isEngineOptionKey(key)) {
+            if (key == "intervene") {
+                v.intervention = interventionFromJson(value);
+                v.changes.back() = "intervene: " + v.intervention->describe();
+            } else if (isEngineOptionKey(key)) {
                 setEngineOption(v.options, key, value); // its ArgumentError, prefixed below
             } else if (!cfg.contains(key)) {
                 fail("'" + key + "' is not a config field or engine option");

@@ -123,9 +123,12 @@ public:
     LensRecord lens(const DeepRun& run, int64_t K, bool keepLogits = false, const std::atomic<bool>* cancel = nullptr);
     // The attention probabilities of batch row `row` at the sites `want` accepts (called with
     // each site's name, stage, layer and loop, probs empty), for the run at k loops: from the
-    // stored states, without running the loop again.
+    // stored states, without running the loop again. Only the window [from, to) of positions
+    // (to = 0: the whole row) is computed and kept, [H][W][W]: a long prompt costs what the
+    // window shows.
     std::vector<AttentionSite> attention(const DeepRun& run, int64_t k, int64_t row,
-                                         const std::function<bool(const AttentionSite&)>& want = {});
+                                         const std::function<bool(const AttentionSite&)>& want = {},
+                                         int64_t from = 0, int64_t to = 0);
 
     // Injection A = exp(-exp(clamp(log_dt + log_A, -20, 20))) for analysis: NaN where log_A
     // or log_dt is not finite (the forward pass uses the reference's clamped values).

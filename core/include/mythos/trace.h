@@ -36,10 +36,11 @@ struct AttentionSite {
     std::string stage; // "prelude", "recurrent", "coda"
     int64_t layer = 0;
     int64_t loop = 0;         // 1-based for recurrent sites, else 0
-    std::vector<float> probs; // [H][T][T]
+    std::vector<float> probs; // [H][W][W] over the record's window
 };
 struct AttentionRecord {
     int64_t batchRow = 0;
+    int64_t from = 0, to = 0; // the window of positions [from, to) the sites hold
     std::vector<AttentionSite> sites; // empty = not recorded
 };
 
@@ -49,6 +50,7 @@ struct TrajectoryRecord {
     double explained[2] = {0, 0}; // share of the variance along each component
     std::vector<float> coords;    // [K][B][T][2]
     std::vector<float> cosFinal;  // [K][B][T] cos(h_t, h_K)
+    std::vector<float> delta;     // [K][B][T] |h_t - h_{t-1}|, h_0 the prelude output
 };
 
 struct Trace {

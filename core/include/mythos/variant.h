@@ -4,9 +4,11 @@
 // {"act_threshold": 0.9, "rope_theta": 10000, "act_final_remainder": true,
 //  "kv_layout": "compact", "weight_type": "bf16"}: config fields that keep every weight's
 // shape, and the engine options act_final_remainder (bool), kv_layout ("reference" /
-// "compact") and weight_type ("f32" / "bf16"). The text is untrusted (typed by a user, or
+// "compact") and weight_type ("f32" / "bf16"), and "intervene": an intervention object
+// (mythos/intervention.h, docs/inside-the-loop.md). The text is untrusted (typed by a user, or
 // read from a file): every problem is an ArgumentError or ConfigError on one line that
 // starts with "config variant".
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mythos/config.h"
+#include "mythos/intervention.h"
 #include "mythos/model.h"
 
 namespace mythos {
@@ -22,6 +25,7 @@ struct Variant {
     Config config;
     EngineOptions options;
     std::vector<std::string> changes; // "key=value" per field, in the object's order
+    std::optional<Intervention> intervention; // "intervene"; set on the variant's model (checked there)
 };
 
 // Parses the text: a JSON object, or an ArgumentError (before any model is opened, so a

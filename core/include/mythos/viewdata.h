@@ -12,6 +12,7 @@
 #include "mythos/analysis.h"
 #include "mythos/config.h"
 #include "mythos/kvcache.h"
+#include "mythos/lens.h"
 #include "mythos/trace.h"
 
 namespace mythos {
@@ -156,5 +157,66 @@ struct KvViewData {
 };
 // Throws mythos::Error when a size does not fit (a config whose other variants overflow).
 KvViewData kvViewData(const Trace& tr);
+
+// ---- inside the loop (docs/inside-the-loop.md) ----
+
+enum class LensSource { Act, State };
+
+// The logit lens of batch row 0 as the lens view draws it: [T][K] cells.
+struct LensViewData {
+    int64_t tokens = 0, loops = 0;     // T, K (0 when the trace has no lens)
+    std::vector<int32_t> top1;         // [T][K]
+    std::vector<double> p, entropy;    // [T][K]
+    std::vector<double> klFinal;       // [T][K]
+    std::vector<double> klPrev;        // [T][K], NaN at loop 1
+    std::vector<int32_t> convergence;  // [T] 1..K
+    std::vector<int32_t> finalTop1;    // [T] the model's output at K loops (act lens at K)
+    std::vector<int32_t> haltLoop;     // [T] the trace's ACT halting loop, 0 = never
+    double entropyTop = 1, klTop = 1;  // colour ranges: the largest finite values (at least 1e-6)
+    // Halting against convergence, one point per token: (convergence, halting), never
+    // halted at K + 1; and how many halted before / at / after convergence, or never.
+    std::vector<std::pair<double, double>> haltVsConv;
+    int64_t early = 0, same = 0, late = 0, never = 0;
+};
+LensViewData lensViewData(const Trace& tr, LensSource source);
+
+// Every exit rule's decision for each token of batch row 0 (rules x tokens).
+struct ExitRuleTable {
+    std::vector<std::string> names;  // [R]
+    std::vector<int64_t> loops;      // [R][T] exit loop
+    std::vector<int32_t> tokens;     // [R][T] prediction at exit
+    std::vector<double> meanLoops;   // [R]
+    std::vector<int64_t> agreeFinal; // [R] tokens whose prediction equals the model's output at K
+};
+// Empty without a lens.
+ExitRuleTable exitRuleTable(const Trace& tr, const std::vector<ExitRule>& rules);
+
+// The attention sites of a trace, with per-head summaries: entropy (nats) and mean distance
+// (sum_j p_ij (i - j)) per head, averaged over the window's query rows.
+struct AttentionGridData {
+    int64_t heads = 0, from = 0, to = 0; // the window [from, to)
+    std::vector<std::string> names;      // [S] site names
+    std::vector<int64_t> loops;          // [S] 1-based for recurrent sites, else 0
+    std::vector<bool> recurrent;         // [S]
+    std::vector<double> entropy;         // [S][H]
+    std::vector<double> distance;        // [S][H]
+    double distanceTop = 1;              // the largest finite mean distance, at least 1
+    std::vector<double> outside;         // [S][H] mean attention mass on keys before the window
+};
+AttentionGridData attentionGridData(const Trace& tr);
+// Head h's [W][W] probabilities of site s (row: query from + i, column: key from + j), as doubles.
+std::vector<double> attentionMatrix(const Trace& tr, std::size_t site, int64_t head);
+
+// The trajectory view's numbers for batch row 0: each token's orbit on the two principal
+// components, and [T][K] heatmaps of |h_t - h_{t-1}| and cos(h_t, h_K).
+struct TrajectoryViewData {
+    int64_t tokens = 0, loops = 0;                  // T, K (0 without a trajectory)
+    double explained[2] = {0, 0};
+    std::vector<std::vector<std::pair<double, double>>> orbits; // [T] points by loop (non-finite dropped)
+    std::vector<double> delta, cosFinal;            // [T][K]
+    double deltaTop = 1;                            // the largest finite delta
+    double xMin = 0, xMax = 1, yMin = 0, yMax = 1;  // the orbits' extent (padded, never empty)
+};
+TrajectoryViewData trajectoryViewData(const Trace& tr);
 
 } // namespace mythos
