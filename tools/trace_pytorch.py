@@ -77,6 +77,8 @@ def _finite(x):
     """Nested lists with non-finite floats replaced by None (JSON has no inf/nan)."""
     if isinstance(x, list):
         return [_finite(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
     if isinstance(x, float) and not math.isfinite(x):
         return None
     return x
@@ -921,7 +923,8 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as e:
         print(f"trace_pytorch: error: {e}", file=sys.stderr)
         return 1
-    mt.write_atomic(args.out, (json.dumps(tr, separators=(",", ":")) + "\n").encode("utf-8"))
+    tr = _finite(tr)
+    mt.write_atomic(args.out, (json.dumps(tr, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8"))
     print(f"wrote {args.out}: batch {tr['batch']}, seq_len {tr['seq_len']}, "
           f"loops {tr['loops_executed']}/{tr['n_loops']}, rho(A) {tr['rho_A']:.4f}")
     return 0
