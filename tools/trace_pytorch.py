@@ -339,13 +339,12 @@ def parse_intervention(obj, cfg, tokenize=None) -> dict:
     for i, a in enumerate(obj.get("ablate_heads", [])):
         w = f"ablate_heads[{i}]."
         _check_keys(a, ("stage", "layer", "head", "loop"), w)
-        for need in ("stage", "head"):
-            if need not in a:
-                raise ValueError(f"intervention: field '{w}{need}' is missing")
-        if a["stage"] not in _STAGES:
+        if "head" not in a:
+            raise ValueError(f"intervention: field '{w}head' is missing")
+        stage = a.get("stage", "recurrent")
+        if stage not in _STAGES:
             raise ValueError(f"intervention: field '{w}stage' must be one of "
-                             f"{', '.join(_STAGES)}, got {a['stage']!r}")
-        stage = a["stage"]
+                             f"{', '.join(_STAGES)}, got {stage!r}")
         if layers[stage] == 0:
             raise ValueError(f"intervention: field '{w}stage': the model has no {stage} layers")
         entry = {"stage": stage, "layer": _field_int(a, "layer", w, 0, layers[stage], 0),
@@ -372,9 +371,8 @@ def parse_intervention(obj, cfg, tokenize=None) -> dict:
             raise ValueError(f"intervention: field 'lora_scale_zero' must be true or false, "
                              f"got {obj['lora_scale_zero']!r}")
         iv["lora_scale_zero"] = obj["lora_scale_zero"]
-    # Loop 0 always runs, so a negative shift would ask for the embedding of a negative
-    # loop index: refused (the contract allows a negative shift only while j + shift >= 0).
-    iv["loop_shift"] = _field_int(obj, "loop_shift", "", 0, MAX_LOOPS + 1, 0)
+    # May be negative; a loop whose j + shift would be negative is an error when it runs.
+    iv["loop_shift"] = _field_int(obj, "loop_shift", "", -MAX_LOOPS, MAX_LOOPS + 1, 0)
     if "patch" in obj:
         p = obj["patch"]
         _check_keys(p, ("token", "loop", "ids", "prompt", "source_token"), "patch.")
@@ -515,6 +513,9 @@ class _Hooks:
         self.loop += 1
         shift = self.iv["loop_shift"] if self.iv else 0
         if shift:
+            if self.loop - 1 + shift < 0:
+                raise ValueError(f"intervention: field 'loop_shift' = {shift} makes loop "
+                                 f"{self.loop}'s loop-index embedding index negative")
             # The block's input is norm((h + LIE(j)) + e): recomputed with LIE(j + shift).
             import mythos_torch as mt
             h = self.h_prev

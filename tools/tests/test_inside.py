@@ -295,6 +295,7 @@ class PyTorchSideTest(unittest.TestCase):
                ({"injection_off_after": -1}, "injection_off_after"),
                ({"lora_scale_zero": 1}, "lora_scale_zero"),
                ({"loop_shift": 1.5}, "loop_shift"),
+               ({"loop_shift": -1}, "loop_shift"),
                ({"patch": {"token": 1, "loop": 0, "ids": [1, 2]}}, "patch.loop"),
                ({"patch": {"token": 1, "loop": 1, "ids": [1, 1 << 20]}}, "patch.ids"),
                ({"patch": {"token": 1, "loop": 1}}, "patch"),
