@@ -230,6 +230,7 @@ class PyTorchSideTest(unittest.TestCase):
                     self.assertAlmostEqual(share, e[i], places=9)
 
     def test_interventions_that_change_nothing(self):
+        found = 0
         for c in cases():
             with self.subTest(c.name):
                 cfg = c.model.cfg
@@ -241,7 +242,6 @@ class PyTorchSideTest(unittest.TestCase):
                     self.assertTrue(torch.equal(got, c.base), json.dumps(iv))
                 # an expert that no position selects at loop t
                 sel = torch.tensor(c.trace["routing"]["topk_ids"])
-                found = 0
                 for t in range(sel.shape[0]):
                     unused = set(range(cfg.n_experts)) - set(sel[t].reshape(-1).tolist())
                     for e in sorted(unused)[:1]:
@@ -253,6 +253,16 @@ class PyTorchSideTest(unittest.TestCase):
                 got = tp.run_intervened(c.model, c.ids, c.K,
                                         {"patch": {"token": 3, "loop": 1, "ids": c.ids[0]}})
                 self.assertTrue(torch.equal(got[0], c.base[0]))
+                # a loop the uncached run never reaches (every position halted before it)
+                L = c.trace["loops_executed"]
+                if L < c.K:
+                    for iv in ({"ablate_experts": [{"expert": 0, "loop": L + 1}]},
+                               {"ablate_heads": [{"stage": "recurrent", "head": 0, "loop": L + 1}]},
+                               {"injection_off_after": L}, {"patch": {"token": 0, "loop": L + 1,
+                                                                      "ids": c.ids[1]}}):
+                        got = tp.run_intervened(c.model, c.ids, c.K, iv)
+                        self.assertTrue(torch.equal(got, c.base), json.dumps(iv))
+        self.assertGreater(found, 0, "no case has an expert that some loop leaves unused")
 
     def test_interventions_take_effect(self):
         for c in cases():
