@@ -7,6 +7,7 @@
 
 #include "mythos/errors.h"
 #include "mythos/fileio.h"
+#include "mythos/intervention.h"
 #include "mythos/kvcache.h"
 #include "mythos/weights.h"
 
@@ -15,7 +16,8 @@ using namespace mythos;
 
 namespace cli {
 
-const std::set<std::string> kCommonValued = {"model", "threads", "kv-layout", "weights", "tokenizer", "vocab"};
+const std::set<std::string> kCommonValued = {"model",     "threads", "kv-layout", "weights",
+                                             "tokenizer", "vocab",   "intervene"};
 const std::set<std::string> kCommonFlags = {"act-final-remainder", "help"};
 
 const char* const kCommonOptionsHelp =
@@ -32,6 +34,10 @@ const char* const kCommonOptionsHelp =
                             reference's numbers); bf16 halves weight memory, logits
                             within about 2% of fp32 (trace, generate, bench, eval,
                             report)
+  --intervene FILE.json     run the model with an intervention: ablate an expert or a
+                            head, force exit loops, drop re-injection, zero the depth
+                            LoRA, shift the loop index, patch a state
+                            (docs/inside-the-loop.md)
 )";
 
 namespace {
@@ -129,6 +135,23 @@ std::unique_ptr<Model> openModel(const Args& a) {
     }
     auto model = mythos::open(parseModelSpec(modelSpec(a)), engineOptions(a), overrides);
     warnNonFinite(modelSpec(a), model->nonFiniteWeights());
+    if (a.has("intervene")) {
+        const std::filesystem::path file = a.str("intervene");
+        mythos::Intervention iv = mythos::loadIntervention(file);
+        if (iv.patch && !iv.patch->prompt.empty()) {
+            const auto tok = tokenizerFor(a, modelSpec(a), model->config().vocab_size, true);
+            if (!tok)
+                throw mythos::ArgumentError(file.string() + ": the patch's \"prompt\" needs the model's tokenizer");
+            mythos::resolvePatchPrompt(iv, *tok);
+        }
+        try {
+            model->setIntervention(std::move(iv));
+        } catch (const mythos::ArgumentError& e) {
+            throw mythos::ArgumentError(file.string() + ": " + e.what());
+        }
+        std::fprintf(stderr, "intervention: %s\n",
+                     model->intervention() ? model->intervention()->describe().c_str() : "no change");
+    }
     return model;
 }
 

@@ -7,6 +7,7 @@
 #include "common.h"
 #include "mythos/checked.h"
 #include "mythos/kvcache.h"
+#include "mythos/lens.h"
 #include "mythos/model.h"
 #include "mythos/trace.h"
 
@@ -34,7 +35,39 @@ int runTrace(const Args& a) {
     }
     if (a.flag("no-logits") && a.flag("full-logits"))
         throw UsageError("--no-logits and --full-logits contradict each other");
-    model->forward(ids, B, T, fo);
+    const bool inside = a.flag("lens") || a.flag("attention") || a.flag("trajectory");
+    if (inside && (cache || fo.startPos != 0))
+        throw UsageError("--lens, --attention and --trajectory read a deep run of the whole prompt: "
+                         "leave out --kv-cache and --start-pos");
+    if (a.has("attention-row") && !a.flag("attention"))
+        throw UsageError("--attention-row goes with --attention");
+    if (inside) {
+        // One deep run to n_loops; the trace of n_loops from it equals the forward's.
+        const int64_t K = fo.nLoops;
+        DeepRun run = model->deepRun(ids, B, T, K);
+        model->logitsAt(run, K, &tr);
+        if (a.flag("lens")) {
+            const bool keep =
+                a.flag("full-logits") || (!a.flag("no-logits") && fullLogitsByDefault(K * B, T, tr.vocab));
+            tr.lens = model->lens(run, K, keep);
+        }
+        if (a.flag("attention")) {
+            const int64_t row = a.integer("attention-row", 0, 0, B - 1);
+            const auto& c = model->config();
+            const int64_t sites = c.prelude_layers + K + c.coda_layers;
+            if (!boundedProduct({sites, c.n_heads, T, T}, int64_t(1) << 26))
+                throw UsageError("--attention: " + std::to_string(sites) + " sites x " + std::to_string(c.n_heads) +
+                                 " heads x " + std::to_string(T) +
+                                 "^2 positions is more than 2^26 values; use "
+                                 "fewer tokens or loops");
+            tr.attention.batchRow = row;
+            tr.attention.sites = model->attention(run, K, row);
+        }
+        if (a.flag("trajectory"))
+            tr.trajectory = trajectoryOf(run, K);
+    } else {
+        model->forward(ids, B, T, fo);
+    }
     if (tok)
         for (int32_t id : ids)
             tr.pieces.push_back(tok->piece(id));
@@ -55,12 +88,15 @@ int runTrace(const Args& a) {
 Command traceCommand() {
     return {"trace",
             "--model SPEC (--ids \"1,2,3;4,5,6\" | --prompt TEXT) --loops N [--kv-cache]\n"
-            "[--start-pos P] [--no-logits | --full-logits] --out FILE.json",
+            "[--start-pos P] [--no-logits | --full-logits] [--lens] [--attention\n"
+            "[--attention-row B]] [--trajectory] [--intervene FILE.json] --out FILE.json",
             "run one forward pass and write its trace (schema mythos-trace/1): the\n"
             "top-10 logits of every position, and all logits when B x T x vocab is at\n"
-            "most 2^22 (or with --full-logits)",
-            {"ids", "prompt", "loops", "out", "start-pos"},
-            {"kv-cache", "no-logits", "full-logits"},
+            "most 2^22 (or with --full-logits); with --lens the logit lens of every loop,\n"
+            "--attention every attention application's probabilities (one batch row),\n"
+            "--trajectory the PCA of the states (docs/inside-the-loop.md)",
+            {"ids", "prompt", "loops", "out", "start-pos", "attention-row"},
+            {"kv-cache", "no-logits", "full-logits", "lens", "attention", "trajectory"},
             runTrace};
 }
 

@@ -42,20 +42,58 @@ bool parallelHeads(int64_t B, int64_t H, int64_t T, int64_t S, int64_t pairMacs)
     return B * H * T * S * pairMacs >= kParallelAttnMacs;
 }
 
+// Head ablation: head h's slice of the input of wo, [N][H][width], set to 0.
+void zeroAblatedHeads(const Ctx& ctx, float* out, int64_t N, int64_t H, int64_t width) {
+    if (!ctx.zeroHeads)
+        return;
+    for (int64_t h = 0; h < H; ++h)
+        if ((*ctx.zeroHeads)[std::size_t(h)])
+            for (int64_t n = 0; n < N; ++n)
+                std::fill_n(out + (n * H + h) * width, width, 0.0f);
+}
+
+// q [N][H][d] and k [N][Hkv][d] with RoPE, v [N][Hkv][d] of GQA.
+void gqaProject(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t N, int64_t T, int64_t startPos, float* q,
+                float* k, float* v) {
+    const Config& c = ctx.cfg;
+    const int64_t D = c.dim, H = c.n_heads, Hkv = c.n_kv_heads, d = c.headDim(), kvw = Hkv * d;
+    ctx.mm.linearGroup(xn, N, D, {{w.wq, H * d, q}, {w.wk, kvw, k}, {w.wv, kvw, v}});
+    for (int64_t n = 0; n < N; ++n) {
+        const int64_t pos = startPos + n % T;
+        for (int64_t h = 0; h < H; ++h)
+            ctx.rope.apply(q + (n * H + h) * d, pos);
+        for (int64_t h = 0; h < Hkv; ++h)
+            ctx.rope.apply(k + (n * Hkv + h) * d, pos);
+    }
+}
+
+// MLA's queries (nope [N][H][nope], rope [N][H][rope] with RoPE), raw latent+rope-key rows
+// kvRaw [N][r + rope] and the rope keys kr [N][rope] with RoPE.
+void mlaProject(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t N, int64_t T, int64_t startPos, float* qn,
+                float* qp, float* kvRaw, float* kr) {
+    const Config& c = ctx.cfg;
+    const int64_t D = c.dim, H = c.n_heads, qr = c.q_lora_rank, r = c.kv_lora_rank;
+    const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
+    Scratch cq(N * qr);
+    ctx.mm.linearGroup(xn, N, D, {{w.qDown, qr, cq.data()}, {w.kvDown, r + rope, kvRaw}});
+    rmsNorm(cq.data(), w.qNorm, cq.data(), N, qr);
+    ctx.mm.linearGroup(cq.data(), N, qr, {{w.qUpNope, H * nope, qn}, {w.qUpRope, H * rope, qp}});
+    for (int64_t n = 0; n < N; ++n) {
+        const int64_t pos = startPos + n % T;
+        for (int64_t h = 0; h < H; ++h)
+            ctx.rope.apply(qp + (n * H + h) * rope, pos);
+        std::memcpy(kr + n * rope, kvRaw + n * (r + rope) + r, std::size_t(rope) * sizeof(float));
+        ctx.rope.apply(kr + n * rope, pos);
+    }
+}
+
 void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos, KvCache* cache,
                 const std::string& key, float* x) {
     const Config& c = ctx.cfg;
     const int64_t D = c.dim, H = c.n_heads, Hkv = c.n_kv_heads, d = c.headDim(), N = B * T;
     const int64_t groups = H / Hkv, kvw = Hkv * d;
     Scratch q(N * H * d), k(N * kvw), v(N * kvw);
-    ctx.mm.linearGroup(xn, N, D, {{w.wq, H * d, q.data()}, {w.wk, kvw, k.data()}, {w.wv, kvw, v.data()}});
-    for (int64_t n = 0; n < N; ++n) {
-        const int64_t pos = startPos + n % T;
-        for (int64_t h = 0; h < H; ++h)
-            ctx.rope.apply(q.data() + (n * H + h) * d, pos);
-        for (int64_t h = 0; h < Hkv; ++h)
-            ctx.rope.apply(k.data() + (n * Hkv + h) * d, pos);
-    }
+    gqaProject(ctx, w, xn, N, T, startPos, q.data(), k.data(), v.data());
 
     KvEntry* entry = nullptr;
     if (cache) {
@@ -92,6 +130,7 @@ void gqaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
             attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * d, H * d);
         });
     }
+    zeroAblatedHeads(ctx, out.data(), N, H, d);
     ctx.mm.linear(out.data(), N, H * d, w.wo, D, x, true);
 }
 
@@ -139,23 +178,11 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
                 const std::string& key, float* x) {
     const Config& c = ctx.cfg;
     const int64_t D = c.dim, H = c.n_heads, N = B * T;
-    const int64_t qr = c.q_lora_rank, r = c.kv_lora_rank, nope = c.qk_nope_head_dim;
+    const int64_t r = c.kv_lora_rank, nope = c.qk_nope_head_dim;
     const int64_t rope = c.qk_rope_head_dim, vd = c.v_head_dim, kvUpW = H * (nope + vd);
 
-    Scratch cq(N * qr), kvRaw(N * (r + rope));
-    ctx.mm.linearGroup(xn, N, D, {{w.qDown, qr, cq.data()}, {w.kvDown, r + rope, kvRaw.data()}});
-    rmsNorm(cq.data(), w.qNorm, cq.data(), N, qr);
-    Scratch qn(N * H * nope), qp(N * H * rope);
-    ctx.mm.linearGroup(cq.data(), N, qr, {{w.qUpNope, H * nope, qn.data()}, {w.qUpRope, H * rope, qp.data()}});
-
-    Scratch kr(N * rope);
-    for (int64_t n = 0; n < N; ++n) {
-        const int64_t pos = startPos + n % T;
-        for (int64_t h = 0; h < H; ++h)
-            ctx.rope.apply(qp.data() + (n * H + h) * rope, pos);
-        std::memcpy(kr.data() + n * rope, kvRaw.data() + n * (r + rope) + r, std::size_t(rope) * sizeof(float));
-        ctx.rope.apply(kr.data() + n * rope, pos);
-    }
+    Scratch kvRaw(N * (r + rope)), qn(N * H * nope), qp(N * H * rope), kr(N * rope);
+    mlaProject(ctx, w, xn, N, T, startPos, qn.data(), qp.data(), kvRaw.data(), kr.data());
 
     // Latents and rope keys of every visible position, per batch row.
     KvEntry* entry = nullptr;
@@ -205,10 +232,73 @@ void mlaForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int6
             attendHead(qs, T, ks, vs, S, scale, out.data() + (b * T * H + h) * vd, H * vd);
         });
     }
+    zeroAblatedHeads(ctx, out.data(), N, H, vd);
     ctx.mm.linear(out.data(), N, H * vd, w.wo, D, x, true);
 }
 
+// Row-wise causal softmax of scores [T][T] in place (entries above the diagonal become 0).
+void causalSoftmax(float* s, int64_t T) {
+    for (int64_t i = 0; i < T; ++i) {
+        float* row = s + i * T;
+        softmaxInPlace(row, i + 1);
+        std::fill(row + i + 1, row + T, 0.0f);
+    }
+}
+
 } // namespace
+
+std::vector<float> attentionProbabilities(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t T) {
+    const Config& c = ctx.cfg;
+    const int64_t H = c.n_heads;
+    std::vector<float> probs(std::size_t(H * T * T));
+    if (!c.isMla()) {
+        const int64_t Hkv = c.n_kv_heads, d = c.headDim(), groups = H / Hkv;
+        Scratch q(T * H * d), k(T * Hkv * d), v(T * Hkv * d);
+        gqaProject(ctx, w, xn, T, T, 0, q.data(), k.data(), v.data());
+        const double scale = std::pow(double(d), -0.5);
+        for (int64_t h = 0; h < H; ++h) {
+            float* s = probs.data() + h * T * T;
+            for (int64_t i = 0; i < T; ++i)
+                for (int64_t j = 0; j <= i; ++j) {
+                    const float* qi = q.data() + (i * H + h) * d;
+                    const float* kj = k.data() + (j * Hkv + h / groups) * d;
+                    float dot = 0;
+                    for (int64_t x = 0; x < d; ++x)
+                        dot += qi[x] * kj[x];
+                    s[i * T + j] = float(dot * scale);
+                }
+            causalSoftmax(s, T);
+        }
+        return probs;
+    }
+    const int64_t r = c.kv_lora_rank, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vd = c.v_head_dim;
+    const int64_t kvUpW = H * (nope + vd);
+    Scratch kvRaw(T * (r + rope)), qn(T * H * nope), qp(T * H * rope), kr(T * rope);
+    mlaProject(ctx, w, xn, T, T, 0, qn.data(), qp.data(), kvRaw.data(), kr.data());
+    Scratch latent(T * r), kv(T * kvUpW);
+    for (int64_t t = 0; t < T; ++t)
+        rmsNorm(kvRaw.data() + t * (r + rope), w.kvNorm, latent.data() + t * r, 1, r);
+    ctx.mm.linear(latent.data(), T, r, w.kvUp, kvUpW, kv.data());
+    const double scale = std::pow(double(nope + rope), -0.5);
+    for (int64_t h = 0; h < H; ++h) {
+        float* s = probs.data() + h * T * T;
+        for (int64_t i = 0; i < T; ++i)
+            for (int64_t j = 0; j <= i; ++j) {
+                const float* qa = qn.data() + (i * H + h) * nope;
+                const float* ka = kv.data() + j * kvUpW + h * (nope + vd);
+                const float* qb = qp.data() + (i * H + h) * rope;
+                const float* kb = kr.data() + j * rope;
+                float dot = 0;
+                for (int64_t x = 0; x < nope; ++x)
+                    dot += qa[x] * ka[x];
+                for (int64_t x = 0; x < rope; ++x)
+                    dot += qb[x] * kb[x];
+                s[i * T + j] = float(dot * scale);
+            }
+        causalSoftmax(s, T);
+    }
+    return probs;
+}
 
 void attentionForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
                       KvCache* cache, const std::string& key, float* x) {

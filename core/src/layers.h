@@ -58,6 +58,11 @@ struct Ctx {
     const RopeTable& rope; // positions 0..max_seq_len-1
     // Engines of the spin team's other threads (MatmulEngine is one per thread).
     std::vector<std::unique_ptr<MatmulEngine>>* workers = nullptr;
+    // Interventions (mythos/intervention.h) of the current block: heads whose output is
+    // zeroed (nonzero entries, [n_heads]) and routed experts whose gate is zeroed with the
+    // others renormalised ([n_experts]); null = none.
+    const std::vector<char>* zeroHeads = nullptr;
+    const std::vector<char>* zeroExperts = nullptr;
 
     // Makes sure threads 0..n-1 have an engine; call outside a parallel region.
     void ensureEngines(int n) {
@@ -122,6 +127,11 @@ struct MoeRecord {
 // queries attend to every cached position (causally within the new chunk).
 void attentionForward(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t B, int64_t T, int64_t startPos,
                       KvCache* cache, const std::string& key, float* x);
+
+// The causal attention probabilities [H][T][T] of one batch row of T tokens at positions
+// 0..T-1 (no cache), from the block's normalised input xn[T][D], computed as the forward
+// pass computes them (row: query, column: key; 0 above the diagonal).
+std::vector<float> attentionProbabilities(Ctx& ctx, const AttnWeights& w, const float* xn, int64_t T);
 
 // x[N][D] += down(silu(gate(xn)) * up(xn))
 void ffnForward(Ctx& ctx, const FfnWeights& w, const float* xn, int64_t N, float* x);

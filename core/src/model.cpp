@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
+#include <optional>
 
 #include <malloc.h>
 
@@ -107,6 +109,42 @@ struct Model::Impl {
 
     std::vector<std::unique_ptr<MatmulEngine>> workers; // engines of threads 1.. (MoE experts in parallel)
     KnCopies kn;                                        // [K, N] copies of the small fp32 matrices, by weight name
+
+    std::optional<Intervention> iv; // docs/inside-the-loop.md
+    std::vector<float> patchState;  // the patch's source state [D]
+    bool ivSuspended = false;       // while the patch's source runs on the unmodified model
+    std::vector<char> headMask, expertMask;
+
+    const Intervention* active() const { return iv && !ivSuspended ? &*iv : nullptr; }
+    // The heads of one attention application to zero, or null.
+    const std::vector<char>* heads(const Config& c, AttnStage stage, int64_t layer, int64_t loop) {
+        const Intervention* a = active();
+        if (!a || a->ablateHeads.empty())
+            return nullptr;
+        headMask.assign(std::size_t(c.n_heads), 0);
+        bool any = false;
+        for (const auto& h : a->ablateHeads)
+            if (h.stage == stage && h.layer == layer &&
+                (stage != AttnStage::Recurrent || h.loop == 0 || h.loop == loop)) {
+                headMask[std::size_t(h.head)] = 1;
+                any = true;
+            }
+        return any ? &headMask : nullptr;
+    }
+    // The routed experts to ablate at 0-based loop j, or null.
+    const std::vector<char>* experts(const Config& c, int64_t j) {
+        const Intervention* a = active();
+        if (!a || a->ablateExperts.empty())
+            return nullptr;
+        expertMask.assign(std::size_t(c.n_experts), 0);
+        bool any = false;
+        for (int64_t e = 0; e < c.n_experts; ++e)
+            if (a->expertAblated(e, j)) {
+                expertMask[std::size_t(e)] = 1;
+                any = true;
+            }
+        return any ? &expertMask : nullptr;
+    }
 
     detail::Ctx ctx(const Config& cfg) { return detail::Ctx{cfg, mm, rope, &workers}; }
 
@@ -382,6 +420,7 @@ static void fillTraceHeader(Trace& tr, const Model& m, const std::vector<int32_t
     tr.injA = analysisA;
     tr.injB = m.weights().at("recurrent.injection.B").data;
     tr.rhoA = spectralRadiusDiagonal(tr.injA);
+    tr.intervention = m.intervention() ? interventionToJson(*m.intervention()) : nlohmann::json();
 }
 
 static void finishTrace(Trace& tr, int64_t L, float thr) {
@@ -441,6 +480,7 @@ std::vector<float> Model::embedAndPrelude(const std::vector<int32_t>& ids, int64
     }
     for (std::size_t i = 0; i < im.prelude.size(); ++i) {
         checkCancel(cancel);
+        ctx.zeroHeads = im.heads(c, AttnStage::Prelude, int64_t(i), 0);
         detail::blockForward(ctx, im.prelude[i], x.data(), B, T, startPos, cache, "prelude_" + std::to_string(i),
                              nullptr);
     }
@@ -471,6 +511,9 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
                        cum(static_cast<std::size_t>(N), 0.0f), p, weight;
     MoeRecord rec;
     int64_t L = 0;
+    const Intervention* iv = activeIntervention();
+    const bool forcedExit = iv && iv->exit != Intervention::Exit::None;
+    std::vector<std::vector<float>> states; // every loop's state, under a forced exit
     for (int64_t t = 0; t < nLoops; ++t) {
         checkCancel(fo.cancel);
         if (tr)
@@ -491,9 +534,17 @@ std::vector<float> Model::forward(const std::vector<int32_t>& ids, int64_t B, in
         }
         if (tr)
             LoopRecorder::add(*tr, p, cum, weight, h.data(), hPrev.data(), D, rec);
+        if (forcedExit)
+            states.push_back(h);
         L = t + 1;
-        if (!fo.cache && allHalted(cum, thr))
+        if (!fo.cache && !forcedExit && allHalted(cum, thr))
             break;
+    }
+    if (forcedExit) {
+        std::vector<const float*> ptrs;
+        for (const auto& st : states)
+            ptrs.push_back(st.data());
+        hOut = forcedExitOutput(ptrs, B, T, fo.startPos, fo.cache, fo.cancel);
     }
     const double tLoop = msSince(t1);
 
@@ -519,7 +570,12 @@ void Model::recurrentStep(int64_t t, const std::vector<float>& e, std::vector<fl
     auto& im = *m_impl;
     auto ctx = im.ctx(c);
     const int64_t D = c.dim, N = B * T, R = c.lora_rank;
-    const auto& lie = im.loopEmbedding(t, c.loopDim());
+    const Intervention* iv = im.active();
+    const int64_t lieIndex = t + (iv ? iv->loopShift : 0);
+    if (lieIndex < 0)
+        throw ArgumentError("intervention: loop_shift " + std::to_string(iv->loopShift) + " makes loop " +
+                            std::to_string(t + 1) + "'s loop-index embedding index negative");
+    const auto& lie = im.loopEmbedding(lieIndex, c.loopDim());
 
     // combined = RMSNorm((h + LIE(t)) + e)
     detail::Scratch y(N * D);
@@ -532,23 +588,40 @@ void Model::recurrentStep(int64_t t, const std::vector<float>& e, std::vector<fl
             y[row + std::size_t(i)] = h[row + std::size_t(i)] + e[row + std::size_t(i)];
     }
     rmsNorm(y.data(), im.recNorm, y.data(), N, D);
+    ctx.zeroHeads = im.heads(c, AttnStage::Recurrent, 0, t + 1);
+    ctx.zeroExperts = im.experts(c, t);
     detail::blockForward(ctx, im.rec, y.data(), B, T, startPos, cache, "recurrent_loop_" + std::to_string(t), rec);
 
     // Depth LoRA: y += (down(y) * scale[min(t, max_loop_iters - 1)]) @ lora.B
-    detail::Scratch down(N * R);
-    im.mm.linear(y.data(), N, D, im.loraDown, R, down.data());
-    const float* s = im.loraScale + std::min<int64_t>(t, c.max_loop_iters - 1) * R;
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t r = 0; r < R; ++r)
-            down[std::size_t(n * R + r)] *= s[r];
-    im.mm.matmulKN(down.data(), N, R, im.loraB, D, y.data(), true);
+    if (!(iv && iv->loraScaleZero)) {
+        detail::Scratch down(N * R);
+        im.mm.linear(y.data(), N, D, im.loraDown, R, down.data());
+        const float* s = im.loraScale + std::min<int64_t>(t, c.max_loop_iters - 1) * R;
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t r = 0; r < R; ++r)
+                down[std::size_t(n * R + r)] *= s[r];
+        im.mm.matmulKN(down.data(), N, R, im.loraB, D, y.data(), true);
+    }
 
-    // LTI injection: h = A*h + B*e + y
-    for (int64_t n = 0; n < N; ++n)
-        for (int64_t i = 0; i < D; ++i) {
-            const std::size_t k = std::size_t(n * D + i);
-            h[k] = (im.A[std::size_t(i)] * h[k] + im.injB[i] * e[k]) + y[k];
-        }
+    // LTI injection: h = A*h + B*e + y (B*e = 0 after the intervention's loop)
+    if (iv && iv->injectionOffAfter && t + 1 > *iv->injectionOffAfter) {
+        for (int64_t k = 0; k < N * D; ++k)
+            h[std::size_t(k)] = im.A[std::size_t(k % D)] * h[std::size_t(k)] + y[std::size_t(k)];
+    } else {
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t i = 0; i < D; ++i) {
+                const std::size_t k = std::size_t(n * D + i);
+                h[k] = (im.A[std::size_t(i)] * h[k] + im.injB[i] * e[k]) + y[k];
+            }
+    }
+    // Activation patching: the source prompt's state replaces this position's, before its
+    // halting probability.
+    if (iv && iv->patch && iv->patch->loop == t + 1) {
+        const int64_t at = iv->patch->token - startPos;
+        if (at >= 0 && at < T)
+            for (int64_t b = 0; b < B; ++b)
+                std::copy(im.patchState.begin(), im.patchState.end(), h.begin() + (b * T + at) * D);
+    }
 
     // ACT halting probability p = sigmoid(h . w + b)
     // A single output column: a double-precision dot product is as cheap as a matmul call
@@ -568,6 +641,7 @@ std::vector<float> Model::finish(std::vector<float> x, int64_t B, int64_t T, int
     const int64_t D = c.dim, N = B * T;
     for (std::size_t i = 0; i < im.coda.size(); ++i) {
         checkCancel(cancel);
+        ctx.zeroHeads = im.heads(c, AttnStage::Coda, int64_t(i), 0);
         detail::blockForward(ctx, im.coda[i], x.data(), B, T, startPos, cache, "coda_" + std::to_string(i), nullptr);
     }
     int64_t R = N;
@@ -623,40 +697,12 @@ std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace, 
                             std::to_string(run.depth));
     if (actThreshold < 0 || actThreshold > 1)
         throw ArgumentError("ACT threshold must be in (0, 1]");
-    const int64_t D = c.dim, N = run.batch * run.seqLen;
+    const int64_t N = run.batch * run.seqLen;
     const float thr = float(actThreshold > 0 ? actThreshold : c.act_threshold);
 
-    // ACT over the stored p; the reference stops once every position has halted (later
-    // weights would be 0 anyway).
-    std::vector<float> cum(static_cast<std::size_t>(N), 0.0f);
     std::vector<std::vector<float>> cums, weights;
     int64_t L = k;
-    for (int64_t t = 0; t < k; ++t) {
-        std::vector<float> weight;
-        const std::vector<float> before = cum;
-        actUpdate(run.p[std::size_t(t)], cum, weight, thr);
-        if (m_opts.actFinalRemainder && t == k - 1)
-            for (int64_t n = 0; n < N; ++n)
-                if (!(before[std::size_t(n)] >= thr))
-                    weight[std::size_t(n)] = std::max(1.0f - before[std::size_t(n)], 0.0f);
-        cums.push_back(cum);
-        weights.push_back(std::move(weight));
-        if (allHalted(cum, thr)) {
-            L = t + 1;
-            break;
-        }
-    }
-    std::vector<float> hOut(static_cast<std::size_t>(N * D), 0.0f);
-    for (int64_t t = 0; t < L; ++t) {
-        const float* hw = weights[std::size_t(t)].data();
-        const float* h = run.h[std::size_t(t)].data();
-        for (int64_t n = 0; n < N; ++n) {
-            const float w = hw[n];
-            float* o = hOut.data() + n * D;
-            for (int64_t i = 0; i < D; ++i)
-                o[i] = o[i] + w * h[n * D + i];
-        }
-    }
+    std::vector<float> hOut = recurrentOutput(run, k, thr, &L, &weights, &cums);
     auto t0 = Clock::now();
     std::vector<float> logits = finish(std::move(hOut), run.batch, run.seqLen, 0, nullptr, nullptr, rows);
     if (trace) {
@@ -681,6 +727,335 @@ std::vector<float> Model::logitsAt(const DeepRun& run, int64_t k, Trace* trace, 
         trace->timingsMs = {{"coda_head", msSince(t0)}};
     }
     return logits;
+}
+
+std::vector<float> Model::recurrentOutput(const DeepRun& run, int64_t k, float thr, int64_t* L,
+                                          std::vector<std::vector<float>>* weights,
+                                          std::vector<std::vector<float>>* cums) {
+    const int64_t D = m_cfg.dim, N = run.batch * run.seqLen;
+    const Intervention* iv = activeIntervention();
+    const bool forcedExit = iv && iv->exit != Intervention::Exit::None;
+    // ACT over the stored p; the reference stops once every position has halted (later
+    // weights would be 0 anyway). A forced exit runs every loop.
+    std::vector<float> cum(static_cast<std::size_t>(N), 0.0f);
+    std::vector<std::vector<float>> ws;
+    int64_t used = k;
+    for (int64_t t = 0; t < k; ++t) {
+        std::vector<float> weight;
+        const std::vector<float> before = cum;
+        actUpdate(run.p[std::size_t(t)], cum, weight, thr);
+        if (m_opts.actFinalRemainder && t == k - 1)
+            for (int64_t n = 0; n < N; ++n)
+                if (!(before[std::size_t(n)] >= thr))
+                    weight[std::size_t(n)] = std::max(1.0f - before[std::size_t(n)], 0.0f);
+        if (cums)
+            cums->push_back(cum);
+        ws.push_back(std::move(weight));
+        if (!forcedExit && allHalted(cum, thr)) {
+            used = t + 1;
+            break;
+        }
+    }
+    if (L)
+        *L = used;
+    std::vector<float> hOut;
+    if (forcedExit) {
+        std::vector<const float*> states;
+        for (int64_t t = 0; t < k; ++t)
+            states.push_back(run.h[std::size_t(t)].data());
+        hOut = forcedExitOutput(states, run.batch, run.seqLen, 0, nullptr, nullptr);
+    } else {
+        hOut.assign(static_cast<std::size_t>(N * D), 0.0f);
+        for (int64_t t = 0; t < used; ++t) {
+            const float* hw = ws[std::size_t(t)].data();
+            const float* h = run.h[std::size_t(t)].data();
+            for (int64_t n = 0; n < N; ++n) {
+                const float w = hw[n];
+                float* o = hOut.data() + n * D;
+                for (int64_t i = 0; i < D; ++i)
+                    o[i] = o[i] + w * h[n * D + i];
+            }
+        }
+    }
+    if (weights)
+        *weights = std::move(ws);
+    return hOut;
+}
+
+std::vector<int32_t> Model::stateTop1(const std::vector<const float*>& states, int64_t B, int64_t T, int64_t startPos,
+                                      const KvCache* cache, const std::atomic<bool>* cancel) {
+    const int64_t D = m_cfg.dim, N = B * T, V = m_cfg.vocab_size;
+    std::vector<int32_t> top(states.size() * std::size_t(N));
+    for (std::size_t t = 0; t < states.size(); ++t) {
+        std::vector<float> x(states[t], states[t] + N * D);
+        std::optional<KvCache> scratch;
+        if (cache)
+            scratch.emplace(*cache); // the lens must not append to the real cache
+        const std::vector<float> logits =
+            finish(std::move(x), B, T, startPos, scratch ? &*scratch : nullptr, cancel, HeadRows::All);
+        for (int64_t n = 0; n < N; ++n) {
+            const float* row = logits.data() + n * V;
+            top[t * std::size_t(N) + std::size_t(n)] = int32_t(std::max_element(row, row + V) - row);
+        }
+    }
+    return top;
+}
+
+std::vector<float> Model::forcedExitOutput(const std::vector<const float*>& states, int64_t B, int64_t T,
+                                           int64_t startPos, const KvCache* cache, const std::atomic<bool>* cancel) {
+    const Intervention& iv = *activeIntervention();
+    const int64_t D = m_cfg.dim, N = B * T, K = int64_t(states.size());
+    std::vector<float> out(static_cast<std::size_t>(N * D), 0.0f);
+    if (K == 0)
+        return out;
+    std::vector<int64_t> exitLoop(static_cast<std::size_t>(N), std::min(iv.exitLoop, K));
+    if (iv.exit == Intervention::Exit::Convergence) {
+        const std::vector<int32_t> top = stateTop1(states, B, T, startPos, cache, cancel);
+        for (int64_t n = 0; n < N; ++n) {
+            int64_t conv = K;
+            while (conv > 1 && top[std::size_t((conv - 2) * N + n)] == top[std::size_t((K - 1) * N + n)])
+                --conv;
+            exitLoop[std::size_t(n)] = conv;
+        }
+    }
+    for (int64_t n = 0; n < N; ++n) {
+        const float* h = states[std::size_t(exitLoop[std::size_t(n)] - 1)] + n * D;
+        std::copy(h, h + D, out.begin() + n * D);
+    }
+    return out;
+}
+
+const Intervention* Model::activeIntervention() const { return m_impl->active(); }
+const Intervention* Model::intervention() const { return m_impl->iv ? &*m_impl->iv : nullptr; }
+
+void Model::setIntervention(Intervention iv) {
+    auto& im = *m_impl;
+    if (iv.empty()) {
+        im.iv.reset();
+        im.patchState.clear();
+        return;
+    }
+    checkIntervention(iv, m_cfg);
+    std::vector<float> patch;
+    if (iv.patch) {
+        const auto& p = *iv.patch;
+        if (p.ids.empty())
+            throw ArgumentError("intervention: the patch's source prompt has not been tokenized");
+        // The source prompt on the unmodified model, to the patch's loop.
+        const int64_t T = int64_t(p.ids.size()), D = m_cfg.dim;
+        im.ivSuspended = true;
+        try {
+            std::vector<float> e = embedAndPrelude(p.ids, 1, T, 0, nullptr, nullptr);
+            std::vector<float> h = e, prob;
+            for (int64_t t = 0; t < p.loop; ++t)
+                recurrentStep(t, e, h, 1, T, 0, nullptr, nullptr, prob);
+            patch.assign(h.begin() + p.sourceToken * D, h.begin() + (p.sourceToken + 1) * D);
+        } catch (...) {
+            im.ivSuspended = false;
+            throw;
+        }
+        im.ivSuspended = false;
+    }
+    im.iv = std::move(iv);
+    im.patchState = std::move(patch);
+    m_hash.clear(); // traces of the modified model must not look like the original's
+}
+
+namespace {
+
+// Per-row statistics of a softmax over logits z[V] (fp32 softmax, sums in double).
+struct RowStats {
+    int32_t top = 0;
+    float pTop = 0;
+    double lse = 0;     // log-sum-exp
+    double entropy = 0; // nats
+};
+
+RowStats rowStats(const float* z, int64_t V, float* p) {
+    std::copy(z, z + V, p);
+    softmaxInPlace(p, V);
+    RowStats r;
+    r.top = int32_t(std::max_element(z, z + V) - z);
+    r.pTop = p[r.top];
+    double pz = 0;
+    for (int64_t i = 0; i < V; ++i)
+        pz += double(p[i]) * double(z[i]);
+    r.lse = double(z[r.top]) - std::log(double(r.pTop));
+    r.entropy = r.lse - pz;
+    return r;
+}
+
+// A KL divergence below 0 is rounding; NaN stays NaN.
+double nonNegative(double x) { return x < 0 ? 0.0 : x; }
+
+double dot(const float* a, const float* b, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i)
+        s += double(a[i]) * double(b[i]);
+    return s;
+}
+
+} // namespace
+
+LensRecord Model::lens(const DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel) {
+    const Config& c = m_cfg;
+    if (K < 1 || K > run.depth)
+        throw ArgumentError("lens: loop count " + std::to_string(K) + " is outside the deep run's 1.." +
+                            std::to_string(run.depth));
+    const int64_t B = run.batch, T = run.seqLen, N = B * T, D = c.dim, V = c.vocab_size;
+    const float thr = float(c.act_threshold);
+    LensRecord lr;
+    lr.loops = K;
+
+    // The model's output at K loops: the "final" prediction both lenses are compared with.
+    std::vector<float> zFinal =
+        finish(recurrentOutput(run, K, thr, nullptr, nullptr, nullptr), B, T, 0, nullptr, cancel, HeadRows::All);
+    std::vector<float> pFinal(zFinal.size());
+    std::vector<double> finalTerm(static_cast<std::size_t>(N)); // sum pf zf - lse_f
+    for (int64_t n = 0; n < N; ++n) {
+        const RowStats r = rowStats(zFinal.data() + n * V, V, pFinal.data() + n * V);
+        finalTerm[std::size_t(n)] = -r.entropy;
+    }
+
+    // Loops per coda pass: stacked as extra batch rows (the coda attends within a row), at
+    // most 2^24 logits at a time.
+    const int64_t perPass =
+        std::max<int64_t>(1, std::min<int64_t>(K, (int64_t(1) << 24) / std::max<int64_t>(1, N * V)));
+    for (int side = 0; side < 2; ++side) {
+        LensSide& ls = side == 0 ? lr.act : lr.state;
+        const std::size_t KN = std::size_t(K * N);
+        ls.top1.resize(KN);
+        ls.p.resize(KN);
+        ls.entropy.resize(KN);
+        ls.klFinal.resize(KN);
+        ls.klPrev.resize(KN);
+        if (keepLogits)
+            ls.logits.resize(KN * std::size_t(V));
+        std::vector<float> zPrev, p(static_cast<std::size_t>(V)), pRow(static_cast<std::size_t>(N * V));
+        std::vector<double> lsePrev(static_cast<std::size_t>(N));
+        for (int64_t t0 = 0; t0 < K; t0 += perPass) {
+            checkCancel(cancel);
+            const int64_t nt = std::min(perPass, K - t0);
+            std::vector<float> x(static_cast<std::size_t>(nt * N * D));
+            for (int64_t i = 0; i < nt; ++i) {
+                const int64_t t = t0 + i + 1; // 1-based loop
+                if (side == 0) {
+                    const std::vector<float> o = recurrentOutput(run, t, thr, nullptr, nullptr, nullptr);
+                    std::copy(o.begin(), o.end(), x.begin() + i * N * D);
+                } else {
+                    std::copy(run.h[std::size_t(t - 1)].begin(), run.h[std::size_t(t - 1)].end(),
+                              x.begin() + i * N * D);
+                }
+            }
+            const std::vector<float> z = finish(std::move(x), nt * B, T, 0, nullptr, cancel, HeadRows::All);
+            for (int64_t i = 0; i < nt; ++i) {
+                const int64_t t = t0 + i; // 0-based
+                const float* zt = z.data() + i * N * V;
+                for (int64_t n = 0; n < N; ++n) {
+                    const float* zn = zt + n * V;
+                    float* pn = pRow.data() + n * V;
+                    const RowStats r = rowStats(zn, V, pn);
+                    const std::size_t at = std::size_t(t * N + n);
+                    ls.top1[at] = r.top;
+                    ls.p[at] = r.pTop;
+                    ls.entropy[at] = float(r.entropy);
+                    // KL(P_final || P_t) = (sum pf zf - lse_f) - (sum pf zt - lse_t)
+                    const float* pf = pFinal.data() + n * V;
+                    ls.klFinal[at] = float(nonNegative(finalTerm[std::size_t(n)] - (dot(pf, zn, V) - r.lse)));
+                    // KL(P_t || P_{t-1}) = (sum pt zt - lse_t) - (sum pt z_{t-1} - lse_{t-1})
+                    if (t == 0)
+                        ls.klPrev[at] = std::numeric_limits<float>::quiet_NaN();
+                    else
+                        ls.klPrev[at] = float(
+                            nonNegative(-r.entropy - (dot(pn, zPrev.data() + n * V, V) - lsePrev[std::size_t(n)])));
+                    lsePrev[std::size_t(n)] = r.lse;
+                }
+                zPrev.assign(zt, zt + N * V);
+                if (keepLogits)
+                    std::copy(zt, zt + N * V, ls.logits.begin() + t * N * V);
+            }
+        }
+        ls.convergence.resize(std::size_t(N));
+        for (int64_t n = 0; n < N; ++n) {
+            int64_t conv = K;
+            while (conv > 1 && ls.top1[std::size_t((conv - 2) * N + n)] == ls.top1[std::size_t((K - 1) * N + n)])
+                --conv;
+            ls.convergence[std::size_t(n)] = int32_t(conv);
+        }
+    }
+    return lr;
+}
+
+std::vector<AttentionSite> Model::attention(const DeepRun& run, int64_t k, int64_t row,
+                                            const std::function<bool(const AttentionSite&)>& want) {
+    const Config& c = m_cfg;
+    auto& im = *m_impl;
+    if (k < 1 || k > run.depth)
+        throw ArgumentError("attention: loop count " + std::to_string(k) + " is outside the deep run's 1.." +
+                            std::to_string(run.depth));
+    if (row < 0 || row >= run.batch)
+        throw ArgumentError("attention: batch row " + std::to_string(row) + " is outside 0.." +
+                            std::to_string(run.batch - 1));
+    const int64_t T = run.seqLen, D = c.dim;
+    auto ctx = im.ctx(c);
+    std::vector<AttentionSite> out;
+    detail::Scratch xn(T * D);
+    // Records a site when wanted, from the block's input x (before its attn_norm).
+    const auto site = [&](const std::string& name, const char* stage, int64_t layer, int64_t loop,
+                          const detail::BlockWeights& w, const float* x) {
+        AttentionSite s{name, stage, layer, loop, {}};
+        if (want && !want(s))
+            return;
+        rmsNorm(x, w.attnNorm, xn.data(), T, D);
+        s.probs = detail::attentionProbabilities(ctx, w.attn, xn.data(), T);
+        out.push_back(std::move(s));
+    };
+    // Prelude: the row's embeddings through the prelude blocks.
+    {
+        const std::vector<int32_t> ids(run.ids.begin() + row * T, run.ids.begin() + (row + 1) * T);
+        std::vector<float> x(static_cast<std::size_t>(T * D));
+        for (int64_t n = 0; n < T; ++n)
+            for (int64_t i = 0; i < D; ++i)
+                x[std::size_t(n * D + i)] = im.embed.bf16 ? bf16ToFloat(im.embed.bf16[ids[std::size_t(n)] * D + i])
+                                                          : im.embed.f32[ids[std::size_t(n)] * D + i];
+        for (std::size_t i = 0; i < im.prelude.size(); ++i) {
+            site("prelude_" + std::to_string(i), "prelude", int64_t(i), 0, im.prelude[i], x.data());
+            if (i + 1 < im.prelude.size()) {
+                ctx.zeroHeads = im.heads(c, AttnStage::Prelude, int64_t(i), 0);
+                detail::blockForward(ctx, im.prelude[i], x.data(), 1, T, 0, nullptr, "", nullptr);
+            }
+        }
+    }
+    // Recurrent loops: RMSNorm(h_j + LIE(j) + e), h_0 = e.
+    const Intervention* iv = im.active();
+    const float* e = run.e.data() + row * T * D;
+    std::vector<float> y(static_cast<std::size_t>(T * D));
+    for (int64_t j = 0; j < k; ++j) {
+        const float* h = (j == 0 ? run.e.data() : run.h[std::size_t(j - 1)].data()) + row * T * D;
+        const int64_t lieIndex = j + (iv ? iv->loopShift : 0);
+        const std::vector<float> lie = lieIndex >= 0 ? im.loopEmbedding(lieIndex, c.loopDim()) : std::vector<float>{};
+        const int64_t lieW = std::min<int64_t>(int64_t(lie.size()), D);
+        for (int64_t n = 0; n < T; ++n)
+            for (int64_t i = 0; i < D; ++i) {
+                const std::size_t at = std::size_t(n * D + i);
+                y[at] = i < lieW ? (h[at] + lie[std::size_t(i)]) + e[at] : h[at] + e[at];
+            }
+        rmsNorm(y.data(), im.recNorm, y.data(), T, D);
+        site("recurrent_loop_" + std::to_string(j), "recurrent", 0, j + 1, im.rec, y.data());
+    }
+    // Coda: the output at k loops through the coda blocks.
+    if (!im.coda.empty()) {
+        const std::vector<float> all = recurrentOutput(run, k, float(c.act_threshold), nullptr, nullptr, nullptr);
+        std::vector<float> x(all.begin() + row * T * D, all.begin() + (row + 1) * T * D);
+        for (std::size_t i = 0; i < im.coda.size(); ++i) {
+            site("coda_" + std::to_string(i), "coda", int64_t(i), 0, im.coda[i], x.data());
+            if (i + 1 < im.coda.size()) {
+                ctx.zeroHeads = im.heads(c, AttnStage::Coda, int64_t(i), 0);
+                detail::blockForward(ctx, im.coda[i], x.data(), 1, T, 0, nullptr, "", nullptr);
+            }
+        }
+    }
+    return out;
 }
 
 } // namespace mythos

@@ -60,13 +60,17 @@ void moeForward(Ctx& ctx, const MoeWeights& w, const float* xn, int64_t N, float
                 return biased[std::size_t(a)] > biased[std::size_t(b)] ||
                        (biased[std::size_t(a)] == biased[std::size_t(b)] && a < b);
             });
+            // An ablated expert (intervention) keeps its slot with gate 0; the others are
+            // renormalised over their own scores.
+            const auto ablated = [&](int32_t e) { return ctx.zeroExperts && (*ctx.zeroExperts)[std::size_t(e)]; };
             float sum = 0;
             for (int64_t s = 0; s < K; ++s)
-                sum += scores[std::size_t(order[std::size_t(s)])];
+                if (!ablated(order[std::size_t(s)]))
+                    sum += scores[std::size_t(order[std::size_t(s)])];
             for (int64_t s = 0; s < K; ++s) {
                 const int32_t e = order[std::size_t(s)];
                 ids[std::size_t(n * K + s)] = e;
-                gates[std::size_t(n * K + s)] = scores[std::size_t(e)] / sum;
+                gates[std::size_t(n * K + s)] = ablated(e) ? 0.0f : scores[std::size_t(e)] / sum;
                 byExpert[std::size_t(e)].push_back({n, s});
             }
         }

@@ -185,9 +185,32 @@ private:
 
 // The trace's large numeric arrays, read into blocks as they stream by.
 const std::set<std::string, std::less<>>& capturedPaths() {
-    static const std::set<std::string, std::less<>> paths = {
-        "ids",    "act.p",   "act.cum_p",        "act.weight",      "act.halt_loop",         "act.weight_sum",
-        "h_norm", "h_delta", "routing.topk_ids", "routing.weights", "routing.router_logits", "logits"};
+    static const std::set<std::string, std::less<>> paths = {"ids",
+                                                             "act.p",
+                                                             "act.cum_p",
+                                                             "act.weight",
+                                                             "act.halt_loop",
+                                                             "act.weight_sum",
+                                                             "h_norm",
+                                                             "h_delta",
+                                                             "routing.topk_ids",
+                                                             "routing.weights",
+                                                             "routing.router_logits",
+                                                             "logits",
+                                                             "lens.act.logits",
+                                                             "lens.state.logits",
+                                                             "lens.act.top1",
+                                                             "lens.state.top1",
+                                                             "lens.act.p",
+                                                             "lens.state.p",
+                                                             "lens.act.entropy",
+                                                             "lens.state.entropy",
+                                                             "lens.act.kl_final",
+                                                             "lens.state.kl_final",
+                                                             "lens.act.kl_prev",
+                                                             "lens.state.kl_prev",
+                                                             "trajectory.coords",
+                                                             "trajectory.cos_final"};
     return paths;
 }
 
@@ -375,6 +398,50 @@ Trace readTrace(const json& j, const Reader& r) {
 
 } // namespace
 
+namespace {
+
+json lensSideToJson(const LensSide& s, int64_t K, int64_t B, int64_t T, int64_t V, bool includeLogits) {
+    json j = {{"top1", nest(s.top1, {K, B, T})},       {"p", nest(s.p, {K, B, T})},
+              {"entropy", nest(s.entropy, {K, B, T})}, {"kl_final", nest(s.klFinal, {K, B, T})},
+              {"kl_prev", nest(s.klPrev, {K, B, T})},  {"convergence", nest(s.convergence, {B, T})}};
+    if (includeLogits && !s.logits.empty())
+        j["logits"] = nest(s.logits, {K, B, T, V});
+    return j;
+}
+
+// The optional parts of docs/trace-schema.md, "inside the loop".
+void writeInsideParts(json& j, const Trace& tr, bool includeLogits) {
+    const int64_t B = tr.batch, T = tr.seqLen;
+    if (const int64_t K = tr.lens.loops) {
+        j["lens"] = {{"version", 1},
+                     {"loops", K},
+                     {"act", lensSideToJson(tr.lens.act, K, B, T, tr.vocab, includeLogits)},
+                     {"state", lensSideToJson(tr.lens.state, K, B, T, tr.vocab, includeLogits)}};
+    }
+    if (!tr.attention.sites.empty()) {
+        json sites = json::array();
+        const int64_t H = tr.config.n_heads;
+        for (const auto& s : tr.attention.sites)
+            sites.push_back({{"name", s.name},
+                             {"stage", s.stage},
+                             {"layer", s.layer},
+                             {"loop", s.loop},
+                             {"probs", nest(s.probs, {H, T, T})}});
+        j["attention"] = {{"version", 1}, {"batch_row", tr.attention.batchRow}, {"sites", std::move(sites)}};
+    }
+    if (const int64_t K = tr.trajectory.loops) {
+        j["trajectory"] = {{"version", 1},
+                           {"loops", K},
+                           {"explained", {tr.trajectory.explained[0], tr.trajectory.explained[1]}},
+                           {"coords", nest(tr.trajectory.coords, {K, B, T, 2})},
+                           {"cos_final", nest(tr.trajectory.cosFinal, {K, B, T})}};
+    }
+    if (!tr.intervention.is_null())
+        j["intervention"] = tr.intervention;
+}
+
+} // namespace
+
 json traceToJson(const Trace& tr, bool includeLogits) {
     const int64_t L = tr.loopsExecuted, B = tr.batch, T = tr.seqLen, K = tr.topK, E = tr.nExperts;
     json j;
@@ -444,12 +511,97 @@ json traceToJson(const Trace& tr, bool includeLogits) {
     for (const auto& [k, v] : tr.timingsMs)
         timings[k] = v;
     j["timings_ms"] = timings;
+    writeInsideParts(j, tr, includeLogits);
     return j;
 }
 
 Trace traceFromJson(const json& j, const std::string& source) { return readTrace(j, Reader(source)); }
 
 namespace {
+// A part whose version this reader does not know is skipped (the rest of the trace stays
+// readable); a known one is checked like the rest of the file.
+bool knownPart(const json& j, const char* key, const Reader& r) {
+    if (!j.contains(key))
+        return false;
+    const json& part = j[key];
+    if (!part.is_object())
+        r.fail(std::string("'") + key + "' must be an object");
+    return r.integer(part, "version", 0, std::numeric_limits<int32_t>::max()) == 1;
+}
+
+LensSide readLensSide(const json& lens, const char* key, const Reader& r, int64_t K, int64_t B, int64_t T, int64_t V) {
+    const json& o = r.field(lens, key);
+    if (!o.is_object())
+        r.fail(std::string("'lens.") + key + "' must be an object");
+    const std::string at = std::string("lens.") + key + ".";
+    LensSide s;
+    s.top1 = r.array<int32_t>(o, "top1", {K, B, T}, at + "top1");
+    s.p = r.array<float>(o, "p", {K, B, T}, at + "p");
+    s.entropy = r.array<float>(o, "entropy", {K, B, T}, at + "entropy");
+    s.klFinal = r.array<float>(o, "kl_final", {K, B, T}, at + "kl_final");
+    s.klPrev = r.array<float>(o, "kl_prev", {K, B, T}, at + "kl_prev");
+    s.convergence = r.array<int32_t>(o, "convergence", {B, T}, at + "convergence");
+    if (o.contains("logits"))
+        s.logits = r.array<float>(o, "logits", {K, B, T, V}, at + "logits");
+    for (int32_t id : s.top1)
+        if (id < 0 || id >= V)
+            r.fail("'" + at + "top1' holds token " + std::to_string(id) + " outside [0, vocab)");
+    for (int32_t c : s.convergence)
+        if (c < 1 || c > K)
+            r.fail("'" + at + "convergence' holds loop " + std::to_string(c) + " outside [1, " + std::to_string(K) +
+                   "]");
+    return s;
+}
+
+void readInsideParts(const json& j, const Reader& r, Trace& tr) {
+    const int64_t B = tr.batch, T = tr.seqLen;
+    if (knownPart(j, "lens", r)) {
+        const json& lens = j["lens"];
+        const int64_t K = r.integer(lens, "loops", 1, kMaxLoops);
+        tr.lens.act = readLensSide(lens, "act", r, K, B, T, tr.vocab);
+        tr.lens.state = readLensSide(lens, "state", r, K, B, T, tr.vocab);
+        tr.lens.loops = K;
+    }
+    if (knownPart(j, "attention", r)) {
+        const json& att = j["attention"];
+        tr.attention.batchRow = r.integer(att, "batch_row", 0, B - 1);
+        const json& sites = r.field(att, "sites");
+        if (!sites.is_array() || int64_t(sites.size()) > kMaxLoops + tr.config.prelude_layers + tr.config.coda_layers)
+            r.fail("'attention.sites' must be an array of at most one entry per attention application");
+        const int64_t H = tr.config.n_heads;
+        for (const auto& s : sites) {
+            AttentionSite site;
+            const json& name = r.field(s, "name");
+            const json& stage = r.field(s, "stage");
+            if (!name.is_string() || !stage.is_string())
+                r.fail("'attention.sites[]' needs a name and a stage (strings)");
+            site.name = name.get<std::string>();
+            site.stage = stage.get<std::string>();
+            if (site.stage != "prelude" && site.stage != "recurrent" && site.stage != "coda")
+                r.fail("'attention.sites[].stage' must be prelude, recurrent or coda");
+            site.layer = r.integer(s, "layer", 0, std::numeric_limits<int32_t>::max());
+            site.loop = r.integer(s, "loop", 0, kMaxLoops);
+            site.probs = r.array<float>(s, "probs", {H, T, T}, "attention.sites[].probs");
+            tr.attention.sites.push_back(std::move(site));
+        }
+    }
+    if (knownPart(j, "trajectory", r)) {
+        const json& tj = j["trajectory"];
+        const int64_t K = r.integer(tj, "loops", 1, kMaxLoops);
+        const std::vector<float> ex = r.array<float>(tj, "explained", {2}, "trajectory.explained");
+        tr.trajectory.explained[0] = ex[0];
+        tr.trajectory.explained[1] = ex[1];
+        tr.trajectory.coords = r.array<float>(tj, "coords", {K, B, T, 2}, "trajectory.coords");
+        tr.trajectory.cosFinal = r.array<float>(tj, "cos_final", {K, B, T}, "trajectory.cos_final");
+        tr.trajectory.loops = K;
+    }
+    if (j.contains("intervention")) {
+        if (!j["intervention"].is_object())
+            r.fail("'intervention' must be an object");
+        tr.intervention = j["intervention"];
+    }
+}
+
 Trace traceFromJsonChecked(const json& j, const Reader& r) {
     const std::string& source = r.source();
     if (!j.is_object())
@@ -593,6 +745,7 @@ Trace traceFromJsonChecked(const json& j, const Reader& r) {
         for (const auto& [k, v] : j["timings_ms"].items())
             if (v.is_number())
                 tr.timingsMs.emplace_back(k, v.get<double>());
+    readInsideParts(j, r, tr);
     validateTrace(tr, r);
     return tr;
 }

@@ -14,6 +14,7 @@
 
 #include "mythos/config.h"
 #include "mythos/engineoptions.h"
+#include "mythos/intervention.h"
 #include "mythos/kvcache.h"
 #include "mythos/trace.h"
 #include "mythos/weights.h"
@@ -109,6 +110,23 @@ public:
     std::vector<float> logitsAt(const DeepRun& run, int64_t k, Trace* trace = nullptr, double actThreshold = 0,
                                 HeadRows rows = HeadRows::All);
 
+    // The intervention the model runs with from now on (docs/inside-the-loop.md): checked
+    // against the config and, for a patch, the source prompt run at once on the unmodified
+    // model (ArgumentError). An empty intervention clears it.
+    void setIntervention(Intervention iv);
+    const Intervention* intervention() const; // null when none
+
+    // The logit lens of a deep run over loops 1..K (K <= run.depth): the model's output at
+    // each loop count and each loop's state alone through the coda and head, with entropy,
+    // KL to the output at K loops, KL to the loop before and the convergence loops; the
+    // full rows too when `keepLogits`. Cancelled when `cancel` is set.
+    LensRecord lens(const DeepRun& run, int64_t K, bool keepLogits = false, const std::atomic<bool>* cancel = nullptr);
+    // The attention probabilities of batch row `row` at the sites `want` accepts (called with
+    // each site's name, stage, layer and loop, probs empty), for the run at k loops: from the
+    // stored states, without running the loop again.
+    std::vector<AttentionSite> attention(const DeepRun& run, int64_t k, int64_t row,
+                                         const std::function<bool(const AttentionSite&)>& want = {});
+
     // Injection A = exp(-exp(clamp(log_dt + log_A, -20, 20))) for analysis: NaN where log_A
     // or log_dt is not finite (the forward pass uses the reference's clamped values).
     std::vector<float> injectionA() const;
@@ -125,6 +143,20 @@ private:
     // p <- the halting probability of the new h.
     void recurrentStep(int64_t t, const std::vector<float>& e, std::vector<float>& h, int64_t B, int64_t T,
                        int64_t startPos, KvCache* cache, detail::MoeRecord* rec, std::vector<float>& p);
+    // The recurrent output at k loops from a deep run's states: the ACT mixture (weights into
+    // `weights`/`cums` when non-null), or each position's state at its exit loop under a
+    // forced exit. `L` gets the loops the mixture used.
+    std::vector<float> recurrentOutput(const DeepRun& run, int64_t k, float thr, int64_t* L,
+                                       std::vector<std::vector<float>>* weights, std::vector<std::vector<float>>* cums);
+    // Under a forced exit: every position's state at its exit loop, from the states of
+    // loops 1..states.size() (the convergence loop needs the state lens: coda passes on a
+    // copy of the cache when there is one).
+    std::vector<float> forcedExitOutput(const std::vector<const float*>& states, int64_t B, int64_t T, int64_t startPos,
+                                        const KvCache* cache, const std::atomic<bool>* cancel);
+    // The state lens' top-1 of every loop, [loops][N].
+    std::vector<int32_t> stateTop1(const std::vector<const float*>& states, int64_t B, int64_t T, int64_t startPos,
+                                   const KvCache* cache, const std::atomic<bool>* cancel);
+    const Intervention* activeIntervention() const;
     // Checks the input (ids in the vocabulary, positions within max_seq_len), embeds it and
     // runs the prelude blocks.
     std::vector<float> embedAndPrelude(const std::vector<int32_t>& ids, int64_t B, int64_t T, int64_t startPos,

@@ -17,6 +17,40 @@ namespace mythos {
 
 inline constexpr const char* kTraceSchema = "mythos-trace/1";
 
+// The logit lens of one run (docs/inside-the-loop.md): per loop t = 1..K and position.
+struct LensSide {
+    std::vector<int32_t> top1;                      // [K][B][T]
+    std::vector<float> p, entropy, klFinal, klPrev; // [K][B][T]; klPrev is NaN at t = 1
+    std::vector<int32_t> convergence;               // [B][T], 1..K
+    std::vector<float> logits;                      // [K][B][T][V], optional
+};
+struct LensRecord {
+    int64_t loops = 0; // K; 0 = no lens
+    LensSide act;      // the model's own output at t loops
+    LensSide state;    // h_t alone through the coda and head
+};
+
+// The causal attention probabilities of one attention application, for one batch row.
+struct AttentionSite {
+    std::string name;  // "prelude_0", "recurrent_loop_3" (0-based, as the KV cache keys), "coda_0"
+    std::string stage; // "prelude", "recurrent", "coda"
+    int64_t layer = 0;
+    int64_t loop = 0;         // 1-based for recurrent sites, else 0
+    std::vector<float> probs; // [H][T][T]
+};
+struct AttentionRecord {
+    int64_t batchRow = 0;
+    std::vector<AttentionSite> sites; // empty = not recorded
+};
+
+// PCA of the states h_1..h_K (docs/inside-the-loop.md).
+struct TrajectoryRecord {
+    int64_t loops = 0;            // K; 0 = not recorded
+    double explained[2] = {0, 0}; // share of the variance along each component
+    std::vector<float> coords;    // [K][B][T][2]
+    std::vector<float> cosFinal;  // [K][B][T] cos(h_t, h_K)
+};
+
 struct Trace {
     Config config;
     std::string model;                                 // folder or preset name
@@ -63,6 +97,12 @@ struct Trace {
     KvLedger kv;
 
     std::vector<std::pair<std::string, double>> timingsMs; // stage -> milliseconds
+
+    // Optional parts (docs/trace-schema.md, "inside the loop").
+    LensRecord lens;
+    AttentionRecord attention;
+    TrajectoryRecord trajectory;
+    nlohmann::json intervention; // null when the run was not modified
 
     // Index helpers
     std::size_t at(int64_t l, int64_t b, int64_t t) const { return std::size_t((l * batch + b) * seqLen + t); }
