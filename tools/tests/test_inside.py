@@ -497,13 +497,39 @@ class EngineTest(unittest.TestCase):
                     ref = tp.run_intervened(c.model, c.ids, c.K, c.parsed(iv))
                     self.assertLogitsClose(eng["logits"], ref, f"{label} logits")
                     self.assertIn("intervention", eng)
+                    tr = tp.trace_model(c.model, c.ids, c.K, hash_weights=False, intervention=c.parsed(iv))
+                    self.assertEqual(eng["loops_executed"], tr["loops_executed"], label)
                     if "exit" in iv:
                         self.assertEqual(eng["loops_executed"], c.K, label)
-                    if label.startswith("ablate_experts"):
-                        tr = tp.trace_model(c.model, c.ids, c.K, hash_weights=False, intervention=iv)
-                        self.assertEqual(eng["routing"]["topk_ids"], tr["routing"]["topk_ids"])
-                        err = max_err(_t(eng["routing"]["weights"]), _t(tr["routing"]["weights"]))
-                        self.assertLess(err, 1e-5, f"{label} routing.weights")
+                    self.assertEqual(eng["act"]["halt_loop"], tr["act"]["halt_loop"], label)
+                    self.assertLess(max_err(_t(eng["act"]["p"]), _t(tr["act"]["p"])), 1e-5, f"{label} act.p")
+                    self.assertTrue(common.close(_t(eng["h_norm"]), _t(tr["h_norm"]), 1e-4, 1e-5),
+                                    f"{label} h_norm")
+                    self.assertEqual(eng["routing"]["topk_ids"], tr["routing"]["topk_ids"], label)
+                    err = max_err(_t(eng["routing"]["weights"]), _t(tr["routing"]["weights"]))
+                    self.assertLess(err, 1e-5, f"{label} routing.weights")
+
+    def test_lens_attention_trajectory_of_an_intervened_run(self):
+        for c in (cases()[0], cases()[3]):
+            for label, iv in c.interventions():
+                if label not in ("exit_loop_2", "combination", "patch_ids"):
+                    continue
+                with self.subTest(c.name, intervention=label):
+                    f = os.path.join(self.tmp.name, "iv.json")
+                    with open(f, "w") as fh:
+                        json.dump(iv, fh)
+                    eng = self.cli(c, "--intervene", f, "--lens", "--attention", "--trajectory",
+                                   "--full-logits")
+                    deep = tp.deep_run(c.model, c.ids, c.K, c.parsed(iv), attention_row=0)
+                    lens = tp.lens_of(c.model, c.ids, c.K, c.parsed(iv), deep=deep)
+                    for name in ("act", "state"):
+                        self.assertLogitsClose(eng["lens"][name]["logits"], lens[name]["logits"],
+                                               f"{label} lens.{name}.logits")
+                    for s, r in zip(eng["attention"]["sites"], deep["sites"]):
+                        self.assertLess(max_err(_t(s["probs"]), r["probs"]), 2e-5, f"{label} {s['name']}")
+                    traj = tp.trajectory_of(deep["states"])
+                    err = max_err(_t(eng["trajectory"]["coords"]), traj["coords"])
+                    self.assertLessEqual(err, 1e-3 * float(traj["coords"].abs().max()), f"{label} coords")
 
     def test_empty_intervention_is_the_unmodified_run(self):
         c = cases()[0]
