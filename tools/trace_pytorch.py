@@ -745,7 +745,7 @@ def lens_stats(logits, final):
     entropy = -plogp(p, logp).sum(-1)
     kl_final = (plogp(p_f, logp_f)[None] - torch.where(p_f[None] > 0, p_f.double()[None] * logp.double(),
                                                        torch.zeros((), dtype=torch.float64))).sum(-1)
-    kl_prev = torch.full(top1.shape, float("nan"), dtype=torch.float64)
+    kl_prev = torch.full(top1.shape, float("nan"), dtype=torch.float64, device=top1.device)
     if logits.shape[0] > 1:
         kl_prev[1:] = (plogp(p[1:], logp[1:]) - torch.where(
             p[1:] > 0, p[1:].double() * logp[:-1].double(), torch.zeros((), dtype=torch.float64))).sum(-1)
@@ -791,7 +791,7 @@ def trajectory_of(states):
     states after subtracting their mean, each component's sign chosen so that its
     largest-magnitude entry is positive; coordinates (K, B, T, 2); the share of the total
     variance along each component; cos(h_t, h_K) (K, B, T)."""
-    S = states.double()
+    S = states.detach().double().cpu()
     K, B, T, D = S.shape
     X = S.reshape(-1, D)
     Xc = X - X.mean(0, keepdim=True)
@@ -884,7 +884,8 @@ def main(argv=None) -> int:
     ap.add_argument("--attention", action="store_true", help="add the attention probabilities of every site")
     ap.add_argument("--attention-row", type=int, default=0, help="batch row of --attention (default 0)")
     ap.add_argument("--trajectory", action="store_true", help="add the PCA trajectory of the states")
-    ap.add_argument("--intervene", metavar="FILE.json", help="run with this intervention (docs/inside-the-loop.md)")
+    ap.add_argument("--intervene", metavar="FILE.json",
+                    help="run with this intervention (docs/inside-the-loop.md)")
     ap.add_argument("--full-logits", action="store_true",
                     help="write lens.*.logits whatever their size")
     ap.add_argument("--out", required=True)
