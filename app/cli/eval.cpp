@@ -11,6 +11,8 @@
 #include "command.h"
 #include "common.h"
 #include "mythos/evaluate.h"
+#include "mythos/intervention.h"
+#include "mythos/lens.h"
 #include "mythos/model.h"
 #include "mythos/trace.h"
 
@@ -44,6 +46,19 @@ std::string fmtHalt(bool any, double mean) {
 std::string fmtHalt(const EvalCell& c) { return fmtHalt(c.halted > 0, c.meanHalt()); }
 std::string fmtAnswerHalt(const EvalCell& c) { return fmtHalt(c.answerHalted > 0, c.meanAnswerHalt()); }
 
+// "a,b,c" -> {"a", "b", "c"}, empty items dropped.
+std::vector<std::string> splitList(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t at = 0;
+    while (at <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', at), text.size());
+        if (comma > at)
+            out.push_back(text.substr(at, comma - at));
+        at = comma + 1;
+    }
+    return out;
+}
+
 int runEval(const Args& a) {
     const std::string spec = modelSpec(a);
     if (isPresetSpec(spec))
@@ -62,7 +77,16 @@ int runEval(const Args& a) {
         throw UsageError("eval needs --prompts FILE.jsonl (" + spec + " has no prompts.jsonl)");
     const auto prompts = loadEvalPrompts(file, *tok, c.max_seq_len);
 
-    const EvalResult ev = evaluate(*model, prompts, std::vector<int64_t>(loops.begin(), loops.end()));
+    std::vector<ExitRule> rules = {parseExitRule("act")};
+    if (a.has("exit-rules")) {
+        for (const std::string& text : splitList(a.str("exit-rules")))
+            if (text != "act")
+                rules.push_back(parseExitRule(text));
+    } else {
+        rules = defaultExitRules();
+    }
+    const EvalResult ev =
+        evaluate(*model, prompts, std::vector<int64_t>(loops.begin(), loops.end()), {}, nullptr, rules);
     const auto& byLoops = ev.byLoops;
     auto byHops = ev.byHops;
     auto byTask = ev.byTask;
@@ -116,7 +140,35 @@ int runEval(const Args& a) {
             addHaltFields(o, cell);
             jt.push_back(o);
         }
+        json jr = json::array(), jrh = json::array(), jc = json::array();
+        for (const auto& [key, cell] : ev.byRule)
+            jr.push_back({{"rule", key.first},
+                          {"loops", key.second},
+                          {"accuracy", cell.accuracy()},
+                          {"mean_loops", cell.meanLoops()},
+                          {"n", cell.n}});
+        for (const auto& [key, cell] : ev.byRuleHops)
+            jrh.push_back({{"rule", std::get<0>(key)},
+                           {"hops", std::get<1>(key)},
+                           {"loops", std::get<2>(key)},
+                           {"accuracy", cell.accuracy()},
+                           {"mean_loops", cell.meanLoops()},
+                           {"n", cell.n}});
+        for (const auto& [key, cell] : ev.haltConv)
+            jc.push_back({{"hops", key.first},
+                          {"loops", key.second},
+                          {"mean_halt_loop", cell.meanHalt()},
+                          {"mean_convergence_loop", cell.meanConv()},
+                          {"halted_before_convergence", cell.early},
+                          {"halted_at_convergence", cell.same},
+                          {"halted_after_convergence", cell.late},
+                          {"never_halted", cell.never},
+                          {"n", cell.n}});
         json j = {{"model", spec},
+                  {"intervention", model->intervention() ? interventionToJson(*model->intervention()) : json()},
+                  {"exit_rules", jr},
+                  {"exit_rules_by_hops", jrh},
+                  {"halting_vs_convergence", jc},
                   {"prompts", file.string()},
                   {"n_prompts", int64_t(prompts.size())},
                   {"max_loop_iters", c.max_loop_iters},
@@ -179,6 +231,32 @@ int runEval(const Args& a) {
                 return byTask[{t == "-" ? std::string() : t, h, L}];
             },
             taskRows);
+    std::printf("\nthe answer token's halting loop against its convergence loop (the first loop from which the\n"
+                "state lens' top-1 stays fixed), by hops x loops: mean halt / mean convergence, and how many\n"
+                "halted before / at / after convergence (never halted counts as the loop count)\n");
+    std::printf("%-6s %6s %10s %12s %8s %8s %8s %8s %6s\n", "hops", "loops", "halt", "convergence", "before", "at",
+                "after", "never", "n");
+    for (const auto& [key, cell] : ev.haltConv)
+        std::printf("%-6lld %6lld %10.2f %12.2f %8lld %8lld %8lld %8lld %6lld\n", (long long)key.first,
+                    (long long)key.second, cell.meanHalt(), cell.meanConv(), (long long)cell.early,
+                    (long long)cell.same, (long long)cell.late, (long long)cell.never, (long long)cell.n);
+    std::printf("\nexit rules on the answer token: accuracy (first answer token) and mean loops used, by loop count\n"
+                "(act: ACT's halting loop and the model's output; the others exit on the state lens)\n%-14s",
+                "rule");
+    for (int64_t L : loops)
+        std::printf(" %14s", ("L=" + std::to_string(L)).c_str());
+    std::printf("\n");
+    for (const auto& rule : ev.rules) {
+        std::printf("%-14s", rule.name().c_str());
+        for (int64_t L : loops) {
+            const auto it = ev.byRule.find({rule.name(), L});
+            if (it == ev.byRule.end())
+                std::printf(" %14s", "-");
+            else
+                std::printf("  %5.3f @ %5.2f", it->second.accuracy(), it->second.meanLoops());
+        }
+        std::printf("\n");
+    }
     std::printf("\nrouting at %lld loops: entropy %.3f of %.3f bits, dead experts %s\n", (long long)c.max_loop_iters,
                 entropy, maxEntropy, dead.empty() ? "none" : dead.dump().c_str());
     std::printf("rho(A) %.6f\n", rho);
@@ -189,11 +267,14 @@ int runEval(const Args& a) {
 
 Command evalCommand() {
     return {"eval",
-            "--model DIR [--prompts FILE.jsonl] [--loops 1,2,4,8,16] [--json]",
+            "--model DIR [--prompts FILE.jsonl] [--loops 1,2,4,8,16]\n"
+            "[--exit-rules \"kl<0.01,entropy<0.1,stable:2\"] [--json]",
             "greedy exact-match accuracy of held-out prompts ({\"prompt\", \"answer\",\n"
             "\"hops\"[, \"task\"]} per line) at each loop count, by hops x loops, with the\n"
-            "mean halting loop, routing entropy, dead experts and rho(A)",
-            {"prompts", "loops"},
+            "mean halting loop, routing entropy, dead experts and rho(A); the answer\n"
+            "token's halting against its convergence loop, and each exit rule's accuracy\n"
+            "and mean loops (ACT always; docs/inside-the-loop.md)",
+            {"prompts", "loops", "exit-rules"},
             {"json"},
             runEval};
 }

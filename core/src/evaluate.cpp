@@ -85,8 +85,22 @@ void EvalCell::add(bool ok, const std::vector<int32_t>& haltLoop) {
     }
 }
 
+void HaltConvCell::add(int64_t halt, int64_t conv, int64_t K) {
+    ++n;
+    if (halt < 1 || halt > K) {
+        ++never;
+        halt = K;
+    }
+    haltSum += double(halt);
+    convSum += double(conv);
+    early += halt < conv;
+    same += halt == conv;
+    late += halt > conv;
+}
+
 EvalResult evaluate(Model& model, const std::vector<EvalPrompt>& prompts, std::vector<int64_t> loops,
-                    const std::function<bool(int64_t, int64_t)>& progress, const std::atomic<bool>* cancel) {
+                    const std::function<bool(int64_t, int64_t)>& progress, const std::atomic<bool>* cancel,
+                    const std::vector<ExitRule>& rules) {
     std::sort(loops.begin(), loops.end());
     loops.erase(std::unique(loops.begin(), loops.end()), loops.end());
     for (int64_t L : loops)
@@ -94,7 +108,8 @@ EvalResult evaluate(Model& model, const std::vector<EvalPrompt>& prompts, std::v
             throw ArgumentError("loop counts must be >= 1");
     EvalResult res;
     res.loops = loops;
-    const int64_t total = int64_t(loops.size() * prompts.size());
+    res.rules = rules;
+    const int64_t total = int64_t(loops.size() * prompts.size() + prompts.size());
     int64_t done = 0;
     for (int64_t L : loops) {
         for (const auto& p : prompts) {
@@ -122,6 +137,33 @@ EvalResult evaluate(Model& model, const std::vector<EvalPrompt>& prompts, std::v
             if (progress && !progress(done, total))
                 throw Cancelled();
         }
+    }
+    // Exit rules and halting against convergence: one deep run per prompt to the largest
+    // loop count, its lens at each.
+    for (const auto& p : prompts) {
+        const int64_t P = int64_t(p.prompt.size());
+        if (!loops.empty()) {
+            DeepRun run = model.deepRun(p.prompt, 1, P, loops.back(), cancel);
+            for (int64_t K : loops) {
+                Trace tr;
+                model.logitsAt(run, K, &tr);
+                tr.lens = model.lens(run, K, false, cancel);
+                const int32_t answer = p.answer.empty() ? -1 : p.answer.front();
+                for (const auto& rule : rules) {
+                    const ExitDecision d = exitDecision(tr, rule, 0, P - 1);
+                    for (ExitCell* c : {&res.byRule[{rule.name(), K}], &res.byRuleHops[{rule.name(), p.hops, K}]}) {
+                        ++c->n;
+                        c->correct += d.token == answer;
+                        c->loopSum += double(d.loop);
+                    }
+                }
+                res.haltConv[{p.hops, K}].add(tr.haltLoop[std::size_t(P - 1)],
+                                              tr.lens.state.convergence[std::size_t(P - 1)], K);
+            }
+        }
+        ++done;
+        if (progress && !progress(done, total))
+            throw Cancelled();
     }
     return res;
 }

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "mythos/lens.h"
 #include "mythos/model.h"
 #include "mythos/tokenizer.h"
 
@@ -47,18 +48,45 @@ struct EvalCell {
     double answerNeverHalted() const { return n ? double(n - answerHalted) / double(n) : 0.0; }
 };
 
+// An exit rule on the answer token (docs/inside-the-loop.md, "Exit rules"): its prediction
+// scored against the first answer token, and the loops it used.
+struct ExitCell {
+    int64_t n = 0, correct = 0;
+    double loopSum = 0;
+    double accuracy() const { return n ? double(correct) / double(n) : 0.0; }
+    double meanLoops() const { return n ? loopSum / double(n) : 0.0; }
+};
+
+// The answer token's ACT halting loop against the loop from which its state-lens top-1 stays
+// fixed (the convergence loop): does ACT stop when the answer is settled?
+struct HaltConvCell {
+    int64_t n = 0;
+    int64_t never = 0;                     // did not halt within the loop count (counted at K below)
+    double haltSum = 0, convSum = 0;       // halting loop (K when never), convergence loop
+    int64_t early = 0, same = 0, late = 0; // halted before / at / after convergence
+    void add(int64_t halt, int64_t conv, int64_t K);
+    double meanHalt() const { return n ? haltSum / double(n) : 0.0; }
+    double meanConv() const { return n ? convSum / double(n) : 0.0; }
+};
+
 struct EvalResult {
     std::vector<int64_t> loops; // ascending
     std::map<int64_t, EvalCell> byLoops;
-    std::map<std::pair<int64_t, int64_t>, EvalCell> byHops;               // (hops, loops)
-    std::map<std::tuple<std::string, int64_t, int64_t>, EvalCell> byTask; // (task, hops, loops)
+    std::map<std::pair<int64_t, int64_t>, EvalCell> byHops;                   // (hops, loops)
+    std::map<std::tuple<std::string, int64_t, int64_t>, EvalCell> byTask;     // (task, hops, loops)
+    std::vector<ExitRule> rules;                                              // in the order given
+    std::map<std::pair<std::string, int64_t>, ExitCell> byRule;               // (rule name, loops)
+    std::map<std::tuple<std::string, int64_t, int64_t>, ExitCell> byRuleHops; // (rule name, hops, loops)
+    std::map<std::pair<int64_t, int64_t>, HaltConvCell> haltConv;             // (hops, loops)
 };
 
 // For each loop count and prompt: greedy generation of len(answer) tokens with a KV cache
 // (exact match of the whole answer) and the halting loops of an uncached forward of the
-// prompt. `progress(done, total)` after each (loop count, prompt); false cancels (Cancelled).
+// prompt; then, from one deep run per prompt and its logit lens at each loop count, every
+// exit rule's decision on the answer token and its halting against convergence.
+// `progress(done, total)` after each step; false cancels (Cancelled).
 EvalResult evaluate(Model& model, const std::vector<EvalPrompt>& prompts, std::vector<int64_t> loops,
                     const std::function<bool(int64_t done, int64_t total)>& progress = {},
-                    const std::atomic<bool>* cancel = nullptr);
+                    const std::atomic<bool>* cancel = nullptr, const std::vector<ExitRule>& rules = defaultExitRules());
 
 } // namespace mythos
