@@ -87,6 +87,10 @@ void ReportController::exportReport(const QString& folder, const QList<int>& loo
     m_win.m_debounce.stop();
     RunRequest r = m_win.newRequest();
     r.seriesLoops = ks;
+    // Every report view draws: the inside-the-loop views' parts too.
+    r.lens = r.trajectory = r.attention = true;
+    r.attentionFrom = 0;
+    r.attentionTo = 0;
     m_win.m_requests.track(RequestTracker::Kind::Report, r.id);
     m_win.m_statusRun->setText(tr("running %1 loop counts for the report...").arg(ks.size()));
     m_win.worker()->submit(std::move(r));

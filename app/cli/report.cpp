@@ -7,6 +7,7 @@
 #include "common.h"
 #include "mythos/errors.h"
 #include "mythos/kvcache.h"
+#include "mythos/lens.h"
 #include "mythos/model.h"
 #include "mythos/stability.h"
 #include "mythos/trace.h"
@@ -18,6 +19,7 @@
 #include <QSize>
 #include <QString>
 
+#include "inferenceworker.h"
 #include "report.h"
 #endif
 
@@ -70,7 +72,7 @@ int runReport(const Args& a) {
         throw UsageError("report takes one prompt: give --ids as a single row");
 
     t0 = Clock::now();
-    const DeepRun run = model->deepRun(ids, B, T, loops.back());
+    DeepRun run = model->deepRun(ids, B, T, loops.back());
     const double deepMs = msSince(t0);
     std::fprintf(stderr, "report: %lld tokens run to %lld loops in %.1f ms\n", (long long)T, (long long)loops.back(),
                  deepMs);
@@ -86,6 +88,12 @@ int runReport(const Args& a) {
     for (int64_t k : loops) {
         auto tr = std::make_shared<Trace>();
         model->logitsAt(run, k, tr.get());
+        // The inside-the-loop views' parts (docs/inside-the-loop.md); attention over the
+        // window the attention view shows first.
+        tr->lens = model->lens(run, k);
+        tr->trajectory = trajectoryOf(run, k);
+        tr->attention.to = std::min<int64_t>(T, mx::kAttentionWindow);
+        tr->attention.sites = model->attention(run, k, 0, {}, 0, tr->attention.to);
         if (tok)
             for (int32_t id : ids)
                 tr->pieces.push_back(tok->piece(id));
