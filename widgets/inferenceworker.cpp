@@ -9,9 +9,9 @@
 
 #include "mythos/analysis.h"
 #include "mythos/errors.h"
+#include "mythos/fileio.h"
 #include "mythos/intervention.h"
 #include "mythos/lens.h"
-#include "mythos/fileio.h"
 #include "mythos/modelspec.h"
 #include "mythos/stability.h"
 #include "mythos/variant.h"
@@ -264,8 +264,11 @@ void InferenceWorker::run(const RunRequest& r) {
 }
 
 void InferenceWorker::addInsideParts(const RunRequest& r, int k, mythos::Trace& trace) {
-    if (r.lens)
+    if (r.lens) {
         trace.lens = m_model->lens(*m_deep, k, false, &m_cancel);
+        if (m_tokenizer)
+            mythos::setLensPieces(trace.lens, [this](int32_t id) { return m_tokenizer->piece(id); });
+    }
     if (r.trajectory)
         trace.trajectory = mythos::trajectoryOf(*m_deep, k);
     if (r.attention) {

@@ -78,8 +78,8 @@ public:
     // Evaluates the prompt set (JSONL, see mythos::loadEvalPrompts) at each loop count, with
     // the exit rules (docs/inside-the-loop.md; empty: the defaults) and, when
     // `interventionJson` is not empty, with that intervention on the model for the sweep.
-    void depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops,
-                    const QStringList& exitRules = {}, const QString& interventionJson = {});
+    void depthSweep(quint64 id, const QString& promptsFile, const QList<int>& loops, const QStringList& exitRules = {},
+                    const QString& interventionJson = {});
 
 signals:
     void modelProgress(quint64 id, int done, int total);

@@ -91,6 +91,8 @@ int runReport(const Args& a) {
         // The inside-the-loop views' parts (docs/inside-the-loop.md); attention over the
         // window the attention view shows first.
         tr->lens = model->lens(run, k);
+        if (tok)
+            setLensPieces(tr->lens, [&](int32_t id) { return tok->piece(id); });
         tr->trajectory = trajectoryOf(run, k);
         tr->attention.to = std::min<int64_t>(T, mx::kAttentionWindow);
         tr->attention.sites = model->attention(run, k, 0, {}, 0, tr->attention.to);

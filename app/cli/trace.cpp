@@ -50,6 +50,8 @@ int runTrace(const Args& a) {
             const bool keep =
                 a.flag("full-logits") || (!a.flag("no-logits") && fullLogitsByDefault(K * B, T, tr.vocab));
             tr.lens = model->lens(run, K, keep);
+            if (tok)
+                setLensPieces(tr.lens, [&](int32_t id) { return tok->piece(id); });
         }
         if (a.flag("attention")) {
             const int64_t row = a.integer("attention-row", 0, 0, B - 1);

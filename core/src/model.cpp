@@ -457,8 +457,8 @@ std::vector<float> Model::embedAndPrelude(const std::vector<int32_t>& ids, int64
     auto& im = *m_impl;
     // A patch must reach a position of an uncached pass (with a cache, decode steps after the
     // patched position leave it alone).
-    if (const Intervention* iv = im.active(); iv && iv->patch && !cache &&
-                                              (iv->patch->token < startPos || iv->patch->token >= startPos + T))
+    if (const Intervention* iv = im.active();
+        iv && iv->patch && !cache && (iv->patch->token < startPos || iv->patch->token >= startPos + T))
         throw ArgumentError("intervention: patch.token " + std::to_string(iv->patch->token) +
                             " is outside the input's positions " + std::to_string(startPos) + ".." +
                             std::to_string(startPos + T - 1));

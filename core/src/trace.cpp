@@ -1,6 +1,7 @@
 #include "mythos/trace.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -417,6 +418,12 @@ void writeInsideParts(json& j, const Trace& tr, bool includeLogits) {
                      {"loops", K},
                      {"act", lensSideToJson(tr.lens.act, K, B, T, tr.vocab, includeLogits)},
                      {"state", lensSideToJson(tr.lens.state, K, B, T, tr.vocab, includeLogits)}};
+        if (!tr.lens.pieces.empty()) {
+            json pieces = json::object();
+            for (const auto& [id, text] : tr.lens.pieces)
+                pieces[std::to_string(id)] = text;
+            j["lens"]["pieces"] = std::move(pieces);
+        }
     }
     if (!tr.attention.sites.empty()) {
         json sites = json::array();
@@ -565,6 +572,20 @@ void readInsideParts(const json& j, const Reader& r, Trace& tr) {
         const int64_t K = r.integer(lens, "loops", 1, kMaxLoops);
         tr.lens.act = readLensSide(lens, "act", r, K, B, T, tr.vocab);
         tr.lens.state = readLensSide(lens, "state", r, K, B, T, tr.vocab);
+        if (lens.contains("pieces")) {
+            const json& pieces = lens["pieces"];
+            if (!pieces.is_object() || int64_t(pieces.size()) > tr.vocab)
+                r.fail("'lens.pieces' must be an object of at most vocab token texts");
+            for (const auto& [key, text] : pieces.items()) {
+                int64_t id = -1;
+                const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+                if (ec != std::errc() || end != key.data() + key.size() || id < 0 || id >= tr.vocab ||
+                    !text.is_string())
+                    r.fail("'lens.pieces' maps token ids in [0, vocab) to strings");
+                tr.lens.pieces.emplace_back(int32_t(id), text.get<std::string>());
+            }
+            std::sort(tr.lens.pieces.begin(), tr.lens.pieces.end());
+        }
         tr.lens.loops = K;
     }
     if (knownPart(j, "attention", r)) {

@@ -127,8 +127,8 @@ public:
     // (to = 0: the whole row) is computed and kept, [H][W][W]: a long prompt costs what the
     // window shows.
     std::vector<AttentionSite> attention(const DeepRun& run, int64_t k, int64_t row,
-                                         const std::function<bool(const AttentionSite&)>& want = {},
-                                         int64_t from = 0, int64_t to = 0);
+                                         const std::function<bool(const AttentionSite&)>& want = {}, int64_t from = 0,
+                                         int64_t to = 0);
 
     // Injection A = exp(-exp(clamp(log_dt + log_A, -20, 20))) for analysis: NaN where log_A
     // or log_dt is not finite (the forward pass uses the reference's clamped values).

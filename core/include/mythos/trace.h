@@ -1,6 +1,7 @@
 #pragma once
 // Everything a view shows about one run, as an immutable value. Serialises to JSON with
 // a versioned schema (docs/trace-schema.md): "mythos-trace/1".
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -28,7 +29,21 @@ struct LensRecord {
     int64_t loops = 0; // K; 0 = no lens
     LensSide act;      // the model's own output at t loops
     LensSide state;    // h_t alone through the coda and head
+    // The text of every token id the lens predicts (what a view writes in its cells), when a
+    // tokenizer was at hand; ascending ids.
+    std::vector<std::pair<int32_t, std::string>> pieces;
 };
+// Fills lr.pieces with piece(id) for every id of both lenses' top-1.
+template <class PieceFn>
+void setLensPieces(LensRecord& lr, const PieceFn& piece) {
+    std::vector<int32_t> ids(lr.act.top1);
+    ids.insert(ids.end(), lr.state.top1.begin(), lr.state.top1.end());
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    lr.pieces.clear();
+    for (int32_t id : ids)
+        lr.pieces.emplace_back(id, piece(id));
+}
 
 // The causal attention probabilities of one attention application, for one batch row.
 struct AttentionSite {
@@ -40,7 +55,7 @@ struct AttentionSite {
 };
 struct AttentionRecord {
     int64_t batchRow = 0;
-    int64_t from = 0, to = 0; // the window of positions [from, to) the sites hold
+    int64_t from = 0, to = 0;         // the window of positions [from, to) the sites hold
     std::vector<AttentionSite> sites; // empty = not recorded
 };
 

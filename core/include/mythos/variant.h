@@ -24,7 +24,7 @@ namespace mythos {
 struct Variant {
     Config config;
     EngineOptions options;
-    std::vector<std::string> changes; // "key=value" per field, in the object's order
+    std::vector<std::string> changes;         // "key=value" per field, in the object's order
     std::optional<Intervention> intervention; // "intervene"; set on the variant's model (checked there)
 };
 

@@ -164,15 +164,15 @@ enum class LensSource { Act, State };
 
 // The logit lens of batch row 0 as the lens view draws it: [T][K] cells.
 struct LensViewData {
-    int64_t tokens = 0, loops = 0;     // T, K (0 when the trace has no lens)
-    std::vector<int32_t> top1;         // [T][K]
-    std::vector<double> p, entropy;    // [T][K]
-    std::vector<double> klFinal;       // [T][K]
-    std::vector<double> klPrev;        // [T][K], NaN at loop 1
-    std::vector<int32_t> convergence;  // [T] 1..K
-    std::vector<int32_t> finalTop1;    // [T] the model's output at K loops (act lens at K)
-    std::vector<int32_t> haltLoop;     // [T] the trace's ACT halting loop, 0 = never
-    double entropyTop = 1, klTop = 1;  // colour ranges: the largest finite values (at least 1e-6)
+    int64_t tokens = 0, loops = 0;    // T, K (0 when the trace has no lens)
+    std::vector<int32_t> top1;        // [T][K]
+    std::vector<double> p, entropy;   // [T][K]
+    std::vector<double> klFinal;      // [T][K]
+    std::vector<double> klPrev;       // [T][K], NaN at loop 1
+    std::vector<int32_t> convergence; // [T] 1..K
+    std::vector<int32_t> finalTop1;   // [T] the model's output at K loops (act lens at K)
+    std::vector<int32_t> haltLoop;    // [T] the trace's ACT halting loop, 0 = never
+    double entropyTop = 1, klTop = 1; // colour ranges: the largest finite values (at least 1e-6)
     // Halting against convergence, one point per token: (convergence, halting), never
     // halted at K + 1; and how many halted before / at / after convergence, or never.
     std::vector<std::pair<double, double>> haltVsConv;
@@ -210,12 +210,12 @@ std::vector<double> attentionMatrix(const Trace& tr, std::size_t site, int64_t h
 // The trajectory view's numbers for batch row 0: each token's orbit on the two principal
 // components, and [T][K] heatmaps of |h_t - h_{t-1}| and cos(h_t, h_K).
 struct TrajectoryViewData {
-    int64_t tokens = 0, loops = 0;                  // T, K (0 without a trajectory)
+    int64_t tokens = 0, loops = 0; // T, K (0 without a trajectory)
     double explained[2] = {0, 0};
     std::vector<std::vector<std::pair<double, double>>> orbits; // [T] points by loop (non-finite dropped)
-    std::vector<double> delta, cosFinal;            // [T][K]
-    double deltaTop = 1;                            // the largest finite delta
-    double xMin = 0, xMax = 1, yMin = 0, yMax = 1;  // the orbits' extent (padded, never empty)
+    std::vector<double> delta, cosFinal;                        // [T][K]
+    double deltaTop = 1;                                        // the largest finite delta
+    double xMin = 0, xMax = 1, yMin = 0, yMax = 1;              // the orbits' extent (padded, never empty)
 };
 TrajectoryViewData trajectoryViewData(const Trace& tr);
 
