@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "mythos/lens.h"
 #include "mythos/model.h"
 #include "ops.h"
 
@@ -42,6 +43,7 @@ BENCHMARK(BM_Linear)
     ->Args({1, 128, 128})
     ->Args({1, 256, 1000})
     ->Args({16, 256, 64})
+    ->Args({1024, 256, 1000}) // the logit lens head of 64 tokens x 16 loops (BM_Lens)
     ->Args({64, 128, 128})
     ->Args({64, 256, 256})
     ->Args({64, 256, 1000})
@@ -151,6 +153,59 @@ void BM_LoopCountChange(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_LoopCountChange)->Unit(benchmark::kMicrosecond);
+
+// Inside the loop on readme_mla, 64 tokens x 16 loops (docs/inside-the-loop.md): the logit
+// lens (both lenses, every loop: 2 x 16 coda passes and heads, batched), one attention grid
+// (every site of the 64-token window: prelude, 16 loops, coda) and the trajectory PCA.
+// BM_LoopCountChange above is the baseline of the same run (one coda pass).
+DeepRun& insideRun() {
+    static DeepRun run = [] {
+        Model& m = presetModel("readme_mla");
+        std::vector<int32_t> ids(64);
+        for (int64_t i = 0; i < 64; ++i)
+            ids[std::size_t(i)] = int32_t((i * 7) % m.config().vocab_size);
+        return m.deepRun(ids, 1, 64, 16);
+    }();
+    return run;
+}
+
+// The whole lens, from the states alone (nothing kept from an earlier call).
+void BM_Lens(benchmark::State& state) {
+    Model& m = presetModel("readme_mla");
+    const DeepRun& run = insideRun();
+    for (auto _ : state)
+        benchmark::DoNotOptimize(m.lens(run, 16));
+}
+BENCHMARK(BM_Lens)->Unit(benchmark::kMillisecond);
+
+// A loop-count change with the lens: the deep run keeps each loop's rows, so only what
+// compares with the new final output is recomputed (the window's slider).
+void BM_LensLoopCountChange(benchmark::State& state) {
+    Model& m = presetModel("readme_mla");
+    DeepRun& run = insideRun();
+    m.lens(run, 16);
+    int64_t k = 1;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(m.lens(run, k));
+        k = k % 16 + 1;
+    }
+}
+BENCHMARK(BM_LensLoopCountChange)->Unit(benchmark::kMillisecond);
+
+void BM_AttentionGrid(benchmark::State& state) {
+    Model& m = presetModel("readme_mla");
+    DeepRun& run = insideRun();
+    for (auto _ : state)
+        benchmark::DoNotOptimize(m.attention(run, 16, 0));
+}
+BENCHMARK(BM_AttentionGrid)->Unit(benchmark::kMillisecond);
+
+void BM_Trajectory(benchmark::State& state) {
+    DeepRun& run = insideRun();
+    for (auto _ : state)
+        benchmark::DoNotOptimize(trajectoryOf(run, 16));
+}
+BENCHMARK(BM_Trajectory)->Unit(benchmark::kMillisecond);
 
 void BM_DecodeStep(benchmark::State& state, const char* preset) {
     Model& m = presetModel(preset);

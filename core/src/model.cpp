@@ -12,6 +12,7 @@
 #include <malloc.h>
 
 #include "layers.h"
+#include "lens_kernel.h"
 #include "mythos/errors.h"
 #include "mythos/modelspec.h"
 #include "mythos/safetensors.h"
@@ -113,6 +114,7 @@ struct Model::Impl {
     std::optional<Intervention> iv; // docs/inside-the-loop.md
     std::vector<float> patchState;  // the patch's source state [D]
     bool ivSuspended = false;       // while the patch's source runs on the unmodified model
+    uint64_t ivVersion = 0;         // counts setIntervention calls (a deep run's kept lens rows name one)
     std::vector<char> headMask, expertMask;
 
     const Intervention* active() const { return iv && !ivSuspended ? &*iv : nullptr; }
@@ -840,6 +842,7 @@ void Model::setIntervention(Intervention iv) {
     if (iv.empty()) {
         im.iv.reset();
         im.patchState.clear();
+        ++im.ivVersion;
         return;
     }
     checkIntervention(iv, m_cfg);
@@ -865,69 +868,159 @@ void Model::setIntervention(Intervention iv) {
     }
     im.iv = std::move(iv);
     im.patchState = std::move(patch);
+    ++im.ivVersion;
     m_hash.clear(); // traces of the modified model must not look like the original's
 }
 
 namespace {
 
-// Per-row statistics of a softmax over logits z[V] (fp32 softmax, sums in double).
-struct RowStats {
-    int32_t top = 0;
-    float pTop = 0;
-    double lse = 0;     // log-sum-exp
-    double entropy = 0; // nats
-};
-
-RowStats rowStats(const float* z, int64_t V, float* p) {
-    std::copy(z, z + V, p);
-    softmaxInPlace(p, V);
-    RowStats r;
-    r.top = int32_t(std::max_element(z, z + V) - z);
-    r.pTop = p[r.top];
-    double pz = 0;
-    for (int64_t i = 0; i < V; ++i)
-        pz += double(p[i]) * double(z[i]);
-    r.lse = double(z[r.top]) - std::log(double(r.pTop));
-    r.entropy = r.lse - pz;
-    return r;
-}
-
 // A KL divergence below 0 is rounding; NaN stays NaN.
 double nonNegative(double x) { return x < 0 ? 0.0 : x; }
 
-double dot(const float* a, const float* b, int64_t n) {
-    double s = 0;
-    for (int64_t i = 0; i < n; ++i)
-        s += double(a[i]) * double(b[i]);
-    return s;
-}
+} // namespace
+
+namespace {
+
+// The logit lens keeps every loop's rows (both lenses) while they take at most this many
+// floats (64 MiB): then the output at K loops is one of them and a deep run can keep them
+// for the next call.
+constexpr int64_t kLensKeepFloats = int64_t(1) << 24;
 
 } // namespace
 
 LensRecord Model::lens(const DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel) {
+    return lensImpl(run, nullptr, K, keepLogits, cancel);
+}
+
+LensRecord Model::lens(DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel) {
+    return lensImpl(run, &run.lensRows, K, keepLogits, cancel);
+}
+
+LensRecord Model::lensImpl(const DeepRun& run, DeepRun::LensRows* keep, int64_t K, bool keepLogits,
+                           const std::atomic<bool>* cancel) {
     const Config& c = m_cfg;
     if (K < 1 || K > run.depth)
         throw ArgumentError("lens: loop count " + std::to_string(K) + " is outside the deep run's 1.." +
                             std::to_string(run.depth));
+    const int64_t B = run.batch, T = run.seqLen, N = B * T, D = c.dim, V = c.vocab_size;
+    if (2 * K * N * V > kLensKeepFloats)
+        return lensStreamed(run, K, keepLogits, cancel);
+    const float thr = float(c.act_threshold);
+    // Rows kept by the deep run are valid for the intervention they were made under; loop t's
+    // rows do not depend on K.
+    DeepRun::LensRows local;
+    DeepRun::LensRows& rows = keep && 2 * run.depth * N * V <= kLensKeepFloats ? *keep : local;
+    if (rows.interventionVersion != m_impl->ivVersion) {
+        rows = DeepRun::LensRows{};
+        rows.interventionVersion = m_impl->ivVersion;
+    }
+    rows.act.resize(std::max<std::size_t>(rows.act.size(), std::size_t(K)));
+    rows.state.resize(std::max<std::size_t>(rows.state.size(), std::size_t(K)));
+    // The missing (side, loop) slots, computed in coda passes of stacked batch rows.
+    std::vector<std::pair<int, int64_t>> missing;
+    for (int side = 0; side < 2; ++side)
+        for (int64_t t = 1; t <= K; ++t)
+            if ((side == 0 ? rows.act : rows.state)[std::size_t(t - 1)].empty())
+                missing.push_back({side, t});
+    for (std::size_t m0 = 0; m0 < missing.size(); m0 += std::size_t(2 * K)) {
+        checkCancel(cancel);
+        const std::size_t nm = std::min(missing.size() - m0, std::size_t(2 * K));
+        std::vector<float> x(nm * std::size_t(N * D));
+        for (std::size_t i = 0; i < nm; ++i) {
+            const auto [side, t] = missing[m0 + i];
+            if (side == 0) {
+                const std::vector<float> o = recurrentOutput(run, t, thr, nullptr, nullptr, nullptr);
+                std::copy(o.begin(), o.end(), x.begin() + std::ptrdiff_t(i) * N * D);
+            } else {
+                const auto& h = run.h[std::size_t(t - 1)];
+                std::copy(h.begin(), h.end(), x.begin() + std::ptrdiff_t(i) * N * D);
+            }
+        }
+        const std::vector<float> z = finish(std::move(x), int64_t(nm) * B, T, 0, nullptr, cancel, HeadRows::All);
+        for (std::size_t i = 0; i < nm; ++i) {
+            const auto [side, t] = missing[m0 + i];
+            auto& dst = (side == 0 ? rows.act : rows.state)[std::size_t(t - 1)];
+            dst.assign(z.begin() + std::ptrdiff_t(i) * N * V, z.begin() + std::ptrdiff_t(i + 1) * N * V);
+        }
+    }
+
+    // The model's output at K loops is the act lens at K: the reference both compare with.
+    const std::vector<float>& zFinal = rows.act[std::size_t(K - 1)];
+    std::vector<float> pFinal(zFinal.size());
+    std::vector<double> lseFinal(static_cast<std::size_t>(N));
+    for (int64_t n = 0; n < N; ++n) {
+        const detail::LensRow r = detail::lensRow(zFinal.data() + n * V, V, nullptr, nullptr, 0, nullptr, 0);
+        lseFinal[std::size_t(n)] = r.lse;
+        for (int64_t i = 0; i < V; ++i)
+            pFinal[std::size_t(n * V + i)] = float(std::exp(double(zFinal[std::size_t(n * V + i)]) - r.lse));
+    }
+    LensRecord lr;
+    lr.loops = K;
+    const bool parallelRows = N * V >= (int64_t(1) << 16);
+    for (int side = 0; side < 2; ++side) {
+        LensSide& ls = side == 0 ? lr.act : lr.state;
+        const auto& z = side == 0 ? rows.act : rows.state;
+        const std::size_t KN = std::size_t(K * N);
+        ls.top1.resize(KN);
+        ls.p.resize(KN);
+        ls.entropy.resize(KN);
+        ls.klFinal.resize(KN);
+        ls.klPrev.resize(KN);
+        std::vector<double> lse(KN);
+        // Loop by loop (KL to the previous loop needs its log-sum-exp), rows across threads.
+        for (int64_t t = 0; t < K; ++t) {
+            const float* zt = z[std::size_t(t)].data();
+            const float* prev = t > 0 ? z[std::size_t(t - 1)].data() : nullptr;
+            detail::forEachIndex(N, parallelRows, [&](int64_t n, int) {
+                const std::size_t at = std::size_t(t * N + n);
+                const detail::LensRow r = detail::lensRow(zt + n * V, V, pFinal.data() + n * V, zFinal.data() + n * V,
+                                                          lseFinal[std::size_t(n)], prev ? prev + n * V : nullptr,
+                                                          t > 0 ? lse[at - std::size_t(N)] : 0.0);
+                ls.top1[at] = r.top;
+                ls.p[at] = r.pTop;
+                ls.entropy[at] = float(r.entropy);
+                ls.klFinal[at] = float(nonNegative(r.klRef));
+                ls.klPrev[at] = prev ? float(nonNegative(r.klPrev)) : std::numeric_limits<float>::quiet_NaN();
+                lse[at] = r.lse;
+            });
+            if (keepLogits)
+                ls.logits.insert(ls.logits.end(), zt, zt + N * V);
+        }
+        ls.convergence.resize(std::size_t(N));
+        for (int64_t n = 0; n < N; ++n) {
+            int64_t conv = K;
+            while (conv > 1 && ls.top1[std::size_t((conv - 2) * N + n)] == ls.top1[std::size_t((K - 1) * N + n)])
+                --conv;
+            ls.convergence[std::size_t(n)] = int32_t(conv);
+        }
+    }
+    return lr;
+}
+
+LensRecord Model::lensStreamed(const DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel) {
+    const Config& c = m_cfg;
     const int64_t B = run.batch, T = run.seqLen, N = B * T, D = c.dim, V = c.vocab_size;
     const float thr = float(c.act_threshold);
     LensRecord lr;
     lr.loops = K;
 
     // The model's output at K loops: the "final" prediction both lenses are compared with.
-    std::vector<float> zFinal =
+    const std::vector<float> zFinal =
         finish(recurrentOutput(run, K, thr, nullptr, nullptr, nullptr), B, T, 0, nullptr, cancel, HeadRows::All);
     std::vector<float> pFinal(zFinal.size());
-    std::vector<double> finalTerm(static_cast<std::size_t>(N)); // sum pf zf - lse_f
+    std::vector<double> lseFinal(static_cast<std::size_t>(N));
     for (int64_t n = 0; n < N; ++n) {
-        const RowStats r = rowStats(zFinal.data() + n * V, V, pFinal.data() + n * V);
-        finalTerm[std::size_t(n)] = -r.entropy;
+        const detail::LensRow r = detail::lensRow(zFinal.data() + n * V, V, nullptr, nullptr, 0, nullptr, 0);
+        lseFinal[std::size_t(n)] = r.lse;
+        for (int64_t i = 0; i < V; ++i)
+            pFinal[std::size_t(n * V + i)] = float(std::exp(double(zFinal[std::size_t(n * V + i)]) - r.lse));
     }
 
     // Loops per coda pass: stacked as extra batch rows (the coda attends within a row), at
     // most 2^24 logits at a time.
     const int64_t perPass =
         std::max<int64_t>(1, std::min<int64_t>(K, (int64_t(1) << 24) / std::max<int64_t>(1, N * V)));
+    const bool parallelRows = N * V >= (int64_t(1) << 16);
     for (int side = 0; side < 2; ++side) {
         LensSide& ls = side == 0 ? lr.act : lr.state;
         const std::size_t KN = std::size_t(K * N);
@@ -938,7 +1031,7 @@ LensRecord Model::lens(const DeepRun& run, int64_t K, bool keepLogits, const std
         ls.klPrev.resize(KN);
         if (keepLogits)
             ls.logits.resize(KN * std::size_t(V));
-        std::vector<float> zPrev, p(static_cast<std::size_t>(V)), pRow(static_cast<std::size_t>(N * V));
+        std::vector<float> zPrev;
         std::vector<double> lsePrev(static_cast<std::size_t>(N));
         for (int64_t t0 = 0; t0 < K; t0 += perPass) {
             checkCancel(cancel);
@@ -958,29 +1051,24 @@ LensRecord Model::lens(const DeepRun& run, int64_t K, bool keepLogits, const std
             for (int64_t i = 0; i < nt; ++i) {
                 const int64_t t = t0 + i; // 0-based
                 const float* zt = z.data() + i * N * V;
-                for (int64_t n = 0; n < N; ++n) {
-                    const float* zn = zt + n * V;
-                    float* pn = pRow.data() + n * V;
-                    const RowStats r = rowStats(zn, V, pn);
+                // The previous loop's rows: in this pass, or kept from the last one.
+                const float* prev = t == 0 ? nullptr : i > 0 ? zt - N * V : zPrev.data();
+                detail::forEachIndex(N, parallelRows, [&](int64_t n, int) {
+                    const detail::LensRow r = detail::lensRow(zt + n * V, V, pFinal.data() + n * V,
+                                                              zFinal.data() + n * V, lseFinal[std::size_t(n)],
+                                                              prev ? prev + n * V : nullptr, lsePrev[std::size_t(n)]);
                     const std::size_t at = std::size_t(t * N + n);
                     ls.top1[at] = r.top;
                     ls.p[at] = r.pTop;
                     ls.entropy[at] = float(r.entropy);
-                    // KL(P_final || P_t) = (sum pf zf - lse_f) - (sum pf zt - lse_t)
-                    const float* pf = pFinal.data() + n * V;
-                    ls.klFinal[at] = float(nonNegative(finalTerm[std::size_t(n)] - (dot(pf, zn, V) - r.lse)));
-                    // KL(P_t || P_{t-1}) = (sum pt zt - lse_t) - (sum pt z_{t-1} - lse_{t-1})
-                    if (t == 0)
-                        ls.klPrev[at] = std::numeric_limits<float>::quiet_NaN();
-                    else
-                        ls.klPrev[at] = float(
-                            nonNegative(-r.entropy - (dot(pn, zPrev.data() + n * V, V) - lsePrev[std::size_t(n)])));
+                    ls.klFinal[at] = float(nonNegative(r.klRef));
+                    ls.klPrev[at] = prev ? float(nonNegative(r.klPrev)) : std::numeric_limits<float>::quiet_NaN();
                     lsePrev[std::size_t(n)] = r.lse;
-                }
-                zPrev.assign(zt, zt + N * V);
+                });
                 if (keepLogits)
                     std::copy(zt, zt + N * V, ls.logits.begin() + t * N * V);
             }
+            zPrev.assign(z.end() - N * V, z.end());
         }
         ls.convergence.resize(std::size_t(N));
         for (int64_t n = 0; n < N; ++n) {

@@ -58,6 +58,14 @@ struct DeepRun {
     std::vector<std::vector<float>> cum;    // cumulative p after loop t, [N]
     std::vector<std::vector<float>> weight; // reference ACT weight per loop, [N]
     Trace trace;                            // per-loop records to depth K (no logits)
+    // The logit lens' rows by loop (Model::lens keeps them while they are small): loop t's
+    // do not depend on the loop count asked for, so a slider move only recomputes what
+    // compares with the output at K. Made under one intervention (Model's counter).
+    struct LensRows {
+        uint64_t interventionVersion = 0;
+        std::vector<std::vector<float>> act, state; // [t] logits [N][V], empty = not computed
+    };
+    LensRows lensRows;
 };
 
 class Model {
@@ -121,6 +129,8 @@ public:
     // KL to the output at K loops, KL to the loop before and the convergence loops; the
     // full rows too when `keepLogits`. Cancelled when `cancel` is set.
     LensRecord lens(const DeepRun& run, int64_t K, bool keepLogits = false, const std::atomic<bool>* cancel = nullptr);
+    // The same, keeping the rows in the run (DeepRun::lensRows) for the next call.
+    LensRecord lens(DeepRun& run, int64_t K, bool keepLogits = false, const std::atomic<bool>* cancel = nullptr);
     // The attention probabilities of batch row `row` at the sites `want` accepts (called with
     // each site's name, stage, layer and loop, probs empty), for the run at k loops: from the
     // stored states, without running the loop again. Only the window [from, to) of positions
@@ -160,6 +170,10 @@ private:
     std::vector<int32_t> stateTop1(const std::vector<const float*>& states, int64_t B, int64_t T, int64_t startPos,
                                    const KvCache* cache, const std::atomic<bool>* cancel);
     const Intervention* activeIntervention() const;
+    LensRecord lensImpl(const DeepRun& run, DeepRun::LensRows* keep, int64_t K, bool keepLogits,
+                        const std::atomic<bool>* cancel);
+    // The lens of a large vocabulary: pass by pass, nothing kept.
+    LensRecord lensStreamed(const DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel);
     // Checks the input (ids in the vocabulary, positions within max_seq_len), embeds it and
     // runs the prelude blocks.
     std::vector<float> embedAndPrelude(const std::vector<int32_t>& ids, int64_t B, int64_t T, int64_t startPos,
