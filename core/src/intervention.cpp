@@ -80,8 +80,8 @@ const char* attnStageName(AttnStage s) {
 }
 
 bool Intervention::empty() const {
-    return ablateExperts.empty() && ablateHeads.empty() && exit == Exit::None && !injectionOffAfter &&
-           !loraScaleZero && loopShift == 0 && !patch;
+    return ablateExperts.empty() && ablateHeads.empty() && exit == Exit::None && !injectionOffAfter && !loraScaleZero &&
+           loopShift == 0 && !patch;
 }
 
 bool Intervention::expertAblated(int64_t e, int64_t j) const {
@@ -98,8 +98,7 @@ std::string Intervention::describe() const {
         parts.push_back("ablate expert " + std::to_string(a.expert) + loopText(a.loop));
     for (const auto& h : ablateHeads)
         parts.push_back("ablate head " + std::to_string(h.head) + " of " + attnStageName(h.stage) +
-                        (h.stage == AttnStage::Recurrent ? loopText(h.loop)
-                                                         : " layer " + std::to_string(h.layer)));
+                        (h.stage == AttnStage::Recurrent ? loopText(h.loop) : " layer " + std::to_string(h.layer)));
     if (exit == Exit::Fixed)
         parts.push_back("exit at loop " + std::to_string(exitLoop));
     else if (exit == Exit::Convergence)
@@ -247,8 +246,9 @@ void checkIntervention(const Intervention& iv, const Config& c) {
             fail(what);
     };
     for (const auto& a : iv.ablateExperts)
-        need(a.expert < c.n_experts, "ablate_experts: expert " + std::to_string(a.expert) + " does not exist (the model has " +
-                                         std::to_string(c.n_experts) + " routed experts)");
+        need(a.expert < c.n_experts, "ablate_experts: expert " + std::to_string(a.expert) +
+                                         " does not exist (the model has " + std::to_string(c.n_experts) +
+                                         " routed experts)");
     for (const auto& h : iv.ablateHeads) {
         need(h.head < c.n_heads, "ablate_heads: head " + std::to_string(h.head) + " does not exist (the model has " +
                                      std::to_string(c.n_heads) + " heads)");

@@ -38,9 +38,9 @@ struct Intervention {
     };
     enum class Exit { None, Fixed, Convergence };
     struct Patch {
-        int64_t token = 0;       // position whose state is replaced
-        int64_t loop = 1;        // 1-based: the state after this loop
-        int64_t sourceToken = 0; // position in the source prompt
+        int64_t token = 0;        // position whose state is replaced
+        int64_t loop = 1;         // 1-based: the state after this loop
+        int64_t sourceToken = 0;  // position in the source prompt
         std::vector<int32_t> ids; // the source prompt (resolved from "prompt" by resolvePatchPrompt)
         std::string prompt;       // the source prompt as text, when given so
     };

@@ -49,10 +49,10 @@ TrajectoryRecord trajectoryOf(const DeepRun& run, int64_t K);
 // tokens (ArgumentError otherwise) and their logits (full or top-k of the same rows).
 struct InterventionEffect {
     int64_t tokens = 0;
-    std::vector<double> kl;               // [T] KL(P_base || P_modified), NaN without full logits
-    std::vector<int32_t> topBase, topMod; // [T] top-1 of each
+    std::vector<double> kl;                 // [T] KL(P_base || P_modified), NaN without full logits
+    std::vector<int32_t> topBase, topMod;   // [T] top-1 of each
     std::vector<int32_t> haltBase, haltMod; // [T] halting loop (0 = never)
-    std::vector<double> routingChanged;   // [T] share of the common loops whose selected expert set differs
+    std::vector<double> routingChanged;     // [T] share of the common loops whose selected expert set differs
     int64_t changedTop1 = 0;
     double meanKl = 0;
 };
