@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "mythos/intervention.h"
 #include "mythos/lens.h"
 #include "mythos/model.h"
+#include "mythos/tokenizer.h"
 #include "mythos/trace.h"
 #include "testutil.h"
 
@@ -751,6 +753,38 @@ TEST(InterventionEffectTopKTest, TopLogitsOnlyGiveTop1ButNoKl) {
         EXPECT_EQ(e.topMod[t], full.topMod[t]);
     }
     EXPECT_EQ(e.changedTop1, full.changedTop1);
+}
+
+// A patch source given as text is tokenized with the model's tokenizer and then behaves as
+// the same ids (the bundled demo model has a tokenizer).
+TEST(InterventionPromptTest, PatchPromptIsTokenizedWithTheModelsTokenizer) {
+    const std::filesystem::path demo =
+        std::filesystem::path(MYTHOS_TEST_DATA_DIR) / ".." / ".." / "resources" / "models" / "demo_mla";
+    if (!std::filesystem::exists(demo / "config.json"))
+        GTEST_SKIP() << "no bundled demo model at " << demo;
+    auto m = Model::open(demo.string());
+    const auto tok = Tokenizer::forModel(demo, m->config().vocab_size);
+    ASSERT_TRUE(tok.has_value());
+    const std::vector<int32_t> ids = tok->encode("b=2;a=1;b");
+    ASSERT_GE(ids.size(), 4u);
+    const int64_t T = int64_t(ids.size());
+    const auto base = m->forward(ids, 1, T, {.nLoops = 3});
+
+    Intervention byText = parse(R"({"patch": {"token": 2, "loop": 1, "prompt": "a=1;b=2;", "source_token": 1}})");
+    EXPECT_THROW(m->setIntervention(byText), ArgumentError); // not tokenized yet
+    resolvePatchPrompt(byText, *tok);
+    EXPECT_EQ(byText.patch->ids, tok->encode("a=1;b=2;"));
+    m->setIntervention(byText);
+    const auto viaText = m->forward(ids, 1, T, {.nLoops = 3});
+    Intervention byIds = parse(R"({"patch": {"token": 2, "loop": 1, "ids": [0], "source_token": 1}})");
+    byIds.patch->ids = tok->encode("a=1;b=2;");
+    m->setIntervention(byIds);
+    EXPECT_EQ(m->forward(ids, 1, T, {.nLoops = 3}), viaText);
+    EXPECT_NE(viaText, base);
+    // Nothing to resolve: unchanged.
+    Intervention plain = byIds;
+    resolvePatchPrompt(plain, *tok);
+    EXPECT_EQ(plain.patch->ids, byIds.patch->ids);
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, InterventionEffectTest, ::testing::Values("tiny_mla", "tiny_gqa"));
