@@ -145,6 +145,24 @@ TEST_P(LensTest, StateLensIsTheOutputOfAForcedExit) {
     EXPECT_NE(rows(lr.state.logits, (K - 1) * N, K * N, V), rows(lr.act.logits, (K - 1) * N, K * N, V));
 }
 
+// Under a fixed forced exit at loop k the model's output at t >= k loops is the state at k:
+// the act lens from k on repeats the state lens at k.
+TEST_P(LensTest, ActLensUnderAForcedExitRepeatsTheExitState) {
+    const int64_t T = int64_t(kPrompt.size()), K = 4, V = m->config().vocab_size, N = T;
+    const DeepRun run = m->deepRun(kPrompt, 1, T, K);
+    m->setIntervention(interventionFromJson(json{{"exit", {{"loop", 2}}}}));
+    const LensRecord lr = m->lens(run, K, true);
+    const auto exitState = rows(lr.state.logits, N, 2 * N, V);
+    EXPECT_LT(maxRelErr(rows(lr.act.logits, 0, N, V), rows(lr.state.logits, 0, N, V)), 1e-6);
+    for (int64_t t = 2; t <= K; ++t)
+        EXPECT_LT(maxRelErr(rows(lr.act.logits, (t - 1) * N, t * N, V), exitState), 1e-6) << t;
+    for (int64_t n = 0; n < N; ++n) {
+        EXPECT_EQ(lr.act.convergence[std::size_t(n)],
+                  lr.act.top1[std::size_t(n)] == lr.act.top1[std::size_t(N + n)] ? 1 : 2);
+        EXPECT_NEAR(lr.act.klPrev[std::size_t(3 * N + n)], 0.0f, 1e-6);
+    }
+}
+
 // Every statistic recomputed in double from the kept logits.
 TEST_P(LensTest, StatisticsMatchTheKeptLogits) {
     const int64_t T = int64_t(kPrompt.size()), K = 5, V = m->config().vocab_size, N = T;
@@ -359,6 +377,24 @@ TEST_P(AttentionTest, RecurrentSitesFollowTheStoredStates) {
     EXPECT_EQ(after[2].probs, before[2].probs); // loop 1
     EXPECT_EQ(after[3].probs, before[3].probs); // loop 2: its input is h_1
     EXPECT_NE(after[4].probs, before[4].probs); // loop 3: its input is the changed h_2
+}
+
+// Under loop_shift s, loop j's site uses the loop-index embedding of j + s, as the loop
+// does: loop 0 of a shifted run (input h_0 = e) equals loop 1 of an unshifted run whose
+// h_1 is set to e by hand.
+TEST_P(AttentionTest, RecurrentSitesUseTheShiftedLoopEmbedding) {
+    const int64_t T = int64_t(kPrompt.size());
+    DeepRun run = m->deepRun(kPrompt, 1, T, 2);
+    const auto plain = m->attention(run, 1, 0);
+    m->setIntervention(interventionFromJson(json{{"loop_shift", 1}}));
+    const auto shifted = m->attention(run, 1, 0);
+    m->setIntervention(Intervention{});
+    run.h[0] = run.e;
+    const auto byHand = m->attention(run, 2, 0);
+    ASSERT_EQ(shifted[2].name, "recurrent_loop_0");
+    ASSERT_EQ(byHand[3].name, "recurrent_loop_1");
+    EXPECT_EQ(shifted[2].probs, byHand[3].probs);
+    EXPECT_NE(shifted[2].probs, plain[2].probs);
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, AttentionTest, ::testing::Values("tiny_mla", "tiny_gqa"));
