@@ -449,6 +449,28 @@ TEST_P(InterventionEffectTest, AblatedExpertHasGateZeroAndTheOthersAreRenormalis
     }
 }
 
+// Every routed expert ablated: the routed output is 0 and the shared experts remain, as
+// with every routed expert's down projection zero.
+TEST_P(InterventionEffectTest, AblatingEveryExpertLeavesTheSharedExperts) {
+    const int64_t E = ref->config().n_experts;
+    json list = json::array();
+    for (int64_t e = 0; e < E; ++e) {
+        list.push_back({{"expert", e}});
+        const std::string name = "recurrent.block.ffn.routed_experts." + std::to_string(e) + ".down.weight";
+        Tensor zero = ref->weights().at(name);
+        std::fill(zero.data.begin(), zero.data.end(), 0.0f);
+        ref->setWeight(name, zero);
+    }
+    m->setIntervention(interventionFromJson(json{{"ablate_experts", list}}));
+    Trace tm, tr;
+    const auto got = run(*m, kPrompt, 4, &tm);
+    EXPECT_EQ(got, run(*ref, kPrompt, 4, &tr));
+    for (float g : tm.topkWeights)
+        EXPECT_EQ(g, 0.0f);
+    EXPECT_EQ(tm.topkIds, tr.topkIds); // the selection is unchanged
+    EXPECT_NE(got, run(*openCase(GetParam()), kPrompt, 4));
+}
+
 TEST_P(InterventionEffectTest, AblatingAtLoopTwoLeavesLoopOneAlone) {
     Trace tb;
     run(*ref, kPrompt, 4, &tb);
