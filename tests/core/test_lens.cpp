@@ -245,6 +245,40 @@ TEST_P(LensTest, BatchRowsAreIndependent) {
     }
 }
 
+// A vocabulary large enough that the lens passes two loops at a time (at most 2^24 logits a
+// pass; 3 loops: passes {1, 2} and {3}): the statistics across the passes' boundary are those
+// of the rows computed one by one (logitsAt for the act lens, a forced exit for the state
+// lens). The tolerance is that of fp32 softmaxes over 720K entries: a row's probabilities
+// sum to 1 only within ~1e-5, which the KL's log-sum-exp terms carry.
+TEST(LensChunkTest, LoopsSplitAcrossPassesGiveTheSameStatistics) {
+    const int64_t V = 720001, T = 8, K = 3;
+    auto m = mythos::open(parseModelSpec("preset:tiny_gqa:3"), {}, json{{"vocab_size", V}, {"dim", 16}});
+    const std::vector<int32_t> ids = {5, 700000, 17, 720000, 2, 77, 123456, 9};
+    const DeepRun run = m->deepRun(ids, 1, T, K);
+    const LensRecord lr = m->lens(run, K);
+    const auto stateAt = [&](int64_t t) {
+        m->setIntervention(interventionFromJson(json{{"exit", {{"loop", t}}}}));
+        auto z = m->logitsAt(run, K);
+        m->setIntervention(Intervention{});
+        return z;
+    };
+    for (const LensSide* side : {&lr.act, &lr.state}) {
+        const bool isAct = side == &lr.act;
+        SCOPED_TRACE(isAct ? "act" : "state");
+        const auto z2 = isAct ? m->logitsAt(run, 2) : stateAt(2);
+        const auto z3 = isAct ? m->logitsAt(run, 3) : stateAt(3);
+        for (int64_t n = 0; n < T; ++n) {
+            const Softmax a = softmaxOf(z2.data() + n * V, V), b = softmaxOf(z3.data() + n * V, V);
+            EXPECT_EQ(side->top1[std::size_t(T + n)], a.top);
+            EXPECT_EQ(side->top1[std::size_t(2 * T + n)], b.top);
+            const double kp = kl(b, a);
+            EXPECT_NEAR(side->klPrev[std::size_t(2 * T + n)], kp, 1e-4 + 1e-3 * kp) << n;
+            const double h = entropy(b);
+            EXPECT_NEAR(side->entropy[std::size_t(2 * T + n)], h, 1e-4 + 1e-4 * h) << n;
+        }
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Golden, LensTest, ::testing::Values("tiny_mla", "tiny_gqa"));
 
 // ---------------------------------------------------------------------------------------
