@@ -128,7 +128,15 @@ Intervention interventionFromJson(const nlohmann::json& j) {
     if (j.contains("name")) {
         if (!j.at("name").is_string())
             fail("'name' must be a string");
-        iv.name = j.at("name").get<std::string>().substr(0, 200);
+        // At most 200 bytes, cut before a character that would straddle the limit: half a
+        // UTF-8 sequence could not be written as JSON again (a trace of the modified model).
+        iv.name = j.at("name").get<std::string>();
+        if (iv.name.size() > 200) {
+            std::size_t cut = 200;
+            while (cut > 0 && (static_cast<unsigned char>(iv.name[cut]) & 0xC0) == 0x80)
+                --cut;
+            iv.name.resize(cut);
+        }
     }
     if (j.contains("ablate_experts"))
         for (const auto& a : listOf(j, "ablate_experts")) {

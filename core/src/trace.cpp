@@ -617,7 +617,8 @@ void readInsideParts(const json& j, const Reader& r, Trace& tr) {
     if (knownPart(j, "trajectory", r)) {
         const json& tj = j["trajectory"];
         const int64_t K = r.integer(tj, "loops", 1, kMaxLoops);
-        const std::vector<float> ex = r.array<float>(tj, "explained", {2}, "trajectory.explained");
+        // Doubles, as the record holds and writes them (float would not round-trip).
+        const std::vector<double> ex = r.array<double>(tj, "explained", {2}, "trajectory.explained");
         tr.trajectory.explained[0] = ex[0];
         tr.trajectory.explained[1] = ex[1];
         tr.trajectory.coords = r.array<float>(tj, "coords", {K, B, T, 2}, "trajectory.coords");
