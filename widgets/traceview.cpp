@@ -97,7 +97,7 @@ bool TraceView::hasNeeds(const mythos::Trace& tr) const {
         if (tr.attention.sites.empty())
             return false;
         const int to = n.attentionTo > 0 ? n.attentionTo : int(std::min<int64_t>(tr.seqLen, n.attentionFrom + 64));
-        if (tr.attention.from != n.attentionFrom || tr.attention.to != to)
+        if (tr.attention.from != n.attentionFrom || tr.attentionEnd() != to)
             return false;
     }
     return true;

@@ -181,7 +181,8 @@ Intervention interventionFromJson(const nlohmann::json& j) {
             fail("'lora_scale_zero' must be true or false");
         iv.loraScaleZero = j.at("lora_scale_zero").get<bool>();
     }
-    iv.loopShift = integer(j, "loop_shift", "", 0, -kMaxLoops, kMaxLoops);
+    // Loop 0 always runs: a negative shift would index the embedding below 0.
+    iv.loopShift = integer(j, "loop_shift", "", 0, 0, kMaxLoops);
     if (j.contains("patch")) {
         const auto& p = j.at("patch");
         allowOnly(p, "patch", {"token", "loop", "ids", "prompt", "source_token"});

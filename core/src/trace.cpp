@@ -427,7 +427,7 @@ void writeInsideParts(json& j, const Trace& tr, bool includeLogits) {
     }
     if (!tr.attention.sites.empty()) {
         json sites = json::array();
-        const int64_t H = tr.config.n_heads, W = tr.attention.to - tr.attention.from;
+        const int64_t H = tr.config.n_heads, W = tr.attentionEnd() - tr.attention.from;
         for (const auto& s : tr.attention.sites)
             sites.push_back({{"name", s.name},
                              {"stage", s.stage},
@@ -437,7 +437,7 @@ void writeInsideParts(json& j, const Trace& tr, bool includeLogits) {
         j["attention"] = {{"version", 1},
                           {"batch_row", tr.attention.batchRow},
                           {"from", tr.attention.from},
-                          {"to", tr.attention.to},
+                          {"to", tr.attentionEnd()},
                           {"sites", std::move(sites)}};
     }
     if (const int64_t K = tr.trajectory.loops) {

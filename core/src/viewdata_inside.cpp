@@ -83,12 +83,12 @@ ExitRuleTable exitRuleTable(const Trace& tr, const std::vector<ExitRule>& rules)
 AttentionGridData attentionGridData(const Trace& tr) {
     AttentionGridData g;
     const AttentionRecord& a = tr.attention;
-    const int64_t H = tr.config.n_heads, W = a.to - a.from;
+    const int64_t H = tr.config.n_heads, W = tr.attentionEnd() - a.from;
     if (a.sites.empty() || W < 1 || H < 1)
         return g;
     g.heads = H;
     g.from = a.from;
-    g.to = a.to;
+    g.to = tr.attentionEnd();
     for (const auto& s : a.sites) {
         g.names.push_back(s.name);
         g.loops.push_back(s.loop);
@@ -123,7 +123,7 @@ AttentionGridData attentionGridData(const Trace& tr) {
 
 std::vector<double> attentionMatrix(const Trace& tr, std::size_t site, int64_t head) {
     const AttentionRecord& a = tr.attention;
-    const int64_t H = tr.config.n_heads, W = a.to - a.from;
+    const int64_t H = tr.config.n_heads, W = tr.attentionEnd() - a.from;
     if (site >= a.sites.size() || head < 0 || head >= H || W < 1 ||
         a.sites[site].probs.size() != std::size_t(H * W * W))
         return {};

@@ -121,6 +121,9 @@ struct Trace {
     TrajectoryRecord trajectory;
     nlohmann::json intervention; // null when the run was not modified
 
+    // The end of the attention window (AttentionRecord::to, 0 meaning seqLen).
+    int64_t attentionEnd() const { return attention.to > 0 ? attention.to : seqLen; }
+
     // Index helpers
     std::size_t at(int64_t l, int64_t b, int64_t t) const { return std::size_t((l * batch + b) * seqLen + t); }
 };
