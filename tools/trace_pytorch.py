@@ -371,8 +371,8 @@ def parse_intervention(obj, cfg, tokenize=None) -> dict:
             raise ValueError(f"intervention: field 'lora_scale_zero' must be true or false, "
                              f"got {obj['lora_scale_zero']!r}")
         iv["lora_scale_zero"] = obj["lora_scale_zero"]
-    # May be negative; a loop whose j + shift would be negative is an error when it runs.
-    iv["loop_shift"] = _field_int(obj, "loop_shift", "", 0, MAX_LOOPS + 1, 0)  # loop 0 always runs: >= 0
+    # Loop 0 always runs, so a negative shift could never run: refused here.
+    iv["loop_shift"] = _field_int(obj, "loop_shift", "", 0, MAX_LOOPS + 1, 0)
     if "patch" in obj:
         p = obj["patch"]
         _check_keys(p, ("token", "loop", "ids", "prompt", "source_token"), "patch.")
