@@ -166,7 +166,7 @@ void LineChart::rebuild() {
     int auto_ = 0;
     for (const auto& s : m_series) {
         auto* ls = new QLineSeries;
-        ls->setName(s.name);
+        ls->setName(s.name.toHtmlEscaped()); // the legend renders rich text: "kl<0.01" must stay text
         QVector<QPointF> pts;
         for (const auto& p : s.points)
             if (std::isfinite(p.y()) && (!m_logY || p.y() > 0))
@@ -184,7 +184,7 @@ void LineChart::rebuild() {
     }
     auto addMarker = [&](QPointF a, QPointF b, const QString& name, QColor c) {
         auto* ls = new QLineSeries;
-        ls->setName(name);
+        ls->setName(name.toHtmlEscaped());
         ls->append(a);
         ls->append(b);
         QPen pen(c);

@@ -10,12 +10,17 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QScrollArea>
+#include <QTableWidget>
 #include <QVBoxLayout>
+#include <cmath>
 #include <functional>
 #include <optional>
 #include <set>
 
 #include "charts.h"
+#include "mythos/errors.h"
+#include "mythos/intervention.h"
+#include "mythos/lens.h"
 
 namespace mx {
 
@@ -55,6 +60,28 @@ DepthSweepView::DepthSweepView(QWidget* parent) : TraceView(parent) {
     controls->addWidget(m_progress);
     lay->addLayout(controls);
 
+    auto* controls2 = new QHBoxLayout;
+    auto* rulesLabel = new QLabel(tr("E&xit rules:"), content);
+    m_rulesEdit = new QLineEdit(QStringLiteral("kl<0.01, entropy<0.1, stable:2"), content);
+    m_rulesEdit->setObjectName("sweepExitRules");
+    m_rulesEdit->setToolTip(tr("Rules that stop a token's loop early, besides ACT (always measured): kl<EPS (KL "
+                               "between successive loops), entropy<EPS, stable:K (top-1 unchanged for K loops). "
+                               "A token exiting at loop t predicts its state's top-1 there."));
+    rulesLabel->setBuddy(m_rulesEdit);
+    auto* ivLabel = new QLabel(tr("&Intervention:"), content);
+    m_intervention = new QLineEdit(content);
+    m_intervention->setObjectName("sweepIntervention");
+    m_intervention->setPlaceholderText(tr("none (a JSON file, docs/inside-the-loop.md)"));
+    ivLabel->setBuddy(m_intervention);
+    auto* ivBrowse = new QPushButton(tr("Choose..."), content);
+    controls2->addWidget(rulesLabel);
+    controls2->addWidget(m_rulesEdit, 1);
+    controls2->addSpacing(12);
+    controls2->addWidget(ivLabel);
+    controls2->addWidget(m_intervention, 1);
+    controls2->addWidget(ivBrowse);
+    lay->addLayout(controls2);
+
     m_summary = addSummaryLabel(content, lay);
 
     m_accuracy = new LineChart(tr("Exact-match accuracy against loop count"), tr("loops"), tr("accuracy"), content);
@@ -81,9 +108,20 @@ DepthSweepView::DepthSweepView(QWidget* parent) : TraceView(parent) {
     grid->addLayout(haltRow, 0, 1);
     grid->addWidget(m_accuracy, 1, 0);
     grid->addWidget(m_halting, 1, 1);
+    m_rules = new LineChart(tr("Exit rules: accuracy against mean loops used (answer token)"), tr("mean loops used"),
+                            tr("accuracy"), content);
+    m_rules->setToolTip(tr("One point per loop count of the sweep: the rule's accuracy on the first answer token "
+                           "against the loops it used. Up and to the left is better: as accurate with fewer "
+                           "loops. ACT exits at its halting loop; the others on the state lens."));
+    m_rules->setMinimumSize(300, 280);
+    m_haltConv = makeReadOnlyTable(content, "sweepHaltConv");
+    m_haltConv->setMinimumHeight(200);
+    grid->addWidget(m_rules, 2, 0);
+    grid->addWidget(m_haltConv, 2, 1);
     grid->setColumnStretch(0, 1);
     grid->setColumnStretch(1, 1);
     lay->addLayout(grid, 1);
+    connect(ivBrowse, &QPushButton::clicked, this, &DepthSweepView::chooseIntervention);
 
     connect(browse, &QPushButton::clicked, this, &DepthSweepView::choose);
     connect(m_run, &QPushButton::clicked, this, &DepthSweepView::start);
@@ -112,6 +150,58 @@ void DepthSweepView::showNotRun() {
     }
     m_accuracy->setYRange(0, 1.0);
     m_halting->setYRange(0, hi);
+    m_rules->setSeries({});
+    m_rules->setXRange(lo, hi);
+    m_rules->setYRange(0, 1.0);
+    m_rules->setNote(tr("Not run yet: press Run sweep to measure every exit rule."));
+    m_haltConv->clear();
+    m_haltConv->setRowCount(0);
+    m_haltConv->setColumnCount(0);
+}
+
+QStringList DepthSweepView::exitRules(QString* error) const {
+    QStringList out;
+    for (const QString& part : m_rulesEdit->text().split(',', Qt::SkipEmptyParts)) {
+        const QString text = part.trimmed();
+        if (text.isEmpty() || text == QLatin1String("act"))
+            continue;
+        try {
+            mythos::parseExitRule(text.toStdString());
+        } catch (const std::exception& e) {
+            if (error)
+                *error = QString::fromStdString(e.what());
+            return {};
+        }
+        out << text;
+    }
+    return out;
+}
+
+void DepthSweepView::setExitRules(const QString& text) { m_rulesEdit->setText(text); }
+
+void DepthSweepView::setInterventionFile(const QString& file) { m_intervention->setText(file); }
+QString DepthSweepView::interventionFile() const { return m_intervention->text().trimmed(); }
+
+QString DepthSweepView::interventionJson(QString* error) const {
+    const QString file = interventionFile();
+    if (file.isEmpty())
+        return {};
+    try {
+        // Parsed here so that a bad file is said at once, before the sweep starts.
+        const mythos::Intervention iv = mythos::loadIntervention(file.toStdString());
+        return QString::fromStdString(mythos::interventionToJson(iv).dump());
+    } catch (const std::exception& e) {
+        if (error)
+            *error = QString::fromStdString(mythos::errorMessage(e));
+        return {};
+    }
+}
+
+void DepthSweepView::chooseIntervention() {
+    const QString f = QFileDialog::getOpenFileName(this, tr("Choose an intervention"), interventionFile(),
+                                                   tr("Interventions (*.json);;All files (*)"));
+    if (!f.isEmpty())
+        setInterventionFile(f);
 }
 
 void DepthSweepView::choose() {
@@ -163,6 +253,16 @@ void DepthSweepView::start() {
     }
     if (promptSet().isEmpty()) {
         setError(tr("Choose a prompt set first."));
+        return;
+    }
+    exitRules(&error);
+    if (!error.isEmpty()) {
+        setError(tr("Exit rules: %1.").arg(error));
+        return;
+    }
+    interventionJson(&error);
+    if (!error.isEmpty()) {
+        setError(tr("Intervention: %1").arg(error));
         return;
     }
     emit runRequested(promptSet(), ks);
@@ -275,11 +375,86 @@ void DepthSweepView::setResult(const SweepResultPtr& r) {
                     .arg(fmt(haltOf(cell, HaltingOf::AnswerToken)))
                     .arg(100.0 * cell.answerNeverHalted(), 0, 'f', 0)
                     .arg(fmt(haltOf(cell, HaltingOf::EveryToken)));
-    m_summary->setText(tr("<b>%1</b>: %2 prompts, greedy exact match, in %3 s. %4.")
+    const QString iv = r->intervention.isEmpty()
+                           ? QString()
+                           : tr(" <b>Under the intervention</b>: %1.").arg(r->intervention.toHtmlEscaped());
+    m_summary->setText(tr("<b>%1</b>: %2 prompts, greedy exact match, in %3 s.%4 %5.")
                            .arg(QFileInfo(r->promptsFile).fileName().toHtmlEscaped())
                            .arg(r->prompts)
                            .arg(r->ms / 1000.0, 0, 'f', 1)
+                           .arg(iv)
                            .arg(rows.join("; ")));
+    showExitRules();
+}
+
+void DepthSweepView::showExitRules() {
+    const auto& ev = m_result->eval;
+    // One series per rule: a point per loop count at (mean loops used, accuracy).
+    QVector<Series> series;
+    int i = 0;
+    double xHi = 1;
+    for (const auto& rule : ev.rules) {
+        Series s;
+        s.name = QString::fromStdString(rule.name());
+        s.color = rule.kind == mythos::ExitRule::Kind::Act ? QColor(20, 20, 20) : categoricalColor(i++);
+        s.markers = true;
+        for (int64_t L : ev.loops) {
+            const auto it = ev.byRule.find({rule.name(), L});
+            if (it == ev.byRule.end() || it->second.n == 0)
+                continue;
+            s.points << QPointF(it->second.meanLoops(), it->second.accuracy());
+            xHi = std::max(xHi, it->second.meanLoops());
+        }
+        series << s;
+    }
+    m_rules->setNote({});
+    m_rules->setSeries(series);
+    m_rules->setXRange(1, std::max(2.0, std::ceil(xHi)));
+    m_rules->setYRange(0, 1.0);
+
+    const DataTable t = haltConvData();
+    m_haltConv->clear();
+    m_haltConv->setColumnCount(int(t.columns.size()));
+    m_haltConv->setHorizontalHeaderLabels(t.columns);
+    m_haltConv->setRowCount(int(t.rows.size()));
+    for (int r = 0; r < int(t.rows.size()); ++r)
+        for (int c = 0; c < int(t.columns.size()); ++c) {
+            const QVariant& v = t.rows[r][c];
+            auto* item = new QTableWidgetItem(v.typeId() == QMetaType::Double ? QString::number(v.toDouble(), 'f', 2)
+                                                                              : v.toString());
+            item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+            m_haltConv->setItem(r, c, item);
+        }
+    m_haltConv->resizeColumnsToContents();
+}
+
+DataTable DepthSweepView::exitRuleData() const {
+    DataTable t;
+    t.title = m_rules->title();
+    t.columns = {tr("rule"), tr("loops"), tr("mean loops used"), tr("accuracy"), tr("prompts")};
+    if (!m_result)
+        return t;
+    for (const auto& rule : m_result->eval.rules)
+        for (int64_t L : m_result->eval.loops) {
+            const auto it = m_result->eval.byRule.find({rule.name(), L});
+            if (it != m_result->eval.byRule.end())
+                t.addRow({QString::fromStdString(rule.name()), qlonglong(L), it->second.meanLoops(),
+                          it->second.accuracy(), qlonglong(it->second.n)});
+        }
+    return t;
+}
+
+DataTable DepthSweepView::haltConvData() const {
+    DataTable t;
+    t.title = tr("Answer token: halting loop against convergence loop, by hops and loops");
+    t.columns = {tr("hops"), tr("loops"), tr("mean halt"), tr("mean convergence"), tr("halted before"),
+                 tr("at"),   tr("after"), tr("never"),     tr("prompts")};
+    if (!m_result)
+        return t;
+    for (const auto& [key, c] : m_result->eval.haltConv)
+        t.addRow({qlonglong(key.first), qlonglong(key.second), c.meanHalt(), c.meanConv(), qlonglong(c.early),
+                  qlonglong(c.same), qlonglong(c.late), qlonglong(c.never), qlonglong(c.n)});
+    return t;
 }
 
 void DepthSweepView::rebuildHalting() {
@@ -299,7 +474,10 @@ QString DepthSweepView::summary() const { return m_summary->text(); }
 
 QList<ChartHandle> DepthSweepView::charts() const {
     return {ChartHandle{"sweep-accuracy", m_accuracy->title(), m_accuracy, [this] { return m_accuracy->table(); }},
-            ChartHandle{"sweep-halting", m_halting->title(), m_halting, [this] { return m_halting->table(); }}};
+            ChartHandle{"sweep-halting", m_halting->title(), m_halting, [this] { return m_halting->table(); }},
+            ChartHandle{"sweep-exit-rules", m_rules->title(), m_rules, [this] { return exitRuleData(); }},
+            ChartHandle{"sweep-halting-vs-convergence", haltConvData().title, m_haltConv,
+                        [this] { return haltConvData(); }}};
 }
 
 } // namespace mx

@@ -110,7 +110,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_thread(new Work
     connect(m_sweep, &DepthSweepView::runRequested, this, [this](const QString& file, const QList<int>& ks) {
         const quint64 id = m_requests.issue(RequestTracker::Kind::Sweep);
         m_sweep->setRunning(true);
-        worker()->depthSweep(id, file, ks);
+        worker()->depthSweep(id, file, ks, m_sweep->exitRules(), m_sweep->interventionJson());
     });
     connect(m_sweep, &DepthSweepView::cancelRequested, this, [this] { worker()->cancelSweep(); });
     connect(w, &InferenceWorker::rescaleChanged, this, [this](bool on, double rho) {

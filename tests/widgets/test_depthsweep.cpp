@@ -2,8 +2,10 @@
 // curves are its numbers (overall and per hop count), progress arrives, cancel stops it,
 // bad prompt sets are reported, and the window offers the model folder's prompts.jsonl.
 #include <QFile>
+#include <QPushButton>
 #include <QSettings>
 #include <QSignalSpy>
+#include <QTableWidget>
 #include <QTemporaryDir>
 #include <set>
 
@@ -48,6 +50,70 @@ QString smallSet(const QTemporaryDir& dir, int n) {
 class TestDepthSweep : public QObject {
     Q_OBJECT
 private slots:
+    // The sweep under an intervention: the worker's model runs it for the sweep only, the
+    // result says so, and the model is itself again afterwards.
+    void sweepUnderAnInterventionRestoresTheModel() {
+        QTemporaryDir dir;
+        const QString set = smallSet(dir, 4);
+        QVERIFY(!set.isEmpty());
+        WorkerThread thread;
+        auto* w = thread.worker();
+        WorkerRelay relay(w);
+        QSignalSpy opened(&relay, &WorkerRelay::modelOpened);
+        w->openModel(kModel, 1);
+        QVERIFY(waitForSignal(opened, 60000));
+        QSignalSpy finished(&relay, &WorkerRelay::sweepFinished);
+        w->depthSweep(2, set, {4}, {"kl<0.5"}, R"({"injection_off_after": 0, "lora_scale_zero": true})");
+        QVERIFY(waitForSignal(finished, 120000));
+        const auto modified = finished.last().at(1).value<SweepResultPtr>();
+        QVERIFY(modified->intervention.contains("no re-injection"));
+        QCOMPARE(int(modified->eval.rules.size()), 2); // ACT and the one asked for
+        QCOMPARE(QString::fromStdString(modified->eval.rules[1].name()), QString("kl<0.5"));
+        w->depthSweep(3, set, {4});
+        QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 120000);
+        const auto plain = finished.last().at(1).value<SweepResultPtr>();
+        QVERIFY(plain->intervention.isEmpty());
+        auto model = mythos::Model::open(kModel.toStdString());
+        const auto tok = mythos::Tokenizer::forModel(kModel.toStdString(), model->config().vocab_size);
+        const auto prompts = mythos::loadEvalPrompts(set.toStdString(), *tok, model->config().max_seq_len);
+        const auto want = mythos::evaluate(*model, prompts, {4});
+        QCOMPARE(plain->eval.byLoops.at(4).answerHaltSum, want.byLoops.at(4).answerHaltSum);
+        QCOMPARE(plain->eval.byRule.at({"act", 4}).loopSum, want.byRule.at({"act", 4}).loopSum);
+        // Without re-injection and LoRA the model differs: its halting does.
+        QVERIFY(modified->eval.byRule.at({"act", 4}).loopSum != want.byRule.at({"act", 4}).loopSum ||
+                modified->eval.byLoops.at(4).haltSum != want.byLoops.at(4).haltSum);
+    }
+
+    // Bad exit rules or an unreadable intervention file stop the sweep before it starts.
+    void badRulesOrInterventionAreSaid() {
+        DepthSweepView v;
+        v.setModelAvailable(true);
+        v.setPromptSet(QStringLiteral("/nonexistent/prompts.jsonl"));
+        QSignalSpy requested(&v, &DepthSweepView::runRequested);
+        v.setExitRules(QStringLiteral("kl<0.01, bogus"));
+        QString error;
+        QVERIFY(v.exitRules(&error).isEmpty());
+        QVERIFY(error.contains("bogus"));
+        QTest::mouseClick(v.findChild<QPushButton*>("sweepRun"), Qt::LeftButton);
+        QCOMPARE(requested.count(), 0);
+        QVERIFY(v.summary().contains("Exit rules"));
+        v.setExitRules(QStringLiteral("act, stable:3"));
+        QCOMPARE(v.exitRules(), QStringList{"stable:3"});
+        QTemporaryDir dir;
+        const QString bad = dir.filePath("iv.json");
+        QFile f(bad);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(R"({"ablate_expertz": []})");
+        f.close();
+        v.setInterventionFile(bad);
+        error.clear();
+        QVERIFY(v.interventionJson(&error).isEmpty());
+        QVERIFY(error.contains("ablate_expertz"));
+        QTest::mouseClick(v.findChild<QPushButton*>("sweepRun"), Qt::LeftButton);
+        QCOMPARE(requested.count(), 0);
+        QVERIFY(v.summary().contains("ablate_expertz"));
+    }
+
     void init() {
         QCoreApplication::setOrganizationName("MythosExplorerTests");
         QSettings().clear();
@@ -67,8 +133,9 @@ private slots:
         QSignalSpy finished(&relay, &WorkerRelay::sweepFinished);
         w->depthSweep(7, set, {4, 1, 2});
         QVERIFY(waitForSignal(finished, 120000));
-        QCOMPARE(progress.count(), 18);
-        QCOMPARE(progress.last().at(1).toInt(), 18);
+        // One step per (loop count, prompt), then one per prompt for the exit rules' deep run.
+        QCOMPARE(progress.count(), 24);
+        QCOMPARE(progress.last().at(1).toInt(), 24);
         const auto r = finished.first().at(1).value<SweepResultPtr>();
         QVERIFY(r);
         QCOMPARE(r->prompts, int64_t(6));
@@ -131,7 +198,27 @@ private slots:
         for (const auto& s : acc)
             hopSeries += s.name.endsWith("hops") || s.name.endsWith("hop");
         QCOMPARE(hopSeries, int(hops.size()));
-        QCOMPARE(v.charts().size(), 2);
+        // Exit rules: one series per rule (ACT first), a point per loop count at (mean loops
+        // used, accuracy) as the engine's evaluation has them.
+        const auto& rules = v.exitRuleChart()->series();
+        QCOMPARE(rules.size(), int(want.rules.size()));
+        QCOMPARE(rules[0].name, QString("act"));
+        for (int i = 0; i < rules.size(); ++i) {
+            QCOMPARE(rules[i].points.size(), 3);
+            const auto& cell = want.byRule.at({want.rules[std::size_t(i)].name(), 4});
+            QCOMPARE(rules[i].points[2], QPointF(cell.meanLoops(), cell.accuracy()));
+        }
+        QCOMPARE(v.exitRuleData().rows.size(), int(want.rules.size()) * 3);
+        // Halting against convergence: a row per (hops, loops), the table as shown.
+        const DataTable hc = v.haltConvData();
+        QCOMPARE(hc.rows.size(), int(want.haltConv.size()));
+        QCOMPARE(v.haltConvTable()->rowCount(), hc.rows.size());
+        const auto& [firstKey, firstCell] = *want.haltConv.begin();
+        QCOMPARE(hc.rows[0][0].toLongLong(), qlonglong(firstKey.first));
+        QCOMPARE(hc.rows[0][3].toDouble(), firstCell.meanConv());
+        QCOMPARE(hc.rows[0][4].toLongLong() + hc.rows[0][5].toLongLong() + hc.rows[0][6].toLongLong(),
+                 qlonglong(firstCell.n));
+        QCOMPARE(v.charts().size(), 4);
         QVERIFY(v.summary().contains("6 prompts"));
         v.show();
         QVERIFY(QTest::qWaitForWindowExposed(&v));
