@@ -1,4 +1,5 @@
 #include "comparisoncontroller.h"
+#include "interventiondialog.h"
 
 #include <QFileDialog>
 #include <QInputDialog>
@@ -38,6 +39,19 @@ ComparisonController::ComparisonController(MainWindow& window, ComparisonView* v
             QLineEdit::Normal, QStringLiteral("{\"act_final_remainder\": true}"), &ok);
         if (ok && !text.trimmed().isEmpty())
             openVariant(text);
+    });
+    connect(m_view, &ComparisonView::compareWithInterventionRequested, this, [this] {
+        if (!m_win.m_info) {
+            m_win.showError(tr("Nothing to intervene on"), tr("Open a model first."));
+            return;
+        }
+        InterventionDialog dialog(m_win.m_info->config, &m_win);
+        if (!m_lastIntervention.isEmpty())
+            dialog.setText(m_lastIntervention);
+        if (dialog.exec() != QDialog::Accepted)
+            return;
+        m_lastIntervention = dialog.text();
+        openVariant(QStringLiteral("{\"intervene\": %1}").arg(dialog.json()));
     });
 }
 

@@ -37,6 +37,7 @@ private:
     ComparisonView* m_view;
     WorkerThread* m_thread = nullptr;
     ModelInfoPtr m_info;
+    QString m_lastIntervention; // the dialog's text last compared, offered again
 };
 
 } // namespace mx

@@ -1,4 +1,5 @@
 #include "comparisonview.h"
+#include "interventioneffect.h"
 
 #include "mythos/viewdata.h"
 
@@ -92,15 +93,19 @@ ComparisonView::ComparisonView(QWidget* parent) : TraceView(parent) {
     preset->setObjectName("comparePresetButton");
     auto* variant = new QPushButton(tr("Compare with a config variant..."), intro);
     variant->setObjectName("compareVariantButton");
+    auto* intervention = new QPushButton(tr("Compare with an intervention..."), intro);
+    intervention->setObjectName("compareInterventionButton");
     buttons->addWidget(folder);
     buttons->addWidget(preset);
     buttons->addWidget(variant);
+    buttons->addWidget(intervention);
     buttons->addStretch(1);
     il->addLayout(buttons);
     il->addStretch(1);
     connect(folder, &QPushButton::clicked, this, &ComparisonView::compareWithFolderRequested);
     connect(preset, &QPushButton::clicked, this, &ComparisonView::compareWithPresetRequested);
     connect(variant, &QPushButton::clicked, this, &ComparisonView::compareWithVariantRequested);
+    connect(intervention, &QPushButton::clicked, this, &ComparisonView::compareWithInterventionRequested);
     m_stack->addWidget(intro);
 
     // Page 1: the comparison.
@@ -131,6 +136,10 @@ ComparisonView::ComparisonView(QWidget* parent) : TraceView(parent) {
     grid->setRowStretch(0, 1);
     grid->setRowStretch(1, 1);
     lay->addLayout(grid, 1);
+    m_effect = new InterventionEffectPanel(content);
+    m_effect->setObjectName("compareInterventionEffect");
+    m_effect->hide();
+    lay->addWidget(m_effect);
     m_scroll->setWidget(content);
     m_stack->addWidget(m_scroll);
 }
@@ -196,6 +205,7 @@ void ComparisonView::rebuild() {
 
     showFigureTable(nameA, nameB);
 
+    m_effect->setVisible(m_comparable && m_effect->setTraces(m_trace, m_b));
     if (!m_comparable) {
         m_halting->setSeries({});
         m_diff->setBars({}, {});
@@ -373,6 +383,7 @@ void ComparisonView::applySelection() {
     if (m_selected >= 0 && m_selected < colors.size())
         colors[m_selected] = selectionColor();
     m_diff->setBars(m_diffCategories, m_diffValues, colors);
+    m_effect->setSelectedToken(m_selected);
 }
 
 void ComparisonView::setSelectedToken(int index) {
@@ -412,6 +423,8 @@ QList<ChartHandle> ComparisonView::charts() const {
                            return t;
                        }};
     out << ChartHandle{"compare-table", tr("Model comparison"), m_table, [this] { return tableData(); }};
+    if (!m_effect->isHidden())
+        out << m_effect->chart();
     return out;
 }
 

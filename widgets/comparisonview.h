@@ -25,6 +25,7 @@ struct HaltingComparison;
 namespace mx {
 
 class BarChart;
+class InterventionEffectPanel;
 class LineChart;
 
 class ComparisonView : public TraceView {
@@ -55,12 +56,15 @@ public:
     BarChart* haltingDiff() const { return m_diff; }
     BarChart* klChart() const { return m_kl; }
     QTableWidget* table() const { return m_table; }
+    // Shown when B is A under an intervention.
+    InterventionEffectPanel* interventionEffect() const { return m_effect; }
     DataTable tableData() const;
 
 signals:
     void compareWithFolderRequested();
     void compareWithPresetRequested();
     void compareWithVariantRequested();
+    void compareWithInterventionRequested();
 
 private:
     void rebuild();
@@ -78,6 +82,7 @@ private:
     LineChart* m_halting = nullptr;
     BarChart* m_diff = nullptr;
     BarChart* m_kl = nullptr;
+    InterventionEffectPanel* m_effect = nullptr;
     QTableWidget* m_table = nullptr;
 
     ModelInfoPtr m_infoA, m_infoB;

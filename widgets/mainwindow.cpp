@@ -325,6 +325,9 @@ void MainWindow::buildMenus() {
     auto* variant =
         cmp->addAction(tr("Compare With Config &Variant..."), m_compare, &ComparisonView::compareWithVariantRequested);
     variant->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_K));
+    auto* intervention = cmp->addAction(tr("Compare With &Intervention..."), m_compare,
+                                        &ComparisonView::compareWithInterventionRequested);
+    intervention->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_I));
     cmp->addAction(tr("&Stop Comparing"), this, &MainWindow::stopComparing);
 
     auto* help = menuBar()->addMenu(tr("&Help"));
