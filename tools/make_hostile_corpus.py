@@ -219,6 +219,48 @@ def main():
           text=full.replace('"h_norm": [[[', '"h_norm": [[[1e999, ', 1))
 
     # --- prompt sets, ids, variants ----------------------------------------------------
+    # Traces with the inside-the-loop parts (docs/trace-schema.md): lens, attention, trajectory.
+    ipath = os.path.join(out, "_inside_trace.json")
+    subprocess.run([a.cli, "trace", "--model", good, "--ids", "5,6,7,8,9", "--loops", "3", "--lens",
+                    "--attention", "--trajectory", "--out", ipath], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    inside = json.load(open(ipath))
+    os.remove(ipath)
+
+    def inside_trace(name, expect, note, edit):
+        t = copy.deepcopy(inside)
+        edit(t)
+        write(os.path.join(out, name + ".json"), json.dumps(t))
+        case(name, "trace", expect, note=note)
+
+    inside_trace("trace_inside_ok", "ok", "lens, attention and trajectory parts: every view draws them",
+                 lambda t: None)
+
+    def inside_nulls(t):
+        t["lens"]["state"]["p"][0][0][0] = None
+        t["lens"]["act"]["entropy"][1][0][2] = None
+        t["attention"]["sites"][1]["probs"][0][2][1] = None
+        t["trajectory"]["coords"][0][0][1] = [None, None]
+        t["trajectory"]["cos_final"][2][0][4] = None
+    inside_trace("trace_inside_nulls", "ok", "nulls (NaN) in the lens, attention and trajectory", inside_nulls)
+    inside_trace("trace_inside_future_version", "ok", "a lens part of version 99 is skipped, the rest read",
+                 lambda t: t["lens"].__setitem__("version", 99))
+    inside_trace("trace_lens_convergence_out_of_range", "error", "a convergence loop of 9 in a 3-loop lens",
+                 lambda t: t["lens"]["act"]["convergence"][0].__setitem__(0, 9))
+    inside_trace("trace_lens_token_out_of_range", "error", "a lens top-1 token 4000 of 48",
+                 lambda t: t["lens"]["state"]["top1"][0][0].__setitem__(0, 4000))
+    inside_trace("trace_lens_loops_lie", "error", "lens.loops 65536 with 3 loops of rows",
+                 lambda t: t["lens"].__setitem__("loops", 65536))
+    inside_trace("trace_attention_ragged", "error", "an attention row one key short",
+                 lambda t: t["attention"]["sites"][0]["probs"][0][4].pop())
+    inside_trace("trace_attention_window_lies", "error", "an attention window past the sequence",
+                 lambda t: t["attention"].__setitem__("to", 1 << 20))
+    inside_trace("trace_attention_many_sites", "error", "70,000 attention sites of a 3-loop run",
+                 lambda t: t["attention"].__setitem__("sites", [{"name": "x", "stage": "coda", "layer": 0,
+                                                                  "loop": 0, "probs": []}] * 70000))
+    inside_trace("trace_trajectory_shape", "error", "trajectory coordinates of 3 components",
+                 lambda t: t["trajectory"]["coords"][0][0][0].append(0.5))
+
     def prompts(name, expect, note, text):
         write(os.path.join(out, name + ".jsonl"), text)
         case(name, "prompts", expect, note=note)
