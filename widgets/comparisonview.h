@@ -24,6 +24,7 @@ struct HaltingComparison;
 
 namespace mx {
 
+class AttentionCompare;
 class BarChart;
 class LineChart;
 
@@ -38,6 +39,8 @@ public:
     void setTrace(const TracePtr& trace) override;
     void setSelectedToken(int index) override;
     QList<ChartHandle> charts() const override;
+    // While comparing: the attention window of the Attention view's rule, for both models.
+    Needs needs() const override;
 
     void setModels(const ModelInfoPtr& a, const ModelInfoPtr& b); // b null: nothing to compare
     // Latency of A's run, when measured; give it before setTrace(r->trace), which rebuilds.
@@ -55,6 +58,7 @@ public:
     BarChart* haltingDiff() const { return m_diff; }
     BarChart* klChart() const { return m_kl; }
     QTableWidget* table() const { return m_table; }
+    AttentionCompare* attention() const { return m_attention; }
     DataTable tableData() const;
 
 signals:
@@ -79,6 +83,7 @@ private:
     BarChart* m_diff = nullptr;
     BarChart* m_kl = nullptr;
     QTableWidget* m_table = nullptr;
+    AttentionCompare* m_attention = nullptr;
 
     ModelInfoPtr m_infoA, m_infoB;
     TracePtr m_b;
