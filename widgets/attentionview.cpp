@@ -394,7 +394,7 @@ AttentionView::AttentionView(QWidget* parent) : TraceView(parent) {
 
     // The grid and the loop charts on the left, the enlarged map beside them at full height.
     m_body = new QWidget(content);
-    auto* body = new QGridLayout(m_body);
+    auto* body = m_bodyLayout = new QGridLayout(m_body);
     body->setContentsMargins(0, 0, 0, 0);
     body->setSpacing(8);
     m_grid = new AttentionGrid(m_body);
@@ -445,6 +445,8 @@ void AttentionView::fitGrid() {
         m_grid->setFixedWidth(w);
     if (m_grid->minimumHeight() != h)
         m_grid->setMinimumHeight(h);
+    // The loop charts under the grid keep room for their legends when the grid is narrow.
+    m_bodyLayout->setColumnMinimumWidth(0, std::max(w, std::min(760, page * 11 / 20)));
 }
 
 void AttentionView::resizeEvent(QResizeEvent* e) {

@@ -13,6 +13,7 @@
 #include "traceview.h"
 
 QT_BEGIN_NAMESPACE
+class QGridLayout;
 class QScrollArea;
 QT_END_NAMESPACE
 
@@ -142,6 +143,7 @@ private:
     LineChart* m_entropy = nullptr;
     LineChart* m_distance = nullptr;
     QWidget* m_body = nullptr; // everything but the summary: hidden without attention
+    QGridLayout* m_bodyLayout = nullptr;
 
     mythos::AttentionGridData m_data;
     double m_top = 1;
