@@ -12,6 +12,7 @@
 #include "charts.h"
 #include "heatmap.h"
 #include "inferenceworker.h"
+#include "mainwindow.h"
 #include "mythos/model.h"
 #include "mythos/tokenizer.h"
 #include "qtest_main.h"
@@ -63,6 +64,7 @@ private slots:
     void clicksAndKeysMoveTheEnlargedMap();
     void theSelectedRowIsFramedEverywhere();
     void windowFollowsTheSelection();
+    void theWindowAsksForTheViewsWindow();
     void loopChartsAreTheGridData();
     void tooltipsNameTokensAndProbability();
     void exportTablesAreComplete();
@@ -239,6 +241,57 @@ void TestAttentionView::windowFollowsTheSelection() {
     v.setSelectedToken(30); // still inside: no new run
     QVERIFY(v.hasNeeds(*moved));
     QVERIFY(v.summary().contains("Positions 7-70"));
+}
+
+// End to end: the window's worker computes the window the view on screen asks for, and runs
+// again only when the selection leaves it.
+void TestAttentionView::theWindowAsksForTheViewsWindow() {
+    QCoreApplication::setOrganizationName("MythosExplorerTests");
+    MainWindow win;
+    win.setInteractive(false);
+    win.resize(1280, 800);
+    win.show();
+    QVERIFY(win.selectView("attention"));
+    QSignalSpy ready(&win, &MainWindow::modelReady);
+    QSignalSpy shown(&win, &MainWindow::traceShown);
+    {
+        const QSignalBlocker b(&win);
+        win.setPrompt(QString::fromStdString(longPrompt(90)));
+    }
+    win.openModel(QStringLiteral(MYTHOS_SOURCE_DIR "/resources/models/demo_mla"));
+    QVERIFY(waitForSignal(ready, 60000));
+    QVERIFY(waitForSignal(shown, 60000));
+    auto tr = win.currentTrace();
+    QCOMPARE(tr->seqLen, 90);
+    QCOMPARE(qMakePair(tr->attention.from, tr->attention.to), qMakePair(int64_t(0), int64_t(64)));
+    auto* view = qobject_cast<AttentionView*>(win.currentView());
+    QVERIFY(view);
+    QCOMPARE(view->grid()->window(), 64);
+
+    shown.clear();
+    win.setSelectedToken(70);
+    QVERIFY(waitForSignal(shown, 60000));
+    tr = win.currentTrace();
+    QCOMPARE(qMakePair(tr->attention.from, tr->attention.to), qMakePair(int64_t(7), int64_t(71)));
+    QCOMPARE(view->grid()->highlightedRow(), 63);
+    QCOMPARE(view->enlarged()->rowLabel(0), QString("7 %1").arg(displayToken(*tr, 7)));
+
+    shown.clear();
+    win.setSelectedToken(30); // inside the window: nothing to run
+    QTest::qWait(300);
+    QCOMPARE(shown.count(), 0);
+    QCOMPARE(view->grid()->highlightedRow(), 23);
+
+    // Another view asks for nothing; coming back to this one with the selection outside its
+    // window runs again.
+    QVERIFY(win.selectView("halting"));
+    win.setSelectedToken(2);
+    QTest::qWait(300);
+    QCOMPARE(shown.count(), 0);
+    QVERIFY(win.selectView("attention"));
+    QVERIFY(waitForSignal(shown, 60000));
+    tr = win.currentTrace();
+    QCOMPARE(qMakePair(tr->attention.from, tr->attention.to), qMakePair(int64_t(0), int64_t(64)));
 }
 
 void TestAttentionView::loopChartsAreTheGridData() {
