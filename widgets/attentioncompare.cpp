@@ -127,7 +127,8 @@ void AttentionCompare::rebuild() {
         m_siteCombo->clear();
         for (int s = 0; s < int(m_ga.names.size()); ++s)
             m_siteCombo->addItem(attentionSiteLabel(m_ga, s));
-        int site = m_siteCombo->findText(oldName);
+        // A site picked by hand stays; the default (the last loop) follows the loop count.
+        int site = m_sitePicked ? m_siteCombo->findText(oldName) : -1;
         if (site < 0)
             site = defaultAttentionSite(m_ga);
         m_siteA = site;
@@ -158,6 +159,7 @@ void AttentionCompare::setSite(int siteA) {
     if (!showing() || siteA < 0 || siteA >= int(m_ga.names.size()))
         return;
     m_siteA = siteA;
+    m_sitePicked = siteA != defaultAttentionSite(m_ga);
     if (m_siteCombo->currentIndex() != siteA)
         m_siteCombo->setCurrentIndex(siteA);
     showMaps();

@@ -67,6 +67,7 @@ private:
     double m_top = 1;
     int m_siteA = -1, m_siteB = -1, m_head = 0, m_headA = 0, m_headB = 0;
     int m_selected = -1;
+    bool m_sitePicked = false; // the shown site is not the default one
 };
 
 } // namespace mx

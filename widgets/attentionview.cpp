@@ -237,7 +237,11 @@ void AttentionGrid::setHighlightedRow(int row) {
     update();
 }
 
-int AttentionGrid::headerWidth() const { return fontMetrics().horizontalAdvance(tr("head %1").arg(m_heads)) + 10; }
+int AttentionGrid::headerWidth() const {
+    QFont bold = font();
+    bold.setBold(true); // the current head's header
+    return QFontMetrics(bold).horizontalAdvance(tr("head %1").arg(m_heads)) + 10;
+}
 int AttentionGrid::headerHeight() const { return fontMetrics().height() + 6; }
 
 int AttentionGrid::cellSize(int width) const {
@@ -420,7 +424,8 @@ AttentionView::AttentionView(QWidget* parent) : TraceView(parent) {
     body->setRowStretch(1, 1);
     lay->addWidget(m_body, 1);
 
-    connect(m_grid, &AttentionGrid::currentChanged, this, [this] {
+    connect(m_grid, &AttentionGrid::currentChanged, this, [this](int site) {
+        m_sitePicked = site != defaultAttentionSite(m_data);
         showEnlarged();
         showLoopCharts();
     });
@@ -488,14 +493,14 @@ void AttentionView::setTrace(const TracePtr& trace) {
     m_top = attentionTop(*trace);
     m_grid->setData(*trace, m_data, m_top);
     fitGrid();
-    // Keep the enlarged site and head across runs when the new trace has them.
-    int site = defaultAttentionSite(m_data), head = 0;
-    if (!oldName.isEmpty())
+    // A site picked by hand stays across runs when the new trace has it; the default (the last
+    // loop) follows the loop count. The head stays.
+    int site = defaultAttentionSite(m_data);
+    const int head = std::clamp(oldHead, 0, int(m_data.heads) - 1);
+    if (m_sitePicked)
         for (int s = 0; s < int(m_data.names.size()); ++s)
-            if (QString::fromStdString(m_data.names[std::size_t(s)]) == oldName) {
+            if (QString::fromStdString(m_data.names[std::size_t(s)]) == oldName)
                 site = s;
-                head = std::min(oldHead, int(m_data.heads) - 1);
-            }
     {
         const QSignalBlocker b(m_grid);
         m_grid->setCurrent(site, head);

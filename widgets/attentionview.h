@@ -148,6 +148,7 @@ private:
     mythos::AttentionGridData m_data;
     double m_top = 1;
     int m_selected = -1;
+    bool m_sitePicked = false; // the enlarged site is not the default one
 };
 
 } // namespace mx

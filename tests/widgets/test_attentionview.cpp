@@ -127,11 +127,15 @@ void TestAttentionView::enlargedDefaultsToTheLastLoopAndShowsTheTrace() {
     // Rows and columns carry the tokens' text.
     QCOMPARE(v.enlarged()->colLabel(2), displayToken(*tr, 2));
     QVERIFY(v.enlarged()->rowLabel(2).contains(displayToken(*tr, 2)));
-    // A new run keeps the enlarged site and head.
-    v.setCurrent(1, 2);
+    // The default follows the loop count, keeping the head; a site picked by hand stays.
+    v.setCurrent(v.currentSite(), 2);
+    v.setTrace(traceOf("demo_mla", kPrompt, 5));
+    QCOMPARE(QString::fromStdString(v.gridData().names[std::size_t(v.currentSite())]), QString("recurrent_loop_4"));
+    QCOMPARE(v.currentHead(), 2);
+    v.setCurrent(1, 3);
     v.setTrace(traceOf("demo_mla", kPrompt, 8));
     QCOMPARE(v.currentSite(), 1);
-    QCOMPARE(v.currentHead(), 2);
+    QCOMPARE(v.currentHead(), 3);
 }
 
 void TestAttentionView::clicksAndKeysMoveTheEnlargedMap() {
