@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "attentioncompare.h"
+#include "attentionview.h"
 #include "charts.h"
 #include "comparisonview.h"
 #include "heatmap.h"
@@ -235,13 +236,13 @@ private slots:
         std::vector<int32_t> ids;
         for (int i = 0; i < 24; ++i)
             ids.push_back((i * 5 + 1) % int(ma->config().vocab_size));
-        auto traceOf = [&](mythos::Model& m) {
-            auto run = m.deepRun(ids, 1, int64_t(ids.size()), 5);
+        auto traceOf = [&](mythos::Model& m, int k = 5) {
+            auto run = m.deepRun(ids, 1, int64_t(ids.size()), k);
             auto tr = std::make_shared<mythos::Trace>();
-            m.logitsAt(run, 5, tr.get());
+            m.logitsAt(run, k, tr.get());
             tr->attention.from = 0;
             tr->attention.to = int64_t(ids.size());
-            tr->attention.sites = m.attention(run, 5, 0, {}, 0, int64_t(ids.size()));
+            tr->attention.sites = m.attention(run, k, 0, {}, 0, int64_t(ids.size()));
             return tr;
         };
         const auto ta = traceOf(*ma), tb = traceOf(*mb);
@@ -314,6 +315,16 @@ private slots:
             if (c.id == "compare-attention-b")
                 QCOMPARE(c.data().rows.size(), W * (W + 1) / 2);
         QVERIFY(!v.grab().isNull());
+        // The default site follows the loop count; a site picked by hand stays.
+        att->setSite(defaultAttentionSite(ga)); // back to the default
+        const auto ta3 = traceOf(*ma, 3), tb3 = traceOf(*mb, 3);
+        v.setTrace(ta3);
+        v.setResultB(resultOf(tb3));
+        QCOMPARE(tb3->attention.sites[std::size_t(att->siteB())].name, std::string("recurrent_loop_2"));
+        att->setSite(0);
+        v.setTrace(ta);
+        v.setResultB(resultOf(tb));
+        QCOMPARE(tb->attention.sites[std::size_t(att->siteB())].name, std::string("prelude_0"));
         v.setModels(infoOf(*ma, "demo_mla"), nullptr);
         QVERIFY(!v.needs().attention);
     }
