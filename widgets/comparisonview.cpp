@@ -15,6 +15,8 @@
 #include <QVBoxLayout>
 #include <cmath>
 
+#include "attentioncompare.h"
+#include "attentionview.h"
 #include "charts.h"
 #include "kvview.h"
 
@@ -140,6 +142,9 @@ ComparisonView::ComparisonView(QWidget* parent) : TraceView(parent) {
     m_effect->setObjectName("compareInterventionEffect");
     m_effect->hide();
     lay->addWidget(m_effect);
+    m_attention = new AttentionCompare(content);
+    connect(m_attention, &AttentionCompare::tokenClicked, this, &ComparisonView::tokenSelected);
+    lay->addWidget(m_attention);
     m_scroll->setWidget(content);
     m_stack->addWidget(m_scroll);
 }
@@ -204,6 +209,8 @@ void ComparisonView::rebuild() {
         m_comparable = true;
 
     showFigureTable(nameA, nameB);
+    m_attention->setTraces(m_comparable ? m_trace : nullptr, m_comparable ? m_b : nullptr, nameA, nameB);
+    m_attention->setSelectedToken(m_selected);
 
     m_effect->setVisible(m_comparable && m_effect->setTraces(m_trace, m_b));
     if (!m_comparable) {
@@ -388,8 +395,23 @@ void ComparisonView::applySelection() {
 
 void ComparisonView::setSelectedToken(int index) {
     m_selected = index;
+    m_attention->setSelectedToken(index);
     if (m_comparable)
         applySelection(); // the figures stay; only the marks move
+}
+
+TraceView::Needs ComparisonView::needs() const {
+    Needs n;
+    if (!m_infoB)
+        return n;
+    n.attention = true;
+    const bool shown = m_trace && !m_trace->attention.sites.empty();
+    const auto w =
+        attentionWindowFor(m_trace ? int(m_trace->seqLen) : 0, m_selected, shown ? int(m_trace->attention.from) : 0,
+                           shown ? int(m_trace->attention.to) : -1);
+    n.attentionFrom = w.first;
+    n.attentionTo = w.second;
+    return n;
 }
 
 QString ComparisonView::summary() const { return m_summary->text(); }
@@ -425,6 +447,7 @@ QList<ChartHandle> ComparisonView::charts() const {
     out << ChartHandle{"compare-table", tr("Model comparison"), m_table, [this] { return tableData(); }};
     if (!m_effect->isHidden())
         out << m_effect->chart();
+    out << m_attention->charts();
     return out;
 }
 

@@ -24,6 +24,7 @@ struct HaltingComparison;
 
 namespace mx {
 
+class AttentionCompare;
 class BarChart;
 class InterventionEffectPanel;
 class LineChart;
@@ -39,6 +40,8 @@ public:
     void setTrace(const TracePtr& trace) override;
     void setSelectedToken(int index) override;
     QList<ChartHandle> charts() const override;
+    // While comparing: the attention window of the Attention view's rule, for both models.
+    Needs needs() const override;
 
     void setModels(const ModelInfoPtr& a, const ModelInfoPtr& b); // b null: nothing to compare
     // Latency of A's run, when measured; give it before setTrace(r->trace), which rebuilds.
@@ -58,6 +61,7 @@ public:
     QTableWidget* table() const { return m_table; }
     // Shown when B is A under an intervention.
     InterventionEffectPanel* interventionEffect() const { return m_effect; }
+    AttentionCompare* attention() const { return m_attention; }
     DataTable tableData() const;
 
 signals:
@@ -84,6 +88,7 @@ private:
     BarChart* m_kl = nullptr;
     InterventionEffectPanel* m_effect = nullptr;
     QTableWidget* m_table = nullptr;
+    AttentionCompare* m_attention = nullptr;
 
     ModelInfoPtr m_infoA, m_infoB;
     TracePtr m_b;

@@ -1,5 +1,6 @@
 #include "viewregistry.h"
 
+#include "attentionview.h"
 #include "comparisonview.h"
 #include "depthsweepview.h"
 #include "haltingview.h"
@@ -24,6 +25,7 @@ const QList<ViewEntry>& viewRegistry() {
         // A report has no model to rescale: the Rescale A controls stay disabled.
         {QStringLiteral("stability"), true, make<StabilityView>,
          [](TraceView* v) { static_cast<StabilityView*>(v)->setModelAvailable(false); }},
+        {QStringLiteral("attention"), true, make<AttentionView>, {}},
         {QStringLiteral("sweep"), false, make<DepthSweepView>, {}},
         {QStringLiteral("compare"), false, make<ComparisonView>, {}},
     };

@@ -7,8 +7,11 @@
 #include <QTableWidget>
 #include <cmath>
 
+#include "attentioncompare.h"
+#include "attentionview.h"
 #include "charts.h"
 #include "comparisonview.h"
+#include "heatmap.h"
 #include "kvview.h"
 #include "mainwindow.h"
 #include "mythos/analysis.h"
@@ -221,6 +224,109 @@ private slots:
         win.stopComparing();
         QVERIFY(!win.compareInfo());
         QVERIFY(!win.comparisonView()->hasComparison());
+    }
+
+    // MLA against GQA on the same prompt: the same site and head of both side by side, the
+    // selected token framed in both, per-head entropy and distance of both by loop; the view
+    // asks for the attention window while comparing.
+    void attentionOfMlaAndGqaSideBySide() {
+        const std::string root = std::string(MYTHOS_SOURCE_DIR) + "/resources/models/";
+        auto ma = mythos::Model::open(root + "demo_mla");
+        auto mb = mythos::Model::open(root + "demo_gqa");
+        std::vector<int32_t> ids;
+        for (int i = 0; i < 24; ++i)
+            ids.push_back((i * 5 + 1) % int(ma->config().vocab_size));
+        auto traceOf = [&](mythos::Model& m, int k = 5) {
+            auto run = m.deepRun(ids, 1, int64_t(ids.size()), k);
+            auto tr = std::make_shared<mythos::Trace>();
+            m.logitsAt(run, k, tr.get());
+            tr->attention.from = 0;
+            tr->attention.to = int64_t(ids.size());
+            tr->attention.sites = m.attention(run, k, 0, {}, 0, int64_t(ids.size()));
+            return tr;
+        };
+        const auto ta = traceOf(*ma), tb = traceOf(*mb);
+        ComparisonView v;
+        v.resize(1200, 900);
+        QVERIFY(!v.needs().attention); // nothing to compare
+        v.setModels(infoOf(*ma, "demo_mla"), infoOf(*mb, "demo_gqa"));
+        TraceView::Needs n = v.needs();
+        QVERIFY(n.attention);
+        v.setTrace(ta);
+        v.setResultA(resultOf(ta));
+        v.setResultB(resultOf(tb));
+        QVERIFY(v.comparable());
+        AttentionCompare* att = v.attention();
+        QVERIFY(att->showing());
+        // The last loop, head 0, in both.
+        QCOMPARE(ta->attention.sites[std::size_t(att->siteA())].name, std::string("recurrent_loop_4"));
+        QCOMPARE(tb->attention.sites[std::size_t(att->siteB())].name, std::string("recurrent_loop_4"));
+        QCOMPARE(att->headA(), 0);
+        QCOMPARE(att->headB(), 0);
+        QVERIFY2(att->mapA()->title().startsWith("A demo_mla (MLA): Head 0, loop 5"), qPrintable(att->mapA()->title()));
+        QVERIFY2(att->mapB()->title().startsWith("B demo_gqa (GQA): Head 0, loop 5"), qPrintable(att->mapB()->title()));
+        const int W = int(ids.size());
+        const auto pa = mythos::attentionMatrix(*ta, std::size_t(att->siteA()), 0);
+        const auto pb = mythos::attentionMatrix(*tb, std::size_t(att->siteB()), 0);
+        QCOMPARE(att->mapA()->value(W - 1, 3), pa[std::size_t((W - 1) * W + 3)]);
+        QCOMPARE(att->mapB()->value(W - 1, 3), pb[std::size_t((W - 1) * W + 3)]);
+        QVERIFY(pa != pb); // two different models
+        // Another site and head: both follow; a head past B's count is clamped.
+        att->setSite(0);
+        att->setHead(2);
+        QCOMPARE(att->siteB(), 0);
+        QCOMPARE(att->headA(), 2);
+        QCOMPARE(att->headB(), 2);
+        QVERIFY(att->mapB()->title().contains("Head 2, prelude 0"));
+        auto fewer = std::make_shared<mythos::Trace>(*tb);
+        fewer->config.n_heads = 2;
+        for (auto& s : fewer->attention.sites)
+            s.probs.resize(std::size_t(2 * W * W));
+        v.setResultB(resultOf(fewer));
+        QCOMPARE(att->headA(), 2);
+        QCOMPARE(att->headB(), 1);
+        QVERIFY2(att->note().contains("B has 2 heads"), qPrintable(att->note()));
+        v.setResultB(resultOf(tb));
+        // The selected token is framed in both.
+        v.setSelectedToken(9);
+        QCOMPARE(att->mapA()->highlightedRow(), 9);
+        QCOMPARE(att->mapB()->highlightedRow(), 9);
+        n = v.needs();
+        QVERIFY(n.attention);
+        QCOMPARE(qMakePair(n.attentionFrom, n.attentionTo), qMakePair(0, W));
+        QVERIFY(v.hasNeeds(*ta));
+        // Entropy and distance of every head of both models by loop.
+        const auto ga = mythos::attentionGridData(*ta), gb = mythos::attentionGridData(*tb);
+        const int H = int(ga.heads);
+        const auto& ent = att->entropyChart()->series();
+        QCOMPARE(ent.size(), 2 * H);
+        QCOMPARE(ent[0].name, QString("A MLA head 0"));
+        QCOMPARE(ent[H].name, QString("B GQA head 0"));
+        QVERIFY(ent[H].dashed && !ent[0].dashed);
+        const int firstLoop = int(ma->config().prelude_layers); // site of loop 1
+        QCOMPARE(ent[1].points[0].y(), ga.entropy[std::size_t(firstLoop * H + 1)]);
+        QCOMPARE(att->distanceChart()->series()[H + 1].points[4].y(),
+                 gb.distance[std::size_t((firstLoop + 4) * H + 1)]);
+        QStringList ids_;
+        for (const auto& c : v.charts())
+            ids_ << c.id;
+        QVERIFY(ids_.contains("compare-attention-a") && ids_.contains("compare-attention-b"));
+        for (const auto& c : v.charts())
+            if (c.id == "compare-attention-b")
+                QCOMPARE(c.data().rows.size(), W * (W + 1) / 2);
+        QVERIFY(!v.grab().isNull());
+        // The default site follows the loop count; a site picked by hand stays.
+        att->setSite(defaultAttentionSite(ga)); // back to the default
+        const auto ta3 = traceOf(*ma, 3), tb3 = traceOf(*mb, 3);
+        v.setTrace(ta3);
+        v.setResultB(resultOf(tb3));
+        QCOMPARE(tb3->attention.sites[std::size_t(att->siteB())].name, std::string("recurrent_loop_2"));
+        att->setSite(0);
+        v.setTrace(ta);
+        v.setResultB(resultOf(tb));
+        QCOMPARE(tb->attention.sites[std::size_t(att->siteB())].name, std::string("prelude_0"));
+        v.setModels(infoOf(*ma, "demo_mla"), nullptr);
+        QVERIFY(!v.needs().attention);
     }
 };
 

@@ -109,6 +109,9 @@ private:
         for (int k : loops) {
             auto tr = std::make_shared<mythos::Trace>();
             m_model->logitsAt(*m_run, k, tr.get());
+            // A report asks for the attention part of every loop count (reportcontroller.cpp).
+            tr->attention.to = tr->seqLen;
+            tr->attention.sites = m_model->attention(*m_run, k, 0);
             in.traces << tr;
         }
         return in;
@@ -144,7 +147,7 @@ private slots:
             ids << v->viewId();
             QVERIFY(!v->charts().isEmpty());
         }
-        QCOMPARE(ids, (QStringList{"halting", "routing", "kv", "stability"}));
+        QCOMPARE(ids, (QStringList{"halting", "routing", "kv", "stability", "attention"}));
     }
 
     void writesEveryChartAtEveryLoopCount() {

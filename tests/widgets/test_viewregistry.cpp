@@ -46,8 +46,8 @@ private slots:
         }
         QCOMPARE(window, all);
         QCOMPARE(report, inReport);
-        QCOMPARE(window, (QStringList{"halting", "routing", "kv", "stability", "sweep", "compare"}));
-        QCOMPARE(report, (QStringList{"halting", "routing", "kv", "stability"}));
+        QCOMPARE(window, (QStringList{"halting", "routing", "kv", "stability", "attention", "sweep", "compare"}));
+        QCOMPARE(report, (QStringList{"halting", "routing", "kv", "stability", "attention"}));
         QStringList fromReport;
         for (auto* v : createReportViews(&host))
             fromReport << v->viewId();
