@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "mythos/kvcache.h"
+#include "mythos/lens.h"
 #include "mythos/model.h"
 #include "mythos/stability.h"
 #include "qtest_main.h"
@@ -109,6 +110,9 @@ private:
         for (int k : loops) {
             auto tr = std::make_shared<mythos::Trace>();
             m_model->logitsAt(*m_run, k, tr.get());
+            // As the window's and mythos-cli's reports ask for them.
+            tr->lens = m_model->lens(*m_run, k);
+            tr->trajectory = mythos::trajectoryOf(*m_run, k);
             in.traces << tr;
         }
         return in;
@@ -144,7 +148,7 @@ private slots:
             ids << v->viewId();
             QVERIFY(!v->charts().isEmpty());
         }
-        QCOMPARE(ids, (QStringList{"halting", "routing", "kv", "stability"}));
+        QCOMPARE(ids, (QStringList{"halting", "routing", "kv", "stability", "lens", "trajectory"}));
     }
 
     void writesEveryChartAtEveryLoopCount() {

@@ -46,8 +46,9 @@ private slots:
         }
         QCOMPARE(window, all);
         QCOMPARE(report, inReport);
-        QCOMPARE(window, (QStringList{"halting", "routing", "kv", "stability", "sweep", "compare"}));
-        QCOMPARE(report, (QStringList{"halting", "routing", "kv", "stability"}));
+        QCOMPARE(window,
+                 (QStringList{"halting", "routing", "kv", "stability", "lens", "trajectory", "sweep", "compare"}));
+        QCOMPARE(report, (QStringList{"halting", "routing", "kv", "stability", "lens", "trajectory"}));
         QStringList fromReport;
         for (auto* v : createReportViews(&host))
             fromReport << v->viewId();
