@@ -405,6 +405,11 @@ LensView::LensView(QWidget* parent) : TraceView(parent), m_rules(mythos::default
     m_message->hide();
     lay->addWidget(m_message);
 
+    // The controls and charts, hidden (with the controls) for a trace without a lens.
+    m_body = new QWidget(content);
+    auto* bodyLay = new QVBoxLayout(m_body);
+    bodyLay->setContentsMargins(0, 0, 0, 0);
+    bodyLay->setSpacing(6);
     auto* controls = new QHBoxLayout;
     controls->setSpacing(6);
     controls->addWidget(new QLabel(tr("Lens:"), content));
@@ -422,13 +427,13 @@ LensView::LensView(QWidget* parent) : TraceView(parent), m_rules(mythos::default
     m_metricCombo->addItem(tr("KL to final"));
     controls->addWidget(m_metricCombo);
     controls->addSpacing(12);
-    m_markerLegend = new QLabel(content);
+    m_markerLegend = new WrapLabel(content); // wraps rather than widen the page
     m_markerLegend->setText(
         tr("<span style='color:%1;font-weight:bold'>\u258c</span> convergence loop (top-1 final from here) "
            "&nbsp; <span style='color:%2'>\u25cf</span> ACT halting loop &nbsp; (click a row to select its token)")
             .arg(LensHeatmap::convergenceColor().darker(110).name(), LensHeatmap::haltingColor().name()));
     controls->addWidget(m_markerLegend, 1);
-    lay->addLayout(controls);
+    bodyLay->addLayout(controls);
 
     m_heatmap = new LensHeatmap(content);
     m_heatmap->setAxisTitles(tr("token"), tr("loop"));
@@ -478,7 +483,9 @@ LensView::LensView(QWidget* parent) : TraceView(parent), m_rules(mythos::default
     row->setSpacing(8);
     row->addWidget(m_heatmap, 3);
     row->addLayout(side, 2);
-    lay->addLayout(row, 1);
+    bodyLay->addLayout(row, 1);
+    lay->addWidget(m_body, 1);
+    lay->addStretch(0); // takes the room only while the body is hidden
 
     connect(m_sourceCombo, &QComboBox::currentIndexChanged, this,
             [this](int i) { setSource(i == 1 ? mythos::LensSource::State : mythos::LensSource::Act); });
@@ -728,6 +735,7 @@ void LensView::showSummary() {
         m_summary->setText(noTraceText());
         return;
     }
+    m_body->setVisible(K > 0);
     if (K < 1) {
         m_message->setText(tr("This trace has no logit lens; run the prompt (or mythos-cli trace --lens)."));
         m_message->show();

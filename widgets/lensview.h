@@ -153,6 +153,7 @@ private:
     QComboBox* m_sourceCombo = nullptr;
     QComboBox* m_metricCombo = nullptr;
     QLabel* m_markerLegend = nullptr;
+    QWidget* m_body = nullptr; // the charts, hidden for a trace without a lens
     LensHeatmap* m_heatmap = nullptr;
     HaltConvergenceChart* m_halt = nullptr;
     LineChart* m_loss = nullptr;

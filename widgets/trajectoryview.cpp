@@ -36,7 +36,7 @@ QVector<double> ticks(double lo, double hi, int n) {
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
     double step = mag;
     for (double m : {1.0, 2.0, 5.0, 10.0})
-        if (m * mag >= raw) {
+        if (m * mag >= raw * 0.7) { // rather one tick more than one too few
             step = m * mag;
             break;
         }
@@ -347,12 +347,15 @@ TrajectoryView::TrajectoryView(QWidget* parent) : TraceView(parent) {
     m_cos->setLegendTitle(tr("cos"));
     m_cos->setMinimumSize(260, 300);
 
-    auto* row = new QHBoxLayout;
+    m_body = new QWidget(content);
+    auto* row = new QHBoxLayout(m_body);
+    row->setContentsMargins(0, 0, 0, 0);
     row->setSpacing(8);
     row->addWidget(m_orbit, 5);
     row->addWidget(m_delta, 3);
     row->addWidget(m_cos, 3);
-    lay->addLayout(row, 1);
+    lay->addWidget(m_body, 1);
+    lay->addStretch(0); // takes the room only while the body is hidden
 
     connect(m_orbit, &OrbitChart::tokenClicked, this, &TrajectoryView::selectFromUi);
     connect(m_delta, &Heatmap::rowClicked, this, &TrajectoryView::selectFromUi);
@@ -462,6 +465,7 @@ void TrajectoryView::showSummary() {
         return;
     }
     const int T = int(m_data.tokens), K = int(m_data.loops);
+    m_body->setVisible(K > 0);
     if (K < 1) {
         m_message->setText(tr("This trace has no trajectories; run the prompt (or mythos-cli trace --trajectory)."));
         m_message->show();

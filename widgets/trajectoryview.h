@@ -99,6 +99,7 @@ private:
     QScrollArea* m_scroll = nullptr;
     QLabel* m_summary = nullptr;
     QLabel* m_message = nullptr;
+    QWidget* m_body = nullptr; // the charts, hidden for a trace without trajectories
     OrbitChart* m_orbit = nullptr;
     Heatmap* m_delta = nullptr;
     Heatmap* m_cos = nullptr;

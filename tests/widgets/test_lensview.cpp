@@ -299,6 +299,7 @@ private slots:
         QVERIFY(msg && !msg->isHidden());
         QVERIFY(msg->text().contains("no logit lens"));
         QCOMPARE(v.heatmap()->rows(), 0);
+        QVERIFY(!v.heatmap()->isVisibleTo(&v)); // the message, not empty charts
         QCOMPARE(v.haltChart()->points().size(), 0);
         QCOMPARE(v.exitRuleTableWidget()->rowCount(), 0);
         v.setSelectedToken(2);
@@ -309,6 +310,7 @@ private slots:
         // A lens trace afterwards clears the message.
         v.setTrace(demoTrace(4));
         QVERIFY(msg->isHidden());
+        QVERIFY(v.heatmap()->isVisibleTo(&v));
     }
 
     void hostileTracesDrawWithoutCrash() {

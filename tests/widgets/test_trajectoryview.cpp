@@ -167,11 +167,13 @@ private slots:
         QVERIFY(msg->text().contains("no trajectories"));
         QCOMPARE(v.orbitChart()->orbits().size(), 0);
         QCOMPARE(v.deltaHeatmap()->rows(), 0);
+        QVERIFY(!v.orbitChart()->isVisibleTo(&v));
         for (const auto& c : v.charts())
             QVERIFY(c.data().rows.isEmpty());
         QVERIFY(!v.grab().isNull());
         v.setTrace(demoTrace(4));
         QVERIFY(msg->isHidden());
+        QVERIFY(v.orbitChart()->isVisibleTo(&v));
     }
 
     void hostileTracesDrawWithoutCrash() {
