@@ -135,6 +135,7 @@ void LensHeatmap::paintEvent(QPaintEvent* e) {
     }
     // ACT halting: a red dot with a white ring in the cell's top right corner.
     const double rad = std::clamp(std::min(cw, ch) / 6.0, 2.5, 5.0);
+    paintMarkerLegend(p, grid, rad);
     for (int r = 0; r < rows(); ++r) {
         const int c = m_halting.value(r) - 1;
         if (c < 0 || c >= cols())
@@ -144,6 +145,47 @@ void LensHeatmap::paintEvent(QPaintEvent* e) {
         p.setBrush(haltingColor());
         p.drawEllipse(centre, rad, rad);
     }
+}
+
+// What the markers mean, right of the column title (the grid's row of "loop"), so that an
+// exported image explains itself.
+void LensHeatmap::paintMarkerLegend(QPainter& p, const QRectF& grid, double rad) const {
+    const QFontMetrics fm(font());
+    const int lh = fm.height();
+    const double y = std::ceil(grid.bottom()) + 3 + lh + 2;
+    const double left = grid.center().x() + fm.horizontalAdvance(tr("loop")) / 2.0 + 16;
+    QString conv, halt;
+    auto width = [&] { return 10 + 4 + fm.horizontalAdvance(conv) + 14 + 2 * rad + 4 + fm.horizontalAdvance(halt); };
+    const QPair<QString, QString> wordings[] = {
+        {tr("convergence loop (top-1 final from here)"), tr("ACT halting loop")},
+        {tr("convergence loop"), tr("ACT halting loop")},
+        {tr("convergence"), tr("halting")}};
+    bool fits = false;
+    for (const auto& [c, h] : wordings) {
+        conv = c;
+        halt = h;
+        if ((fits = left + width() <= grid.right()))
+            break;
+    }
+    if (!fits)
+        return;
+    p.save();
+    p.setFont(font());
+    double x = grid.right() - width();
+    p.setPen(QPen(Qt::black, 0.8));
+    p.setBrush(convergenceColor());
+    p.drawRect(QRectF(x + 3, y + 2, 4, lh - 4));
+    x += 14;
+    p.setPen(palette().color(QPalette::WindowText));
+    p.drawText(QRectF(x, y, fm.horizontalAdvance(conv) + 2, lh), Qt::AlignLeft | Qt::AlignVCenter, conv);
+    x += fm.horizontalAdvance(conv) + 14;
+    p.setPen(QPen(Qt::white, 1.2));
+    p.setBrush(haltingColor());
+    p.drawEllipse(QPointF(x + rad, y + lh / 2.0), rad, rad);
+    x += 2 * rad + 4;
+    p.setPen(palette().color(QPalette::WindowText));
+    p.drawText(QRectF(x, y, fm.horizontalAdvance(halt) + 2, lh), Qt::AlignLeft | Qt::AlignVCenter, halt);
+    p.restore();
 }
 
 // ---- HaltConvergenceChart ----
@@ -428,10 +470,10 @@ LensView::LensView(QWidget* parent) : TraceView(parent), m_rules(mythos::default
     controls->addWidget(m_metricCombo);
     controls->addSpacing(12);
     m_markerLegend = new WrapLabel(content); // wraps rather than widen the page
-    m_markerLegend->setText(
-        tr("<span style='color:%1;font-weight:bold'>\u258c</span> convergence loop (top-1 final from here) "
-           "&nbsp; <span style='color:%2'>\u25cf</span> ACT halting loop &nbsp; (click a row to select its token)")
-            .arg(LensHeatmap::convergenceColor().darker(110).name(), LensHeatmap::haltingColor().name()));
+    m_markerLegend->setText(tr("Click a row to select its token; hover a cell for its numbers."));
+    QPalette hintPalette = m_markerLegend->palette();
+    hintPalette.setColor(QPalette::WindowText, hintPalette.color(QPalette::PlaceholderText));
+    m_markerLegend->setPalette(hintPalette);
     controls->addWidget(m_markerLegend, 1);
     bodyLay->addLayout(controls);
 

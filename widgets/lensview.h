@@ -19,6 +19,7 @@
 
 QT_BEGIN_NAMESPACE
 class QComboBox;
+class QPainter;
 class QLabel;
 class QLineEdit;
 class QScrollArea;
@@ -52,6 +53,7 @@ protected:
     void paintEvent(QPaintEvent* e) override;
 
 private:
+    void paintMarkerLegend(QPainter& p, const QRectF& grid, double rad) const;
     std::function<QColor(double)> m_colorFn;
     QStringList m_texts;
     QVector<int> m_convergence, m_halting;
