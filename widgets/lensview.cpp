@@ -342,8 +342,10 @@ void HaltConvergenceChart::paintEvent(QPaintEvent*) {
     p.drawLine(toPixel({0.5, 0.5}), toPixel({K + 0.5, K + 0.5}));
     p.setPen(QColor(90, 90, 90));
     {
-        const QPointF d = toPixel({K + 0.4, K + 0.5});
-        p.drawText(QRectF(d.x() - 60, d.y() + 2, 58, lh), Qt::AlignRight | Qt::AlignVCenter, QStringLiteral("y = x"));
+        // Below the line near its upper end, where the line only rises away from the text.
+        const QPointF d = toPixel({std::max(K - 1.0, 0.6), std::max(K - 1.6, 0.6)});
+        p.drawText(QRectF(d.x() + 4, d.y() - lh / 2.0, 60, lh), Qt::AlignLeft | Qt::AlignVCenter,
+                   QStringLiteral("y = x"));
     }
     // Axis titles.
     p.setPen(pal.color(QPalette::WindowText));
