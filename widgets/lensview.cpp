@@ -378,11 +378,30 @@ void HaltConvergenceChart::paintEvent(QPaintEvent*) {
         p.setBrush(QColor(fill.red(), fill.green(), fill.blue(), 170));
         p.drawEllipse(c, rad, rad);
         if (n > 1) {
-            // The count beside the bubble: inside, two digits would not fit a small one.
-            const QString count = QStringLiteral("×%1").arg(n);
+            // The count right of the bubble, or above it when a neighbour is there (inside,
+            // two digits would not fit a small bubble); the tooltip lists the tokens.
+            const QString count = QStringLiteral("\u00d7%1").arg(n);
+            const int cw = fm.horizontalAdvance(count) + 2;
+            const int x = it.key().first, y = it.key().second;
+            QRectF box(c.x() + rad + 2, c.y() - lh / 2.0, cw, lh);
+            if (groups.contains({x + 1, y}) && cw > step - rad - 6) {
+                box = QRectF(c.x() - cw / 2.0, c.y() - rad - lh, cw, lh);
+                if (groups.contains({x, y + 1})) {
+                    // Crowded: the bare number inside, in a smaller font, when it fits.
+                    QFont small = font();
+                    small.setPointSizeF(font().pointSizeF() * 0.75);
+                    const QString bare = QString::number(n);
+                    if (QFontMetrics(small).horizontalAdvance(bare) + 2 <= 2 * rad) {
+                        p.setFont(small);
+                        p.setPen(Qt::white);
+                        p.drawText(QRectF(c.x() - rad, c.y() - rad, 2 * rad, 2 * rad), Qt::AlignCenter, bare);
+                        p.setFont(font());
+                    }
+                    continue;
+                }
+            }
             p.setPen(pal.color(QPalette::WindowText));
-            p.drawText(QRectF(c.x() + rad + 2, c.y() - lh / 2.0, fm.horizontalAdvance(count) + 2, lh),
-                       Qt::AlignLeft | Qt::AlignVCenter, count);
+            p.drawText(box, Qt::AlignLeft | Qt::AlignVCenter, count);
         }
     }
     // The selected token: a ring, and what it is in a line under the title.
@@ -508,9 +527,11 @@ LensView::LensView(QWidget* parent) : TraceView(parent), m_rules(mythos::default
     m_rulesErrorLabel->hide();
     exitLay->addWidget(m_rulesErrorLabel);
     m_exitTable = makeReadOnlyTable(m_exitBox, "exitRuleTable");
-    m_exitTable->setColumnCount(5);
-    m_exitTable->setHorizontalHeaderLabels({tr("rule"), tr("mean exit loop"), tr("= final output"),
-                                            tr("selected: exit loop"), tr("selected: prediction")});
+    m_exitTable->setColumnCount(4);
+    m_exitTable->setHorizontalHeaderLabels(
+        {tr("rule"), tr("mean exit loop"), tr("= final output"), tr("selected token: exit \u2192 prediction")});
+    m_exitTable->horizontalHeaderItem(2)->setToolTip(
+        tr("Tokens whose prediction at exit is the model's output at K loops"));
     m_exitTable->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_exitTable->horizontalHeader()->setStretchLastSection(true);
     m_exitTable->verticalHeader()->setDefaultSectionSize(fontMetrics().height() + 6);
@@ -754,18 +775,17 @@ void LensView::showExitRules() {
     const int T = int(m_data.tokens);
     m_exitTable->setRowCount(R);
     for (int r = 0; r < R; ++r) {
-        QString loop = QStringLiteral("\u2014"), pred = QStringLiteral("\u2014");
+        QString selected = QStringLiteral("\u2014");
         if (m_selected >= 0 && m_selected < T && std::size_t(r * T + m_selected) < m_exit.loops.size()) {
             const std::size_t i = std::size_t(r * T + m_selected);
-            loop = QString::number(m_exit.loops[i]);
-            pred = QStringLiteral("'%1'").arg(pieceOf(m_exit.tokens[i]));
+            selected = tr("loop %1 \u2192 '%2'").arg(m_exit.loops[i]).arg(pieceOf(m_exit.tokens[i]));
         }
         const QStringList cells{QString::fromStdString(m_exit.names[std::size_t(r)]),
                                 QString::number(m_exit.meanLoops[std::size_t(r)], 'f', 2),
-                                tr("%1 of %2").arg(m_exit.agreeFinal[std::size_t(r)]).arg(T), loop, pred};
+                                tr("%1 of %2").arg(m_exit.agreeFinal[std::size_t(r)]).arg(T), selected};
         for (int c = 0; c < cells.size(); ++c) {
             auto* item = new QTableWidgetItem(cells[c]);
-            if (c > 0 && c < 4)
+            if (c > 0 && c < 3)
                 item->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
             m_exitTable->setItem(r, c, item);
         }

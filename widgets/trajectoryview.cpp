@@ -351,7 +351,9 @@ TrajectoryView::TrajectoryView(QWidget* parent) : TraceView(parent) {
     auto* row = new QHBoxLayout(m_body);
     row->setContentsMargins(0, 0, 0, 0);
     row->setSpacing(8);
-    row->addWidget(m_orbit, 5);
+    // A long prompt makes the heatmaps tall: the plane stays at the top, not stretched with them.
+    m_orbit->setMaximumHeight(720);
+    row->addWidget(m_orbit, 5, Qt::AlignTop);
     row->addWidget(m_delta, 3);
     row->addWidget(m_cos, 3);
     lay->addWidget(m_body, 1);
@@ -442,7 +444,7 @@ void TrajectoryView::showHeatmaps() {
                                 std::max(300, 60 * (fontMetrics().height() + 2)));
     m_delta->setMinimumHeight(minH);
     m_cos->setMinimumHeight(minH);
-    m_orbit->setMinimumHeight(std::min(minH, 520));
+    m_orbit->setMinimumHeight(std::clamp(minH, 360, 640));
 
     const auto cellTip = [this](int row, int col) {
         const std::size_t i = std::size_t(row * m_data.loops + col);

@@ -28,10 +28,10 @@ const char* kModel = MYTHOS_SOURCE_DIR "/resources/models/demo_mla";
 const char* kPrompt = "c=8;n=1;k=c;y=6;d=n;b=0;z=5;?d";
 
 // The prompt through the engine at K loops, with the lens (and its pieces) and trajectories.
-std::shared_ptr<mythos::Trace> demoTrace(int K, bool lens = true) {
+std::shared_ptr<mythos::Trace> demoTrace(int K, bool lens = true, const std::string& prompt = kPrompt) {
     static std::unique_ptr<mythos::Model> model = mythos::Model::open(kModel);
     static std::optional<mythos::Tokenizer> tok = mythos::Tokenizer::forModel(kModel, model->config().vocab_size);
-    const std::vector<int32_t> ids = tok->encode(kPrompt);
+    const std::vector<int32_t> ids = tok->encode(prompt);
     const mythos::DeepRun run = model->deepRun(ids, 1, int64_t(ids.size()), K);
     auto tr = std::make_shared<mythos::Trace>();
     model->logitsAt(run, K, tr.get());
@@ -244,7 +244,10 @@ private slots:
         // The exit table names token 29's exit loop for each rule.
         const auto expected = mythos::exitRuleTable(*tr, mythos::defaultExitRules());
         for (int r = 0; r < 4; ++r)
-            QCOMPARE(cell(v.exitRuleTableWidget(), r, 3), QString::number(expected.loops[std::size_t(r * N + 29)]));
+            QCOMPARE(cell(v.exitRuleTableWidget(), r, 3),
+                     QStringLiteral("loop %1 \u2192 '%2'")
+                         .arg(expected.loops[std::size_t(r * N + 29)])
+                         .arg(v.pieceOf(expected.tokens[std::size_t(r * N + 29)])));
         // A row click selects and announces the token.
         QSignalSpy spy(&v, &LensView::tokenSelected);
         v.resize(1400, 900);
@@ -311,6 +314,31 @@ private slots:
         v.setTrace(demoTrace(4));
         QVERIFY(msg->isHidden());
         QVERIFY(v.heatmap()->isVisibleTo(&v));
+    }
+
+    // For looking at: the state lens by entropy, and a long prompt at many loops.
+    void screenshots() {
+        LensView v;
+        v.resize(1000, 700);
+        v.setTrace(demoTrace(8));
+        v.setSource(mythos::LensSource::State);
+        v.setMetric(LensView::Metric::Entropy);
+        v.setSelectedToken(4);
+        QVERIFY(v.grab().save("/tmp/lens_state_entropy_1000x700.png"));
+        std::string longPrompt;
+        for (int i = 0; i < 3; ++i) // 93 of the demo model's 96 positions
+            longPrompt += std::string(kPrompt) + ";";
+        const auto tr = demoTrace(16, true, longPrompt);
+        v.setTrace(tr);
+        v.setMetric(LensView::Metric::KlFinal);
+        v.setSelectedToken(int(tr->seqLen) - 1);
+        v.resize(1280, 800);
+        QCOMPARE(v.heatmap()->rows(), int(tr->seqLen));
+        QCOMPARE(v.heatmap()->cols(), 16);
+        QTest::qWait(20); // Qt Charts lays out its new axes on the next event loop pass
+        QVERIFY(v.grab().save("/tmp/lens_long_1280x800.png"));
+        for (const auto& c : v.charts())
+            QVERIFY(c.widget->grab().save(QStringLiteral("/tmp/lens_%1.png").arg(c.id)));
     }
 
     void hostileTracesDrawWithoutCrash() {

@@ -24,10 +24,10 @@ namespace {
 const char* kModel = MYTHOS_SOURCE_DIR "/resources/models/demo_mla";
 const char* kPrompt = "c=8;n=1;k=c;y=6;d=n;b=0;z=5;?d";
 
-std::shared_ptr<mythos::Trace> demoTrace(int K, bool trajectory = true) {
+std::shared_ptr<mythos::Trace> demoTrace(int K, bool trajectory = true, const std::string& prompt = kPrompt) {
     static std::unique_ptr<mythos::Model> model = mythos::Model::open(kModel);
     static std::optional<mythos::Tokenizer> tok = mythos::Tokenizer::forModel(kModel, model->config().vocab_size);
-    const std::vector<int32_t> ids = tok->encode(kPrompt);
+    const std::vector<int32_t> ids = tok->encode(prompt);
     const mythos::DeepRun run = model->deepRun(ids, 1, int64_t(ids.size()), K);
     auto tr = std::make_shared<mythos::Trace>();
     model->logitsAt(run, K, tr.get());
@@ -174,6 +174,22 @@ private slots:
         v.setTrace(demoTrace(4));
         QVERIFY(msg->isHidden());
         QVERIFY(v.orbitChart()->isVisibleTo(&v));
+    }
+
+    // For looking at: a long prompt at many loops.
+    void screenshots() {
+        std::string longPrompt;
+        for (int i = 0; i < 3; ++i) // 93 of the demo model's 96 positions
+            longPrompt += std::string(kPrompt) + ";";
+        const auto tr = demoTrace(16, true, longPrompt);
+        TrajectoryView v;
+        v.resize(1280, 800);
+        v.setTrace(tr);
+        v.setSelectedToken(int(tr->seqLen) - 1);
+        QCOMPARE(v.deltaHeatmap()->rows(), int(tr->seqLen));
+        QVERIFY(v.grab().save("/tmp/trajectory_long_1280x800.png"));
+        for (const auto& c : v.charts())
+            QVERIFY(c.widget->grab().save(QStringLiteral("/tmp/trajectory_%1.png").arg(c.id)));
     }
 
     void hostileTracesDrawWithoutCrash() {
