@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     QCommandLineOption modelOpt("model", "Model folder or preset:NAME[:SEED].", "DIR");
     QCommandLineOption promptOpt("prompt", "Prompt text.", "TEXT");
     QCommandLineOption loopsOpt("loops", "Loop count.", "N");
-    const QString viewNames = mx::viewIds().join(", "); // halting, routing, kv, stability, sweep, compare
+    const QString viewNames = mx::viewIds().join(", "); // every view of the registry, in tab order
     QCommandLineOption viewOpt("view", "View to show: " + viewNames + ".", "NAME");
     QCommandLineOption traceOpt("trace", "Open a recorded trace instead of a model.", "FILE");
     QCommandLineOption shotOpt(

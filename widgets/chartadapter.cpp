@@ -17,6 +17,11 @@
 namespace mx {
 
 namespace {
+// A series name as the legend (rich text) must get it: the characters of tags escaped.
+QString legendText(QString name) { return name.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"); }
+} // namespace
+
+namespace {
 
 QChartView* makeView(QWidget* parent, QChart*& chart) {
     chart = new QChart;
@@ -166,7 +171,7 @@ void LineChart::rebuild() {
     int auto_ = 0;
     for (const auto& s : m_series) {
         auto* ls = new QLineSeries;
-        ls->setName(s.name.toHtmlEscaped()); // the legend renders rich text: "kl<0.01" must stay text
+        ls->setName(legendText(s.name)); // the legend renders rich text: "kl<0.01" must stay text
         QVector<QPointF> pts;
         for (const auto& p : s.points)
             if (std::isfinite(p.y()) && (!m_logY || p.y() > 0))
@@ -184,7 +189,7 @@ void LineChart::rebuild() {
     }
     auto addMarker = [&](QPointF a, QPointF b, const QString& name, QColor c) {
         auto* ls = new QLineSeries;
-        ls->setName(name.toHtmlEscaped());
+        ls->setName(legendText(name));
         ls->append(a);
         ls->append(b);
         QPen pen(c);

@@ -114,8 +114,8 @@ InterventionDialog::InterventionDialog(const mythos::Config& config, QWidget* pa
             QMessageBox::warning(this, tr("Not saved"), error);
             return;
         }
-        const QString f = QFileDialog::getSaveFileName(this, tr("Save the intervention"), QStringLiteral("intervention.json"),
-                                                       tr("Interventions (*.json)"));
+        const QString f = QFileDialog::getSaveFileName(
+            this, tr("Save the intervention"), QStringLiteral("intervention.json"), tr("Interventions (*.json)"));
         if (!f.isEmpty() && !saveFile(f, &error))
             QMessageBox::warning(this, tr("Could not save the intervention"), error);
     });

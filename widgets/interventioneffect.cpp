@@ -79,9 +79,9 @@ void InterventionEffectPanel::paintBars() {
         cats << QString::number(t);
         values << m_effect.routingChanged[std::size_t(t)];
         // Tokens whose top-1 changed stand out.
-        colors << (t == m_selected                                                ? selectionColor()
+        colors << (t == m_selected                                                       ? selectionColor()
                    : m_effect.topBase[std::size_t(t)] != m_effect.topMod[std::size_t(t)] ? QColor(200, 80, 30)
-                                                                                           : QColor(90, 120, 170));
+                                                                                         : QColor(90, 120, 170));
     }
     m_routing->setBars(cats, values, colors);
 }
@@ -91,8 +91,8 @@ QString InterventionEffectPanel::summary() const { return m_summary->text(); }
 DataTable InterventionEffectPanel::data() const {
     DataTable t;
     t.title = tr("Effect of the intervention per token");
-    t.columns = {tr("token"), tr("kl_a_b"), tr("top1_a"), tr("top1_b"), tr("halt_a"), tr("halt_b"),
-                 tr("routing_changed")};
+    t.columns = {tr("token"),  tr("kl_a_b"), tr("top1_a"),         tr("top1_b"),
+                 tr("halt_a"), tr("halt_b"), tr("routing_changed")};
     for (int64_t i = 0; i < m_effect.tokens; ++i) {
         const double kl = m_effect.kl[std::size_t(i)];
         t.addRow({qlonglong(i), std::isfinite(kl) ? QVariant(kl) : QVariant(), m_effect.topBase[std::size_t(i)],

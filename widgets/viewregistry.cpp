@@ -5,8 +5,10 @@
 #include "depthsweepview.h"
 #include "haltingview.h"
 #include "kvview.h"
+#include "lensview.h"
 #include "routingview.h"
 #include "stabilityview.h"
+#include "trajectoryview.h"
 
 namespace mx {
 
@@ -25,7 +27,9 @@ const QList<ViewEntry>& viewRegistry() {
         // A report has no model to rescale: the Rescale A controls stay disabled.
         {QStringLiteral("stability"), true, make<StabilityView>,
          [](TraceView* v) { static_cast<StabilityView*>(v)->setModelAvailable(false); }},
+        {QStringLiteral("lens"), true, make<LensView>, {}},
         {QStringLiteral("attention"), true, make<AttentionView>, {}},
+        {QStringLiteral("trajectory"), true, make<TrajectoryView>, {}},
         {QStringLiteral("sweep"), false, make<DepthSweepView>, {}},
         {QStringLiteral("compare"), false, make<ComparisonView>, {}},
     };

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "mythos/kvcache.h"
+#include "mythos/lens.h"
 #include "mythos/model.h"
 #include "mythos/stability.h"
 #include "qtest_main.h"
@@ -109,6 +110,9 @@ private:
         for (int k : loops) {
             auto tr = std::make_shared<mythos::Trace>();
             m_model->logitsAt(*m_run, k, tr.get());
+            // As the window's and mythos-cli's reports ask for them.
+            tr->lens = m_model->lens(*m_run, k);
+            tr->trajectory = mythos::trajectoryOf(*m_run, k);
             // A report asks for the attention part of every loop count (reportcontroller.cpp).
             tr->attention.to = tr->seqLen;
             tr->attention.sites = m_model->attention(*m_run, k, 0);
@@ -147,7 +151,7 @@ private slots:
             ids << v->viewId();
             QVERIFY(!v->charts().isEmpty());
         }
-        QCOMPARE(ids, (QStringList{"halting", "routing", "kv", "stability", "attention"}));
+        QCOMPARE(ids, (QStringList{"halting", "routing", "kv", "stability", "lens", "attention", "trajectory"}));
     }
 
     void writesEveryChartAtEveryLoopCount() {

@@ -46,8 +46,9 @@ private slots:
         }
         QCOMPARE(window, all);
         QCOMPARE(report, inReport);
-        QCOMPARE(window, (QStringList{"halting", "routing", "kv", "stability", "attention", "sweep", "compare"}));
-        QCOMPARE(report, (QStringList{"halting", "routing", "kv", "stability", "attention"}));
+        QCOMPARE(window, (QStringList{"halting", "routing", "kv", "stability", "lens", "attention", "trajectory",
+                                      "sweep", "compare"}));
+        QCOMPARE(report, (QStringList{"halting", "routing", "kv", "stability", "lens", "attention", "trajectory"}));
         QStringList fromReport;
         for (auto* v : createReportViews(&host))
             fromReport << v->viewId();
