@@ -810,6 +810,10 @@ std::vector<int32_t> Model::stateTop1(const std::vector<const float*>& states, i
     return top;
 }
 
+namespace {
+std::vector<int32_t> convergenceLoops(const std::vector<int32_t>& top, int64_t K, int64_t N); // below
+} // namespace
+
 std::vector<float> Model::forcedExitOutput(const std::vector<const float*>& states, int64_t B, int64_t T,
                                            int64_t startPos, const KvCache* cache, const std::atomic<bool>* cancel) {
     const Intervention& iv = *activeIntervention();
@@ -819,13 +823,8 @@ std::vector<float> Model::forcedExitOutput(const std::vector<const float*>& stat
         return out;
     std::vector<int64_t> exitLoop(static_cast<std::size_t>(N), std::min(iv.exitLoop, K));
     if (iv.exit == Intervention::Exit::Convergence) {
-        const std::vector<int32_t> top = stateTop1(states, B, T, startPos, cache, cancel);
-        for (int64_t n = 0; n < N; ++n) {
-            int64_t conv = K;
-            while (conv > 1 && top[std::size_t((conv - 2) * N + n)] == top[std::size_t((K - 1) * N + n)])
-                --conv;
-            exitLoop[std::size_t(n)] = conv;
-        }
+        const std::vector<int32_t> conv = convergenceLoops(stateTop1(states, B, T, startPos, cache, cancel), K, N);
+        std::copy(conv.begin(), conv.end(), exitLoop.begin());
     }
     for (int64_t n = 0; n < N; ++n) {
         const float* h = states[std::size_t(exitLoop[std::size_t(n)] - 1)] + n * D;
@@ -876,16 +875,85 @@ namespace {
 // A KL divergence below 0 is rounding; NaN stays NaN.
 double nonNegative(double x) { return x < 0 ? 0.0 : x; }
 
-} // namespace
-
-namespace {
-
 // The logit lens keeps every loop's rows (both lenses) while they take at most this many
 // floats (64 MiB): then the output at K loops is one of them and a deep run can keep them
 // for the next call.
 constexpr int64_t kLensKeepFloats = int64_t(1) << 24;
 
+// What both lenses compare with: the model's output at K loops, [N][V] logits with their
+// probabilities and each row's log-sum-exp.
+struct LensReference {
+    const float* z = nullptr;
+    std::vector<float> p;
+    std::vector<double> lse;
+};
+
+LensReference lensReference(const float* z, int64_t N, int64_t V) {
+    LensReference ref;
+    ref.z = z;
+    ref.p.resize(std::size_t(N * V));
+    ref.lse.resize(std::size_t(N));
+    for (int64_t n = 0; n < N; ++n) {
+        const detail::LensRow r = detail::lensRow(z + n * V, V, nullptr, nullptr, 0, nullptr, 0);
+        ref.lse[std::size_t(n)] = r.lse;
+        for (int64_t i = 0; i < V; ++i)
+            ref.p[std::size_t(n * V + i)] = float(std::exp(double(z[n * V + i]) - r.lse));
+    }
+    return ref;
+}
+
+void sizeLensSide(LensSide& ls, int64_t K, int64_t N) {
+    const std::size_t KN = std::size_t(K * N);
+    ls.top1.resize(KN);
+    ls.p.resize(KN);
+    ls.entropy.resize(KN);
+    ls.klFinal.resize(KN);
+    ls.klPrev.resize(KN);
+}
+
+// Loop t's (0-based) rows zt [N][V] of one lens into `ls`, rows across threads. prev: loop
+// t-1's rows (null at t = 0); lse: each row's log-sum-exp, of loop t-1 in and of loop t out
+// (KL to the previous loop needs it).
+void addLensLoop(LensSide& ls, int64_t t, const float* zt, const float* prev, std::vector<double>& lse,
+                 const LensReference& ref, int64_t N, int64_t V) {
+    detail::forEachIndex(N, N * V >= (int64_t(1) << 16), [&](int64_t n, int) {
+        const detail::LensRow r =
+            detail::lensRow(zt + n * V, V, ref.p.data() + n * V, ref.z + n * V, ref.lse[std::size_t(n)],
+                            prev ? prev + n * V : nullptr, lse[std::size_t(n)]);
+        const std::size_t at = std::size_t(t * N + n);
+        ls.top1[at] = r.top;
+        ls.p[at] = r.pTop;
+        ls.entropy[at] = float(r.entropy);
+        ls.klFinal[at] = float(nonNegative(r.klRef));
+        ls.klPrev[at] = prev ? float(nonNegative(r.klPrev)) : std::numeric_limits<float>::quiet_NaN();
+        lse[std::size_t(n)] = r.lse;
+    });
+}
+
+// For each of N rows, the first loop (1-based) from which its top-1 stays that of loop K;
+// top: [K][N].
+std::vector<int32_t> convergenceLoops(const std::vector<int32_t>& top, int64_t K, int64_t N) {
+    std::vector<int32_t> out(static_cast<std::size_t>(N));
+    for (int64_t n = 0; n < N; ++n) {
+        int64_t conv = K;
+        while (conv > 1 && top[std::size_t((conv - 2) * N + n)] == top[std::size_t((K - 1) * N + n)])
+            --conv;
+        out[std::size_t(n)] = int32_t(conv);
+    }
+    return out;
+}
+
 } // namespace
+
+void Model::lensInput(const DeepRun& run, bool act, int64_t t, float* dst) {
+    if (act) {
+        const std::vector<float> o = recurrentOutput(run, t, float(m_cfg.act_threshold), nullptr, nullptr, nullptr);
+        std::copy(o.begin(), o.end(), dst);
+    } else {
+        const auto& h = run.h[std::size_t(t - 1)];
+        std::copy(h.begin(), h.end(), dst);
+    }
+}
 
 LensRecord Model::lens(const DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel) {
     return lensImpl(run, nullptr, K, keepLogits, cancel);
@@ -904,7 +972,6 @@ LensRecord Model::lensImpl(const DeepRun& run, DeepRun::LensRows* keep, int64_t 
     const int64_t B = run.batch, T = run.seqLen, N = B * T, D = c.dim, V = c.vocab_size;
     if (2 * K * N * V > kLensKeepFloats)
         return lensStreamed(run, K, keepLogits, cancel);
-    const float thr = float(c.act_threshold);
     // Rows kept by the deep run are valid for the intervention they were made under; loop t's
     // rows do not depend on K.
     DeepRun::LensRows local;
@@ -915,83 +982,42 @@ LensRecord Model::lensImpl(const DeepRun& run, DeepRun::LensRows* keep, int64_t 
     }
     rows.act.resize(std::max<std::size_t>(rows.act.size(), std::size_t(K)));
     rows.state.resize(std::max<std::size_t>(rows.state.size(), std::size_t(K)));
-    // The missing (side, loop) slots, computed in coda passes of stacked batch rows.
+    // The missing (side, loop) slots, computed in one coda pass of stacked batch rows.
     std::vector<std::pair<int, int64_t>> missing;
     for (int side = 0; side < 2; ++side)
         for (int64_t t = 1; t <= K; ++t)
             if ((side == 0 ? rows.act : rows.state)[std::size_t(t - 1)].empty())
                 missing.push_back({side, t});
-    for (std::size_t m0 = 0; m0 < missing.size(); m0 += std::size_t(2 * K)) {
+    if (!missing.empty()) {
         checkCancel(cancel);
-        const std::size_t nm = std::min(missing.size() - m0, std::size_t(2 * K));
+        const std::size_t nm = missing.size();
         std::vector<float> x(nm * std::size_t(N * D));
-        for (std::size_t i = 0; i < nm; ++i) {
-            const auto [side, t] = missing[m0 + i];
-            if (side == 0) {
-                const std::vector<float> o = recurrentOutput(run, t, thr, nullptr, nullptr, nullptr);
-                std::copy(o.begin(), o.end(), x.begin() + std::ptrdiff_t(i) * N * D);
-            } else {
-                const auto& h = run.h[std::size_t(t - 1)];
-                std::copy(h.begin(), h.end(), x.begin() + std::ptrdiff_t(i) * N * D);
-            }
-        }
+        for (std::size_t i = 0; i < nm; ++i)
+            lensInput(run, missing[i].first == 0, missing[i].second, x.data() + std::ptrdiff_t(i) * N * D);
         const std::vector<float> z = finish(std::move(x), int64_t(nm) * B, T, 0, nullptr, cancel, HeadRows::All);
         for (std::size_t i = 0; i < nm; ++i) {
-            const auto [side, t] = missing[m0 + i];
+            const auto [side, t] = missing[i];
             auto& dst = (side == 0 ? rows.act : rows.state)[std::size_t(t - 1)];
             dst.assign(z.begin() + std::ptrdiff_t(i) * N * V, z.begin() + std::ptrdiff_t(i + 1) * N * V);
         }
     }
 
-    // The model's output at K loops is the act lens at K: the reference both compare with.
-    const std::vector<float>& zFinal = rows.act[std::size_t(K - 1)];
-    std::vector<float> pFinal(zFinal.size());
-    std::vector<double> lseFinal(static_cast<std::size_t>(N));
-    for (int64_t n = 0; n < N; ++n) {
-        const detail::LensRow r = detail::lensRow(zFinal.data() + n * V, V, nullptr, nullptr, 0, nullptr, 0);
-        lseFinal[std::size_t(n)] = r.lse;
-        for (int64_t i = 0; i < V; ++i)
-            pFinal[std::size_t(n * V + i)] = float(std::exp(double(zFinal[std::size_t(n * V + i)]) - r.lse));
-    }
+    // The model's output at K loops is the act lens at K.
+    const LensReference ref = lensReference(rows.act[std::size_t(K - 1)].data(), N, V);
     LensRecord lr;
     lr.loops = K;
-    const bool parallelRows = N * V >= (int64_t(1) << 16);
     for (int side = 0; side < 2; ++side) {
         LensSide& ls = side == 0 ? lr.act : lr.state;
         const auto& z = side == 0 ? rows.act : rows.state;
-        const std::size_t KN = std::size_t(K * N);
-        ls.top1.resize(KN);
-        ls.p.resize(KN);
-        ls.entropy.resize(KN);
-        ls.klFinal.resize(KN);
-        ls.klPrev.resize(KN);
-        std::vector<double> lse(KN);
-        // Loop by loop (KL to the previous loop needs its log-sum-exp), rows across threads.
+        sizeLensSide(ls, K, N);
+        std::vector<double> lse(static_cast<std::size_t>(N));
         for (int64_t t = 0; t < K; ++t) {
             const float* zt = z[std::size_t(t)].data();
-            const float* prev = t > 0 ? z[std::size_t(t - 1)].data() : nullptr;
-            detail::forEachIndex(N, parallelRows, [&](int64_t n, int) {
-                const std::size_t at = std::size_t(t * N + n);
-                const detail::LensRow r = detail::lensRow(zt + n * V, V, pFinal.data() + n * V, zFinal.data() + n * V,
-                                                          lseFinal[std::size_t(n)], prev ? prev + n * V : nullptr,
-                                                          t > 0 ? lse[at - std::size_t(N)] : 0.0);
-                ls.top1[at] = r.top;
-                ls.p[at] = r.pTop;
-                ls.entropy[at] = float(r.entropy);
-                ls.klFinal[at] = float(nonNegative(r.klRef));
-                ls.klPrev[at] = prev ? float(nonNegative(r.klPrev)) : std::numeric_limits<float>::quiet_NaN();
-                lse[at] = r.lse;
-            });
+            addLensLoop(ls, t, zt, t > 0 ? z[std::size_t(t - 1)].data() : nullptr, lse, ref, N, V);
             if (keepLogits)
                 ls.logits.insert(ls.logits.end(), zt, zt + N * V);
         }
-        ls.convergence.resize(std::size_t(N));
-        for (int64_t n = 0; n < N; ++n) {
-            int64_t conv = K;
-            while (conv > 1 && ls.top1[std::size_t((conv - 2) * N + n)] == ls.top1[std::size_t((K - 1) * N + n)])
-                --conv;
-            ls.convergence[std::size_t(n)] = int32_t(conv);
-        }
+        ls.convergence = convergenceLoops(ls.top1, K, N);
     }
     return lr;
 }
@@ -999,83 +1025,42 @@ LensRecord Model::lensImpl(const DeepRun& run, DeepRun::LensRows* keep, int64_t 
 LensRecord Model::lensStreamed(const DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel) {
     const Config& c = m_cfg;
     const int64_t B = run.batch, T = run.seqLen, N = B * T, D = c.dim, V = c.vocab_size;
-    const float thr = float(c.act_threshold);
     LensRecord lr;
     lr.loops = K;
 
-    // The model's output at K loops: the "final" prediction both lenses are compared with.
-    const std::vector<float> zFinal =
-        finish(recurrentOutput(run, K, thr, nullptr, nullptr, nullptr), B, T, 0, nullptr, cancel, HeadRows::All);
-    std::vector<float> pFinal(zFinal.size());
-    std::vector<double> lseFinal(static_cast<std::size_t>(N));
-    for (int64_t n = 0; n < N; ++n) {
-        const detail::LensRow r = detail::lensRow(zFinal.data() + n * V, V, nullptr, nullptr, 0, nullptr, 0);
-        lseFinal[std::size_t(n)] = r.lse;
-        for (int64_t i = 0; i < V; ++i)
-            pFinal[std::size_t(n * V + i)] = float(std::exp(double(zFinal[std::size_t(n * V + i)]) - r.lse));
-    }
+    // The model's output at K loops: the reference both lenses are compared with.
+    std::vector<float> zFinal(static_cast<std::size_t>(N * D));
+    lensInput(run, true, K, zFinal.data());
+    zFinal = finish(std::move(zFinal), B, T, 0, nullptr, cancel, HeadRows::All);
+    const LensReference ref = lensReference(zFinal.data(), N, V);
 
     // Loops per coda pass: stacked as extra batch rows (the coda attends within a row), at
     // most 2^24 logits at a time.
     const int64_t perPass =
         std::max<int64_t>(1, std::min<int64_t>(K, (int64_t(1) << 24) / std::max<int64_t>(1, N * V)));
-    const bool parallelRows = N * V >= (int64_t(1) << 16);
     for (int side = 0; side < 2; ++side) {
         LensSide& ls = side == 0 ? lr.act : lr.state;
-        const std::size_t KN = std::size_t(K * N);
-        ls.top1.resize(KN);
-        ls.p.resize(KN);
-        ls.entropy.resize(KN);
-        ls.klFinal.resize(KN);
-        ls.klPrev.resize(KN);
-        if (keepLogits)
-            ls.logits.resize(KN * std::size_t(V));
+        sizeLensSide(ls, K, N);
         std::vector<float> zPrev;
-        std::vector<double> lsePrev(static_cast<std::size_t>(N));
+        std::vector<double> lse(static_cast<std::size_t>(N));
         for (int64_t t0 = 0; t0 < K; t0 += perPass) {
             checkCancel(cancel);
             const int64_t nt = std::min(perPass, K - t0);
             std::vector<float> x(static_cast<std::size_t>(nt * N * D));
-            for (int64_t i = 0; i < nt; ++i) {
-                const int64_t t = t0 + i + 1; // 1-based loop
-                if (side == 0) {
-                    const std::vector<float> o = recurrentOutput(run, t, thr, nullptr, nullptr, nullptr);
-                    std::copy(o.begin(), o.end(), x.begin() + i * N * D);
-                } else {
-                    std::copy(run.h[std::size_t(t - 1)].begin(), run.h[std::size_t(t - 1)].end(),
-                              x.begin() + i * N * D);
-                }
-            }
+            for (int64_t i = 0; i < nt; ++i)
+                lensInput(run, side == 0, t0 + i + 1, x.data() + i * N * D);
             const std::vector<float> z = finish(std::move(x), nt * B, T, 0, nullptr, cancel, HeadRows::All);
             for (int64_t i = 0; i < nt; ++i) {
                 const int64_t t = t0 + i; // 0-based
                 const float* zt = z.data() + i * N * V;
                 // The previous loop's rows: in this pass, or kept from the last one.
-                const float* prev = t == 0 ? nullptr : i > 0 ? zt - N * V : zPrev.data();
-                detail::forEachIndex(N, parallelRows, [&](int64_t n, int) {
-                    const detail::LensRow r = detail::lensRow(zt + n * V, V, pFinal.data() + n * V,
-                                                              zFinal.data() + n * V, lseFinal[std::size_t(n)],
-                                                              prev ? prev + n * V : nullptr, lsePrev[std::size_t(n)]);
-                    const std::size_t at = std::size_t(t * N + n);
-                    ls.top1[at] = r.top;
-                    ls.p[at] = r.pTop;
-                    ls.entropy[at] = float(r.entropy);
-                    ls.klFinal[at] = float(nonNegative(r.klRef));
-                    ls.klPrev[at] = prev ? float(nonNegative(r.klPrev)) : std::numeric_limits<float>::quiet_NaN();
-                    lsePrev[std::size_t(n)] = r.lse;
-                });
+                addLensLoop(ls, t, zt, t == 0 ? nullptr : i > 0 ? zt - N * V : zPrev.data(), lse, ref, N, V);
                 if (keepLogits)
-                    std::copy(zt, zt + N * V, ls.logits.begin() + t * N * V);
+                    ls.logits.insert(ls.logits.end(), zt, zt + N * V);
             }
             zPrev.assign(z.end() - N * V, z.end());
         }
-        ls.convergence.resize(std::size_t(N));
-        for (int64_t n = 0; n < N; ++n) {
-            int64_t conv = K;
-            while (conv > 1 && ls.top1[std::size_t((conv - 2) * N + n)] == ls.top1[std::size_t((K - 1) * N + n)])
-                --conv;
-            ls.convergence[std::size_t(n)] = int32_t(conv);
-        }
+        ls.convergence = convergenceLoops(ls.top1, K, N);
     }
     return lr;
 }

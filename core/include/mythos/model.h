@@ -172,6 +172,9 @@ private:
     const Intervention* activeIntervention() const;
     LensRecord lensImpl(const DeepRun& run, DeepRun::LensRows* keep, int64_t K, bool keepLogits,
                         const std::atomic<bool>* cancel);
+    // The recurrent block's output at t loops (act) or h_t (state), [N][D] into dst: the
+    // lens' input for loop t.
+    void lensInput(const DeepRun& run, bool act, int64_t t, float* dst);
     // The lens of a large vocabulary: pass by pass, nothing kept.
     LensRecord lensStreamed(const DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel);
     // Checks the input (ids in the vocabulary, positions within max_seq_len), embeds it and
