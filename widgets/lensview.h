@@ -113,7 +113,7 @@ public:
     void setSource(mythos::LensSource source);
     mythos::LensSource source() const { return m_source; }
     void setMetric(Metric metric);
-    Metric metric() const { return m_metric; }
+    Metric colourMetric() const { return m_metric; } // not metric(): QWidget::metric is virtual
     // Parses a comma-separated rule list (ACT is always included); on an error keeps the
     // last good rules and shows the error. False on an error.
     bool setExitRulesText(const QString& text);

@@ -277,7 +277,10 @@ TEST(InterventionModelTest, SetInterventionRejectsIndicesOutsideTheModel) {
         {R"({"patch": {"token": 1, "loop": 1, "ids": [1, 64]}})", "patch.ids"},
         {R"({"patch": {"token": 1, "loop": 1, "prompt": "not tokenized"}})", "patch"},
     };
-    for (const auto& [text, field] : cases) {
+    for (const auto& entry : cases) {
+        // Named copies, not a structured binding: clang 14 cannot capture those in a lambda.
+        const auto& text = entry.first;
+        const auto& field = entry.second;
         const std::string msg = argumentError([&] { m->setIntervention(parse(text)); });
         EXPECT_EQ(msg.rfind("intervention", 0), 0u) << text << " -> " << msg;
         EXPECT_TRUE(contains(msg, field)) << text << " -> " << msg;

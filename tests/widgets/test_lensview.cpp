@@ -180,7 +180,7 @@ private slots:
         QCOMPARE(v.heatmap()->value(2, 3), double(tr->lens.state.entropy[std::size_t(3 * N + 2)]));
         v.metricCombo()->setCurrentIndex(2);
         QCOMPARE(v.heatmap()->value(2, 3), double(tr->lens.state.klFinal[std::size_t(3 * N + 2)]));
-        QCOMPARE(v.metric(), LensView::Metric::KlFinal);
+        QCOMPARE(v.colourMetric(), LensView::Metric::KlFinal);
     }
 
     void exitRulesRejectBadTextAndKeepTheLastGood() {
