@@ -459,17 +459,18 @@ void AttentionView::resizeEvent(QResizeEvent* e) {
     fitGrid();
 }
 
-TraceView::Needs AttentionView::needs() const {
-    Needs n;
+TraceView::Needs attentionNeeds(const TracePtr& trace, int selected) {
+    TraceView::Needs n;
     n.attention = true;
-    const bool shown = m_trace && !m_trace->attention.sites.empty();
-    const auto w =
-        attentionWindowFor(m_trace ? int(m_trace->seqLen) : 0, m_selected, shown ? int(m_trace->attention.from) : 0,
-                           shown ? int(m_trace->attention.to) : -1);
+    const bool shown = trace && !trace->attention.sites.empty();
+    const auto w = attentionWindowFor(trace ? int(trace->seqLen) : 0, selected, shown ? int(trace->attention.from) : 0,
+                                      shown ? int(trace->attentionEnd()) : -1);
     n.attentionFrom = w.first;
     n.attentionTo = w.second;
     return n;
 }
+
+TraceView::Needs AttentionView::needs() const { return attentionNeeds(m_trace, m_selected); }
 
 void AttentionView::setTrace(const TracePtr& trace) {
     if (!trace)

@@ -29,6 +29,9 @@ struct Series;
 // else the kAttentionWindow positions ending at the selected token (the first ones when none).
 // {0, 0} when seqLen is unknown (the worker then takes the first positions).
 QPair<int, int> attentionWindowFor(int seqLen, int selected, int curFrom, int curTo);
+// What a view showing `trace`'s attention around the selected token asks the worker for: the
+// attention part over attentionWindowFor's window (the Attention and Compare views).
+TraceView::Needs attentionNeeds(const TracePtr& trace, int selected);
 // The column header of site s: "prelude 0", "loop 3", "coda 0".
 QString attentionSiteLabel(const mythos::AttentionGridData& g, int site);
 // The site shown enlarged by default: the last recurrent loop (else the last site); -1 without sites.

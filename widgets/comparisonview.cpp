@@ -404,14 +404,7 @@ TraceView::Needs ComparisonView::needs() const {
     Needs n;
     if (!m_infoB)
         return n;
-    n.attention = true;
-    const bool shown = m_trace && !m_trace->attention.sites.empty();
-    const auto w =
-        attentionWindowFor(m_trace ? int(m_trace->seqLen) : 0, m_selected, shown ? int(m_trace->attention.from) : 0,
-                           shown ? int(m_trace->attention.to) : -1);
-    n.attentionFrom = w.first;
-    n.attentionTo = w.second;
-    return n;
+    return attentionNeeds(m_trace, m_selected);
 }
 
 QString ComparisonView::summary() const { return m_summary->text(); }
