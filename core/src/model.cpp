@@ -2,6 +2,7 @@
 #include "halfprecision.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -955,6 +956,39 @@ void Model::lensInput(const DeepRun& run, bool act, int64_t t, float* dst) {
     }
 }
 
+void Model::lensLogits(const std::vector<LensSlot>& slots, int64_t B, int64_t T, const std::atomic<bool>* cancel) {
+    const int64_t D = m_cfg.dim, V = m_cfg.vocab_size, rowIn = T * D, rowOut = T * V;
+    // Each slot's batch rows: an index into the pass, or -1 for a copy of sameLogits.
+    std::vector<int64_t> source(slots.size() * std::size_t(B), -1);
+    int64_t distinct = 0;
+    for (std::size_t i = 0; i < slots.size(); ++i)
+        for (int64_t b = 0; b < B; ++b) {
+            const LensSlot& s = slots[i];
+            const bool same =
+                s.sameAs &&
+                std::equal(s.x + b * rowIn, s.x + (b + 1) * rowIn, s.sameAs + b * rowIn,
+                           [](float u, float w) { return std::bit_cast<uint32_t>(u) == std::bit_cast<uint32_t>(w); });
+            if (!same)
+                source[i * std::size_t(B) + std::size_t(b)] = distinct++;
+        }
+    std::vector<float> z;
+    if (distinct > 0) {
+        std::vector<float> x(std::size_t(distinct * rowIn));
+        for (std::size_t i = 0; i < slots.size(); ++i)
+            for (int64_t b = 0; b < B; ++b)
+                if (const int64_t u = source[i * std::size_t(B) + std::size_t(b)]; u >= 0)
+                    std::copy(slots[i].x + b * rowIn, slots[i].x + (b + 1) * rowIn, x.begin() + u * rowIn);
+        z = finish(std::move(x), distinct, T, 0, nullptr, cancel, HeadRows::All);
+    }
+    // In slot order, so that a copy of an earlier slot's rows finds them written.
+    for (std::size_t i = 0; i < slots.size(); ++i)
+        for (int64_t b = 0; b < B; ++b) {
+            const int64_t u = source[i * std::size_t(B) + std::size_t(b)];
+            const float* from = u >= 0 ? z.data() + u * rowOut : slots[i].sameLogits + b * rowOut;
+            std::copy(from, from + rowOut, slots[i].out + b * rowOut);
+        }
+}
+
 LensRecord Model::lens(const DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel) {
     return lensImpl(run, nullptr, K, keepLogits, cancel);
 }
@@ -982,25 +1016,38 @@ LensRecord Model::lensImpl(const DeepRun& run, DeepRun::LensRows* keep, int64_t 
     }
     rows.act.resize(std::max<std::size_t>(rows.act.size(), std::size_t(K)));
     rows.state.resize(std::max<std::size_t>(rows.state.size(), std::size_t(K)));
-    // The missing (side, loop) slots, computed in one coda pass of stacked batch rows.
-    std::vector<std::pair<int, int64_t>> missing;
-    for (int side = 0; side < 2; ++side)
-        for (int64_t t = 1; t <= K; ++t)
-            if ((side == 0 ? rows.act : rows.state)[std::size_t(t - 1)].empty())
-                missing.push_back({side, t});
-    if (!missing.empty()) {
-        checkCancel(cancel);
-        const std::size_t nm = missing.size();
-        std::vector<float> x(nm * std::size_t(N * D));
-        for (std::size_t i = 0; i < nm; ++i)
-            lensInput(run, missing[i].first == 0, missing[i].second, x.data() + std::ptrdiff_t(i) * N * D);
-        const std::vector<float> z = finish(std::move(x), int64_t(nm) * B, T, 0, nullptr, cancel, HeadRows::All);
-        for (std::size_t i = 0; i < nm; ++i) {
-            const auto [side, t] = missing[i];
-            auto& dst = (side == 0 ? rows.act : rows.state)[std::size_t(t - 1)];
-            dst.assign(z.begin() + std::ptrdiff_t(i) * N * V, z.begin() + std::ptrdiff_t(i + 1) * N * V);
+    // The missing (side, loop) slots in loop order, each compared with its side's loop before
+    // (kept or missing): one coda pass over the distinct batch rows.
+    std::vector<LensSlot> slots;
+    std::vector<std::vector<float>> inputs[2]; // [side][t], those needed
+    for (int side = 0; side < 2; ++side) {
+        auto& z = side == 0 ? rows.act : rows.state;
+        inputs[side].resize(std::size_t(K + 1));
+        auto input = [&](int64_t t) -> const float* {
+            auto& in = inputs[side][std::size_t(t)];
+            if (in.empty()) {
+                in.resize(std::size_t(N * D));
+                lensInput(run, side == 0, t, in.data());
+            }
+            return in.data();
+        };
+        for (int64_t t = 1; t <= K; ++t) {
+            auto& dst = z[std::size_t(t - 1)];
+            if (!dst.empty())
+                continue;
+            checkCancel(cancel);
+            dst.resize(std::size_t(N * V));
+            LensSlot slot;
+            slot.x = input(t);
+            if (t > 1) {
+                slot.sameAs = input(t - 1);
+                slot.sameLogits = z[std::size_t(t - 2)].data();
+            }
+            slot.out = dst.data();
+            slots.push_back(slot);
         }
     }
+    lensLogits(slots, B, T, cancel);
 
     // The model's output at K loops is the act lens at K.
     const LensReference ref = lensReference(rows.act[std::size_t(K - 1)].data(), N, V);
@@ -1041,15 +1088,27 @@ LensRecord Model::lensStreamed(const DeepRun& run, int64_t K, bool keepLogits, c
     for (int side = 0; side < 2; ++side) {
         LensSide& ls = side == 0 ? lr.act : lr.state;
         sizeLensSide(ls, K, N);
-        std::vector<float> zPrev;
+        std::vector<float> xPrev, zPrev; // the last pass's last loop
         std::vector<double> lse(static_cast<std::size_t>(N));
         for (int64_t t0 = 0; t0 < K; t0 += perPass) {
             checkCancel(cancel);
             const int64_t nt = std::min(perPass, K - t0);
-            std::vector<float> x(static_cast<std::size_t>(nt * N * D));
-            for (int64_t i = 0; i < nt; ++i)
+            std::vector<float> x(static_cast<std::size_t>(nt * N * D)), z(static_cast<std::size_t>(nt * N * V));
+            std::vector<LensSlot> slots(static_cast<std::size_t>(nt));
+            for (int64_t i = 0; i < nt; ++i) {
+                LensSlot& slot = slots[std::size_t(i)];
                 lensInput(run, side == 0, t0 + i + 1, x.data() + i * N * D);
-            const std::vector<float> z = finish(std::move(x), nt * B, T, 0, nullptr, cancel, HeadRows::All);
+                slot.x = x.data() + i * N * D;
+                slot.out = z.data() + i * N * V;
+                if (i > 0) {
+                    slot.sameAs = slot.x - N * D;
+                    slot.sameLogits = slot.out - N * V;
+                } else if (t0 > 0) {
+                    slot.sameAs = xPrev.data();
+                    slot.sameLogits = zPrev.data();
+                }
+            }
+            lensLogits(slots, B, T, cancel);
             for (int64_t i = 0; i < nt; ++i) {
                 const int64_t t = t0 + i; // 0-based
                 const float* zt = z.data() + i * N * V;
@@ -1058,6 +1117,7 @@ LensRecord Model::lensStreamed(const DeepRun& run, int64_t K, bool keepLogits, c
                 if (keepLogits)
                     ls.logits.insert(ls.logits.end(), zt, zt + N * V);
             }
+            xPrev.assign(x.end() - N * D, x.end());
             zPrev.assign(z.end() - N * V, z.end());
         }
         ls.convergence = convergenceLoops(ls.top1, K, N);

@@ -115,6 +115,33 @@ TEST_P(LensTest, ActLensIsTheOutputAtEachLoopCount) {
     EXPECT_THROW(m->lens(run, K + 1), ArgumentError);
 }
 
+// Once every position of a batch row has halted, its ACT mixture repeats bit for bit and
+// the lens takes that row's logits from the loop before instead of another coda pass: the
+// rows still equal logitsAt at every loop count, for the halted row and the running one.
+TEST_P(LensTest, HaltedBatchRowsReuseTheirLogitsExactly) {
+    auto hm = mythos::open(parseModelSpec("preset:" + GetParam() + ":5"), {}, json{{"act_threshold", 0.6}});
+    const int64_t T = int64_t(kPrompt.size()), K = 8, V = hm->config().vocab_size, N = 2 * T;
+    std::vector<int32_t> both = kPrompt;
+    both.insert(both.end(), kOther.begin(), kOther.end());
+    DeepRun run = hm->deepRun(both, 2, T, K);
+    const LensRecord lr = hm->lens(run, K, true);
+    int shared = 0;
+    std::vector<float> before = hm->logitsAt(run, 1);
+    for (int64_t t = 1; t <= K; ++t) {
+        SCOPED_TRACE("loop " + std::to_string(t));
+        const std::vector<float> z = hm->logitsAt(run, t);
+        EXPECT_EQ(rows(lr.act.logits, (t - 1) * N, t * N, V), z);
+        for (int64_t b = 0; b < 2 && t > 1; ++b)
+            shared += int(rows(z, b * T, (b + 1) * T, V) == rows(before, b * T, (b + 1) * T, V));
+        before = z;
+    }
+    EXPECT_GT(shared, 0) << "no batch row halted: the case does not reach the shared rows";
+    EXPECT_LT(shared, 2 * (K - 1));
+    // The rows a deep run keeps give the same lens.
+    EXPECT_EQ(hm->lens(run, K, true).act.logits, lr.act.logits);
+    EXPECT_EQ(hm->lens(run, K, true).state.logits, lr.state.logits);
+}
+
 // A short prompt (MLA takes its absorbed form for up to 4 rows, the lens' stacked batch
 // may not): the act lens still equals logitsAt up to rounding.
 TEST_P(LensTest, ShortPromptActLensEqualsLogitsAt) {

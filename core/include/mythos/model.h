@@ -175,6 +175,18 @@ private:
     // The recurrent block's output at t loops (act) or h_t (state), [N][D] into dst: the
     // lens' input for loop t.
     void lensInput(const DeepRun& run, bool act, int64_t t, float* dst);
+    // One lens input: [N][D] rows x whose logits [N][V] go to out. A batch row equal bit for
+    // bit to the same row of sameAs (the loop before's input, or null) takes that row of
+    // sameLogits instead of a coda pass (a halted ACT mixture repeats; so does a state at
+    // a fixed point). sameLogits may be an earlier slot's out.
+    struct LensSlot {
+        const float* x = nullptr;
+        const float* sameAs = nullptr;
+        const float* sameLogits = nullptr;
+        float* out = nullptr;
+    };
+    // The slots' logits, in order, from one coda pass over their distinct batch rows.
+    void lensLogits(const std::vector<LensSlot>& slots, int64_t B, int64_t T, const std::atomic<bool>* cancel);
     // The lens of a large vocabulary: pass by pass, nothing kept.
     LensRecord lensStreamed(const DeepRun& run, int64_t K, bool keepLogits, const std::atomic<bool>* cancel);
     // Checks the input (ids in the vocabulary, positions within max_seq_len), embeds it and
