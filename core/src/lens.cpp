@@ -113,6 +113,75 @@ ExitDecision exitDecision(const Trace& tr, const ExitRule& rule, int64_t b, int6
     return d;
 }
 
+namespace {
+
+// The two largest eigenpairs of a symmetric positive semi-definite S (n x n): Lanczos with
+// full reorthogonalisation from a fixed pseudo-random start, stopped when both Ritz pairs'
+// residuals |S v - theta v| are below 1e-10 theta_1, or when the Krylov space is invariant
+// or spans the whole space (its Ritz pairs are then S's own: a generic start has a part
+// along every eigenvector, so an invariant Krylov space holds the top ones). A few dozen products with S
+// for a state cloud, against O(n^3) for a whole eigendecomposition.
+struct TopTwo {
+    double values[2] = {0, 0};
+    Eigen::MatrixXd vectors; // n x 2
+};
+TopTwo topTwoEigen(const Eigen::MatrixXd& S) {
+    const Eigen::Index n = S.rows();
+    TopTwo out;
+    out.vectors = Eigen::MatrixXd::Zero(n, 2);
+    if (n <= 16) { // small: the whole decomposition
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(S);
+        for (Eigen::Index c = 0; c < std::min<Eigen::Index>(2, n); ++c) {
+            out.values[c] = es.eigenvalues()(n - 1 - c);
+            out.vectors.col(c) = es.eigenvectors().col(n - 1 - c);
+        }
+        return out;
+    }
+    // A fixed pseudo-random start: the same components every time for the same states.
+    Eigen::VectorXd q(n);
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    for (Eigen::Index i = 0; i < n; ++i) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        q(i) = double(seed >> 11) / double(uint64_t(1) << 53) - 0.5;
+    }
+    q.normalize();
+    Eigen::MatrixXd Q(n, n);
+    std::vector<double> alpha, beta;
+    const double scale = std::max(S.diagonal().sum(), std::numeric_limits<double>::min());
+    Eigen::Index check = 8;
+    for (Eigen::Index m = 1; m <= n; ++m) {
+        Q.col(m - 1) = q;
+        Eigen::VectorXd w = S * q;
+        alpha.push_back(q.dot(w));
+        for (int pass = 0; pass < 2; ++pass)
+            w -= Q.leftCols(m) * (Q.leftCols(m).transpose() * w);
+        const double b = w.norm();
+        const bool invariant = b <= 1e-13 * scale;
+        if (m == n || invariant || m == check) {
+            check += std::max<Eigen::Index>(8, check / 2);
+            Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es;
+            es.computeFromTridiagonal(Eigen::Map<const Eigen::VectorXd>(alpha.data(), m),
+                                      Eigen::Map<const Eigen::VectorXd>(beta.data(), m - 1));
+            const Eigen::MatrixXd& s = es.eigenvectors();
+            const double tol = 1e-10 * std::max(es.eigenvalues()(m - 1), 0.0);
+            const bool done = m == n || invariant ||
+                              (m >= 2 && b * std::abs(s(m - 1, m - 1)) <= tol && b * std::abs(s(m - 1, m - 2)) <= tol);
+            if (done) {
+                for (Eigen::Index c = 0; c < std::min<Eigen::Index>(2, m); ++c) {
+                    out.values[c] = es.eigenvalues()(m - 1 - c);
+                    out.vectors.col(c) = Q.leftCols(m) * s.col(m - 1 - c);
+                }
+                return out;
+            }
+        }
+        beta.push_back(b);
+        q = w / b;
+    }
+    return out;
+}
+
+} // namespace
+
 TrajectoryRecord trajectoryOf(const DeepRun& run, int64_t K) {
     if (K < 1 || K > run.depth)
         throw ArgumentError("trajectory: loop count " + std::to_string(K) + " is outside the deep run's 1.." +
@@ -122,12 +191,11 @@ TrajectoryRecord trajectoryOf(const DeepRun& run, int64_t K) {
     const int64_t M = K * N;
     TrajectoryRecord tr;
     tr.loops = K;
-    // States as rows of a centred matrix X [M][D] (double).
-    Eigen::MatrixXd X(M, D);
+    // States as rows of a centred matrix X [M][D] (double, row-major: filled as stored).
+    using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    RowMatrix X(M, D);
     for (int64_t t = 0; t < K; ++t)
-        for (int64_t n = 0; n < N; ++n)
-            for (int64_t i = 0; i < D; ++i)
-                X(t * N + n, i) = double(run.h[std::size_t(t)][std::size_t(n * D + i)]);
+        std::copy(run.h[std::size_t(t)].begin(), run.h[std::size_t(t)].begin() + N * D, X.data() + t * N * D);
     const Eigen::RowVectorXd mean = X.colwise().mean();
     X.rowwise() -= mean;
     // Non-finite states (a broken checkpoint) give no components: coordinates stay NaN.
@@ -135,29 +203,31 @@ TrajectoryRecord trajectoryOf(const DeepRun& run, int64_t K) {
     Eigen::MatrixXd comps = Eigen::MatrixXd::Zero(D, 2);
     double total = finite ? X.squaredNorm() : 0.0;
     if (finite && total > 0 && D > 0) {
-        Eigen::VectorXd values;
+        double values[2] = {0, 0};
         if (D <= M || D <= 512) {
-            // Covariance D x D.
-            const Eigen::MatrixXd C = X.transpose() * X;
-            Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(C);
-            values = es.eigenvalues().reverse();
-            const Eigen::MatrixXd vecs = es.eigenvectors().rowwise().reverse();
-            comps.leftCols(std::min<int64_t>(2, D)) = vecs.leftCols(std::min<int64_t>(2, D));
+            // Covariance D x D (one triangle, mirrored).
+            Eigen::MatrixXd C = Eigen::MatrixXd::Zero(D, D);
+            C.selfadjointView<Eigen::Lower>().rankUpdate(X.transpose());
+            C.triangularView<Eigen::StrictlyUpper>() = C.transpose();
+            const TopTwo top = topTwoEigen(C);
+            comps = top.vectors;
+            values[0] = top.values[0];
+            values[1] = top.values[1];
         } else {
             // Gram M x M: the components are X^T u / |X^T u|.
-            const Eigen::MatrixXd G = X * X.transpose();
-            Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(G);
-            values = es.eigenvalues().reverse();
-            const Eigen::MatrixXd us = es.eigenvectors().rowwise().reverse();
-            for (int c = 0; c < std::min<int64_t>(2, M); ++c) {
-                Eigen::VectorXd v = X.transpose() * us.col(c);
+            Eigen::MatrixXd G = Eigen::MatrixXd::Zero(M, M);
+            G.selfadjointView<Eigen::Lower>().rankUpdate(X);
+            G.triangularView<Eigen::StrictlyUpper>() = G.transpose();
+            const TopTwo top = topTwoEigen(G);
+            for (int c = 0; c < 2; ++c) {
+                values[c] = top.values[c];
+                Eigen::VectorXd v = X.transpose() * top.vectors.col(c);
                 if (v.norm() > 0)
                     comps.col(c) = v / v.norm();
             }
         }
         for (int c = 0; c < 2; ++c) {
-            if (c < values.size())
-                tr.explained[c] = std::max(0.0, values(c)) / total;
+            tr.explained[c] = std::max(0.0, values[c]) / total;
             Eigen::Index big = 0;
             comps.col(c).cwiseAbs().maxCoeff(&big);
             if (comps(big, c) < 0)

@@ -3,6 +3,9 @@
 // trace parts (docs/trace-schema.md).
 #include <gtest/gtest.h>
 
+#include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -647,6 +650,74 @@ TEST(TrajectoryTest, StatesOnALineHaveOneComponentWithThePositiveSign) {
     expectLine(600, u, c);
     u[599] = 0.8;
     expectLine(600, u, c);
+}
+
+// The engine finds the two components by Lanczos iteration (a few products with the
+// covariance): on state clouds of several spectra (well separated, two nearly equal top
+// variances, rank 2, more dimensions than states, and a slowly decaying spectrum that takes
+// the iteration many steps) its explained shares and coordinates
+// are those of a full eigendecomposition of the covariance.
+TEST(TrajectoryTest, ComponentsMatchAFullEigendecomposition) {
+    struct Case {
+        const char* name;
+        int64_t T, D, K;
+        std::vector<double> sigma; // per-direction spread; the rest is noise of 0.01
+    };
+    const std::vector<Case> cases = {
+        {"separated", 12, 40, 5, {5.0, 3.0, 1.0}},
+        {"near-equal top two", 10, 32, 6, {4.0, 3.9, 0.5}},
+        {"rank two", 8, 24, 4, {2.0, 1.0}},
+        {"more dims than states", 6, 80, 4, {3.0, 2.0, 1.0}},
+        {"slow decay", 16, 64, 6, {}},
+    };
+    for (Case c : cases) {
+        SCOPED_TRACE(c.name);
+        if (c.sigma.empty()) // 40 directions, each 3% less spread than the one before
+            for (int k = 0; k < 40; ++k)
+                c.sigma.push_back(3.0 * std::pow(0.97, k));
+        const bool noise = std::string(c.name) != "rank two";
+        // Orthonormal directions from a QR of a fixed matrix, sample weights from a sine.
+        Eigen::MatrixXd U =
+            Eigen::HouseholderQR<Eigen::MatrixXd>(
+                Eigen::MatrixXd::NullaryExpr(
+                    c.D, c.D, [](Eigen::Index i, Eigen::Index j) { return std::sin(double(i * 13 + j * 7 + 1)); }))
+                .householderQ();
+        const auto value = [&](int64_t t, int64_t n, int64_t i) {
+            double x = 0.3 * double(i % 5);
+            for (std::size_t k = 0; k < c.sigma.size(); ++k)
+                x += c.sigma[k] * std::sin(double(t * 31 + n * 17) * 0.37 * double(k + 1) + double(k)) *
+                     U(i, Eigen::Index(k));
+            if (noise)
+                x += 0.01 * std::cos(double(t * 1009 + n * 53 + i * 7));
+            return float(x);
+        };
+        const DeepRun run = handRun(c.T, c.D, value, c.K);
+        const TrajectoryRecord tr = trajectoryOf(run, c.K);
+        // The reference: every state as a row, centred, the covariance's full decomposition.
+        const int64_t M = c.K * c.T;
+        Eigen::MatrixXd X(M, c.D);
+        for (int64_t t = 0; t < c.K; ++t)
+            for (int64_t n = 0; n < c.T; ++n)
+                for (int64_t i = 0; i < c.D; ++i)
+                    X(t * c.T + n, i) = double(run.h[std::size_t(t)][std::size_t(n * c.D + i)]);
+        X.rowwise() -= X.colwise().mean();
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(X.transpose() * X);
+        const double total = X.squaredNorm();
+        for (int comp = 0; comp < 2; ++comp) {
+            SCOPED_TRACE("component " + std::to_string(comp));
+            Eigen::VectorXd v = es.eigenvectors().col(c.D - 1 - comp);
+            Eigen::Index big = 0;
+            v.cwiseAbs().maxCoeff(&big);
+            if (v(big) < 0)
+                v = -v;
+            EXPECT_NEAR(tr.explained[comp], es.eigenvalues()(c.D - 1 - comp) / total, 1e-9);
+            const Eigen::VectorXd coords = X * v;
+            const double scale = coords.cwiseAbs().maxCoeff();
+            for (int64_t m = 0; m < M; ++m) {
+                EXPECT_NEAR(tr.coords[std::size_t(m * 2 + comp)], coords(m), 1e-4 * scale) << m;
+            }
+        }
+    }
 }
 
 TEST(TrajectoryTest, SignFlipsWithTheDirection) {
