@@ -100,10 +100,16 @@ AttentionCompare::AttentionCompare(QWidget* parent) : QWidget(parent) {
 }
 
 void AttentionCompare::setTraces(const TracePtr& a, const TracePtr& b, const QString& nameA, const QString& nameB) {
-    m_a = a;
-    m_b = b;
+    m_fullA = a;
+    m_fullB = b;
     m_nameA = nameA;
     m_nameB = nameB;
+    showWindows(attentionShown(a, m_selected), attentionShown(b, m_selected));
+}
+
+void AttentionCompare::showWindows(const TracePtr& a, const TracePtr& b) {
+    m_a = a;
+    m_b = b;
     m_ga = a ? mythos::attentionGridData(*a) : mythos::AttentionGridData{};
     m_gb = b ? mythos::attentionGridData(*b) : mythos::AttentionGridData{};
     rebuild();
@@ -206,6 +212,12 @@ void AttentionCompare::setSelectedToken(int index) {
     m_selected = index;
     if (!showing())
         return;
+    // Windows of recorded traces' attention follow the selection.
+    const TracePtr a = attentionShown(m_fullA, index, m_a), b = attentionShown(m_fullB, index, m_b);
+    if (a != m_a || b != m_b) {
+        showWindows(a, b);
+        return;
+    }
     const int ra = index >= m_ga.from && index < m_ga.to ? index - int(m_ga.from) : -1;
     const int rb = index >= m_gb.from && index < m_gb.to ? index - int(m_gb.from) : -1;
     m_mapA->setHighlightedRow(ra);

@@ -49,6 +49,7 @@ signals:
 
 private:
     void rebuild();
+    void showWindows(const TracePtr& a, const TracePtr& b); // draws these (windows of m_fullA, m_fullB)
     void showMaps();
     DataTable mapTable(bool b) const;
 
@@ -61,7 +62,8 @@ private:
     LineChart* m_distance = nullptr;
     QWidget* m_body = nullptr;
 
-    TracePtr m_a, m_b;
+    TracePtr m_fullA, m_fullB; // as set
+    TracePtr m_a, m_b;         // as drawn: a window of a long recorded attention part (attentionShown)
     QString m_nameA, m_nameB;
     mythos::AttentionGridData m_ga, m_gb;
     double m_top = 1;

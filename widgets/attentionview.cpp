@@ -75,6 +75,20 @@ QPair<int, int> attentionWindowFor(int seqLen, int selected, int curFrom, int cu
     return {from, std::min(seqLen, from + kAttentionWindow)};
 }
 
+TracePtr attentionShown(const TracePtr& trace, int selected, const TracePtr& shown) {
+    if (!trace || trace->attention.sites.empty())
+        return trace;
+    const int from = int(trace->attention.from), to = int(trace->attentionEnd());
+    if (to - from <= kAttentionWindow)
+        return trace;
+    if (shown && shown != trace &&
+        (selected < 0 || (selected >= shown->attention.from && selected < shown->attentionEnd())))
+        return shown;
+    int first = selected >= from && selected < to ? selected + 1 - kAttentionWindow : from;
+    first = std::clamp(first, from, to - kAttentionWindow);
+    return std::make_shared<const mythos::Trace>(mythos::attentionWindowTrace(*trace, first, first + kAttentionWindow));
+}
+
 QString attentionSiteLabel(const mythos::AttentionGridData& g, int site) {
     if (site < 0 || site >= int(g.names.size()))
         return {};
@@ -478,6 +492,12 @@ void AttentionView::setTrace(const TracePtr& trace) {
     m_trace = trace;
     if (m_selected >= int(trace->seqLen))
         m_selected = -1;
+    m_shown = attentionShown(trace, m_selected);
+    showTrace();
+}
+
+void AttentionView::showTrace() {
+    const TracePtr& trace = m_shown;
     const int oldSite = m_grid->currentSite(), oldHead = m_grid->currentHead();
     const QString oldName = oldSite >= 0 && oldSite < int(m_data.names.size())
                                 ? QString::fromStdString(m_data.names[std::size_t(oldSite)])
@@ -522,6 +542,12 @@ void AttentionView::setSelectedToken(int index) {
     m_selected = index;
     if (m_data.heads < 1)
         return;
+    // A window of a recorded trace's attention follows the selection.
+    if (TracePtr next = attentionShown(m_trace, index, m_shown); next != m_shown) {
+        m_shown = std::move(next);
+        showTrace();
+        return;
+    }
     const int from = int(m_data.from), W = int(m_data.to - m_data.from);
     const int row = index >= from && index < from + W ? index - from : -1;
     m_grid->setHighlightedRow(row);
@@ -530,7 +556,7 @@ void AttentionView::setSelectedToken(int index) {
 }
 
 void AttentionView::showEnlarged() {
-    showAttentionMatrix(m_big, *m_trace, m_data, currentSite(), currentHead(), m_top, m_selected);
+    showAttentionMatrix(m_big, *m_shown, m_data, currentSite(), currentHead(), m_top, m_selected);
 }
 
 void AttentionView::showLoopCharts() {
@@ -554,9 +580,9 @@ void AttentionView::showLoopCharts() {
 }
 
 void AttentionView::showSummary() {
-    if (m_data.heads < 1 || !m_trace)
+    if (m_data.heads < 1 || !m_shown)
         return;
-    const mythos::Trace& tr_ = *m_trace;
+    const mythos::Trace& tr_ = *m_shown;
     const int from = int(m_data.from), to = int(m_data.to), H = int(m_data.heads), S = int(m_data.names.size());
     QString text = tr("<b>Positions %1-%2</b> (%3 of %4 tokens), %5 heads at %6 sites")
                        .arg(from)

@@ -32,6 +32,13 @@ QPair<int, int> attentionWindowFor(int seqLen, int selected, int curFrom, int cu
 // What a view showing `trace`'s attention around the selected token asks the worker for: the
 // attention part over attentionWindowFor's window (the Attention and Compare views).
 TraceView::Needs attentionNeeds(const TracePtr& trace, int selected);
+// What an attention view draws of `trace`: the trace itself when its recorded window is at
+// most kAttentionWindow positions wide (what the window computes), else
+// mythos::attentionWindowTrace over kAttentionWindow positions of the recorded window that
+// hold the selected token (ending at it; the first ones without a selection). `shown`, the
+// window drawn now for this trace, stays while it holds the selection. A recorded trace of
+// a long prompt thus draws 64 positions and follows the selection.
+TracePtr attentionShown(const TracePtr& trace, int selected, const TracePtr& shown = nullptr);
 // The column header of site s: "prelude 0", "loop 3", "coda 0".
 QString attentionSiteLabel(const mythos::AttentionGridData& g, int site);
 // The site shown enlarged by default: the last recurrent loop (else the last site); -1 without sites.
@@ -133,6 +140,7 @@ protected:
     void resizeEvent(QResizeEvent* e) override;
 
 private:
+    void showTrace(); // draws m_shown
     void fitGrid();
     void showEnlarged();
     void showLoopCharts();
@@ -148,6 +156,7 @@ private:
     QWidget* m_body = nullptr; // everything but the summary: hidden without attention
     QGridLayout* m_bodyLayout = nullptr;
 
+    TracePtr m_shown; // what is drawn: the trace, or a window of its attention (attentionShown)
     mythos::AttentionGridData m_data;
     double m_top = 1;
     int m_selected = -1;

@@ -97,7 +97,8 @@ bool TraceView::hasNeeds(const mythos::Trace& tr) const {
         if (tr.attention.sites.empty())
             return false;
         const int to = n.attentionTo > 0 ? n.attentionTo : int(std::min<int64_t>(tr.seqLen, n.attentionFrom + 64));
-        if (tr.attention.from != n.attentionFrom || tr.attentionEnd() != to)
+        // A wider recorded window holds the one asked for (the view draws that part of it).
+        if (tr.attention.from > n.attentionFrom || tr.attentionEnd() < to)
             return false;
     }
     return true;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "mythos/errors.h"
 #include "mythos/viewdata.h"
 
 namespace mythos {
@@ -119,6 +120,46 @@ AttentionGridData attentionGridData(const Trace& tr) {
     }
     g.distanceTop = finiteTop(g.distance, 1.0);
     return g;
+}
+
+Trace attentionWindowTrace(const Trace& tr, int64_t from, int64_t to) {
+    const AttentionRecord& a = tr.attention;
+    const int64_t H = tr.config.n_heads, f0 = a.from, W0 = tr.attentionEnd() - f0;
+    if (from < f0 || to > f0 + W0 || from >= to)
+        throw ArgumentError("attention window " + std::to_string(from) + ".." + std::to_string(to) +
+                            " is not inside the recorded " + std::to_string(f0) + ".." + std::to_string(f0 + W0));
+    Trace out;
+    out.config = tr.config;
+    out.model = tr.model;
+    out.batch = tr.batch;
+    out.seqLen = tr.seqLen;
+    out.startPos = tr.startPos;
+    out.nLoops = tr.nLoops;
+    out.loopsExecuted = tr.loopsExecuted;
+    out.vocab = tr.vocab;
+    out.ids = tr.ids;
+    out.pieces = tr.pieces;
+    out.attention.batchRow = a.batchRow;
+    out.attention.from = from;
+    out.attention.to = to;
+    const int64_t W = to - from, off = from - f0;
+    for (const AttentionSite& s : a.sites) {
+        AttentionSite c;
+        c.name = s.name;
+        c.stage = s.stage;
+        c.layer = s.layer;
+        c.loop = s.loop;
+        if (s.probs.size() == std::size_t(H * W0 * W0)) {
+            c.probs.resize(std::size_t(H * W * W));
+            for (int64_t h = 0; h < H; ++h)
+                for (int64_t i = 0; i < W; ++i) {
+                    const float* src = s.probs.data() + (h * W0 + off + i) * W0 + off;
+                    std::copy(src, src + W, c.probs.begin() + (h * W + i) * W);
+                }
+        }
+        out.attention.sites.push_back(std::move(c));
+    }
+    return out;
 }
 
 std::vector<double> attentionMatrix(const Trace& tr, std::size_t site, int64_t head) {

@@ -20,6 +20,7 @@
 #include "mythos/model.h"
 #include "mythos/modelspec.h"
 #include "mythos/trace.h"
+#include "mythos/viewdata.h"
 #include "testutil.h"
 
 using namespace mythos;
@@ -363,6 +364,42 @@ TEST_P(AttentionTest, SitesComeInExecutionOrderAndAreCausalDistributions) {
     EXPECT_THROW(m->attention(run, 0, 0), ArgumentError);
     EXPECT_THROW(m->attention(run, K + 2, 0), ArgumentError);
     EXPECT_THROW(m->attention(run, K, 1), ArgumentError);
+}
+
+// A window cut from a recorded whole-prompt attention part (what the view draws of a long
+// recorded trace) holds the probabilities the engine computes for that window itself.
+TEST_P(AttentionTest, AWindowCutFromTheWholePromptIsTheEngineWindow) {
+    const std::vector<int32_t> ids = {3, 17, 42, 5, 9, 60, 28, 11, 2, 33};
+    const int64_t T = int64_t(ids.size()), K = 3, from = 3, to = 8, W = to - from;
+    const int64_t H = m->config().n_heads;
+    DeepRun run = m->deepRun(ids, 1, T, K);
+    Trace whole;
+    m->logitsAt(run, K, &whole);
+    whole.attention.to = T;
+    whole.attention.sites = m->attention(run, K, 0);
+    whole.pieces.assign(std::size_t(T), "x");
+    const Trace cut = attentionWindowTrace(whole, from, to);
+    EXPECT_EQ(cut.attention.from, from);
+    EXPECT_EQ(cut.attentionEnd(), to);
+    EXPECT_EQ(cut.seqLen, T);
+    EXPECT_EQ(cut.ids, whole.ids);
+    EXPECT_EQ(cut.pieces, whole.pieces);
+    EXPECT_TRUE(cut.logits.empty()); // nothing but what the view draws
+    const auto direct = m->attention(run, K, 0, {}, from, to);
+    ASSERT_EQ(cut.attention.sites.size(), direct.size());
+    for (std::size_t s = 0; s < direct.size(); ++s) {
+        SCOPED_TRACE(direct[s].name);
+        EXPECT_EQ(cut.attention.sites[s].name, direct[s].name);
+        EXPECT_EQ(cut.attention.sites[s].loop, direct[s].loop);
+        ASSERT_EQ(cut.attention.sites[s].probs.size(), std::size_t(H * W * W));
+        EXPECT_LT(maxRelErr(cut.attention.sites[s].probs, direct[s].probs), 1e-6);
+    }
+    // A window inside a window; and windows outside the recorded one are errors.
+    const Trace inner = attentionWindowTrace(cut, 4, 6);
+    EXPECT_EQ(inner.attention.sites[0].probs[0], cut.attention.sites[0].probs[std::size_t(1 * W + 1)]);
+    EXPECT_THROW(attentionWindowTrace(cut, 2, 6), ArgumentError);
+    EXPECT_THROW(attentionWindowTrace(cut, 4, 9), ArgumentError);
+    EXPECT_THROW(attentionWindowTrace(cut, 5, 5), ArgumentError);
 }
 
 TEST_P(AttentionTest, WantFilterComputesOnlyTheAcceptedSites) {

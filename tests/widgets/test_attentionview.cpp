@@ -64,6 +64,7 @@ private slots:
     void clicksAndKeysMoveTheEnlargedMap();
     void theSelectedRowIsFramedEverywhere();
     void windowFollowsTheSelection();
+    void aLongRecordedTraceShowsAWindowOfIt();
     void theWindowAsksForTheViewsWindow();
     void loopChartsAreTheGridData();
     void tooltipsNameTokensAndProbability();
@@ -245,6 +246,43 @@ void TestAttentionView::windowFollowsTheSelection() {
     v.setSelectedToken(30); // still inside: no new run
     QVERIFY(v.hasNeeds(*moved));
     QVERIFY(v.summary().contains("Positions 7-70"));
+}
+
+// A recorded trace of a long prompt with the attention of every position (mythos-cli trace
+// --attention): the view draws kAttentionWindow positions of it around the selected token,
+// with the recorded probabilities, and needs no new run.
+void TestAttentionView::aLongRecordedTraceShowsAWindowOfIt() {
+    auto tr = traceOf("demo_mla", longPrompt(90), 2, 0, 90);
+    QCOMPARE(tr->attentionEnd(), 90);
+    AttentionView v;
+    v.resize(1400, 900);
+    v.setTrace(tr);
+    QCOMPARE(v.grid()->window(), kAttentionWindow);
+    QCOMPARE(v.gridData().from, 0);
+    QVERIFY(v.hasNeeds(*tr));
+    v.setSelectedToken(80);
+    QCOMPARE(v.gridData().from, 80 + 1 - kAttentionWindow);
+    QCOMPARE(v.gridData().to, 81);
+    QCOMPARE(v.grid()->window(), kAttentionWindow);
+    QCOMPARE(v.grid()->highlightedRow(), kAttentionWindow - 1);
+    QCOMPARE(v.enlarged()->rows(), kAttentionWindow);
+    QVERIFY(v.hasNeeds(*tr));
+    QVERIFY(v.summary().contains("Positions 17-80"));
+    // The enlarged map is the recorded probabilities of that window.
+    const int W0 = 90, from = 17, H = int(tr->config.n_heads);
+    const auto& probs = tr->attention.sites[std::size_t(v.currentSite())].probs;
+    QCOMPARE(int(probs.size()), H * W0 * W0);
+    for (int i : {0, 30, 63})
+        for (int j = 0; j <= i; j += 9)
+            QCOMPARE(v.enlarged()->value(i, j), double(probs[std::size_t((from + i) * W0 + from + j)]));
+    QCOMPARE(v.enlarged()->rowLabel(63), QStringLiteral("80 %1").arg(displayToken(*tr, 80)));
+    // Inside the shown window the selection moves the frame only; back before it, the window.
+    v.setSelectedToken(40);
+    QCOMPARE(v.gridData().from, 17);
+    QCOMPARE(v.grid()->highlightedRow(), 23);
+    v.setSelectedToken(5);
+    QCOMPARE(v.gridData().from, 0);
+    QCOMPARE(v.grid()->highlightedRow(), 5);
 }
 
 // End to end: the window's worker computes the window the view on screen asks for, and runs

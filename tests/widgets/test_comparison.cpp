@@ -226,6 +226,48 @@ private slots:
         QVERIFY(!win.comparisonView()->hasComparison());
     }
 
+    // Recorded traces of a long prompt with the attention of every position: both maps show
+    // kAttentionWindow positions of them around the selected token, the recorded numbers.
+    void longRecordedAttentionShowsAWindowOfBoth() {
+        const std::string root = std::string(MYTHOS_SOURCE_DIR) + "/resources/models/";
+        auto ma = mythos::Model::open(root + "demo_mla");
+        auto mb = mythos::Model::open(root + "demo_gqa");
+        const int T = 90;
+        std::vector<int32_t> ids;
+        for (int i = 0; i < T; ++i)
+            ids.push_back((i * 5 + 1) % int(ma->config().vocab_size));
+        auto traceOf = [&](mythos::Model& m) {
+            auto run = m.deepRun(ids, 1, T, 3);
+            auto tr = std::make_shared<mythos::Trace>();
+            m.logitsAt(run, 3, tr.get());
+            tr->attention.to = T;
+            tr->attention.sites = m.attention(run, 3, 0);
+            return tr;
+        };
+        const auto ta = traceOf(*ma), tb = traceOf(*mb);
+        ComparisonView v;
+        v.resize(1200, 900);
+        v.setModels(infoOf(*ma, "demo_mla"), infoOf(*mb, "demo_gqa"));
+        v.setTrace(ta);
+        v.setResultA(resultOf(ta));
+        v.setResultB(resultOf(tb));
+        AttentionCompare* att = v.attention();
+        QVERIFY(att->showing());
+        QCOMPARE(att->mapA()->rows(), kAttentionWindow);
+        QCOMPARE(att->mapB()->rows(), kAttentionWindow);
+        QVERIFY(v.hasNeeds(*ta));
+        v.setSelectedToken(80);
+        QCOMPARE(att->mapA()->rows(), kAttentionWindow);
+        QCOMPARE(att->mapA()->highlightedRow(), kAttentionWindow - 1);
+        QCOMPARE(att->mapB()->highlightedRow(), kAttentionWindow - 1);
+        QVERIFY2(att->note().contains("positions 17-80"), qPrintable(att->note()));
+        const int H = int(tb->config.n_heads), from = 17;
+        const auto& pb = tb->attention.sites[std::size_t(att->siteB())].probs;
+        QCOMPARE(int(pb.size()), H * T * T);
+        QCOMPARE(att->mapB()->value(63, 40), double(pb[std::size_t((from + 63) * T + from + 40)]));
+        QVERIFY(v.hasNeeds(*ta));
+    }
+
     // MLA against GQA on the same prompt: the same site and head of both side by side, the
     // selected token framed in both, per-head entropy and distance of both by loop; the view
     // asks for the attention window while comparing.

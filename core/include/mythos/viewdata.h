@@ -204,6 +204,13 @@ struct AttentionGridData {
     std::vector<double> outside;         // [S][H] mean attention mass on keys before the window
 };
 AttentionGridData attentionGridData(const Trace& tr);
+// The trace as an attention view draws it over the positions [from, to), inside the
+// recorded attention window (ArgumentError otherwise): what names the tokens (config,
+// sizes, ids, pieces) and the attention part cut to the window's queries and keys, a row's
+// mass on keys before `from` dropping out as on keys before a recorded window. Nothing else
+// is copied (no logits, lens, routing), so a window of a long recorded trace costs only
+// what it shows.
+Trace attentionWindowTrace(const Trace& tr, int64_t from, int64_t to);
 // Head h's [W][W] probabilities of site s (row: query from + i, column: key from + j), as doubles.
 std::vector<double> attentionMatrix(const Trace& tr, std::size_t site, int64_t head);
 
