@@ -794,18 +794,50 @@ std::vector<float> Model::recurrentOutput(const DeepRun& run, int64_t k, float t
 
 std::vector<int32_t> Model::stateTop1(const std::vector<const float*>& states, int64_t B, int64_t T, int64_t startPos,
                                       const KvCache* cache, const std::atomic<bool>* cancel) {
-    const int64_t D = m_cfg.dim, N = B * T, V = m_cfg.vocab_size;
-    std::vector<int32_t> top(states.size() * std::size_t(N));
-    for (std::size_t t = 0; t < states.size(); ++t) {
-        std::vector<float> x(states[t], states[t] + N * D);
-        std::optional<KvCache> scratch;
-        if (cache)
-            scratch.emplace(*cache); // the lens must not append to the real cache
-        const std::vector<float> logits =
-            finish(std::move(x), B, T, startPos, scratch ? &*scratch : nullptr, cancel, HeadRows::All);
-        for (int64_t n = 0; n < N; ++n) {
-            const float* row = logits.data() + n * V;
-            top[t * std::size_t(N) + std::size_t(n)] = int32_t(std::max_element(row, row + V) - row);
+    const int64_t D = m_cfg.dim, N = B * T, V = m_cfg.vocab_size, K = int64_t(states.size());
+    std::vector<int32_t> top(std::size_t(K * N));
+    const auto takeTop = [&](const std::vector<float>& logits, int64_t t0, int64_t loops) {
+        for (int64_t i = 0; i < loops * N; ++i) {
+            const float* row = logits.data() + i * V;
+            top[std::size_t(t0 * N + i)] = int32_t(std::max_element(row, row + V) - row);
+        }
+    };
+    if (!cache) {
+        // Loops stacked as batch rows of one coda pass (the coda attends within a row), at
+        // most 2^24 logits a pass.
+        const int64_t perPass =
+            std::max<int64_t>(1, std::min<int64_t>(K, (int64_t(1) << 24) / std::max<int64_t>(1, N * V)));
+        for (int64_t t0 = 0; t0 < K; t0 += perPass) {
+            const int64_t nt = std::min(perPass, K - t0);
+            std::vector<float> x(std::size_t(nt * N * D));
+            for (int64_t i = 0; i < nt; ++i)
+                std::copy(states[std::size_t(t0 + i)], states[std::size_t(t0 + i)] + N * D, x.begin() + i * N * D);
+            takeTop(finish(std::move(x), nt * B, T, startPos, nullptr, cancel, HeadRows::All), t0, nt);
+        }
+        return top;
+    }
+    // With a cache the lens must not append to it: the coda entries are copied once (nothing
+    // else is read) and cut back to their lengths after each loop.
+    KvCache scratch(m_cfg, cache->batch(), cache->layout());
+    std::vector<std::pair<std::string, int64_t>> lengths;
+    for (const KvEntry& e : cache->entries())
+        if (e.key.rfind("coda_", 0) == 0) {
+            scratch.getOrCreate(e.key) = e;
+            lengths.push_back({e.key, e.length});
+        }
+    for (int64_t t = 0; t < K; ++t) {
+        std::vector<float> x(states[std::size_t(t)], states[std::size_t(t)] + N * D);
+        takeTop(finish(std::move(x), B, T, startPos, &scratch, cancel, HeadRows::All), t, 1);
+        for (const KvEntry& e : scratch.entries())
+            if (std::none_of(lengths.begin(), lengths.end(), [&](const auto& kl) { return kl.first == e.key; }))
+                lengths.push_back({e.key, 0}); // made by this pass: emptied
+        for (const auto& [key, length] : lengths) {
+            KvEntry* e = scratch.find(key);
+            e->length = length;
+            for (auto& row : e->a)
+                row.resize(std::size_t(length * e->widthA));
+            for (auto& row : e->b)
+                row.resize(std::size_t(length * e->widthB));
         }
     }
     return top;

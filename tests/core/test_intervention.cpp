@@ -629,9 +629,18 @@ TEST_P(InterventionEffectTest, ForcedExitRunsInCachedGeneration) {
     m->setIntervention(parse(R"({"exit": {"at": "convergence"}})"));
     const GenerateResult gc = generate(*m, kPrompt, 1, T, go);
     EXPECT_EQ(gc.generated.size(), 3u);
-    const auto conv = m->forward(kPrompt, 1, T, {.nLoops = 3});
-    const float* lc = conv.data() + (T - 1) * V;
-    EXPECT_EQ(gc.generated[0], int32_t(std::max_element(lc, lc + V) - lc));
+    // Every step decoded with the cache (the convergence loop's state lens runs on the
+    // cache's coda entries, cut back after each loop) picks what an uncached pass over the
+    // prompt and the tokens so far picks.
+    std::vector<int32_t> ids = kPrompt;
+    for (std::size_t i = 0; i < gc.generated.size(); ++i) {
+        SCOPED_TRACE("step " + std::to_string(i));
+        const int64_t n = int64_t(ids.size());
+        const auto conv = m->forward(ids, 1, n, {.nLoops = 3});
+        const float* lc = conv.data() + (n - 1) * V;
+        EXPECT_EQ(gc.generated[i], int32_t(std::max_element(lc, lc + V) - lc));
+        ids.push_back(gc.generated[i]);
+    }
 }
 
 TEST_P(InterventionEffectTest, HeadAblationEqualsZeroingThatHeadsColumnsOfWo) {
