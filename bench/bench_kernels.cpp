@@ -181,6 +181,33 @@ void BM_Lens(benchmark::State& state) {
 }
 BENCHMARK(BM_Lens)->Unit(benchmark::kMillisecond);
 
+// The same lens when no position halts within the 16 loops (the halting head's bias set to
+// -30: p ~ 1e-13 a loop), so no loop's rows can be shared: all 32 loop-rows go through the
+// coda and head.
+void BM_LensNoHalting(benchmark::State& state) {
+    static std::unique_ptr<Model> m = [] {
+        auto model = Model::open("preset:readme_mla:1");
+        Tensor bias = model->weights().at("recurrent.act.halt.bias");
+        bias.data.assign(bias.data.size(), -30.0f);
+        model->setWeight("recurrent.act.halt.bias", bias);
+        return model;
+    }();
+    static const DeepRun run = [] {
+        std::vector<int32_t> ids(64);
+        for (int64_t i = 0; i < 64; ++i)
+            ids[std::size_t(i)] = int32_t((i * 7) % m->config().vocab_size);
+        return m->deepRun(ids, 1, 64, 16);
+    }();
+    for (auto _ : state)
+        benchmark::DoNotOptimize(m->lens(run, 16));
+    // Positions whose halting sum reached the threshold within the 16 loops (0 expected).
+    int halted = 0;
+    for (float c : run.cum.back())
+        halted += c >= float(m->config().act_threshold);
+    state.counters["halted"] = halted;
+}
+BENCHMARK(BM_LensNoHalting)->Unit(benchmark::kMillisecond);
+
 // A loop-count change with the lens: the deep run keeps each loop's rows, so only what
 // compares with the new final output is recomputed (the window's slider).
 void BM_LensLoopCountChange(benchmark::State& state) {
