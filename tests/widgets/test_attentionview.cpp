@@ -283,6 +283,16 @@ void TestAttentionView::aLongRecordedTraceShowsAWindowOfIt() {
     v.setSelectedToken(5);
     QCOMPARE(v.gridData().from, 0);
     QCOMPARE(v.grid()->highlightedRow(), 5);
+    // A lying recorded part (a site's probabilities of the wrong size) draws that site empty.
+    auto lying = std::make_shared<mythos::Trace>(*tr);
+    lying->attention.sites[0].probs.resize(100);
+    v.setTrace(lying);
+    QCOMPARE(v.grid()->window(), kAttentionWindow);
+    QVERIFY(v.hasAttention());
+    v.setCurrent(0, 0);
+    QVERIFY(std::isnan(v.enlarged()->value(3, 1)));
+    v.setSelectedToken(85);
+    QCOMPARE(v.gridData().to, 86);
 }
 
 // End to end: the window's worker computes the window the view on screen asks for, and runs
