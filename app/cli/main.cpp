@@ -57,6 +57,21 @@ Run `mythos-cli <command> --help` for a command's options.
     return s;
 }
 
+// One command's help: its synopsis, what it does, and the options every command takes.
+std::string commandUsage(const Command& c) {
+    std::string s = "usage: mythos-cli " + c.name;
+    const std::vector<std::string> synopsis = splitLines(c.usage);
+    for (std::size_t i = 0; i < synopsis.size(); ++i)
+        s += (i == 0 ? " " : "\n    ") + synopsis[i];
+    s += "\n\n";
+    for (const auto& l : splitLines(c.summary))
+        s += "  " + l + "\n";
+    s += "\nCommon options:\n";
+    s += kCommonOptionsHelp;
+    s += "\nSPEC is a model folder or preset:NAME[:SEED]; `mythos-cli --help` lists every command.\n";
+    return s;
+}
+
 const Command* findCommand(const std::string& name) {
     for (const Command& c : commands())
         if (c.name == name)
@@ -89,7 +104,7 @@ int main(int argc, char** argv) {
         // The options are checked before --help is looked at: a mistyped one is reported.
         const Args a(args, withCommon(kCommonValued, c->valued), withCommon(kCommonFlags, c->flags));
         if (std::find(args.begin(), args.end(), "--help") != args.end())
-            return std::cout << usage(), 0;
+            return std::cout << commandUsage(*c), 0;
         return c->run(a);
     } catch (const UsageError& e) {
         std::cerr << "mythos-cli " << cmd << ": " << e.what() << "\n";
