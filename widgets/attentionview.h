@@ -126,7 +126,6 @@ public:
     void setCurrent(int site, int head);
     int currentSite() const { return m_grid->currentSite(); }
     int currentHead() const { return m_grid->currentHead(); }
-    int selectedToken() const { return m_selected; }
     bool hasAttention() const { return m_data.heads > 0; }
     const mythos::AttentionGridData& gridData() const { return m_data; }
 
@@ -159,7 +158,6 @@ private:
     TracePtr m_shown; // what is drawn: the trace, or a window of its attention (attentionShown)
     mythos::AttentionGridData m_data;
     double m_top = 1;
-    int m_selected = -1;
     bool m_sitePicked = false; // the enlarged site is not the default one
 };
 

@@ -96,7 +96,6 @@ private:
     QString m_errorB;
     bool m_comparable = false;
     mythos::Agreement m_agreement;
-    int m_selected = -1;
     // The difference bars without the selection mark, and the "never halted" height.
     QStringList m_diffCategories;
     QVector<double> m_diffValues;

@@ -437,18 +437,8 @@ void HaltingView::fitTextArea() {
 QString HaltingView::summary() const { return m_summary->text(); }
 
 void HaltingView::setSelectedToken(int index) {
-    const int T = int(m_labels.size());
-    if (index < -1 || index >= T)
-        index = -1;
-    if (index == m_selected)
-        return;
-    m_selected = index;
-    applySelection();
-}
-
-void HaltingView::selectFromUi(int index) {
-    setSelectedToken(index);
-    emit tokenSelected(m_selected);
+    if (keepSelection(index, int(m_labels.size())))
+        applySelection();
 }
 
 void HaltingView::applySelection() {

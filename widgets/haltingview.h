@@ -65,7 +65,6 @@ public:
     void setSelectedToken(int index) override;
     QList<ChartHandle> charts() const override;
 
-    int selectedToken() const { return m_selected; }
     // Never-halted tokens are drawn at this height in the halting-loop bars: L + 1.
     int neverHaltedBarValue() const { return m_loops + 1; }
     // ACT health: empty when healthy.
@@ -92,7 +91,6 @@ private:
     void showHealth(const mythos::HaltingViewData& d);
     void showSummary(const mythos::Trace& rec, const mythos::HaltingViewData& d);
     void fitTextArea();
-    void selectFromUi(int index);
     void applySelection();
     DataTable textTable() const;
     DataTable withTokens(DataTable t) const;
@@ -109,7 +107,6 @@ private:
 
     // Values computed by setTrace, kept so that selection only recolours.
     int m_loops = 0;
-    int m_selected = -1;
     QStringList m_labels, m_categories;
     QVector<int> m_halt;
     QVector<double> m_barValues, m_weightValues;

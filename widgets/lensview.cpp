@@ -836,17 +836,8 @@ void LensView::showSummary() {
 QString LensView::summary() const { return m_summary->text(); }
 
 void LensView::setSelectedToken(int index) {
-    if (index < -1 || index >= int(m_data.tokens))
-        index = -1;
-    if (index == m_selected)
-        return;
-    m_selected = index;
-    applySelection();
-}
-
-void LensView::selectFromUi(int index) {
-    setSelectedToken(index);
-    emit tokenSelected(m_selected);
+    if (keepSelection(index, int(m_data.tokens)))
+        applySelection();
 }
 
 void LensView::applySelection() {

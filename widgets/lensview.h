@@ -120,7 +120,6 @@ public:
     QString exitRulesError() const { return m_rulesError; }
     const std::vector<mythos::ExitRule>& exitRules() const { return m_rules; }
 
-    int selectedToken() const { return m_selected; }
     QString summary() const;
     bool hasLens() const { return m_data.loops > 0; }
     // The piece of a predicted token id ("#id" without one).
@@ -143,7 +142,6 @@ private:
     void showLossChart();
     void showExitRules();
     void showSummary();
-    void selectFromUi(int index);
     void applySelection();
     DataTable heatmapTable() const;
     DataTable exitTableData() const;
@@ -172,7 +170,6 @@ private:
     mythos::ExitRuleTable m_exit;
     QHash<int32_t, QString> m_pieces;
     QStringList m_labels;
-    int m_selected = -1;
 };
 
 } // namespace mx

@@ -501,11 +501,6 @@ void RoutingView::setSelectedToken(int index) {
     m_tokenMap->setHighlightedRow(index);
 }
 
-void RoutingView::selectFromUi(int index) {
-    setSelectedToken(index);
-    emit tokenSelected(m_selected);
-}
-
 bool RoutingView::eventFilter(QObject* watched, QEvent* e) {
     if (watched == m_textScroll->viewport() && e->type() == QEvent::Resize)
         fitTextArea();

@@ -76,7 +76,6 @@ public:
     // Share of (loop, token) expert sets that the router bias changes (NaN without logits).
     double biasChangedShare() const { return m_biasChanged; }
     QString summary() const;
-    int selectedToken() const { return m_selected; }
 
     ExpertText* expertText() const { return m_text; }
     Heatmap* tokenHeatmap() const { return m_tokenMap; }
@@ -104,7 +103,6 @@ private:
     void showLoadBars(int loop);
     QStringList expertNames() const; // "E0", "E1", ... for the trace's experts
     void fitTextArea();
-    void selectFromUi(int index);
     DataTable textTable() const;
 
     QScrollArea* m_scroll = nullptr;
@@ -122,7 +120,6 @@ private:
 
     int m_loop = 0;
     bool m_unbiased = false, m_canUnbias = false;
-    int m_selected = -1;
     double m_biasChanged = 0;
     QStringList m_labels;
     // Both selections of the trace, made once in setTrace; m_sel is the one shown.

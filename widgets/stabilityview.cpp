@@ -529,12 +529,8 @@ void StabilityView::updateLoopCharts() {
 }
 
 void StabilityView::setSelectedToken(int index) {
-    if (!m_trace || index < 0 || index >= m_trace->seqLen)
-        index = -1;
-    if (index == m_selected)
-        return;
-    m_selected = index;
-    updateSelectedSeries();
+    if (keepSelection(index, m_trace ? int(m_trace->seqLen) : 0))
+        updateSelectedSeries();
 }
 
 void StabilityView::updateSelectedSeries() {

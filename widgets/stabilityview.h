@@ -53,7 +53,6 @@ public:
     double rho() const { return m_rho; }
     mythos::StabilityStatus status() const { return m_status; }
     double memoryHorizon() const { return m_horizon; }
-    int selectedToken() const { return m_selected; }
 
 signals:
     void rescalePreviewChanged(bool on, double target);
@@ -112,7 +111,6 @@ private:
     bool m_hasRho = false;
     std::vector<float> m_dense;
     int m_denseN = 0;
-    int m_selected = -1;
     bool m_previewActive = false;
     bool m_modelAvailable = false;
     bool m_deltaLog = false;

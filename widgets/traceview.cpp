@@ -87,6 +87,20 @@ QString displayToken(const mythos::Trace& tr, int i) {
     return s;
 }
 
+bool TraceView::keepSelection(int index, int tokens) {
+    if (index < 0 || index >= tokens)
+        index = -1;
+    if (index == m_selected)
+        return false;
+    m_selected = index;
+    return true;
+}
+
+void TraceView::selectFromUi(int index) {
+    setSelectedToken(index);
+    emit tokenSelected(m_selected);
+}
+
 bool TraceView::hasNeeds(const mythos::Trace& tr) const {
     const Needs n = needs();
     if (n.lens && tr.lens.loops < 1)

@@ -56,6 +56,8 @@ public:
     bool hasNeeds(const mythos::Trace& tr) const;
 
     TracePtr trace() const { return m_trace; }
+    // Batch row 0's selected token as the view keeps it (-1 = none).
+    int selectedToken() const { return m_selected; }
 
 signals:
     void tokenSelected(int index);
@@ -80,7 +82,15 @@ protected:
     // pixels high with its gap) or a quarter of the view, whichever is more.
     void fitTokenTextArea(QScrollArea* area, const QWidget* chips, int lineStep);
 
+    // Keeps `index` as the selection (-1 when it is outside [0, tokens)); whether that changed
+    // it: a view's setSelectedToken then updates what shows the selection.
+    bool keepSelection(int index, int tokens);
+    // A token picked inside the view (a click on a chart or the text): shown as
+    // setSelectedToken shows it, then told to the window.
+    void selectFromUi(int index);
+
     TracePtr m_trace;
+    int m_selected = -1;
 };
 
 // Helpers shared by the views.

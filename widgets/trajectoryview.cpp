@@ -499,17 +499,8 @@ void TrajectoryView::showSummary() {
 QString TrajectoryView::summary() const { return m_summary->text(); }
 
 void TrajectoryView::setSelectedToken(int index) {
-    if (index < -1 || index >= int(m_data.tokens))
-        index = -1;
-    if (index == m_selected)
-        return;
-    m_selected = index;
-    applySelection();
-}
-
-void TrajectoryView::selectFromUi(int index) {
-    setSelectedToken(index);
-    emit tokenSelected(m_selected);
+    if (keepSelection(index, int(m_data.tokens)))
+        applySelection();
 }
 
 void TrajectoryView::applySelection() {

@@ -78,7 +78,6 @@ public:
     QList<ChartHandle> charts() const override;
     Needs needs() const override { return {.trajectory = true}; }
 
-    int selectedToken() const { return m_selected; }
     QString summary() const;
     bool hasTrajectory() const { return m_data.loops > 0; }
     bool deltaIsLog() const { return m_deltaLog; } // the step heatmap shows log10 |h_t - h_{t-1}|
@@ -92,7 +91,6 @@ private:
     void showOrbits();
     void showHeatmaps();
     void showSummary();
-    void selectFromUi(int index);
     void applySelection();
     DataTable cellTable(const QString& title, const QString& column, const std::vector<double>& values) const;
 
@@ -107,7 +105,6 @@ private:
     mythos::TrajectoryViewData m_data;
     QStringList m_labels;
     bool m_deltaLog = false;
-    int m_selected = -1;
 };
 
 } // namespace mx
