@@ -190,23 +190,13 @@ void LensHeatmap::paintMarkerLegend(QPainter& p, const QRectF& grid, double rad)
 
 // ---- HaltConvergenceChart ----
 
-HaltConvergenceChart::HaltConvergenceChart(QWidget* parent)
-    : QWidget(parent), m_title(tr("Halting vs convergence loop")) {
-    setAccessibleName(m_title);
-    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Expanding);
-}
+HaltConvergenceChart::HaltConvergenceChart(QWidget* parent) : TokenChart(tr("Halting vs convergence loop"), parent) {}
 
 void HaltConvergenceChart::setPoints(const QVector<QPointF>& points, int loops, const QStringList& labels) {
     m_points = points;
     m_loops = std::max(loops, 0);
     m_labels = labels;
-    if (m_selected >= m_points.size())
-        m_selected = -1;
-    update();
-}
-
-void HaltConvergenceChart::setSelected(int index) {
-    m_selected = index >= 0 && index < m_points.size() ? index : -1;
+    keepSelectionInRange();
     update();
 }
 
@@ -250,43 +240,22 @@ int HaltConvergenceChart::tokenAt(QPoint pos) const {
     return at >= 0 ? near[(at + 1) % near.size()] : near.front();
 }
 
-void HaltConvergenceChart::mousePressEvent(QMouseEvent* e) {
-    if (e->button() == Qt::LeftButton) {
-        const int t = tokenAt(e->position().toPoint());
-        if (t >= 0) {
-            setSelected(t);
-            emit tokenClicked(t);
-            return;
-        }
-    }
-    QWidget::mousePressEvent(e);
-}
-
-bool HaltConvergenceChart::event(QEvent* e) {
-    if (e->type() == QEvent::ToolTip) {
-        auto* he = static_cast<QHelpEvent*>(e);
-        const QVector<int> near = tokensNear(he->pos());
-        if (near.isEmpty()) {
-            QToolTip::hideText();
-            return true;
-        }
-        const QPointF v = m_points[near.front()];
-        QStringList names;
-        for (int i : near.mid(0, 12))
-            names << QStringLiteral("%1 '%2'").arg(i).arg(m_labels.value(i));
-        if (near.size() > 12)
-            names << tr("... %1 more").arg(near.size() - 12);
-        const QString halt = int(v.y()) > m_loops ? tr("never halted") : tr("halted at loop %1").arg(int(v.y()));
-        QToolTip::showText(he->globalPos(),
-                           tr("converged at loop %1, %2: %3 token(s)\n%4")
-                               .arg(int(v.x()))
-                               .arg(halt)
-                               .arg(near.size())
-                               .arg(names.join(QStringLiteral(", "))),
-                           this);
-        return true;
-    }
-    return QWidget::event(e);
+QString HaltConvergenceChart::tooltipAt(QPoint pos) const {
+    const QVector<int> near = tokensNear(pos);
+    if (near.isEmpty())
+        return {};
+    const QPointF v = m_points[near.front()];
+    QStringList names;
+    for (int i : near.mid(0, 12))
+        names << QStringLiteral("%1 '%2'").arg(i).arg(m_labels.value(i));
+    if (near.size() > 12)
+        names << tr("... %1 more").arg(near.size() - 12);
+    const QString halt = int(v.y()) > m_loops ? tr("never halted") : tr("halted at loop %1").arg(int(v.y()));
+    return tr("converged at loop %1, %2: %3 token(s)\n%4")
+        .arg(int(v.x()))
+        .arg(halt)
+        .arg(near.size())
+        .arg(names.join(QStringLiteral(", ")));
 }
 
 void HaltConvergenceChart::paintEvent(QPaintEvent*) {
@@ -295,20 +264,9 @@ void HaltConvergenceChart::paintEvent(QPaintEvent*) {
     const QPalette pal = palette();
     const QFontMetrics fm(font());
     const int lh = fm.height();
-    QFont bold = font();
-    bold.setBold(true);
-    p.fillRect(rect(), pal.color(QPalette::Base));
-    p.setFont(bold);
-    p.setPen(pal.color(QPalette::WindowText));
-    p.drawText(QRectF(4, 4, width() - 8, lh), Qt::AlignCenter,
-               QFontMetrics(bold).elidedText(m_title, Qt::ElideRight, width() - 8));
-    p.setFont(font());
     const QRectF r = plotRect();
-    if (m_loops < 1) {
-        p.setPen(pal.color(QPalette::PlaceholderText));
-        p.drawText(r, Qt::AlignCenter, tr("(no data)"));
+    if (!paintFrame(p, r, m_loops >= 1))
         return;
-    }
     const int K = m_loops;
     // The never-halted band at K + 1.
     const QPointF nb0 = toPixel({0.5, K + 0.5}), nb1 = toPixel({K + 0.5, K + 1.5});
@@ -422,6 +380,8 @@ void HaltConvergenceChart::paintEvent(QPaintEvent*) {
                       .arg(int(v.x()))
                       .arg(halt > K ? tr("never halted") : tr("halted at loop %1").arg(halt));
             p.setPen(selectionColor().darker(130));
+            QFont bold = font();
+            bold.setBold(true);
             p.setFont(bold);
         } else {
             p.setPen(pal.color(QPalette::PlaceholderText));

@@ -15,6 +15,7 @@
 #include "heatmap.h"
 #include "mythos/lens.h"
 #include "mythos/viewdata.h"
+#include "tokenchart.h"
 #include "traceview.h"
 
 QT_BEGIN_NAMESPACE
@@ -61,39 +62,31 @@ private:
 
 // Halting loop against convergence loop, one point per token: points that coincide are one
 // bubble sized by their count; never-halted tokens sit in a band at K + 1; y = x dashed.
-class HaltConvergenceChart : public QWidget {
+class HaltConvergenceChart : public TokenChart {
     Q_OBJECT
 public:
     explicit HaltConvergenceChart(QWidget* parent = nullptr);
 
     void setPoints(const QVector<QPointF>& points, int loops, const QStringList& labels);
     const QVector<QPointF>& points() const { return m_points; }
-    void setSelected(int index);
-    int selected() const { return m_selected; }
-    QString title() const { return m_title; }
     QPointF toPixel(QPointF value) const;
-    int tokenAt(QPoint pos) const; // a token of the bubble under pos (cycling from the selection), else -1
+    int tokenAt(QPoint pos) const override; // a token of the bubble under pos (cycling from the selection), else -1
     DataTable table() const;
 
     QSize sizeHint() const override { return {360, 260}; }
     QSize minimumSizeHint() const override { return {240, 200}; }
 
-signals:
-    void tokenClicked(int index);
-
 protected:
+    int tokenCount() const override { return int(m_points.size()); }
+    QString tooltipAt(QPoint pos) const override;
     void paintEvent(QPaintEvent*) override;
-    void mousePressEvent(QMouseEvent* e) override;
-    bool event(QEvent* e) override;
 
 private:
     QRectF plotRect() const;
     QVector<int> tokensNear(QPoint pos) const;
-    QString m_title;
     QVector<QPointF> m_points;
     QStringList m_labels;
     int m_loops = 0;
-    int m_selected = -1;
 };
 
 class LensView : public TraceView {

@@ -52,10 +52,8 @@ QVector<double> ticks(double lo, double hi, int n) {
 
 // ---- OrbitChart ----
 
-OrbitChart::OrbitChart(QWidget* parent) : QWidget(parent), m_title(tr("Orbits on the first two principal components")) {
-    setAccessibleName(m_title);
+OrbitChart::OrbitChart(QWidget* parent) : TokenChart(tr("Orbits on the first two principal components"), parent) {
     setMouseTracking(false);
-    setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Expanding);
 }
 
 QColor OrbitChart::loopColor(int loop, int loops) {
@@ -72,13 +70,7 @@ void OrbitChart::setOrbits(const QVector<QVector<QPointF>>& orbits, int loops, c
     m_extent = extent.isValid() ? extent : QRectF(0, 0, 1, 1);
     m_xTitle = xTitle;
     m_yTitle = yTitle;
-    if (m_selected >= m_orbits.size())
-        m_selected = -1;
-    update();
-}
-
-void OrbitChart::setSelected(int index) {
-    m_selected = index >= 0 && index < m_orbits.size() ? index : -1;
+    keepSelectionInRange();
     update();
 }
 
@@ -117,37 +109,16 @@ QPair<int, int> OrbitChart::pointAt(QPoint pos) const {
 
 int OrbitChart::tokenAt(QPoint pos) const { return pointAt(pos).first; }
 
-void OrbitChart::mousePressEvent(QMouseEvent* e) {
-    if (e->button() == Qt::LeftButton) {
-        const int t = tokenAt(e->position().toPoint());
-        if (t >= 0) {
-            setSelected(t);
-            emit tokenClicked(t);
-            return;
-        }
-    }
-    QWidget::mousePressEvent(e);
-}
-
-bool OrbitChart::event(QEvent* e) {
-    if (e->type() == QEvent::ToolTip) {
-        auto* he = static_cast<QHelpEvent*>(e);
-        const auto [t, l] = pointAt(he->pos());
-        if (t < 0) {
-            QToolTip::hideText();
-            return true;
-        }
-        const QPointF v = m_orbits[t][l];
-        QToolTip::showText(he->globalPos(),
-                           tr("token %1 '%2', loop %3: PC1 %4, PC2 %5 (click to select)")
-                               .arg(t)
-                               .arg(m_labels.value(t))
-                               .arg(l + 1)
-                               .arg(num(v.x()), num(v.y())),
-                           this);
-        return true;
-    }
-    return QWidget::event(e);
+QString OrbitChart::tooltipAt(QPoint pos) const {
+    const auto [t, l] = pointAt(pos);
+    if (t < 0)
+        return {};
+    const QPointF v = m_orbits[t][l];
+    return tr("token %1 '%2', loop %3: PC1 %4, PC2 %5 (click to select)")
+        .arg(t)
+        .arg(m_labels.value(t))
+        .arg(l + 1)
+        .arg(num(v.x()), num(v.y()));
 }
 
 void OrbitChart::paintOrbit(QPainter& p, int t, bool selected) const {
@@ -229,20 +200,9 @@ void OrbitChart::paintEvent(QPaintEvent*) {
     const QPalette pal = palette();
     const QFontMetrics fm(font());
     const int lh = fm.height();
-    QFont bold = font();
-    bold.setBold(true);
-    p.fillRect(rect(), pal.color(QPalette::Base));
-    p.setFont(bold);
-    p.setPen(pal.color(QPalette::WindowText));
-    p.drawText(QRectF(4, 4, width() - 8, lh), Qt::AlignCenter,
-               QFontMetrics(bold).elidedText(m_title, Qt::ElideRight, width() - 8));
-    p.setFont(font());
     const QRectF r = plotRect();
-    if (m_orbits.isEmpty() || m_loops < 1) {
-        p.setPen(pal.color(QPalette::PlaceholderText));
-        p.drawText(r, Qt::AlignCenter, tr("(no data)"));
+    if (!paintFrame(p, r, !m_orbits.isEmpty() && m_loops >= 1))
         return;
-    }
     // Grid, ticks and axis titles.
     const QVector<double> xt = ticks(m_extent.left(), m_extent.right(), std::max(2, int(r.width() / 90)));
     const QVector<double> yt = ticks(m_extent.top(), m_extent.bottom(), std::max(2, int(r.height() / 60)));

@@ -8,6 +8,7 @@
 #include <QVector>
 
 #include "mythos/viewdata.h"
+#include "tokenchart.h"
 #include "traceview.h"
 
 QT_BEGIN_NAMESPACE
@@ -22,7 +23,7 @@ class Heatmap;
 // Orbits in the plane of the first two principal components: one path per token, segments
 // and points coloured by loop (a gradient legend 1..K), the selected orbit on top in the
 // selection colour. Clicking near a point selects its token.
-class OrbitChart : public QWidget {
+class OrbitChart : public TokenChart {
     Q_OBJECT
 public:
     explicit OrbitChart(QWidget* parent = nullptr);
@@ -31,26 +32,20 @@ public:
     void setOrbits(const QVector<QVector<QPointF>>& orbits, int loops, const QStringList& labels, QRectF extent,
                    const QString& xTitle, const QString& yTitle);
     const QVector<QVector<QPointF>>& orbits() const { return m_orbits; }
-    void setSelected(int index);
-    int selected() const { return m_selected; }
-    QString title() const { return m_title; }
     QString xTitle() const { return m_xTitle; }
     QString yTitle() const { return m_yTitle; }
     static QColor loopColor(int loop, int loops);
     QPointF toPixel(QPointF value) const;
-    int tokenAt(QPoint pos) const; // the token of the nearest point within a few pixels, else -1
+    int tokenAt(QPoint pos) const override; // the token of the nearest point within a few pixels, else -1
     DataTable table() const;
 
     QSize sizeHint() const override { return {520, 460}; }
     QSize minimumSizeHint() const override { return {280, 240}; }
 
-signals:
-    void tokenClicked(int index);
-
 protected:
+    int tokenCount() const override { return int(m_orbits.size()); }
+    QString tooltipAt(QPoint pos) const override;
     void paintEvent(QPaintEvent*) override;
-    void mousePressEvent(QMouseEvent* e) override;
-    bool event(QEvent* e) override;
 
 private:
     QRectF plotRect() const;
@@ -58,12 +53,11 @@ private:
     void paintOrbit(QPainter& p, int t, bool selected) const;
     void paintLegend(QPainter& p, const QRectF& plot) const;
 
-    QString m_title, m_xTitle, m_yTitle;
+    QString m_xTitle, m_yTitle;
     QVector<QVector<QPointF>> m_orbits;
     QStringList m_labels;
     QRectF m_extent{0, 0, 1, 1};
     int m_loops = 0;
-    int m_selected = -1;
 };
 
 class TrajectoryView : public TraceView {
